@@ -1,0 +1,166 @@
+"""The NAS environment: one architecture decision per step, a trained child's accuracy as the reward."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from rlnas.child import ChildResult, check_space
+from rlnas.config import space_from_dict
+from rlnas.data import DataSpec
+from rlnas.errors import InvalidActionError
+from rlnas.evaluator import Evaluator, LocalEvaluator, TrainSpec
+from rlnas.space import INACTIVE, SearchSpace, default_space
+
+
+class MaskedDiscrete(spaces.Discrete):
+    """``Discrete`` whose plain ``sample()`` draws only actions legal for the env's current decision.
+
+    Decisions have different numbers of values, so the action space is as wide as the widest one;
+    an agent that ignores ``info["action_mask"]`` would otherwise pick illegal values. Passing
+    ``mask=`` explicitly behaves exactly as in ``Discrete``.
+    """
+
+    def __init__(self, n: int, seed: int | None = None) -> None:
+        super().__init__(n, seed=seed)
+        self.current_mask: np.ndarray = np.ones(n, np.int8)
+
+    def sample(
+        self, mask: np.ndarray | None = None, probability: np.ndarray | None = None
+    ) -> np.int64:
+        if mask is None and probability is None and self.current_mask.any():
+            mask = self.current_mask
+        return super().sample(mask=mask, probability=probability)
+
+
+class NasEnv(gym.Env):
+    """Build a neural network one decision at a time; the reward is its validation accuracy.
+
+    ## Action space
+    ``Discrete(V)``, V the largest number of values of any decision. At each step only the first
+    ``size`` actions of the current decision are legal: ``info["action_mask"]`` (int8, shape (V,))
+    marks them, ``action_space.sample()`` draws only among them, and an illegal action raises
+    :class:`rlnas.errors.InvalidActionError`.
+
+    ## Observation space
+    ``MultiDiscrete([D + 1, V + 1])``: ``[decision index, previous token + 1]``, with 0 as the previous
+    token on the first step and decision index D once the episode has ended. Decisions that do not
+    exist for the choices so far (``units_2`` when ``num_layers`` is 2) are skipped, never asked.
+
+    ## Rewards
+    0 on every step but the last. On the last decision the tokens are decoded, a Keras child is
+    built, trained on the train split and evaluated on the validation split; the reward is its
+    validation accuracy (``failed_reward`` if it failed to build or train).
+
+    ## Episode end
+    ``terminated=True`` after the last active decision; never truncated. ``info`` then holds
+    ``architecture`` (name -> value), ``key``, ``tokens`` and ``metrics`` (``ChildResult`` fields;
+    timings are wall-clock, so the env is registered as nondeterministic).
+
+    ## Arguments
+    space: a ``SearchSpace`` or its ``to_dict()`` form (default: the MLP space).
+    dataset, data_dir, train_fraction: which data the children train on (default: bundled mnist_5k).
+    epochs, batch_size, max_params: how each child is trained.
+    failed_reward: reward of a child that fails.
+    evaluator: anything with ``evaluate(arch, seed) -> ChildResult``; overrides the data arguments
+        (the search passes its worker-process evaluator; tests pass cheap synthetic ones).
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(
+        self,
+        space: SearchSpace | Mapping[str, Any] | None = None,
+        *,
+        dataset: str = "mnist_5k",
+        data_dir: str | None = None,
+        train_fraction: float = 1.0,
+        epochs: int = 2,
+        batch_size: int = 128,
+        max_params: int | None = None,
+        failed_reward: float = 0.0,
+        evaluator: Evaluator | None = None,
+    ) -> None:
+        if space is None:
+            space = default_space()
+        elif not isinstance(space, SearchSpace):
+            space = space_from_dict(space)
+        check_space(space)
+        self.space = space
+        self.failed_reward = failed_reward
+        self.evaluator = evaluator or LocalEvaluator(
+            DataSpec(name=dataset, data_dir=data_dir, train_fraction=train_fraction),
+            TrainSpec(epochs=epochs, batch_size=batch_size, max_params=max_params),
+        )
+        self._width = max(space.vocab_sizes)
+        self.action_space = MaskedDiscrete(self._width)
+        self.observation_space = spaces.MultiDiscrete([len(space) + 1, self._width + 1])
+        self._tokens: list[int] = []
+        self._done = True
+
+    # -- gymnasium API ---------------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self._tokens, self._done, self._prev = [], False, -1
+        self._skip_inactive()
+        return self._obs(), self._info()
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._done:
+            raise InvalidActionError("the episode has ended; call reset() before step()")
+        decision = self.space.decisions[len(self._tokens)]
+        a = int(action)
+        if not 0 <= a < decision.size:
+            raise InvalidActionError(
+                f"action {a} is illegal for decision {decision.name!r}: "
+                f"legal actions are 0..{decision.size - 1} (see info['action_mask'])"
+            )
+        self._tokens.append(a)
+        self._prev = a
+        self._skip_inactive()
+        if len(self._tokens) < len(self.space):
+            return self._obs(), 0.0, False, False, self._info()
+        self._done = True
+        return self._obs(), *self._finish()
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _skip_inactive(self) -> None:
+        """Append INACTIVE for every upcoming decision that does not exist given the choices so far."""
+        while len(self._tokens) < len(self.space):
+            padded = self._tokens + [0] * (len(self.space) - len(self._tokens))
+            if self.space.active_mask(padded)[len(self._tokens)]:
+                return
+            self._tokens.append(INACTIVE)
+
+    def _finish(self) -> tuple[float, bool, bool, dict[str, Any]]:
+        arch = self.space.decode(self._tokens)
+        child_seed = int(self.np_random.integers(2**31 - 1))
+        result: ChildResult = self.evaluator.evaluate(arch, child_seed)
+        reward = result.val_accuracy if result.status == "ok" else self.failed_reward
+        info = self._info() | {
+            "architecture": arch,
+            "key": self.space.key(self._tokens),
+            "tokens": list(self._tokens),
+            "child_seed": child_seed,
+            "metrics": result.to_dict(),
+        }
+        return float(reward), True, False, info
+
+    def _obs(self) -> np.ndarray:
+        return np.array([len(self._tokens), self._prev + 1], dtype=np.int64)
+
+    def _info(self) -> dict[str, Any]:
+        mask = np.zeros(self._width, np.int8)
+        if not self._done:
+            mask[: self.space.decisions[len(self._tokens)].size] = 1
+        self.action_space.current_mask = mask
+        return {"action_mask": mask.copy()}
+
+    def close(self) -> None:
+        self.evaluator.close()

@@ -1,0 +1,248 @@
+"""The search configuration: one frozen dataclass, read from TOML and overridden by CLI flags.
+
+Everything here is validated before TensorFlow is imported, so a typo costs the user a one-line
+error, not ten seconds of start-up noise and a traceback.
+
+A config file has two optional tables::
+
+    [search]            # any field of SearchConfig
+    trials = 64
+    epochs = 2
+
+    [space]             # omit for the default MLP space
+    model = "mlp"
+    [[space.decisions]]
+    name = "num_layers"
+    kind = "int"
+    values = [1, 2, 3]
+    [[space.decisions]]
+    name = "units_1"
+    kind = "int"
+    range = [32, 512, 32]          # first, last (inclusive), step
+    when = { num_layers = [2, 3] }  # exists only for these values of an earlier decision
+    [[space.decisions]]
+    name = "lr"
+    kind = "float"
+    log_range = [1e-4, 1e-2, 7]    # low, high, number of grid points
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from rlnas.errors import ConfigError, did_you_mean
+from rlnas.space import Decision, SearchSpace, default_space, log_grid
+
+
+def _f(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Every knob of a search; each field is also a ``--flag`` of ``rlnas search``."""
+
+    dataset: str = _f(
+        "mnist_5k", "mnist_5k (bundled), mnist, fashion_mnist, or a path to a .npz file"
+    )
+    data_dir: str | None = _f(
+        None, "directory holding MNIST-format IDX files (e.g. Debian's fashion-mnist)"
+    )
+    trials: int = _f(64, "number of child architectures to train during the search")
+    max_minutes: float | None = _f(
+        None, "time budget of the search phase; stops after the current batch"
+    )
+    epochs: int = _f(2, "training epochs of each child during the search")
+    batch_size: int = _f(128, "minibatch size of child training")
+    train_fraction: float = _f(
+        1.0, "fraction of the train split each child trains on (low fidelity)"
+    )
+    val_fraction: float = _f(0.2, "fraction of the data held out for validation (the reward)")
+    test_fraction: float = _f(
+        0.2, "fraction held out for the final test score (never seen by the search)"
+    )
+    seed: int = _f(0, "seed of the controller, the sampling and the children; same seed, same run")
+    archs_per_update: int = _f(8, "architectures sampled per REINFORCE update (m)")
+    controller_lr: float = _f(0.02, "Adam learning rate of the controller")
+    entropy_weight: float = _f(1e-3, "weight of the entropy bonus in the REINFORCE loss")
+    baseline_decay: float = _f(0.95, "decay of the exponential moving-average reward baseline")
+    grad_clip: float = _f(5.0, "global-norm clipping of the controller gradient")
+    temperature: float = _f(1.0, "softmax temperature of the controller's logits while sampling")
+    tanh_constant: float | None = _f(None, "if set, logits = C * tanh(logits / temperature) (ENAS)")
+    lstm_units: int = _f(35, "units in each LSTM layer of the controller")
+    lstm_layers: int = _f(2, "LSTM layers of the controller")
+    init_range: float = _f(0.08, "controller weights start uniform in [-r, r]")
+    failed_reward: float = _f(0.0, "reward given to a child that fails to build or train")
+    children_per_worker: int = _f(40, "children a worker process trains before it is replaced")
+    replay_top: int = _f(1, "after the search, retrain this many best architectures (0: skip)")
+    replay_epochs: int = _f(10, "training epochs of each replayed architecture")
+
+    def __post_init__(self) -> None:
+        for name in (
+            "trials",
+            "epochs",
+            "batch_size",
+            "archs_per_update",
+            "lstm_units",
+            "lstm_layers",
+            "children_per_worker",
+            "replay_epochs",
+        ):
+            _positive(name, getattr(self, name), integer=True)
+        for name in ("controller_lr", "temperature", "init_range", "grad_clip"):
+            _positive(name, getattr(self, name))
+        if self.replay_top < 0:
+            raise ConfigError(f"replay_top must be >= 0, got {self.replay_top!r}")
+        if not self.entropy_weight >= 0:
+            raise ConfigError(f"entropy_weight must be >= 0, got {self.entropy_weight!r}")
+        if not 0 <= self.baseline_decay < 1:
+            raise ConfigError(f"baseline_decay must be in [0, 1), got {self.baseline_decay!r}")
+        for name in ("max_minutes", "tanh_constant"):
+            if getattr(self, name) is not None:
+                _positive(name, getattr(self, name))
+        if not 0 < self.train_fraction <= 1:
+            raise ConfigError(f"train_fraction must be in (0, 1], got {self.train_fraction!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _positive(name: str, value: Any, *, integer: bool = False) -> None:
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ConfigError(f"{name} must be a {'whole ' if integer else ''}number, got {value!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigError(f"{name} must be positive, got {value!r}")
+
+
+FIELD_TYPES: dict[str, Any] = {f.name: f.type for f in fields(SearchConfig)}
+
+
+def make_config(values: Mapping[str, Any]) -> SearchConfig:
+    """Build a SearchConfig from a mapping, rejecting unknown keys with a suggestion."""
+    for key in values:
+        if key not in FIELD_TYPES:
+            raise ConfigError(
+                f"unknown setting {key!r} in [search]"
+                + did_you_mean(key, FIELD_TYPES)
+                + "; run `rlnas search --help` for the list"
+            )
+    try:
+        return SearchConfig(**values)
+    except TypeError as exc:  # pragma: no cover - guarded by the key check above
+        raise ConfigError(str(exc)) from None
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file; a missing file or bad TOML is a one-line ConfigError."""
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(p)!r} does not exist") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {str(p)!r} is not valid TOML: {exc}") from None
+    unknown = set(data) - {"search", "space"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(
+            f"unknown table {key!r} in {str(p)!r}; allowed: [search], [space]"
+            + did_you_mean(key, ["search", "space"])
+        )
+    return data
+
+
+def load_config(path: str | Path | None) -> tuple[SearchConfig, SearchSpace, dict[str, Any]]:
+    """Read a config file (or nothing) into (config, space, raw [search] table for overrides)."""
+    data = read_toml(path) if path is not None else {}
+    search = data.get("search", {})
+    if not isinstance(search, dict):
+        raise ConfigError("[search] must be a table")
+    return make_config(search), space_from_dict(data.get("space", {})), search
+
+
+_DECISION_KEYS = ("name", "kind", "values", "range", "log_range", "when")
+
+
+def space_from_dict(data: Mapping[str, Any]) -> SearchSpace:
+    """Build a SearchSpace from the ``[space]`` table (see the module docstring)."""
+    unknown = set(data) - {"model", "decisions", "lr_grid"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(
+            f"unknown key {key!r} in [space]" + did_you_mean(key, ["model", "decisions", "lr_grid"])
+        )
+    model = data.get("model", "mlp")
+    if "decisions" not in data:
+        return (
+            default_space(lr_grid=data.get("lr_grid", 7))
+            if model == "mlp"
+            else _no_decisions(model)
+        )
+    raw = data["decisions"]
+    if not isinstance(raw, list):
+        raise ConfigError("[space] decisions must be an array of tables ([[space.decisions]])")
+    return SearchSpace([_decision(d, i) for i, d in enumerate(raw)], model=model)
+
+
+def _no_decisions(model: str) -> SearchSpace:
+    raise ConfigError(f"[space] model {model!r} needs its decisions listed in [[space.decisions]]")
+
+
+def _decision(d: Any, i: int) -> Decision:
+    if not isinstance(d, dict):
+        raise ConfigError(f"decision #{i + 1} must be a table, got {d!r}")
+    for key in d:
+        if key not in _DECISION_KEYS:
+            raise ConfigError(
+                f"decision #{i + 1}: unknown key {key!r}" + did_you_mean(key, _DECISION_KEYS)
+            )
+    name = d.get("name")
+    if not name:
+        raise ConfigError(f"decision #{i + 1} has no name")
+    given = [k for k in ("values", "range", "log_range") if k in d]
+    if len(given) != 1:
+        raise ConfigError(f"decision {name!r}: give exactly one of values, range, log_range")
+    kind = d.get("kind") or _guess_kind(d)
+    values = d.get("values")
+    if "range" in d:
+        values = _int_range(name, d["range"])
+    elif "log_range" in d:
+        r = d["log_range"]
+        if not (isinstance(r, list) and len(r) == 3):
+            raise ConfigError(f"decision {name!r}: log_range is [low, high, count], got {r!r}")
+        values = list(log_grid(float(r[0]), float(r[1]), int(r[2])))
+    when = d.get("when", {})
+    if not isinstance(when, dict):
+        raise ConfigError(f"decision {name!r}: when must be a table like {{ num_layers = [2, 3] }}")
+    return Decision(name, values, kind, when)
+
+
+def _int_range(name: str, r: Any) -> list[int]:
+    if not (isinstance(r, list) and len(r) in (2, 3) and all(isinstance(x, int) for x in r)):
+        raise ConfigError(
+            f"decision {name!r}: range is [first, last] or [first, last, step], got {r!r}"
+        )
+    step = r[2] if len(r) == 3 else 1
+    if step <= 0 or r[1] < r[0]:
+        raise ConfigError(f"decision {name!r}: range {r!r} is empty; need first <= last, step > 0")
+    return list(range(r[0], r[1] + 1, step))
+
+
+def _guess_kind(d: Mapping[str, Any]) -> str:
+    if "range" in d:
+        return "int"
+    if "log_range" in d:
+        return "float"
+    vals = d["values"] if isinstance(d["values"], list) else []
+    for kind, typ in (("bool", bool), ("int", int), ("float", float)):
+        if vals and all(type(v) is typ for v in vals):
+            return kind
+    return "choice"

@@ -1,0 +1,295 @@
+"""Named datasets -> one :class:`Dataset` with fixed train/val/test splits.
+
+Children are scored on val and reported on test, so splits are fixed by ``split_seed``. Nothing here
+imports TensorFlow/Keras (the CLI validates before TF loads): even the Keras cache files
+(``mnist.npz``, ``fashion-mnist/*.gz``) are read with numpy, so loading never downloads.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.resources
+import math
+import numbers
+import os
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlnas.errors import DataError, did_you_mean
+
+DATASETS = ("mnist_5k", "mnist", "fashion_mnist")
+DEFAULT_FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+_IDX_DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_NPZ_KEYS = "`x`,`y` or `x_train`,`y_train`,`x_test`,`y_test`"
+_CHOICES = "use one of " + ", ".join(DATASETS) + " or a path to a .npz file"
+Pair = tuple[np.ndarray, np.ndarray]
+
+
+def _fraction(field: str, value: Any, *, allow_one: bool = False) -> None:
+    """Reject non-numbers and values outside (0, 1) (or (0, 1] when ``allow_one``)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not (0 < value < 1 or (allow_one and value == 1)):
+        bounds = "(0, 1]" if allow_one else "(0, 1)"
+        raise DataError(f"{field}={value!r} is invalid; it must be a number in {bounds}")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Picklable description of the data; worker processes call :func:`load` on it themselves."""
+
+    name: str = "mnist_5k"
+    data_dir: str | None = None
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    split_seed: int = 0
+    train_fraction: float = 1.0
+
+    def __post_init__(self) -> None:
+        """Fail at construction, so a bad spec never reaches a worker process."""
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise DataError(f"dataset name {self.name!r} is empty; {_CHOICES}")
+        _fraction("val_fraction", self.val_fraction)
+        _fraction("test_fraction", self.test_fraction)
+        _fraction("train_fraction", self.train_fraction, allow_one=True)
+        if self.val_fraction + self.test_fraction >= 1:
+            raise DataError(
+                f"val_fraction={self.val_fraction} + test_fraction={self.test_fraction} >= 1 "
+                "leaves no training data; lower one of them"
+            )
+        seed = self.split_seed
+        if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
+            raise DataError(f"split_seed={seed!r} is invalid; use an integer >= 0")
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: `==` on array fields would be ambiguous
+class Dataset:
+    """The three splits, already scaled: x float32 in [0, 1], y int64 class labels."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one sample, which the child network's input layer needs."""
+        return tuple(self.x_train.shape[1:])
+
+    def summary(self) -> str:
+        """One line for logs, e.g. 'mnist_5k: 3000 train / 1000 val / 1000 test, 28x28, ...'."""
+        shape = "x".join(str(d) for d in self.input_shape)
+        return (
+            f"{self.name}: {len(self.x_train)} train / {len(self.x_val)} val / "
+            f"{len(self.x_test)} test, {shape}, {self.num_classes} classes"
+        )
+
+
+def _keras_datasets_dir() -> Path:
+    """Where keras.datasets caches downloads: $KERAS_HOME/datasets or ~/.keras/datasets."""
+    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "datasets"
+
+
+def _idx_path(directory: Path, stem: str) -> Path | None:
+    """The gzip or plain IDX file ``stem`` in ``directory``, or None."""
+    for path in (directory / f"{stem}.gz", directory / stem):
+        if path.is_file():
+            return path
+    return None
+
+
+def _has_idx(directory: Path) -> bool:
+    """True when all four IDX files are in ``directory``."""
+    return all(_idx_path(directory, stem) for stem in IDX_FILES.values())
+
+
+def _missing_message(name: str) -> str:
+    """Say where we looked and the ways to get the data without a network here."""
+    cache = _keras_datasets_dir()
+    if name == "fashion_mnist":
+        return (
+            f"fashion_mnist not found: no IDX files in {DEFAULT_FASHION_DIR} or the Keras cache "
+            f"{cache / 'fashion-mnist'}; run `apt-get install dataset-fashion-mnist`, pass "
+            "--data-dir DIR holding the IDX files, or on a machine with network run "
+            "keras.datasets.fashion_mnist.load_data() once and copy that cache here"
+        )
+    return (
+        f"mnist not found: no Keras cache file {cache / 'mnist.npz'}; pass --data-dir DIR holding "
+        "the MNIST IDX files, or on a machine with network run keras.datasets.mnist.load_data() "
+        "once and copy that cache here (or use the bundled mnist_5k)"
+    )
+
+
+def _locate(spec: DataSpec) -> tuple[str, Any]:
+    """Resolve a spec to ('npz', file) or ('idx', directory) without reading any arrays."""
+    name = spec.name
+    if spec.data_dir is not None and name not in ("mnist", "fashion_mnist"):
+        raise DataError(f"data_dir is only used by mnist and fashion_mnist, not {name!r}; drop it")
+    if name == "mnist_5k":
+        return "npz", importlib.resources.files("rlnas") / "bundled" / "mnist_5k.npz"
+    if name.lower().endswith(".npz"):
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise DataError(f"dataset file {name} does not exist; give an existing .npz path")
+        return "npz", path
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}{did_you_mean(name, DATASETS)}; {_CHOICES}")
+    if spec.data_dir is not None:
+        directory = Path(spec.data_dir).expanduser()
+        if not _has_idx(directory):
+            files = ", ".join(IDX_FILES.values())
+            raise DataError(f"data_dir {directory} lacks the IDX files {files} (.gz or plain)")
+        return "idx", directory
+    cache = _keras_datasets_dir()
+    if name == "fashion_mnist":
+        for directory in (Path(DEFAULT_FASHION_DIR), cache / "fashion-mnist"):
+            if _has_idx(directory):
+                return "idx", directory
+    elif (cache / "mnist.npz").is_file():
+        return "npz", cache / "mnist.npz"
+    raise DataError(_missing_message(name))
+
+
+def check_spec(spec: DataSpec) -> None:
+    """Validate cheaply (no arrays read), so the CLI can fail before starting TF or workers."""
+    _locate(spec)
+
+
+def read_idx(path: Path, *, ndim: int) -> np.ndarray:
+    """Read a gzip or plain IDX file with numpy, checking magic number, rank and size."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            raw = fh.read()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"cannot read IDX file {path} ({exc}); reinstall or re-copy it") from exc
+    header = 4 + 4 * ndim
+    if len(raw) < header or raw[:2] != b"\0\0" or raw[2] not in _IDX_DTYPES or raw[3] != ndim:
+        raise DataError(f"{path} is not a {ndim}-D IDX file (bad magic number); replace it")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = header + math.prod(shape) * dtype.itemsize
+    if len(raw) != expected:
+        raise DataError(
+            f"IDX file {path} is truncated or corrupt ({len(raw)} bytes, header implies "
+            f"{expected}); replace it"
+        )
+    return np.frombuffer(raw, dtype, offset=header).reshape(shape)
+
+
+def _read_idx_dir(directory: Path) -> tuple[Pair, Pair]:
+    """The official (train, test) pairs from the four IDX files in ``directory``."""
+    arrays = {
+        key: read_idx(_idx_path(directory, stem), ndim=3 if key.startswith("x") else 1)
+        for key, stem in IDX_FILES.items()
+    }
+    return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
+
+
+def _load_npz(source: Any) -> tuple[Pair, Pair | None]:
+    """(train, official test or None) from a .npz holding x,y or x_train,y_train,x_test,y_test."""
+    try:
+        with source.open("rb") as fh:
+            data = np.load(fh, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise DataError(f"{source} holds one .npy array; expected a .npz with {_NPZ_KEYS}")
+            with data:
+                keys = set(data.files)
+                if {"x_train", "y_train", "x_test", "y_test"} <= keys:
+                    return (data["x_train"], data["y_train"]), (data["x_test"], data["y_test"])
+                if {"x", "y"} <= keys:
+                    return (data["x"], data["y"]), None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DataError(f"cannot read {source} ({exc}); expected a .npz with {_NPZ_KEYS}") from exc
+    raise DataError(f"{source} has arrays {sorted(keys)}; expected {_NPZ_KEYS}")
+
+
+def _check_pair(x: Any, y: Any, what: str) -> Pair:
+    """Arrays of equal length, x at least 2-D, y 1-D non-negative integer labels."""
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim < 2 or len(x) == 0:
+        raise DataError(f"{what}: x has shape {x.shape}; need (samples, ...) with >= 1 sample")
+    if len(x) != len(y):
+        raise DataError(f"{what}: x has {len(x)} samples but y has {len(y)}; make them equal")
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{what}: y is {y.dtype} {y.shape}; need 1-D integer class labels")
+    if y.min() < 0:
+        raise DataError(f"{what}: y has label {y.min()}; labels must be 0..num_classes-1")
+    return x, y
+
+
+def _scale(x: np.ndarray, what: str) -> np.ndarray:
+    """uint8 -> float32 / 255; float kept (but must be finite); anything else is rejected."""
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / np.float32(255)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise DataError(f"{what}: x has dtype {x.dtype}; convert it to uint8 (0-255) or float")
+    if not np.isfinite(x).all():
+        raise DataError(f"{what}: x contains NaN or inf; clean the data")
+    return x.astype(np.float32)
+
+
+def _count(n: int, fraction: float, split: str, spec: DataSpec) -> int:
+    """round(n * fraction), or DataError naming the empty split and the fractions to change."""
+    size = round(n * fraction)
+    if size < 1:
+        fix = "lower val_fraction/test_fraction or raise" if split == "train" else "raise"
+        raise DataError(
+            f"{split} split is empty: {n} samples x {split}_fraction={fraction} rounds to 0; "
+            f"{fix} {split}_fraction, or use more data"
+        )
+    return size
+
+
+def make_splits(x: Any, y: Any, *, spec: DataSpec, test: Pair | None = None) -> Dataset:
+    """Shuffle with ``spec.split_seed`` and split; pure, so the same spec gives the same split.
+
+    Without ``test``: test_fraction / val_fraction of all samples, rest train. With an official
+    ``test`` pair: it is kept as test (test_fraction unused) and val is carved out of ``x, y``.
+    Then only the first ``train_fraction`` of train is kept (val and test are untouched).
+    """
+    x, y = _check_pair(x, y, spec.name)
+    x_test, y_test = _check_pair(*test, f"{spec.name} test") if test is not None else (x, y)
+    if x_test.shape[1:] != x.shape[1:]:
+        raise DataError(f"{spec.name}: test samples {x_test.shape[1:]} != train {x.shape[1:]}")
+    num_classes = int(max(y.max(), y_test.max())) + 1
+    if num_classes < 2:
+        raise DataError(f"{spec.name}: only {num_classes} class (label 0); need >= 2 classes")
+    order = np.random.default_rng(spec.split_seed).permutation(len(y))
+    n_test = 0 if test is not None else _count(len(y), spec.test_fraction, "test", spec)
+    n_val = _count(len(y), spec.val_fraction, "val", spec)
+    test_idx, val_idx, rest = np.split(order, [n_test, n_test + n_val])
+    train_idx = rest[: _count(len(rest), spec.train_fraction, "train", spec)]
+    if test is None:
+        x_test, y_test = x[test_idx], y[test_idx]
+    return Dataset(
+        name=spec.name,
+        x_train=_scale(x[train_idx], spec.name),
+        y_train=y[train_idx].astype(np.int64),
+        x_val=_scale(x[val_idx], spec.name),
+        y_val=y[val_idx].astype(np.int64),
+        x_test=_scale(x_test, spec.name),
+        y_test=y_test.astype(np.int64),
+        num_classes=num_classes,
+    )
+
+
+def load(spec: DataSpec) -> Dataset:
+    """Locate, read and split the dataset ``spec`` names (never downloads, never imports TF)."""
+    kind, source = _locate(spec)
+    train, test = _read_idx_dir(source) if kind == "idx" else _load_npz(source)
+    return make_splits(*train, spec=spec, test=test)
