@@ -29,9 +29,7 @@ class MaskedDiscrete(spaces.Discrete):
         super().__init__(n, seed=seed)
         self.current_mask: np.ndarray = np.ones(n, np.int8)
 
-    def sample(
-        self, mask: np.ndarray | None = None, probability: np.ndarray | None = None
-    ) -> np.int64:
+    def sample(self, mask: np.ndarray | None = None, probability: np.ndarray | None = None) -> np.int64:
         if mask is None and probability is None and self.current_mask.any():
             mask = self.current_mask
         return super().sample(mask=mask, probability=probability)

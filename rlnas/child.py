@@ -122,9 +122,7 @@ def train_and_evaluate(
             raise ChildError(f"non-finite loss (train {train_loss}, val {val_loss})")
         if on_model is not None:
             on_model(model)
-        result = ChildResult(
-            "ok", float(val_acc), float(val_loss), train_loss, params, t1 - t0, t2 - t1
-        )
+        result = ChildResult("ok", float(val_acc), float(val_loss), train_loss, params, t1 - t0, t2 - t1)
     except Exception as exc:
         result = ChildResult("failed", error=f"{type(exc).__name__}: {exc}"[:500])
     model = None

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from rlnas.data import DataSpec
 from rlnas.errors import ConfigError, did_you_mean
 from rlnas.space import Decision, SearchSpace, default_space, log_grid
 
@@ -48,25 +49,15 @@ def _f(default: Any, help: str) -> Any:
 class SearchConfig:
     """Every knob of a search; each field is also a ``--flag`` of ``rlnas search``."""
 
-    dataset: str = _f(
-        "mnist_5k", "mnist_5k (bundled), mnist, fashion_mnist, or a path to a .npz file"
-    )
-    data_dir: str | None = _f(
-        None, "directory holding MNIST-format IDX files (e.g. Debian's fashion-mnist)"
-    )
+    dataset: str = _f("mnist_5k", "mnist_5k (bundled), mnist, fashion_mnist, or a path to a .npz file")
+    data_dir: str | None = _f(None, "directory holding MNIST-format IDX files (e.g. Debian's fashion-mnist)")
     trials: int = _f(64, "number of child architectures to train during the search")
-    max_minutes: float | None = _f(
-        None, "time budget of the search phase; stops after the current batch"
-    )
+    max_minutes: float | None = _f(None, "time budget of the search phase; stops after the current batch")
     epochs: int = _f(2, "training epochs of each child during the search")
     batch_size: int = _f(128, "minibatch size of child training")
-    train_fraction: float = _f(
-        1.0, "fraction of the train split each child trains on (low fidelity)"
-    )
+    train_fraction: float = _f(1.0, "fraction of the train split each child trains on (low fidelity)")
     val_fraction: float = _f(0.2, "fraction of the data held out for validation (the reward)")
-    test_fraction: float = _f(
-        0.2, "fraction held out for the final test score (never seen by the search)"
-    )
+    test_fraction: float = _f(0.2, "fraction held out for the final test score (never seen by the search)")
     seed: int = _f(0, "seed of the controller, the sampling and the children; same seed, same run")
     archs_per_update: int = _f(8, "architectures sampled per REINFORCE update (m)")
     controller_lr: float = _f(0.02, "Adam learning rate of the controller")
@@ -111,6 +102,16 @@ class SearchConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def data_spec(self) -> DataSpec:
+        """The dataset description shared by the search, its workers and replay."""
+        return DataSpec(
+            name=self.dataset,
+            data_dir=self.data_dir,
+            val_fraction=self.val_fraction,
+            test_fraction=self.test_fraction,
+            train_fraction=self.train_fraction,
+        )
 
 
 def _positive(name: str, value: Any, *, integer: bool = False) -> None:
@@ -181,11 +182,7 @@ def space_from_dict(data: Mapping[str, Any]) -> SearchSpace:
         )
     model = data.get("model", "mlp")
     if "decisions" not in data:
-        return (
-            default_space(lr_grid=data.get("lr_grid", 7))
-            if model == "mlp"
-            else _no_decisions(model)
-        )
+        return default_space(lr_grid=data.get("lr_grid", 7)) if model == "mlp" else _no_decisions(model)
     raw = data["decisions"]
     if not isinstance(raw, list):
         raise ConfigError("[space] decisions must be an array of tables ([[space.decisions]])")
@@ -201,9 +198,7 @@ def _decision(d: Any, i: int) -> Decision:
         raise ConfigError(f"decision #{i + 1} must be a table, got {d!r}")
     for key in d:
         if key not in _DECISION_KEYS:
-            raise ConfigError(
-                f"decision #{i + 1}: unknown key {key!r}" + did_you_mean(key, _DECISION_KEYS)
-            )
+            raise ConfigError(f"decision #{i + 1}: unknown key {key!r}" + did_you_mean(key, _DECISION_KEYS))
     name = d.get("name")
     if not name:
         raise ConfigError(f"decision #{i + 1} has no name")
@@ -227,9 +222,7 @@ def _decision(d: Any, i: int) -> Decision:
 
 def _int_range(name: str, r: Any) -> list[int]:
     if not (isinstance(r, list) and len(r) in (2, 3) and all(isinstance(x, int) for x in r)):
-        raise ConfigError(
-            f"decision {name!r}: range is [first, last] or [first, last, step], got {r!r}"
-        )
+        raise ConfigError(f"decision {name!r}: range is [first, last] or [first, last, step], got {r!r}")
     step = r[2] if len(r) == 3 else 1
     if step <= 0 or r[1] < r[0]:
         raise ConfigError(f"decision {name!r}: range {r!r} is empty; need first <= last, step > 0")

@@ -152,9 +152,7 @@ class Controller:
             prev = tf.constant(tok, tf.int32)
         return Sample(tokens, log_probs, entropies)
 
-    def log_prob(
-        self, tokens: np.ndarray, mask: np.ndarray | None = None
-    ) -> tuple[tf.Tensor, tf.Tensor]:
+    def log_prob(self, tokens: np.ndarray, mask: np.ndarray | None = None) -> tuple[tf.Tensor, tf.Tensor]:
         """Differentiable log-probability and entropy of each sequence, summed over active decisions.
 
         Args:

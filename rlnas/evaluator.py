@@ -9,7 +9,6 @@ Both evaluators run the very same :func:`rlnas.child.train_and_evaluate` on the 
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -18,6 +17,7 @@ from typing import Any, Protocol
 
 from rlnas import data
 from rlnas.child import ChildResult, train_and_evaluate
+from rlnas.quiet import quiet_tensorflow
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,7 @@ class Evaluator(Protocol):
     def close(self) -> None: ...
 
 
-def _evaluate_on(
-    dataset: data.Dataset, train: TrainSpec, arch: Mapping[str, Any], seed: int
-) -> ChildResult:
+def _evaluate_on(dataset: data.Dataset, train: TrainSpec, arch: Mapping[str, Any], seed: int) -> ChildResult:
     """Train on the train split, score on the validation split (the test split is never touched)."""
     return train_and_evaluate(
         arch,
@@ -80,7 +78,7 @@ _WORKER_DATASET: data.Dataset | None = None
 
 def _init_worker(spec: data.DataSpec) -> None:
     global _WORKER_DATASET
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet_tensorflow()
     _WORKER_DATASET = data.load(spec)
 
 
@@ -96,16 +94,13 @@ class WorkerEvaluator:
     worker; the search goes on.
     """
 
-    def __init__(
-        self, spec: data.DataSpec, train: TrainSpec, *, children_per_worker: int = 40
-    ) -> None:
+    def __init__(self, spec: data.DataSpec, train: TrainSpec, *, children_per_worker: int = 40) -> None:
         data.check_spec(spec)
         self.spec, self.train, self.children_per_worker = spec, train, children_per_worker
         self._pool: ProcessPoolExecutor | None = None
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # inherited by the spawned worker
             self._pool = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),

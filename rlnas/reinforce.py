@@ -44,9 +44,7 @@ class Baseline:
     def update(self, rewards: np.ndarray) -> None:
         """Fold the batch's rewards in, one at a time, so the decay means the same for any batch size."""
         for r in np.asarray(rewards, np.float64):
-            self.value = (
-                float(r) if self.value is None else self.decay * self.value + (1 - self.decay) * r
-            )
+            self.value = float(r) if self.value is None else self.decay * self.value + (1 - self.decay) * r
 
 
 @dataclass(frozen=True)

@@ -80,9 +80,7 @@ class Decision:
             dup = next(v for v in values if values.count(v) > 1)
             raise ConfigError(f"decision {self.name!r}: value {dup!r} appears twice")
         object.__setattr__(self, "values", values)
-        when = {
-            str(k): tuple(v) if isinstance(v, list | tuple) else (v,) for k, v in self.when.items()
-        }
+        when = {str(k): tuple(v) if isinstance(v, list | tuple) else (v,) for k, v in self.when.items()}
         object.__setattr__(self, "when", MappingProxyType(when))
 
     @property
@@ -158,9 +156,7 @@ class SearchSpace:
         try:
             return self._by_name[name]
         except KeyError:
-            raise ConfigError(
-                f"unknown decision {name!r}" + did_you_mean(name, self._by_name)
-            ) from None
+            raise ConfigError(f"unknown decision {name!r}" + did_you_mean(name, self._by_name)) from None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SearchSpace) and self.to_dict() == other.to_dict()
@@ -186,11 +182,7 @@ class SearchSpace:
     def decode(self, tokens: Sequence[int]) -> dict[str, Value]:
         """Tokens -> architecture (active decisions only, in order)."""
         mask = self.active_mask(tokens)
-        return {
-            d.name: d.values[int(t)]
-            for d, t, on in zip(self.decisions, tokens, mask, strict=True)
-            if on
-        }
+        return {d.name: d.values[int(t)] for d, t, on in zip(self.decisions, tokens, mask, strict=True) if on}
 
     def encode(self, arch: Architecture) -> list[int]:
         """Architecture -> tokens, with :data:`INACTIVE` for decisions that do not exist.
@@ -250,13 +242,9 @@ class SearchSpace:
         for d in self.decisions:
             rows.append((d.name, d.kind, _fmt_values(d.values), d.condition_text()))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        lines = [
-            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
-        ]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
-        lines.append(
-            f"\n{len(self)} decisions, model {self.model!r}: {self.size():,} distinct architectures"
-        )
+        lines.append(f"\n{len(self)} decisions, model {self.model!r}: {self.size():,} distinct architectures")
         return "\n".join(lines)
 
     # -- serialisation ---------------------------------------------------------------------------

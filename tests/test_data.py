@@ -326,9 +326,7 @@ def test_npz_holding_plain_npy(tmp_path: Path) -> None:
     path = tmp_path / "single.npz"
     with path.open("wb") as fh:
         np.save(fh, np.zeros(3))
-    with pytest.raises(
-        DataError, match=re.escape("holds one .npy array; expected a .npz with `x`,`y`")
-    ):
+    with pytest.raises(DataError, match=re.escape("holds one .npy array; expected a .npz with `x`,`y`")):
         load(DataSpec(name=str(path)))
 
 

@@ -1,0 +1,258 @@
+"""The ``rlnas`` command line, thin over the library.
+
+Arguments, config files, the space and the data are all validated before TensorFlow is imported, so
+``--help`` is instant and a typo costs a one-line error. Any :class:`RlnasError` becomes
+``rlnas: error: ...`` and exit status 2 (a traceback only with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, NoReturn
+
+from rlnas.errors import ConfigError, RlnasError
+
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the fix, like every other rlnas error."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"rlnas: error: {message} (see `{self.prog} --help`)\n")
+        sys.exit(EXIT_ERROR)
+
+
+def _typed(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One ``--flag`` per SearchConfig field (CleanRL's single-dataclass style)."""
+    from rlnas.config import SearchConfig
+
+    group = p.add_argument_group("search settings (override the config file)")
+    for f in fields(SearchConfig):
+        kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
+        group.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            type=_typed(kind),
+            default=None,
+            metavar=f.name.upper(),
+            help=f"{f.metadata['help']} (default: {f.default})",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="rlnas", description="Neural architecture search with an RL controller.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow logs")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("search", help="run a search, then retrain the best architecture")
+    s.add_argument("--config", help="TOML file with [search] settings and/or a [space]")
+    s.add_argument("--name", help="run name (default: search-<date>-<time>)")
+    s.add_argument("--runs-dir", default="runs", help="where runs are written (default: runs)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing run of that name")
+    s.add_argument("--quiet", action="store_true", help="no per-trial lines")
+    _add_config_flags(s)
+
+    r = sub.add_parser("replay", help="retrain a run's best architectures and score them on test")
+    r.add_argument("run", help="run directory or name")
+    r.add_argument("--top", type=_typed(int), default=1, help="how many architectures (default 1)")
+    r.add_argument("--epochs", type=_typed(int), help="training epochs (default: the run's replay_epochs)")
+    r.add_argument("--runs-dir", default="runs")
+
+    sp = sub.add_parser("space", help="print a search space and its exact size")
+    sp.add_argument("config", nargs="?", help="TOML config (default: the built-in MLP space)")
+
+    sh = sub.add_parser("show", help="print a run's leaderboard")
+    sh.add_argument("run", help="run directory or name")
+    sh.add_argument("--top", type=_typed(int), default=10)
+    sh.add_argument("--runs-dir", default="runs")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"search": cmd_search, "replay": cmd_replay, "space": cmd_space, "show": cmd_show}[
+            args.command
+        ](args)
+    except RlnasError as exc:
+        if args.debug:
+            raise
+        print(f"rlnas: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+# -- commands ----------------------------------------------------------------------------------------
+def cmd_space(args: argparse.Namespace) -> int:
+    from rlnas.child import check_space
+    from rlnas.config import load_config
+
+    _, space, _ = load_config(args.config)
+    check_space(space)
+    print(space.summary())
+    return 0
+
+
+def _resolve_search(args: argparse.Namespace):
+    """Config file, then flags; the space and the dataset are checked before TensorFlow loads."""
+    from rlnas.child import check_space
+    from rlnas.config import FIELD_TYPES, load_config, make_config
+    from rlnas.data import check_spec
+
+    _, space, from_file = load_config(args.config)
+    overrides = {k: getattr(args, k) for k in FIELD_TYPES if getattr(args, k) is not None}
+    config = make_config(from_file | overrides)
+    check_space(space)
+    check_spec(config.data_spec())
+    return config, space
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from rlnas.store import RunStore
+
+    config, space = _resolve_search(args)
+    name = args.name or time.strftime("search-%Y%m%d-%H%M%S")
+    if not name or "/" in name or name.startswith("."):
+        raise ConfigError(f"run name {name!r} must be a plain directory name")
+    store = RunStore.create(Path(args.runs_dir) / name, overwrite=args.overwrite)
+    store.write_json("config.json", {"search": config.to_dict(), "space": space.to_dict()})
+    _load_tensorflow(args.debug)
+    from rlnas.search import run_search
+
+    print(f"run {store.path}: {config.trials} trials of {space.size():,} architectures on {config.dataset}")
+    show = None if args.quiet else _progress_printer(config.trials)
+    try:
+        result = run_search(config, space, store, on_trial=show)
+    except KeyboardInterrupt:
+        n = len(store.trials())
+        print(
+            f"\ninterrupted: {n} finished trials kept in {store.path}; "
+            f"`rlnas replay {store.path}` retrains the best so far",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    ok = [t for t in result.trials if t["status"] == "ok"]
+    print(
+        f"searched {len(result.trials)} architectures in {result.seconds:.0f}s "
+        f"({len(result.trials) - len(ok)} failed); stopped by {result.stopped_by}"
+    )
+    if result.best is None:
+        raise RlnasError("no child trained successfully; see the error column of trials.jsonl")
+    print(
+        f"best validation accuracy {result.best['val_accuracy']:.4f}: {_fmt_arch(result.best['architecture'])}"
+    )
+    if config.replay_top:
+        return _replay_and_print(store, config.replay_top, None)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from rlnas.store import RunStore
+
+    if args.top < 1 or (args.epochs is not None and args.epochs < 1):
+        raise ConfigError("--top and --epochs must be positive")
+    store = RunStore.open(args.run, args.runs_dir)
+    _load_tensorflow(args.debug)
+    return _replay_and_print(store, args.top, args.epochs)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from rlnas.replay import top_k
+    from rlnas.store import RunStore
+
+    store = RunStore.open(args.run, args.runs_dir)
+    trials = store.trials()
+    ok = [t for t in trials if t["status"] == "ok"]
+    print(f"run {store.path}: {len(trials)} trials, {len(trials) - len(ok)} failed")
+    rows = [
+        (
+            str(i),
+            f"{t['val_accuracy']:.4f}",
+            f"{t['params']:,}",
+            str(t["index"]),
+            _fmt_arch(t["architecture"]),
+        )
+        for i, t in enumerate(top_k(trials, args.top), start=1)
+    ]
+    print(_table(("rank", "val_acc", "params", "trial", "architecture"), rows))
+    return 0
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+def _load_tensorflow(debug: bool) -> None:
+    if debug:
+        return
+    from rlnas.quiet import quiet_tensorflow
+
+    quiet_tensorflow()
+
+
+def _replay_and_print(store: Any, top: int, epochs: int | None) -> int:
+    from rlnas.replay import replay
+
+    print(f"retraining the top {top} on train+validation, scoring once on test ...")
+    results = replay(store, top=top, epochs=epochs)
+    rows = [
+        (
+            str(r.rank),
+            f"{r.val_accuracy:.4f}",
+            f"{r.test_accuracy:.4f}" if r.status == "ok" else "failed",
+            f"{r.params:,}",
+            _fmt_arch(r.architecture),
+        )
+        for r in results
+    ]
+    print(_table(("rank", "val_acc (search)", "test_acc", "params", "architecture"), rows))
+    saved = [r.model_path for r in results if r.model_path]
+    if saved:
+        print(f"saved {len(saved)} model(s) under {store.replay_dir} (keras.models.load_model loads them)")
+    return 0 if saved else EXIT_ERROR
+
+
+def _progress_printer(total: int):
+    state = {"best": 0.0}
+
+    def show(t: dict[str, Any]) -> None:
+        if t["status"] == "ok":
+            state["best"] = max(state["best"], t["val_accuracy"])
+        done = t["index"] + 1
+        eta = t["elapsed"] / done * (total - done)
+        outcome = f"val_acc {t['val_accuracy']:.4f}" if t["status"] == "ok" else f"FAILED {t['error'][:60]}"
+        print(
+            f"[{done:>{len(str(total))}}/{total}] {outcome}  best {state['best']:.4f}  "
+            f"eta {eta:4.0f}s  {_fmt_arch(t['architecture'])}",
+            flush=True,
+        )
+
+    return show
+
+
+def _fmt_arch(arch: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in arch.items())
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Replay: retrain a run's best architectures on train+validation and score each once on test.
+
+The test split is touched here and nowhere else, once per replayed architecture. Works on finished
+and interrupted runs alike: it needs only ``config.json`` and the trials written so far.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from rlnas import data
+from rlnas.child import train_and_evaluate
+from rlnas.config import make_config
+from rlnas.errors import RunError
+from rlnas.store import RunStore
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    rank: int
+    key: str
+    architecture: dict[str, Any]
+    val_accuracy: float  # search-time validation accuracy
+    test_accuracy: float
+    params: int
+    status: str
+    model_path: str
+    error: str = ""
+
+
+def top_k(trials: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
+    """The ``k`` best successful trials by validation accuracy, one per architecture (first wins ties)."""
+    best: dict[str, dict[str, Any]] = {}
+    for t in trials:
+        if t.get("status") != "ok":
+            continue
+        if t["key"] not in best or t["val_accuracy"] > best[t["key"]]["val_accuracy"]:
+            best[t["key"]] = t
+    ranked = sorted(best.values(), key=lambda t: (-t["val_accuracy"], t["index"]))
+    return ranked[:k]
+
+
+def replay(
+    store: RunStore,
+    *,
+    top: int = 1,
+    epochs: int | None = None,
+    seed: int | None = None,
+    on_result: Callable[[ReplayResult], None] | None = None,
+) -> list[ReplayResult]:
+    """Retrain the ``top`` best architectures of the run in ``store``; save models and replay.json.
+
+    Raises:
+        RunError: the run has no successful trial yet.
+    """
+    config = store.read_json("config.json")
+    search = config["search"]
+    chosen = top_k(store.trials(), top)
+    if not chosen:
+        raise RunError(f"run {str(store.path)!r} has no successful trial to replay yet")
+    # Replay always trains on the full train split, whatever fraction the search used.
+    ds = data.load(replace(make_config(search).data_spec(), train_fraction=1.0))
+    x = np.concatenate([ds.x_train, ds.x_val])
+    y = np.concatenate([ds.y_train, ds.y_val])
+    store.replay_dir.mkdir(exist_ok=True)
+    results = []
+    for rank, trial in enumerate(chosen, start=1):
+        path = store.replay_dir / f"rank{rank}-{trial['key']}.keras"
+        r = train_and_evaluate(
+            trial["architecture"],
+            x,
+            y,
+            ds.x_test,
+            ds.y_test,
+            num_classes=ds.num_classes,
+            epochs=epochs or search["replay_epochs"],
+            batch_size=search["batch_size"],
+            seed=search["seed"] if seed is None else seed,
+            on_model=lambda model, p=path: model.save(p),
+        )
+        result = ReplayResult(
+            rank,
+            trial["key"],
+            trial["architecture"],
+            trial["val_accuracy"],
+            r.val_accuracy,
+            r.params,
+            r.status,
+            str(path) if r.status == "ok" else "",
+            r.error,
+        )
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    store.write_json("replay.json", [vars(r) for r in results])
+    return results

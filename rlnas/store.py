@@ -1,0 +1,132 @@
+"""The run directory: everything a search leaves behind, written so that a crash loses nothing finished.
+
+``runs/<name>/``
+    ``config.json``      the resolved search config, space and data spec (written once, atomically)
+    ``trials.jsonl``     one JSON line per finished child, appended and flushed as it finishes
+    ``controller.npz``   controller weights, optimizer slots and sampler RNG (atomic replace)
+    ``state.json``       baseline, update count, trials done (atomic replace)
+    ``tb/``              TensorBoard event files
+    ``replay/``          retrained models (``.keras``) and ``replay.json``
+    ``lock``             pid of the process writing the run
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from rlnas.errors import RunError
+
+DEFAULT_RUNS_DIR = "runs"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename, so readers never see half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
+def resolve_run(run: str, runs_dir: str | Path = DEFAULT_RUNS_DIR) -> Path:
+    """A run given as its directory or as its name under ``runs_dir``; RunError if neither exists."""
+    for candidate in (Path(run), Path(runs_dir) / run):
+        if (candidate / "config.json").is_file():
+            return candidate
+    available = sorted(p.name for p in Path(runs_dir).glob("*/config.json") for p in [p.parent])
+    hint = f"; runs in {str(runs_dir)!r}: {', '.join(available)}" if available else ""
+    raise RunError(f"no run {run!r} (neither a run directory nor a name under {str(runs_dir)!r}){hint}")
+
+
+class RunStore:
+    """Reads and writes one run directory. Construct with :meth:`create` or :meth:`open`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    # -- construction ----------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | Path, *, overwrite: bool = False) -> RunStore:
+        """Make a new run directory; refuse to touch an existing run unless ``overwrite``."""
+        path = Path(path)
+        if path.exists() and any(path.iterdir()):
+            if not overwrite:
+                raise RunError(
+                    f"run directory {str(path)!r} already exists; choose another --name or pass --overwrite"
+                )
+            if not (path / "config.json").is_file():
+                raise RunError(f"{str(path)!r} is not empty and not an rlnas run; refusing to overwrite it")
+            shutil.rmtree(path)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise RunError(f"cannot write run directory {str(path)!r}: {exc.strerror or exc}") from None
+        return cls(path)
+
+    @classmethod
+    def open(cls, run: str, runs_dir: str | Path = DEFAULT_RUNS_DIR) -> RunStore:
+        return cls(resolve_run(run, runs_dir))
+
+    # -- files -----------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def controller_path(self) -> Path:
+        return self.path / "controller.npz"
+
+    @property
+    def tb_dir(self) -> Path:
+        return self.path / "tb"
+
+    @property
+    def replay_dir(self) -> Path:
+        return self.path / "replay"
+
+    def write_json(self, name: str, data: Any) -> None:
+        atomic_write_text(self.path / name, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+    def read_json(self, name: str) -> Any:
+        p = self.path / name
+        try:
+            return json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RunError(f"run {str(self.path)!r} has no {name}") from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise RunError(f"cannot read {str(p)!r}: {exc}") from None
+
+    # -- the trial journal -----------------------------------------------------------------------
+    def append_trial(self, record: dict[str, Any]) -> None:
+        """Append one finished trial as a complete line, flushed to disk before returning."""
+        line = json.dumps(record, sort_keys=False, allow_nan=False) + "\n"
+        with (self.path / "trials.jsonl").open("a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def trials(self) -> list[dict[str, Any]]:
+        """Every complete trial line; a torn last line (a crash mid-write) is dropped with a warning."""
+        p = self.path / "trials.jsonl"
+        if not p.exists():
+            return []
+        lines = p.read_text(encoding="utf-8").splitlines(keepends=True)
+        out = []
+        for i, line in enumerate(lines):
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                if i == len(lines) - 1 and not line.endswith("\n"):
+                    print(f"warning: dropped a torn last line of {p}", file=sys.stderr)
+                    continue
+                raise RunError(f"{str(p)!r} line {i + 1} is corrupt") from None
+        return out
