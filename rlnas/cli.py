@@ -154,9 +154,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     )
     if result.best is None:
         raise RlnasError("no child trained successfully; see the error column of trials.jsonl")
-    print(
-        f"best validation accuracy {result.best['val_accuracy']:.4f}: {_fmt_arch(result.best['architecture'])}"
-    )
+    best = result.best
+    print(f"best validation accuracy {best['val_accuracy']:.4f}: {_fmt_arch(best['architecture'])}")
     if config.replay_top:
         return _replay_and_print(store, config.replay_top, None)
     return 0

@@ -55,12 +55,12 @@ def make_controller(config: SearchConfig, space: SearchSpace) -> Controller:
 
 def play(env: NasEnv, tokens: Sequence[int], seed: int) -> tuple[float, dict[str, Any]]:
     """Feed one sampled token sequence to the env, skipping decisions the env does not ask."""
-    obs, info = env.reset(seed=seed)
+    _, info = env.reset(seed=seed)
     mask = env.space.active_mask(tokens)
     reward, terminated = 0.0, False
     for token, active in zip(tokens, mask, strict=True):
         if active:
-            obs, reward, terminated, _, info = env.step(int(token))
+            _obs, reward, terminated, _, info = env.step(int(token))
     assert terminated, "the env must end on the last active decision"
     return float(reward), info
 

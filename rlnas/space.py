@@ -11,6 +11,7 @@ and left out of the log-probability, and :meth:`SearchSpace.encode` writes :data
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -277,7 +278,7 @@ def _fmt_values(values: tuple[Value, ...]) -> str:
     """Values for a table: arithmetic int ranges shortened to ``32..512 step 32 (16 values)``."""
     ints = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
     if ints and len(values) >= 4:
-        steps = {b - a for a, b in zip(values, values[1:])}  # type: ignore[operator]
+        steps = {b - a for a, b in itertools.pairwise(values)}  # type: ignore[operator]
         if len(steps) == 1:
             return f"{values[0]}..{values[-1]} step {steps.pop()} ({len(values)} values)"
     return ", ".join(_fmt(v) for v in values)
