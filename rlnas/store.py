@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sys
@@ -42,6 +43,17 @@ def resolve_run(run: str, runs_dir: str | Path = DEFAULT_RUNS_DIR) -> Path:
     available = sorted(p.name for p in Path(runs_dir).glob("*/config.json") for p in [p.parent])
     hint = f"; runs in {str(runs_dir)!r}: {', '.join(available)}" if available else ""
     raise RunError(f"no run {run!r} (neither a run directory nor a name under {str(runs_dir)!r}){hint}")
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities (a failed child's loss) become null: strict JSON that every reader accepts."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 class RunStore:
@@ -108,7 +120,7 @@ class RunStore:
     # -- the trial journal -----------------------------------------------------------------------
     def append_trial(self, record: dict[str, Any]) -> None:
         """Append one finished trial as a complete line, flushed to disk before returning."""
-        line = json.dumps(record, sort_keys=False, allow_nan=False) + "\n"
+        line = json.dumps(_finite(record), allow_nan=False) + "\n"
         with (self.path / "trials.jsonl").open("a", encoding="utf-8") as fh:
             fh.write(line)
             fh.flush()

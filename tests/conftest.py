@@ -1,0 +1,51 @@
+"""Shared fixtures: tiny data and a synthetic evaluator, so tests train nothing unless they mean to."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+class SyntheticEvaluator:
+    """Reward = a deterministic function of the architecture; counts calls; can fail on demand."""
+
+    def __init__(self, fail_when: dict | None = None) -> None:
+        self.calls: list[dict] = []
+        self.fail_when = fail_when or {}
+
+    def evaluate(self, arch, seed):
+        from rlnas.child import ChildResult
+
+        self.calls.append(dict(arch))
+        if self.fail_when and all(arch.get(k) == v for k, v in self.fail_when.items()):
+            return ChildResult("failed", error="synthetic failure")
+        score = arch.get("num_layers", 1) / 3 * 0.5 + (arch.get("activation") == "tanh") * 0.3
+        score += 0.2 * (arch.get("lr", 1e-3) == 1e-3)
+        return ChildResult("ok", val_accuracy=score, params=100 * arch.get("num_layers", 1))
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def synthetic_evaluator() -> SyntheticEvaluator:
+    return SyntheticEvaluator()
+
+
+@pytest.fixture
+def tiny_npz(tmp_path: Path) -> Path:
+    """A learnable 3-class problem on 8x8 'images' (class = which third of the image is bright)."""
+    rng = np.random.default_rng(0)
+    n = 300
+    y = np.arange(n) % 3
+    x = rng.integers(0, 60, size=(n, 8, 8)).astype(np.uint8)
+    for c in range(3):
+        x[y == c, :, c * 2 : c * 2 + 3] += 150
+    path = tmp_path / "tiny.npz"
+    np.savez(path, x=x, y=y.astype(np.uint8))
+    return path

@@ -1,0 +1,138 @@
+"""The command line: one real end-to-end subprocess run, and every bad input as a one-line error."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rlnas.cli import main
+
+RLNAS = [sys.executable, "-m", "rlnas.cli"]
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([*RLNAS, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_search_show_replay_end_to_end(tmp_path, tiny_npz):
+    """A real search in a subprocess: trials, checkpoint, TensorBoard, replayed models that load."""
+    search = _run(
+        "search", "--dataset", str(tiny_npz), "--trials", "6", "--archs-per-update", "3",
+        "--epochs", "2", "--batch-size", "32", "--replay-top", "2", "--replay-epochs", "2",
+        "--name", "smoke", "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path,
+    )  # fmt: skip
+    assert search.returncode == 0, search.stderr
+    assert search.stderr == ""  # TensorFlow's start-up noise is hidden
+    out = search.stdout
+    assert "[6/6]" in out and "best validation accuracy" in out and "test_acc" in out
+    run = tmp_path / "runs" / "smoke"
+    assert len((run / "trials.jsonl").read_text().splitlines()) == 6
+    assert (run / "controller.npz").is_file() and list((run / "tb").glob("events.*"))
+    models = sorted((run / "replay").glob("*.keras"))
+    assert len(models) == 2
+
+    show = _run("show", "smoke", "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
+    assert show.returncode == 0 and "rank" in show.stdout and "6 trials" in show.stdout
+
+    import keras
+
+    data = np.load(tiny_npz)
+    model = keras.models.load_model(models[0])
+    probs = model.predict(data["x"][:5].astype("float32") / 255, verbose=0)
+    assert probs.shape == (5, 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-4)
+
+    replay = _run("replay", str(run), "--top", "1", "--epochs", "1", cwd=tmp_path)
+    assert replay.returncode == 0, replay.stderr
+    assert "test_acc" in replay.stdout
+
+
+def test_bad_input_is_one_line_in_a_subprocess(tmp_path):
+    r = _run("search", "--dataset", "mnits", "--runs-dir", str(tmp_path), cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert "unknown dataset" in r.stderr.lower() and "mnist" in r.stderr
+    assert not any(tmp_path.iterdir())  # nothing written for a rejected search
+
+
+def _error(capsys, *argv: str) -> str:
+    code = main(list(argv))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("rlnas: error: ") and err.count("\n") == 1
+    return err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["search", "--trials", "0"], "trials must be positive, got 0"),
+        (["search", "--epochs", "-1"], "epochs must be positive"),
+        (["search", "--batch-size", "0"], "batch_size must be positive"),
+        (["search", "--baseline-decay", "1.5"], r"baseline_decay must be in \[0, 1\)"),
+        (["search", "--dataset", "nope.npz"], "nope.npz"),
+        (["search", "--config", "missing.toml"], "does not exist"),
+        (["replay", "no-such-run"], "no run 'no-such-run'"),
+        (["show", "no-such-run"], "no run 'no-such-run'"),
+    ],
+)
+def test_bad_arguments(capsys, tmp_path, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    import re
+
+    assert re.search(message, _error(capsys, *argv))
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[search\ntrials = 3", "not valid TOML"),
+        ("[search]\ntrails = 3", r"unknown setting 'trails'.*did you mean 'trials'"),
+        ("[serach]\n", r"unknown table 'serach'.*did you mean 'search'"),
+        ('[[space.decisions]]\nname = "a"\nvalues = []', "decision 'a' has no values"),
+        (
+            '[[space.decisions]]\nname = "num_layers"\nvalues = [1, 2]\n'
+            '[[space.decisions]]\nname = "units_0"\nvalues = [8]\nwhen = { num_layer = [2] }',
+            r"refers to 'num_layer'.*did you mean 'num_layers'",
+        ),
+        ('[[space.decisions]]\nname = "a"\nvalues = [1, 1]', "appears twice"),
+        ('[[space.decisions]]\nname = "a"\nkind = "int"\nvalues = ["x"]', "not of kind 'int'"),
+    ],
+)
+def test_bad_config_files(capsys, tmp_path, monkeypatch, toml, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.toml").write_text(toml)
+    import re
+
+    assert re.search(message, _error(capsys, "search", "--config", "c.toml"))
+    assert re.search(message, _error(capsys, "space", "c.toml"))
+
+
+def test_existing_run_is_refused_and_left_untouched(capsys, tmp_path, monkeypatch, tiny_npz):
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "runs" / "keep"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    (run / "trials.jsonl").write_text('{"index": 0}\n')
+    err = _error(capsys, "search", "--dataset", str(tiny_npz), "--name", "keep")
+    assert "already exists" in err and "--overwrite" in err
+    assert (run / "trials.jsonl").read_text() == '{"index": 0}\n'
+
+
+def test_space_prints_decisions_and_exact_size(capsys):
+    assert main(["space"]) == 0
+    out = capsys.readouterr().out
+    for name in ("num_layers", "units_0", "units_2", "activation", "dropout", "lr"):
+        assert name in out
+    assert "num_layers in {3}" in out and "122,304 distinct architectures" in out
+
+
+def test_help_lists_every_setting(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["search", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "--controller-lr" in out and "--archs-per-update" in out and "--max-minutes" in out

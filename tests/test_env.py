@@ -1,0 +1,125 @@
+"""The gymnasium face of the evaluator: spec compliance, masks, errors and a real child."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import envs
+from envs.nas_env import NasEnv
+from rlnas.errors import ConfigError, InvalidActionError
+from rlnas.space import Decision, SearchSpace, default_space
+
+
+def test_registered_id_builds_default_env_without_arguments():
+    env = gym.make(envs.NAS_ENV_ID)
+    assert isinstance(env.unwrapped, NasEnv)
+    assert env.unwrapped.space == default_space()
+    assert env.spec.nondeterministic is True
+
+
+def test_passes_gymnasium_env_checker(synthetic_evaluator):
+    env = gym.make(envs.NAS_ENV_ID, evaluator=synthetic_evaluator)
+    check_env(env.unwrapped)
+
+
+def test_random_agent_with_mask_completes_episodes(synthetic_evaluator):
+    env = gym.make(envs.NAS_ENV_ID, evaluator=synthetic_evaluator)
+    space = env.unwrapped.space
+    env.action_space.seed(0)
+    for episode in range(20):
+        obs, info = env.reset(seed=episode)
+        steps, terminated = 0, False
+        while not terminated:
+            action = env.action_space.sample(mask=info["action_mask"])
+            obs, reward, terminated, truncated, info = env.step(action)
+            assert not truncated
+            steps += 1
+            if not terminated:
+                assert reward == 0.0
+        arch = info["architecture"]
+        assert steps == len(arch)  # one step per active decision, inactive ones skipped
+        assert space.encode(arch) == info["tokens"]
+        assert reward == pytest.approx(synthetic_evaluator.evaluate(arch, 0).val_accuracy)
+        assert info["metrics"]["status"] == "ok"
+        assert env.observation_space.contains(obs)
+
+
+def test_observation_tells_step_and_previous_token(synthetic_evaluator):
+    env = NasEnv(evaluator=synthetic_evaluator)
+    obs, info = env.reset(seed=0)
+    assert obs.tolist() == [0, 0]
+    assert info["action_mask"].tolist() == [1, 1, 1] + [0] * 13  # num_layers has 3 values
+    obs, *_, info = env.step(0)  # one layer
+    assert obs.tolist() == [1, 1]
+    assert info["action_mask"].sum() == 16  # units_0
+    obs, *_ = env.step(5)
+    assert obs.tolist() == [4, 6]  # units_1 and units_2 skipped: next is activation (index 4)
+
+
+def test_illegal_action_raises_clear_error(synthetic_evaluator):
+    env = NasEnv(evaluator=synthetic_evaluator)
+    env.reset(seed=0)
+    with pytest.raises(InvalidActionError, match=r"action 7 is illegal for decision 'num_layers'.*0\.\.2"):
+        env.step(7)
+    with pytest.raises(InvalidActionError, match="call reset"):
+        NasEnv(evaluator=synthetic_evaluator).step(0)
+
+
+def test_step_after_end_raises(synthetic_evaluator):
+    env = NasEnv(evaluator=synthetic_evaluator)
+    _, info = env.reset(seed=0)
+    terminated = False
+    while not terminated:
+        _, _, terminated, _, info = env.step(int(np.argmax(info["action_mask"])))
+    assert info["action_mask"].sum() == 0
+    with pytest.raises(InvalidActionError, match="episode has ended"):
+        env.step(0)
+
+
+def test_failed_child_gets_failed_reward():
+    from tests.conftest import SyntheticEvaluator
+
+    env = NasEnv(evaluator=SyntheticEvaluator(fail_when={"num_layers": 1}), failed_reward=-0.5)
+    env.reset(seed=0)
+    for a in (0, 0, 0, 0, 0):
+        *_, reward, terminated, _, info = env.step(a)
+    assert terminated and reward == -0.5
+    assert info["metrics"]["status"] == "failed"
+
+
+def test_action_space_sample_is_legal_without_explicit_mask(synthetic_evaluator):
+    env = NasEnv(evaluator=synthetic_evaluator)
+    env.reset(seed=0)
+    env.action_space.seed(1)
+    assert all(env.action_space.sample() < 3 for _ in range(50))
+
+
+def test_space_as_dict_and_unknown_model_rejected(synthetic_evaluator):
+    small = SearchSpace([Decision("num_layers", (1,), "int"), Decision("units_0", (8, 16), "int")])
+    env = NasEnv(small.to_dict(), evaluator=synthetic_evaluator)
+    assert env.space == small
+    with pytest.raises(ConfigError, match="unknown model 'conv'"):
+        NasEnv(SearchSpace([Decision("x", (1,), "int")], model="conv"))
+
+
+def test_real_child_is_trained_on_train_and_scored_on_validation(tiny_npz):
+    space = SearchSpace(
+        [
+            Decision("num_layers", (1,), "int"),
+            Decision("units_0", (16,), "int"),
+            Decision("lr", (0.01,), "float"),
+        ]
+    )
+    env = gym.make(envs.NAS_ENV_ID, space=space, dataset=str(tiny_npz), epochs=5, batch_size=32)
+    env.reset(seed=0)
+    for _ in range(2):
+        env.step(0)
+    _, reward, terminated, _, info = env.step(0)
+    assert terminated
+    assert info["metrics"]["status"] == "ok"
+    assert reward == info["metrics"]["val_accuracy"] > 0.6  # 3 classes: chance is 1/3
+    assert info["metrics"]["params"] == 8 * 8 * 16 + 16 + 16 * 3 + 3
+    env.close()

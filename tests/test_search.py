@@ -1,0 +1,72 @@
+"""The search loop through its public API, with a synthetic evaluator (fast, deterministic)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rlnas.config import SearchConfig
+from rlnas.search import run_search
+from rlnas.space import default_space
+from rlnas.store import RunStore
+from tests.conftest import SyntheticEvaluator
+
+
+def _search(tmp_path, name, evaluator=None, **overrides):
+    config = SearchConfig(**({"trials": 24, "archs_per_update": 8, "seed": 3} | overrides))
+    store = RunStore.create(tmp_path / name)
+    store.write_json("config.json", {"search": config.to_dict(), "space": default_space().to_dict()})
+    result = run_search(config, default_space(), store, evaluator=evaluator or SyntheticEvaluator())
+    return store, result
+
+
+def test_search_writes_every_trial_checkpoint_and_tensorboard(tmp_path):
+    store, result = _search(tmp_path, "a")
+    trials = store.trials()
+    assert [t["index"] for t in trials] == list(range(24))
+    assert [(t["key"], t["reward"]) for t in trials] == [(t["key"], t["reward"]) for t in result.trials]
+    assert trials[0]["val_loss"] is None  # NaN (no loss from the synthetic child) is stored as null
+    for t in trials:
+        assert set(t) >= {"tokens", "architecture", "reward", "val_accuracy", "params", "status", "key"}
+        assert default_space().key(t["tokens"]) == t["key"]
+        assert t["log_prob"] < 0
+    assert result.best["reward"] == max(t["reward"] for t in trials)
+    assert store.controller_path.is_file()
+    assert store.read_json("state.json")["trials"] == 24
+    assert list(store.tb_dir.glob("events.out.tfevents.*"))
+
+
+def test_same_seed_same_architectures_other_seed_different(tmp_path):
+    _, a = _search(tmp_path, "a")
+    _, b = _search(tmp_path, "b")
+    _, c = _search(tmp_path, "c", seed=4)
+    keys = [[t["key"] for t in r.trials] for r in (a, b, c)]
+    assert keys[0] == keys[1]
+    assert keys[0] != keys[2]
+
+
+def test_failed_children_are_recorded_and_the_search_goes_on(tmp_path):
+    evaluator = SyntheticEvaluator(fail_when={"activation": "relu"})
+    _, result = _search(tmp_path, "f", evaluator=evaluator, failed_reward=-1.0)
+    failed = [t for t in result.trials if t["status"] == "failed"]
+    assert failed and len(result.trials) == 24
+    assert all(t["reward"] == -1.0 and t["error"] == "synthetic failure" for t in failed)
+
+
+def test_time_budget_stops_early(tmp_path):
+    _, result = _search(tmp_path, "t", trials=1000, max_minutes=1e-6)
+    assert result.stopped_by == "time"
+    assert len(result.trials) < 1000
+
+
+def test_controller_moves_toward_rewarded_architectures(tmp_path):
+    """The synthetic reward prefers 3 layers, tanh and lr=1e-3: later batches must find them more."""
+    _, result = _search(tmp_path, "l", trials=240)
+    rewards = np.array([t["reward"] for t in result.trials])
+    assert rewards[-48:].mean() > rewards[:48].mean() + 0.1
+
+
+def test_existing_run_directory_is_refused(tmp_path):
+    _search(tmp_path, "x")
+    with pytest.raises(Exception, match="already exists; choose another --name or pass --overwrite"):
+        RunStore.create(tmp_path / "x")
