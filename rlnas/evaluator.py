@@ -87,37 +87,69 @@ def _worker_evaluate(train: TrainSpec, arch: Mapping[str, Any], seed: int) -> Ch
     return _evaluate_on(_WORKER_DATASET, train, arch, seed)
 
 
+_STANDBY_LEAD = 3
+"""Children before retirement at which the standby worker starts: enough to hide its start-up."""
+
+
+def _ready() -> bool:
+    """A no-op task: submitting it makes a pool spawn and initialise its worker now."""
+    return True
+
+
 class WorkerEvaluator:
     """Trains children in a worker process that is replaced every ``children_per_worker`` children.
 
+    Starting a worker costs seconds (TensorFlow's import, the dataset), so a standby worker is
+    started a few children before the active one is retired and takes over from it: the search
+    never waits for a start-up but the first (and :meth:`start` lets that one overlap other work).
     A worker that crashes (segfault, out of memory, killed) turns into a failed trial and a fresh
-    worker; the search goes on.
+    worker takes over; the search goes on.
     """
 
     def __init__(self, spec: data.DataSpec, train: TrainSpec, *, children_per_worker: int = 40) -> None:
         data.check_spec(spec)
         self.spec, self.train, self.children_per_worker = spec, train, children_per_worker
-        self._pool: ProcessPoolExecutor | None = None
+        self._active: ProcessPoolExecutor | None = None
+        self._standby: ProcessPoolExecutor | None = None
+        self._done_by_active = 0
 
-    def _executor(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker,
-                initargs=(self.spec,),
-                max_tasks_per_child=self.children_per_worker,
-            )
-        return self._pool
+    def _spawn(self) -> ProcessPoolExecutor:
+        pool = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self.spec,),
+        )
+        pool.submit(_ready)
+        return pool
+
+    def start(self) -> None:
+        """Start the first worker now (e.g. while the controller is being built); idempotent."""
+        if self._active is None:
+            self._active, self._done_by_active = self._standby or self._spawn(), 0
+            self._standby = None
+
+    def _retire_active(self) -> None:
+        if self._active is not None:
+            self._active.shutdown(wait=False, cancel_futures=True)
+        self._active = None
 
     def evaluate(self, arch: Mapping[str, Any], seed: int) -> ChildResult:
+        if self._active is not None and self._done_by_active >= self.children_per_worker:
+            self._retire_active()
+        self.start()
+        assert self._active is not None
+        if self._standby is None and self._done_by_active >= self.children_per_worker - _STANDBY_LEAD:
+            self._standby = self._spawn()
+        self._done_by_active += 1
         try:
-            return self._executor().submit(_worker_evaluate, self.train, dict(arch), seed).result()
+            return self._active.submit(_worker_evaluate, self.train, dict(arch), seed).result()
         except BrokenProcessPool as exc:
-            self.close()
+            self._retire_active()
             return ChildResult("failed", error=f"worker process died: {exc}"[:500])
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        for pool in (self._active, self._standby):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        self._active = self._standby = None

@@ -84,6 +84,8 @@ def run_search(
         TrainSpec(epochs=config.epochs, batch_size=config.batch_size),
         children_per_worker=config.children_per_worker,
     )
+    if hasattr(evaluator, "start"):
+        evaluator.start()  # the first worker starts while the controller is built
     env = NasEnv(space, evaluator=evaluator, failed_reward=config.failed_reward)
     controller = make_controller(config, space)
     baseline = reinforce.Baseline(decay=config.baseline_decay)
