@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from rlnas import data
 from rlnas.child import ChildResult, train_and_evaluate
+from rlnas.errors import ChildError
 from rlnas.quiet import quiet_tensorflow
 
 
@@ -137,16 +138,26 @@ class WorkerEvaluator:
     def evaluate(self, arch: Mapping[str, Any], seed: int) -> ChildResult:
         if self._active is not None and self._done_by_active >= self.children_per_worker:
             self._retire_active()
-        self.start()
-        assert self._active is not None
+        future = self._submit(_worker_evaluate, self.train, dict(arch), seed)
+        self._done_by_active += 1
         if self._standby is None and self._done_by_active >= self.children_per_worker - _STANDBY_LEAD:
             self._standby = self._spawn()
-        self._done_by_active += 1
         try:
-            return self._active.submit(_worker_evaluate, self.train, dict(arch), seed).result()
-        except BrokenProcessPool as exc:
+            return future.result()
+        except BrokenProcessPool as exc:  # the worker died during this child: it costs this child only
             self._retire_active()
             return ChildResult("failed", error=f"worker process died: {exc}"[:500])
+
+    def _submit(self, *args: Any) -> Future:
+        """Submit to a live worker; a worker that died while idle is replaced, not blamed on a child."""
+        for _ in range(3):  # the active worker, the standby, then a fresh one
+            self.start()
+            assert self._active is not None
+            try:
+                return self._active.submit(*args)
+            except BrokenProcessPool:
+                self._retire_active()
+        raise ChildError("could not start a worker process three times in a row")
 
     def close(self) -> None:
         for pool in (self._active, self._standby):

@@ -1,0 +1,69 @@
+"""Children in worker processes: same results as in-process, and a dead worker costs one trial."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psutil
+import pytest
+
+from rlnas.data import DataSpec
+from rlnas.evaluator import LocalEvaluator, TrainSpec, WorkerEvaluator
+
+ARCH = {"num_layers": 2, "units_0": 16, "units_1": 8, "activation": "tanh", "dropout": True, "lr": 0.01}
+
+
+@pytest.fixture
+def worker(tiny_npz):
+    ev = WorkerEvaluator(DataSpec(str(tiny_npz)), TrainSpec(epochs=2, batch_size=32), children_per_worker=2)
+    yield ev
+    ev.close()
+
+
+def _worker_pids() -> set[int]:
+    """Worker processes only (not multiprocessing's resource tracker)."""
+    return {p.pid for p in psutil.Process().children(recursive=True) if "spawn_main" in " ".join(p.cmdline())}
+
+
+def test_worker_matches_in_process_and_is_recycled(worker, tiny_npz):
+    local = LocalEvaluator(DataSpec(str(tiny_npz)), TrainSpec(epochs=2, batch_size=32))
+    expected = local.evaluate(ARCH, seed=7)
+    assert expected.status == "ok"
+    results = [worker.evaluate(ARCH, seed=7) for _ in range(3)]
+    for r in results:
+        assert r.status == "ok"
+        assert r.val_accuracy == expected.val_accuracy  # same function, same seed, same split
+        assert r.params == expected.params
+    assert results[0].child_seconds >= results[0].fit_seconds + results[0].eval_seconds
+
+
+def test_worker_that_died_idle_is_replaced_without_a_failed_trial(worker):
+    assert worker.evaluate(ARCH, seed=1).status == "ok"
+    for pid in _worker_pids():  # the active worker and its standby
+        psutil.Process(pid).kill()
+    time.sleep(0.5)
+    assert worker.evaluate(ARCH, seed=1).status == "ok"
+
+
+def test_worker_that_dies_mid_child_costs_that_child_only(tiny_npz):
+    slow = WorkerEvaluator(
+        DataSpec(str(tiny_npz)), TrainSpec(epochs=400, batch_size=8), children_per_worker=50
+    )
+    try:
+        slow.start()
+        pids = set()
+        while not pids:  # the worker appears as soon as it is spawned
+            pids = _worker_pids()
+        result: list = []
+        thread = threading.Thread(target=lambda: result.append(slow.evaluate(ARCH, seed=1)))
+        thread.start()
+        time.sleep(4)  # killed during start-up or training: either way this child is lost
+        for pid in pids:
+            psutil.Process(pid).kill()
+        thread.join()
+        assert result[0].status == "failed" and "worker process died" in result[0].error
+        slow.train = TrainSpec(epochs=1, batch_size=32)
+        assert slow.evaluate(ARCH, seed=1).status == "ok"
+    finally:
+        slow.close()
