@@ -70,7 +70,7 @@ class SearchConfig:
     lstm_layers: int = _f(2, "LSTM layers of the controller")
     init_range: float = _f(0.08, "controller weights start uniform in [-r, r]")
     failed_reward: float = _f(0.0, "reward given to a child that fails to build or train")
-    children_per_worker: int = _f(40, "children a worker process trains before it is replaced")
+    children_per_worker: int = _f(100, "children a worker process trains before it is replaced")
     replay_top: int = _f(1, "after the search, retrain this many best architectures (0: skip)")
     replay_epochs: int = _f(10, "training epochs of each replayed architecture")
 
@@ -148,7 +148,7 @@ def read_toml(path: str | Path) -> dict[str, Any]:
             data = tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"config file {str(p)!r} does not exist") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"config file {str(p)!r} is not valid TOML: {exc}") from None
     unknown = set(data) - {"search", "space"}
     if unknown:
@@ -166,7 +166,10 @@ def load_config(path: str | Path | None) -> tuple[SearchConfig, SearchSpace, dic
     search = data.get("search", {})
     if not isinstance(search, dict):
         raise ConfigError("[search] must be a table")
-    return make_config(search), space_from_dict(data.get("space", {})), search
+    space = data.get("space", {})
+    if not isinstance(space, dict):
+        raise ConfigError("[space] must be a table")
+    return make_config(search), space_from_dict(space), search
 
 
 _DECISION_KEYS = ("name", "kind", "values", "range", "log_range", "when")
@@ -181,8 +184,11 @@ def space_from_dict(data: Mapping[str, Any]) -> SearchSpace:
             f"unknown key {key!r} in [space]" + did_you_mean(key, ["model", "decisions", "lr_grid"])
         )
     model = data.get("model", "mlp")
+    lr_grid = data.get("lr_grid", 7)
+    if isinstance(lr_grid, bool) or not isinstance(lr_grid, int):
+        raise ConfigError(f"[space] lr_grid must be a whole number of grid points, got {lr_grid!r}")
     if "decisions" not in data:
-        return default_space(lr_grid=data.get("lr_grid", 7)) if model == "mlp" else _no_decisions(model)
+        return default_space(lr_grid=lr_grid) if model == "mlp" else _no_decisions(model)
     raw = data["decisions"]
     if not isinstance(raw, list):
         raise ConfigError("[space] decisions must be an array of tables ([[space.decisions]])")
@@ -211,7 +217,7 @@ def _decision(d: Any, i: int) -> Decision:
         values = _int_range(name, d["range"])
     elif "log_range" in d:
         r = d["log_range"]
-        if not (isinstance(r, list) and len(r) == 3):
+        if not (isinstance(r, list) and len(r) == 3 and all(_is_number(x) for x in r) and _is_int(r[2])):
             raise ConfigError(f"decision {name!r}: log_range is [low, high, count], got {r!r}")
         values = list(log_grid(float(r[0]), float(r[1]), int(r[2])))
     when = d.get("when", {})
@@ -221,7 +227,7 @@ def _decision(d: Any, i: int) -> Decision:
 
 
 def _int_range(name: str, r: Any) -> list[int]:
-    if not (isinstance(r, list) and len(r) in (2, 3) and all(isinstance(x, int) for x in r)):
+    if not (isinstance(r, list) and len(r) in (2, 3) and all(_is_int(x) for x in r)):
         raise ConfigError(f"decision {name!r}: range is [first, last] or [first, last, step], got {r!r}")
     step = r[2] if len(r) == 3 else 1
     if step <= 0 or r[1] < r[0]:
@@ -238,4 +244,14 @@ def _guess_kind(d: Mapping[str, Any]) -> str:
     for kind, typ in (("bool", bool), ("int", int), ("float", float)):
         if vals and all(type(v) is typ for v in vals):
             return kind
+    if vals and all(_is_number(v) for v in vals):  # [0, 0.5]: TOML reads 0 as an int
+        return "float"
     return "choice"
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)

@@ -45,7 +45,7 @@ class Controller:
         layers: number of stacked LSTM layers (2 in Zoph & Le).
         init_range: weights start uniform in [-init_range, init_range] (0.08 in Zoph & Le).
         learning_rate: Adam step size. Zoph & Le's 6e-4 was set for 12,800 samples; a laptop search
-            sees a few hundred, so the default is larger (see benchmarks/controller_learning.py).
+            sees a few hundred, so the default is larger (see benchmarks/search_progress.py).
         temperature: logits are divided by this before the softmax.
         tanh_constant: if set, logits = C * tanh(logits / temperature), ENAS's bound on confidence.
         seed: seeds both the initial weights and the sampling generator.

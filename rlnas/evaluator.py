@@ -107,7 +107,7 @@ class WorkerEvaluator:
     worker takes over; the search goes on.
     """
 
-    def __init__(self, spec: data.DataSpec, train: TrainSpec, *, children_per_worker: int = 40) -> None:
+    def __init__(self, spec: data.DataSpec, train: TrainSpec, *, children_per_worker: int = 100) -> None:
         data.check_spec(spec)
         self.spec, self.train, self.children_per_worker = spec, train, children_per_worker
         self._active: ProcessPoolExecutor | None = None

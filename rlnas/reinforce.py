@@ -43,8 +43,12 @@ class Baseline:
 
     def update(self, rewards: np.ndarray) -> None:
         """Fold the batch's rewards in, one at a time, so the decay means the same for any batch size."""
-        for r in np.asarray(rewards, np.float64):
-            self.value = float(r) if self.value is None else self.decay * self.value + (1 - self.decay) * r
+        rewards = np.asarray(rewards, np.float64)
+        if self.value is None and rewards.size:
+            self.value = float(rewards.mean())  # the first batch sets the start, as its advantages assumed
+            return
+        for r in rewards:
+            self.value = self.decay * self.value + (1 - self.decay) * float(r)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,220 @@
+"""Per-trial overhead of the search: the share of wall time that is not the children's own training.
+
+What it measures
+    One real search (default config, ``--trials`` 96, the default worker-process evaluator). Every
+    child records ``child_seconds`` (everything inside the worker: build, fit, evaluate,
+    clear_session, gc) and ``fit_seconds`` + ``eval_seconds``. The script times the whole
+    ``run_search`` call and wraps the loop's other steps (controller sampling and update, checkpoint,
+    journal, TensorBoard, the evaluator round trip) with ``perf_counter`` timers.
+
+Why
+    The issue's target: everything but the child's own fit/evaluate under 5% of the search's wall
+    time. Worker processes (which keep memory flat, see memory.py) cost a process start and a
+    TensorFlow import every ``children_per_worker`` children; the evaluator hides that behind a
+    standby worker started a few children early. This shows what is left of it.
+
+How to read it
+    ``overhead (child)`` = 1 - sum(child_seconds) / wall: what the search itself adds.
+    ``overhead (fit+eval)`` = 1 - sum(fit + eval) / wall: the issue's stricter figure; it also counts
+    the child's build and clean-up. The breakdown lists each cost in seconds and as % of wall. The
+    evaluator round trip minus child_seconds is split into: the wait for the first worker (spawn,
+    TensorFlow import, data load not hidden by the controller's construction), the hand-overs to a
+    new worker (0 if the standby is ready in time), and plain IPC. A standby starting up competes
+    for the CPU with the running child: compare the child_seconds of the children that ran while
+    one started with the rest (a rough signal: architectures differ). Ratios, not absolute times,
+    are comparable across machines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from contextlib import ExitStack
+from typing import Any
+
+from _common import emit, parser, patched, quiet, table, temp_store, timing
+
+SPAWN = "worker spawn calls"
+OVERLAP = 2
+"""Children counted as running while a standby worker starts (its start-up takes one or two)."""
+
+
+def breakdown(
+    trials: list[dict[str, Any]], calls: dict[str, list[float]], wall: float, setup: float, per_worker: int
+) -> list[tuple[str, float]]:
+    """(item, seconds) for every measured cost; the rest of the wall time is 'unaccounted'."""
+    rt = calls["evaluator round trip"]
+    gaps = [r - t["child_seconds"] for r, t in zip(rt, trials, strict=True)]
+    handover = [g for i, g in enumerate(gaps) if i and i % per_worker == 0]
+    items = [
+        ("child: fit + evaluate", sum(t["fit_seconds"] + t["eval_seconds"] for t in trials)),
+        (
+            "child: build, clear_session, gc",
+            sum(t["child_seconds"] - t["fit_seconds"] - t["eval_seconds"] for t in trials),
+        ),
+        ("wait for the first worker (round trip - child, trial 0)", gaps[0]),
+        (f"worker hand-overs ({len(handover)}: round trip - child)", sum(handover)),
+        ("IPC (round trip - child, other trials)", sum(gaps[1:]) - sum(handover)),
+        ("setup before the loop (controller, TensorBoard)", setup),
+    ]
+    items += [(name, sum(c)) for name, c in calls.items() if name not in ("evaluator round trip", SPAWN)]
+    items.append(("unaccounted (env steps, decode, records)", wall - sum(s for _, s in items)))
+    return items
+
+
+def dissect(config: Any, archs: list[dict[str, Any]]) -> dict[str, float]:
+    """Mean seconds of each step of 'build, clear_session, gc', re-timed in this process for ``archs``.
+
+    Mirrors ``train_and_evaluate`` (clear, build, fit, evaluate, clear, gc) with fit and evaluate on
+    one small batch, so the clean-up sees a trained model's graphs. The worker cannot be timed
+    without library changes, and this process also holds the controller: the numbers are indicative.
+    """
+    import gc
+
+    import keras
+    import tensorflow as tf
+
+    from rlnas import data
+    from rlnas.child import build_model
+
+    tf.get_logger().setLevel("ERROR")  # one-batch fits of fresh models warn about retracing
+    ds = data.load(config.data_spec())
+    x, y = ds.x_train[: config.batch_size], ds.y_train[: config.batch_size]
+    steps = ("clear_session (before)", "build_model", "clear_session (after)", "gc.collect")
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for arch in archs:
+        t0 = time.perf_counter()
+        keras.backend.clear_session()
+        t1 = time.perf_counter()
+        model = build_model(arch, ds.x_train.shape[1:], ds.num_classes)
+        t2 = time.perf_counter()
+        model.fit(x, y, epochs=1, batch_size=config.batch_size, verbose=0)
+        model.evaluate(x, y, verbose=0)
+        model = None
+        t3 = time.perf_counter()
+        keras.backend.clear_session()
+        t4 = time.perf_counter()
+        gc.collect()
+        t5 = time.perf_counter()
+        for key, dt in zip(steps, (t1 - t0, t2 - t1, t4 - t3, t5 - t4), strict=True):
+            times[key].append(dt)
+    return {k: statistics.fmean(v) for k, v in times.items()}
+
+
+def main() -> None:
+    p = parser("overhead", __doc__)
+    p.add_argument("--trials", type=int, default=96, help="children to train (default 96)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--children-per-worker", type=int, default=None, help="default: the config's (40)")
+    p.add_argument("--dissect", type=int, default=8, help="re-time build/clean-up of this many children")
+    args = p.parse_args()
+    quiet()
+    from rlnas import reinforce
+    from rlnas.config import SearchConfig
+    from rlnas.controller import Controller
+    from rlnas.evaluator import WorkerEvaluator
+    from rlnas.monitor import Monitor
+    from rlnas.search import run_search
+    from rlnas.space import default_space
+    from rlnas.store import RunStore
+
+    config = SearchConfig(trials=args.trials, seed=args.seed)
+    if args.children_per_worker:
+        config = dataclasses.replace(config, children_per_worker=args.children_per_worker)
+    wrapped = {
+        "controller.sample": (Controller, "sample"),
+        "reinforce.update": (reinforce, "update"),
+        "controller.save": (Controller, "save"),
+        "store.append_trial": (RunStore, "append_trial"),
+        "store.write_json": (RunStore, "write_json"),
+        "monitor.scalars": (Monitor, "scalars"),
+        "evaluator round trip": (WorkerEvaluator, "evaluate"),
+        "worker shutdown (close)": (WorkerEvaluator, "close"),
+    }
+    calls: dict[str, list[float]] = {name: [] for name in wrapped}
+    calls[SPAWN] = []
+    spawned_at: list[int] = []  # trial index running when each worker was spawned
+
+    def note_spawn(original: Any) -> Any:
+        def spawn(*a: Any) -> Any:
+            spawned_at.append(len(calls["evaluator round trip"]))
+            t = time.perf_counter()
+            pool = original(*a)
+            calls[SPAWN].append(time.perf_counter() - t)
+            return pool
+
+        return spawn
+
+    with temp_store() as store, ExitStack() as timers:
+        for name, (owner, attr) in wrapped.items():
+            timers.enter_context(timing(owner, attr, calls[name]))
+        if hasattr(WorkerEvaluator, "_spawn"):  # the standby-worker evaluator; absent in older versions
+            timers.enter_context(patched(WorkerEvaluator, "_spawn", note_spawn))
+        t0 = time.perf_counter()
+        result = run_search(config, default_space(), store)
+        wall = time.perf_counter() - t0
+    trials = result.trials
+    child = sum(t["child_seconds"] for t in trials)
+    fit_eval = sum(t["fit_seconds"] + t["eval_seconds"] for t in trials)
+    per_worker = config.children_per_worker
+    items = breakdown(trials, calls, wall, wall - result.seconds, per_worker)
+    cs = [t["child_seconds"] for t in trials]
+    overlap = {i for k in spawned_at if k > 0 for i in range(k, k + OVERLAP) if i < len(cs)}
+    during = [cs[i] for i in sorted(overlap)]
+    rest = [c for i, c in enumerate(cs) if i not in overlap]
+    summary = {
+        "trials": len(trials),
+        "failed": sum(t["status"] != "ok" for t in trials),
+        "wall_seconds": wall,
+        "sum_child_seconds": child,
+        "sum_fit_eval_seconds": fit_eval,
+        "overhead_child": 1 - child / wall,
+        "overhead_fit_eval": 1 - fit_eval / wall,
+        "overhead_per_trial_seconds": (wall - child) / len(trials),
+        "workers_spawned_at_trials": spawned_at,
+        "children_during_standby_start": len(overlap),
+        "child_seconds_mean_during_standby_start": statistics.fmean(during) if during else None,
+        "child_seconds_mean_other": statistics.fmean(rest) if rest else None,
+        "target_met_fit_eval_under_5pct": 1 - fit_eval / wall < 0.05,
+    }
+    parts = dissect(config, [t["architecture"] for t in trials[: args.dissect]]) if args.dissect else {}
+    md = "\n\n".join(
+        [
+            f"### Search overhead ({len(trials)} trials, epochs={config.epochs}, "
+            f"children_per_worker={per_worker})",
+            table(
+                ["measure", "value"],
+                [
+                    ("wall time (s)", wall),
+                    ("sum child_seconds (s)", child),
+                    ("sum fit + eval (s)", fit_eval),
+                    ("overhead = 1 - child/wall", f"{summary['overhead_child']:.2%}"),
+                    ("overhead = 1 - (fit+eval)/wall (target < 5%)", f"{summary['overhead_fit_eval']:.2%}"),
+                    ("overhead per trial (s, wall - child)", summary["overhead_per_trial_seconds"]),
+                    ("workers spawned (at trial)", ", ".join(map(str, spawned_at)) or "-"),
+                    ("spawn calls in this process (s, in setup and round trips)", sum(calls[SPAWN])),
+                    (
+                        f"child_seconds mean, {len(overlap)} children while a standby starts",
+                        summary["child_seconds_mean_during_standby_start"],
+                    ),
+                    ("child_seconds mean, other children", summary["child_seconds_mean_other"]),
+                ],
+            ),
+            "### Where the wall time goes",
+            table(
+                ["item", "seconds", "% of wall", "per trial (ms)"],
+                [(n, s, f"{s / wall:.2%}", 1000 * s / len(trials)) for n, s in items],
+            ),
+        ]
+    )
+    if parts:
+        n = min(args.dissect, len(trials))
+        md += f"\n\nInside 'build, clear_session, gc', re-timed here for {n} children (mean s): "
+        md += ", ".join(f"{k} {v:.3f}" for k, v in parts.items())
+    results = {"summary": summary, "breakdown": dict(items), "dissect": parts, "config": config.to_dict()}
+    emit(args.out, "overhead", md, results)
+
+
+if __name__ == "__main__":
+    main()
