@@ -1,0 +1,479 @@
+"""Tests for rlnas.config: TOML loading, SearchConfig validation and every ConfigError message."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from rlnas.config import FIELD_TYPES, SearchConfig, load_config, make_config, read_toml, space_from_dict
+from rlnas.data import DataSpec
+from rlnas.errors import ConfigError
+from rlnas.space import Decision, SearchSpace, default_space
+
+
+def write(tmp_path: Path, text: str, name: str = "config.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def one_decision(**decision) -> SearchSpace:
+    return space_from_dict({"decisions": [decision]})
+
+
+# -- SearchConfig ----------------------------------------------------------------------------------
+def test_defaults_are_valid_and_frozen() -> None:
+    cfg = SearchConfig()
+    assert cfg.trials == 64
+    assert cfg.archs_per_update == 8
+    assert cfg.controller_lr == 0.02
+    assert cfg.baseline_decay == 0.95
+    assert cfg.entropy_weight == 1e-3
+    assert cfg.grad_clip == 5.0
+    assert cfg.tanh_constant is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.trials = 3  # type: ignore[misc]
+
+
+def test_every_field_has_a_help_line() -> None:
+    for f in dataclasses.fields(SearchConfig):
+        assert f.metadata.get("help"), f.name
+    assert set(FIELD_TYPES) == {f.name for f in dataclasses.fields(SearchConfig)}
+
+
+def test_to_dict_round_trips_through_make_config() -> None:
+    cfg = SearchConfig(trials=5, epochs=1, tanh_constant=2.5, max_minutes=1.5, dataset="fashion_mnist")
+    assert make_config(cfg.to_dict()) == cfg
+    assert cfg.to_dict()["tanh_constant"] == 2.5
+
+
+def test_make_config_sets_values() -> None:
+    cfg = make_config({"trials": 3, "controller_lr": 0.01, "seed": 7})
+    assert (cfg.trials, cfg.controller_lr, cfg.seed) == (3, 0.01, 7)
+    assert make_config({}) == SearchConfig()
+
+
+@pytest.mark.parametrize(
+    ("key", "suggestion"),
+    [
+        ("trails", "trials"),
+        ("epoch", "epochs"),
+        ("batchsize", "batch_size"),
+        ("controler_lr", "controller_lr"),
+    ],
+)
+def test_make_config_rejects_unknown_keys_with_did_you_mean(key: str, suggestion: str) -> None:
+    msg = rf"^unknown setting '{key}' in \[search\] \(did you mean '{suggestion}'\?\); run `rlnas search"
+    with pytest.raises(ConfigError, match=msg):
+        make_config({"trials": 3, key: 1})
+
+
+def test_make_config_rejects_unknown_keys_without_a_close_match() -> None:
+    with pytest.raises(
+        ConfigError, match=r"^unknown setting 'zzz' in \[search\]; run `rlnas search --help` for"
+    ):
+        make_config({"zzz": 1})
+
+
+def test_data_spec_carries_the_fractions() -> None:
+    cfg = SearchConfig(
+        dataset="mnist", data_dir="/data", val_fraction=0.1, test_fraction=0.3, train_fraction=0.5
+    )
+    spec = cfg.data_spec()
+    assert spec == DataSpec(
+        name="mnist", data_dir="/data", val_fraction=0.1, test_fraction=0.3, train_fraction=0.5
+    )
+    assert SearchConfig().data_spec() == DataSpec()
+
+
+@pytest.mark.parametrize("name", ["trials", "epochs", "batch_size", "archs_per_update", "lstm_units"])
+@pytest.mark.parametrize("bad", [0, -1])
+def test_non_positive_integers(name: str, bad: int) -> None:
+    with pytest.raises(ConfigError, match=rf"^{name} must be positive, got {bad}$"):
+        SearchConfig(**{name: bad})
+
+
+@pytest.mark.parametrize(
+    "name", ["trials", "epochs", "batch_size", "lstm_layers", "children_per_worker", "replay_epochs"]
+)
+@pytest.mark.parametrize("bad", [2.5, "3", True, None])
+def test_integers_must_be_whole_numbers(name: str, bad: object) -> None:
+    with pytest.raises(ConfigError, match=rf"^{name} must be a whole number, got {re.escape(repr(bad))}$"):
+        SearchConfig(**{name: bad})
+
+
+@pytest.mark.parametrize("name", ["controller_lr", "temperature", "init_range", "grad_clip"])
+@pytest.mark.parametrize("bad", [0, -0.5, 0.0, math.inf, math.nan])
+def test_non_positive_floats(name: str, bad: float) -> None:
+    with pytest.raises(ConfigError, match=rf"^{name} must be positive, got {re.escape(repr(bad))}$"):
+        SearchConfig(**{name: bad})
+
+
+@pytest.mark.parametrize("name", ["controller_lr", "temperature"])
+def test_floats_must_be_numbers(name: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^{name} must be a number, got '0.1'$"):
+        SearchConfig(**{name: "0.1"})
+
+
+@pytest.mark.parametrize("name", ["max_minutes", "tanh_constant"])
+def test_optional_positive_floats(name: str) -> None:
+    assert getattr(SearchConfig(**{name: 2}), name) == 2
+    assert getattr(SearchConfig(**{name: None}), name) is None
+    with pytest.raises(ConfigError, match=rf"^{name} must be positive, got 0$"):
+        SearchConfig(**{name: 0})
+
+
+@pytest.mark.parametrize("bad", [1, 1.0, 1.5, -0.01, math.nan])
+def test_baseline_decay_out_of_range(bad: float) -> None:
+    with pytest.raises(
+        ConfigError, match=rf"^baseline_decay must be in \[0, 1\), got {re.escape(repr(bad))}$"
+    ):
+        SearchConfig(baseline_decay=bad)
+
+
+def test_baseline_decay_bounds() -> None:
+    assert SearchConfig(baseline_decay=0).baseline_decay == 0
+    assert SearchConfig(baseline_decay=0.999).baseline_decay == 0.999
+
+
+@pytest.mark.parametrize("bad", [-1e-3, math.nan])
+def test_entropy_weight_must_be_non_negative(bad: float) -> None:
+    with pytest.raises(ConfigError, match=rf"^entropy_weight must be >= 0, got {re.escape(repr(bad))}$"):
+        SearchConfig(entropy_weight=bad)
+    assert SearchConfig(entropy_weight=0).entropy_weight == 0
+
+
+def test_replay_top_must_be_non_negative() -> None:
+    with pytest.raises(ConfigError, match=r"^replay_top must be >= 0, got -1$"):
+        SearchConfig(replay_top=-1)
+    assert SearchConfig(replay_top=0).replay_top == 0
+
+
+@pytest.mark.parametrize("bad", [0, -0.1, 1.01, math.nan])
+def test_train_fraction_range(bad: float) -> None:
+    with pytest.raises(
+        ConfigError, match=rf"^train_fraction must be in \(0, 1\], got {re.escape(repr(bad))}$"
+    ):
+        SearchConfig(train_fraction=bad)
+    assert SearchConfig(train_fraction=1).train_fraction == 1
+
+
+# -- TOML files ------------------------------------------------------------------------------------
+def test_search_table_values_load(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[search]
+trials = 12
+epochs = 1
+batch_size = 32
+controller_lr = 0.005
+dataset = "fashion_mnist"
+tanh_constant = 2.5
+baseline_decay = 0.9
+""",
+    )
+    cfg, space, raw = load_config(path)
+    assert cfg == SearchConfig(
+        trials=12,
+        epochs=1,
+        batch_size=32,
+        controller_lr=0.005,
+        dataset="fashion_mnist",
+        tanh_constant=2.5,
+        baseline_decay=0.9,
+    )
+    assert space == default_space()
+    assert raw == {
+        "trials": 12,
+        "epochs": 1,
+        "batch_size": 32,
+        "controller_lr": 0.005,
+        "dataset": "fashion_mnist",
+        "tanh_constant": 2.5,
+        "baseline_decay": 0.9,
+    }
+
+
+def test_no_file_and_empty_file_give_defaults(tmp_path: Path) -> None:
+    assert load_config(None) == (SearchConfig(), default_space(), {})
+    assert load_config(write(tmp_path, "")) == (SearchConfig(), default_space(), {})
+    assert read_toml(write(tmp_path, "[search]\ntrials = 2\n", "b.toml")) == {"search": {"trials": 2}}
+
+
+def test_load_config_accepts_a_str_path(tmp_path: Path) -> None:
+    cfg, _, _ = load_config(str(write(tmp_path, "[search]\nseed = 3\n")))
+    assert cfg.seed == 3
+
+
+def test_search_values_are_validated(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^trials must be positive, got 0$"):
+        load_config(write(tmp_path, "[search]\ntrials = 0\n"))
+    with pytest.raises(ConfigError, match=r"^epochs must be a whole number, got 1.5$"):
+        load_config(write(tmp_path, "[search]\nepochs = 1.5\n"))
+    with pytest.raises(
+        ConfigError, match=r"^unknown setting 'trails' in \[search\] \(did you mean 'trials'\?\)"
+    ):
+        load_config(write(tmp_path, "[search]\ntrails = 3\n"))
+
+
+def test_unknown_table_with_did_you_mean(tmp_path: Path) -> None:
+    path = write(tmp_path, "[serach]\ntrials = 3\n")
+    msg = (
+        rf"^unknown table 'serach' in {re.escape(repr(str(path)))}; "
+        r"allowed: \[search\], \[space\] \(did you mean 'search'\?\)$"
+    )
+    with pytest.raises(ConfigError, match=msg):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"^unknown table 'zzz' in .*; allowed: \[search\], \[space\]$"):
+        load_config(write(tmp_path, "zzz = 1\n"))
+
+
+def test_bad_toml(tmp_path: Path) -> None:
+    path = write(tmp_path, "[search\ntrials = \n")
+    with pytest.raises(ConfigError, match=rf"^config file {re.escape(repr(str(path)))} is not valid TOML: "):
+        load_config(path)
+
+
+def test_binary_garbage_is_bad_toml(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.toml"
+    path.write_bytes(b"\xff\xfe\x00 not toml")
+    with pytest.raises(ConfigError, match=r"is not valid TOML: "):
+        read_toml(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError, match=rf"^config file {re.escape(repr(str(path)))} does not exist$"):
+        load_config(path)
+
+
+def test_a_directory_is_not_a_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"is not valid TOML"):
+        read_toml(tmp_path)
+
+
+def test_search_and_space_must_be_tables(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^\[search\] must be a table$"):
+        load_config(write(tmp_path, "search = 5\n"))
+    with pytest.raises(ConfigError, match=r"^\[space\] must be a table$"):
+        load_config(write(tmp_path, "space = 5\n"))
+
+
+# -- [space] ---------------------------------------------------------------------------------------
+def test_space_table_without_decisions_is_the_default_space() -> None:
+    assert space_from_dict({}) == default_space()
+    assert space_from_dict({"model": "mlp", "lr_grid": 3}) == default_space(lr_grid=3)
+
+
+def test_space_lr_grid_must_be_a_whole_number() -> None:
+    with pytest.raises(
+        ConfigError, match=r"^\[space\] lr_grid must be a whole number of grid points, got 'x'$"
+    ):
+        space_from_dict({"lr_grid": "x"})
+    with pytest.raises(ConfigError, match=r"^log grid needs 0 < low < high and num >= 2, got"):
+        space_from_dict({"lr_grid": 1})
+
+
+def test_other_models_need_decisions() -> None:
+    msg = r"^\[space\] model 'cnn' needs its decisions listed in \[\[space.decisions\]\]$"
+    with pytest.raises(ConfigError, match=msg):
+        space_from_dict({"model": "cnn"})
+    space = space_from_dict({"model": "cnn", "decisions": [{"name": "filters", "values": [8, 16]}]})
+    assert space.model == "cnn"
+
+
+@pytest.mark.parametrize(
+    ("key", "suggestion"), [("decision", "decisions"), ("modle", "model"), ("lrgrid", "lr_grid")]
+)
+def test_unknown_key_in_space(key: str, suggestion: str) -> None:
+    with pytest.raises(
+        ConfigError, match=rf"^unknown key '{key}' in \[space\] \(did you mean '{suggestion}'\?\)$"
+    ):
+        space_from_dict({key: 1})
+
+
+def test_unknown_key_in_space_from_toml(tmp_path: Path) -> None:
+    path = write(tmp_path, "[space]\nmodel = 'mlp'\nsize = 3\n")
+    with pytest.raises(ConfigError, match=r"^unknown key 'size' in \[space\]$"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("key", "suggestion"),
+    [("valeus", "values"), ("when_", "when"), ("kinds", "kind"), ("log_rang", "log_range")],
+)
+def test_unknown_key_in_a_decision(key: str, suggestion: str) -> None:
+    msg = rf"^decision #2: unknown key '{key}' \(did you mean '{suggestion}'\?\)$"
+    with pytest.raises(ConfigError, match=msg):
+        space_from_dict({"decisions": [{"name": "a", "values": [1]}, {"name": "b", "values": [1], key: 1}]})
+
+
+def test_unknown_key_in_a_decision_from_toml(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[space.decisions]]\nname = "a"\nvalues = [1, 2]\ncolour = "red"\n')
+    with pytest.raises(ConfigError, match=r"^decision #1: unknown key 'colour'$"):
+        load_config(path)
+
+
+def test_decisions_must_be_an_array_of_tables() -> None:
+    with pytest.raises(
+        ConfigError, match=r"^\[space\] decisions must be an array of tables \(\[\[space.decisions\]\]\)$"
+    ):
+        space_from_dict({"decisions": {"name": "a"}})
+    with pytest.raises(ConfigError, match=r"^decision #2 must be a table, got 5$"):
+        space_from_dict({"decisions": [{"name": "a", "values": [1]}, 5]})
+
+
+def test_empty_decision_list() -> None:
+    with pytest.raises(ConfigError, match=r"^the search space has no decisions; declare at least one$"):
+        space_from_dict({"decisions": []})
+
+
+@pytest.mark.parametrize("decision", [{"values": [1]}, {"name": "", "values": [1]}])
+def test_decision_needs_a_name(decision: dict) -> None:
+    with pytest.raises(ConfigError, match=r"^decision #1 has no name$"):
+        space_from_dict({"decisions": [decision]})
+
+
+@pytest.mark.parametrize(
+    "decision",
+    [
+        {"name": "u", "values": [1, 2], "range": [1, 2]},
+        {"name": "u", "range": [1, 2], "log_range": [1e-3, 1e-2, 3]},
+        {"name": "u", "values": [1.0], "log_range": [1e-3, 1e-2, 3]},
+        {"name": "u"},
+        {"name": "u", "kind": "int", "when": {}},
+    ],
+)
+def test_exactly_one_of_values_range_log_range(decision: dict) -> None:
+    with pytest.raises(ConfigError, match=r"^decision 'u': give exactly one of values, range, log_range$"):
+        space_from_dict({"decisions": [decision]})
+
+
+def test_range_expands_inclusively() -> None:
+    assert one_decision(name="u", range=[32, 512, 32]).decisions[0].values == tuple(range(32, 513, 32))
+    assert one_decision(name="u", range=[1, 4]).decisions[0].values == (1, 2, 3, 4)
+    assert one_decision(name="u", range=[5, 5]).decisions[0].values == (5,)
+    assert one_decision(name="u", range=[1, 4]).decisions[0].kind == "int"
+
+
+@pytest.mark.parametrize("bad", [[32], [1, 2, 3, 4], [1.0, 4], [1, 4.0], "1..4", 5, [1, True], [[1], 2]])
+def test_range_malformed(bad: object) -> None:
+    msg = rf"^decision 'u': range is \[first, last\] or \[first, last, step\], got {re.escape(repr(bad))}$"
+    with pytest.raises(ConfigError, match=msg):
+        one_decision(name="u", range=bad)
+
+
+@pytest.mark.parametrize("bad", [[512, 32, 32], [1, 4, 0], [1, 4, -1], [5, 4]])
+def test_range_empty(bad: list[int]) -> None:
+    msg = rf"^decision 'u': range {re.escape(repr(bad))} is empty; need first <= last, step > 0$"
+    with pytest.raises(ConfigError, match=msg):
+        one_decision(name="u", range=bad)
+
+
+def test_log_range_expands() -> None:
+    d = one_decision(name="lr", log_range=[1e-4, 1e-2, 7]).decisions[0]
+    assert d.values == default_space()["lr"].values
+    assert d.kind == "float"
+    assert one_decision(name="lr", log_range=[1, 100, 3]).decisions[0].values == (1.0, 10.0, 100.0)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [[1e-4, 1e-2], [1e-4, 1e-2, 7, 8], "1e-4..1e-2", 7, ["a", 1e-2, 7], [1e-4, [1], 7], [1e-4, 1e-2, 7.5]],
+)
+def test_log_range_malformed(bad: object) -> None:
+    msg = rf"^decision 'lr': log_range is \[low, high, count\], got {re.escape(repr(bad))}$"
+    with pytest.raises(ConfigError, match=msg):
+        one_decision(name="lr", log_range=bad)
+
+
+@pytest.mark.parametrize("bad", [[1e-2, 1e-4, 7], [0, 1e-2, 7], [-1, 1, 3], [1e-4, 1e-2, 1]])
+def test_log_range_out_of_order_or_too_short(bad: list) -> None:
+    with pytest.raises(ConfigError, match=r"^log grid needs 0 < low < high and num >= 2, got "):
+        one_decision(name="lr", log_range=bad)
+
+
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [
+        ([1, 2], "int"),
+        ([0.1, 0.2], "float"),
+        ([0, 0.25, 0.5], "float"),
+        ([True, False], "bool"),
+        (["relu", "tanh"], "choice"),
+    ],
+)
+def test_kind_is_guessed_from_values(values: list, kind: str) -> None:
+    assert one_decision(name="d", values=values).decisions[0].kind == kind
+
+
+def test_explicit_kind_wins_and_is_checked() -> None:
+    assert one_decision(name="d", kind="float", values=[1, 2]).decisions[0].values == (1.0, 2.0)
+    with pytest.raises(ConfigError, match=r"^decision 'd': value 'a' is not of kind 'int'$"):
+        one_decision(name="d", kind="int", values=[1, "a"])
+    with pytest.raises(ConfigError, match=r"^decision 'd': value 1 is not of kind 'choice'$"):
+        one_decision(name="d", values=["a", 1])
+    with pytest.raises(
+        ConfigError, match=r"unknown kind 'integr'; allowed: int, float, choice, bool \(did you mean 'int"
+    ):
+        one_decision(name="d", kind="integr", values=[1])
+
+
+def test_decision_errors_come_through_from_toml(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[space.decisions]]\nname = "u"\nkind = "int"\nvalues = [1, 1]\n')
+    with pytest.raises(ConfigError, match=r"^decision 'u': value 1 appears twice$"):
+        load_config(path)
+    path = write(tmp_path, '[[space.decisions]]\nname = "u"\nkind = "int"\nvalues = []\n')
+    with pytest.raises(ConfigError, match=r"^decision 'u' has no values; give at least one$"):
+        load_config(path)
+
+
+def test_when_must_be_a_table() -> None:
+    msg = r"^decision 'u': when must be a table like \{ num_layers = \[2, 3\] \}$"
+    with pytest.raises(ConfigError, match=msg):
+        space_from_dict(
+            {"decisions": [{"name": "n", "values": [1, 2]}, {"name": "u", "values": [8], "when": ["n"]}]}
+        )
+
+
+def test_when_in_toml_is_checked_against_earlier_decisions(tmp_path: Path) -> None:
+    text = """
+[[space.decisions]]
+name = "num_layers"
+values = [1, 2]
+[[space.decisions]]
+name = "units_1"
+range = [8, 64, 8]
+when = { num_layer = [2] }
+"""
+    with pytest.raises(
+        ConfigError, match=r"which is no decision of the space \(did you mean 'num_layers'\?\)"
+    ):
+        load_config(write(tmp_path, text))
+    with pytest.raises(ConfigError, match=re.escape("num_layers=3 is not one of [1, 2]")):
+        load_config(write(tmp_path, text.replace("num_layer = [2]", "num_layers = [3]")))
+
+
+def test_space_from_dict_builds_conditions() -> None:
+    space = space_from_dict(
+        {
+            "decisions": [
+                {"name": "opt", "values": ["adam", "sgd"]},
+                {"name": "momentum", "values": [0.0, 0.9], "when": {"opt": "sgd"}},
+                {"name": "nesterov", "values": [False, True], "when": {"momentum": [0.9]}},
+            ]
+        }
+    )
+    assert space == SearchSpace(
+        [
+            Decision("opt", ("adam", "sgd")),
+            Decision("momentum", (0.0, 0.9), "float", {"opt": ("sgd",)}),
+            Decision("nesterov", (False, True), "bool", {"momentum": (0.9,)}),
+        ]
+    )
+    assert space.size() == 1 + 1 + 2

@@ -1,0 +1,299 @@
+"""Tests for rlnas.reinforce: the loss by hand, the baseline by hand, one update, and learning a target."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rlnas.config import SearchConfig
+from rlnas.controller import Controller
+from rlnas.reinforce import Baseline, UpdateStats, reinforce_loss, update
+from rlnas.space import SearchSpace, default_space
+
+SMALL = {"units": 8, "layers": 1}
+
+
+def weights(c: Controller) -> list[np.ndarray]:
+    return [v.numpy().copy() for v in c.trainable_variables]
+
+
+def seq_log_prob(c: Controller, tokens: np.ndarray) -> float:
+    return float(c.log_prob(np.asarray(tokens)[None])[0][0])
+
+
+# -- the loss --------------------------------------------------------------------------------------
+def test_reinforce_loss_by_hand() -> None:
+    logp = tf.constant([-1.0, -2.0, -0.5])
+    ent = tf.constant([0.5, 1.5, 1.0])
+    adv = tf.constant([1.0, -1.0, 2.0])
+    # -mean(1*-1, -1*-2, 2*-0.5) = -mean(-1, 2, -1) = 0;  - 0.1 * mean(0.5, 1.5, 1.0) = -0.1
+    assert float(reinforce_loss(logp, ent, adv, 0.1)) == pytest.approx(0.0 - 0.1)
+    assert float(reinforce_loss(logp, ent, adv, 0.0)) == pytest.approx(0.0)
+    # A positive advantage on a likely sequence: the loss is positive and shrinks as log p grows.
+    one = reinforce_loss(tf.constant([-3.0]), tf.constant([0.0]), tf.constant([0.5]), 0.0)
+    assert float(one) == pytest.approx(1.5)
+    better = reinforce_loss(tf.constant([-1.0]), tf.constant([0.0]), tf.constant([0.5]), 0.0)
+    assert float(better) == pytest.approx(0.5)
+
+
+def test_reinforce_loss_gradients_by_hand() -> None:
+    logp = tf.Variable([-1.0, -2.0, -0.5, -4.0])
+    ent = tf.Variable([0.5, 1.5, 1.0, 2.0])
+    adv = tf.Variable([1.0, -1.0, 2.0, 0.0])
+    with tf.GradientTape() as tape:
+        loss = reinforce_loss(logp, ent, adv, 0.2)
+    g_logp, g_ent, g_adv = tape.gradient(loss, [logp, ent, adv])
+    # Descending the loss raises log p where the advantage is positive and lowers it where negative.
+    np.testing.assert_allclose(g_logp.numpy(), [-0.25, 0.25, -0.5, 0.0])
+    np.testing.assert_allclose(g_ent.numpy(), [-0.05] * 4)
+    assert g_adv is None  # the advantage is a constant of the surrogate
+
+
+def test_reinforce_loss_casts_float64_advantages() -> None:
+    loss = reinforce_loss(tf.constant([-2.0]), tf.constant([1.0]), np.array([0.25]), 0.5)
+    assert loss.dtype == tf.float32
+    assert float(loss) == pytest.approx(0.5 - 0.5)
+
+
+# -- the baseline ----------------------------------------------------------------------------------
+def test_baseline_first_batch_uses_its_mean() -> None:
+    b = Baseline(decay=0.9)
+    assert b.value is None
+    np.testing.assert_allclose(b.advantages(np.array([0.2, 0.4, 0.9])), [-0.3, -0.1, 0.4])
+    assert b.value is None  # advantages() does not change the baseline
+    b.update(np.array([0.2, 0.4, 0.9]))
+    assert b.value == pytest.approx(0.5)
+
+
+def test_baseline_then_follows_an_exponential_moving_average() -> None:
+    b = Baseline(decay=0.9)
+    b.update(np.array([0.2, 0.4, 0.9]))
+    np.testing.assert_allclose(b.advantages(np.array([1.0, 0.0])), [0.5, -0.5])
+    b.update(np.array([1.0, 0.0]))
+    # 0.9 * 0.5 + 0.1 * 1.0 = 0.55, then 0.9 * 0.55 + 0.1 * 0.0 = 0.495
+    assert b.value == pytest.approx(0.495)
+    b.update(np.array([0.7]))
+    assert b.value == pytest.approx(0.9 * 0.495 + 0.1 * 0.7)
+    np.testing.assert_allclose(b.advantages([0.7]), [0.7 - (0.9 * 0.495 + 0.07)])
+
+
+def test_baseline_decay_means_the_same_for_any_batch_size() -> None:
+    one_batch, single = Baseline(decay=0.8, value=0.0), Baseline(decay=0.8, value=0.0)
+    rewards = np.array([1.0, 0.5, 0.25, 1.0])
+    one_batch.update(rewards)
+    for r in rewards:
+        single.update(np.array([r]))
+    assert one_batch.value == pytest.approx(single.value)
+    assert one_batch.value == pytest.approx(0.2 * (0.8**3 * 1.0 + 0.8**2 * 0.5 + 0.8 * 0.25 + 1.0))
+
+
+def test_baseline_decay_zero_tracks_the_last_reward() -> None:
+    b = Baseline(decay=0.0, value=0.3)
+    b.update(np.array([0.1, 0.8]))
+    assert b.value == pytest.approx(0.8)
+
+
+def test_baseline_with_a_resumed_value() -> None:
+    b = Baseline(decay=0.95, value=0.6)
+    np.testing.assert_allclose(b.advantages(np.array([0.8, 0.4])), [0.2, -0.2])
+
+
+def test_default_decay_matches_the_config() -> None:
+    assert Baseline().decay == SearchConfig().baseline_decay
+
+
+# -- one update ------------------------------------------------------------------------------------
+def test_update_changes_weights_and_reports_stats() -> None:
+    c = Controller((3, 4, 2), seed=1, **SMALL)
+    before = weights(c)
+    s = c.sample(4)
+    b = Baseline(decay=0.9)
+    rewards = np.array([0.1, 0.9, 0.5, 0.3])
+    stats = update(c, s.tokens, np.ones(s.tokens.shape, bool), rewards, b, entropy_weight=1e-3, grad_clip=5.0)
+    assert isinstance(stats, UpdateStats)
+    assert any(not np.array_equal(x, y) for x, y in zip(before, weights(c), strict=True))
+    assert stats.baseline == b.value == pytest.approx(0.45)
+    assert stats.advantage_mean == pytest.approx(0.0, abs=1e-12)
+    assert stats.advantage_abs == pytest.approx(np.mean(np.abs(rewards - 0.45)))
+    assert stats.grad_norm > 0
+    assert stats.entropy == pytest.approx(s.entropies.sum(axis=1).mean(), abs=1e-5)
+    assert np.isfinite(stats.loss)
+    assert int(c.optimizer.iterations.numpy()) == 1
+
+
+def test_update_reports_the_unclipped_gradient_norm() -> None:
+    c = Controller((3, 4), seed=2, **SMALL)
+    s = c.sample(4)
+    mask = np.ones(s.tokens.shape, bool)
+    rewards = np.array([1.0, 0.0, 0.0, 0.0])
+    with tf.GradientTape() as tape:
+        logp, ent = c.log_prob(s.tokens, mask)
+        loss = reinforce_loss(logp, ent, rewards - rewards.mean(), 0.0)
+    norm = float(tf.linalg.global_norm(tape.gradient(loss, c.trainable_variables)))
+    stats = update(c, s.tokens, mask, rewards, Baseline(), entropy_weight=0.0, grad_clip=norm / 10)
+    assert stats.grad_norm == pytest.approx(norm, rel=1e-5)
+    assert stats.loss == pytest.approx(float(loss), rel=1e-5)
+
+
+def test_positive_advantage_raises_the_log_prob_of_a_repeated_sequence() -> None:
+    c = Controller((3, 16, 2), seed=3, **SMALL)
+    seq = np.array([2, 11, 0])
+    tokens = np.tile(seq, (4, 1))
+    b = Baseline(decay=0.9, value=0.0)  # rewards of 1 against a baseline of 0: advantage +1
+    history = [seq_log_prob(c, seq)]
+    for _ in range(5):
+        update(c, tokens, np.ones(tokens.shape, bool), np.ones(4), b, entropy_weight=0.0, grad_clip=5.0)
+        history.append(seq_log_prob(c, seq))
+    assert all(b > a for a, b in itertools.pairwise(history)), history
+    assert history[-1] > history[0] + 0.5
+
+
+def test_the_better_sequence_gains_and_the_worse_one_loses() -> None:
+    c = Controller((3, 16, 2), seed=4, **SMALL)
+    good, bad = np.array([0, 5, 1]), np.array([1, 9, 0])
+    tokens = np.stack([good, bad, good, bad])
+    before = seq_log_prob(c, good), seq_log_prob(c, bad)
+    update(
+        c,
+        tokens,
+        np.ones(tokens.shape, bool),
+        np.array([1.0, 0.0, 1.0, 0.0]),
+        Baseline(),
+        entropy_weight=0.0,
+        grad_clip=5.0,
+    )
+    assert seq_log_prob(c, good) > before[0]
+    assert seq_log_prob(c, bad) < before[1]
+
+
+def test_equal_rewards_and_no_entropy_bonus_change_nothing() -> None:
+    c = Controller((3, 4), seed=5, **SMALL)
+    before = weights(c)
+    s = c.sample(4)
+    stats = update(
+        c,
+        s.tokens,
+        np.ones(s.tokens.shape, bool),
+        np.full(4, 0.7),
+        Baseline(),
+        entropy_weight=0.0,
+        grad_clip=5.0,
+    )
+    assert stats.grad_norm == 0
+    for x, y in zip(before, weights(c), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_entropy_bonus_raises_entropy() -> None:
+    c = Controller((5, 5), seed=6, init_range=1.0, **SMALL)
+    s = c.sample(8)
+    mask = np.ones(s.tokens.shape, bool)
+    start = float(tf.reduce_mean(c.log_prob(s.tokens, mask)[1]))
+    b = Baseline()
+    for _ in range(5):  # equal rewards: the entropy term is the only signal
+        update(c, s.tokens, mask, np.full(8, 0.5), b, entropy_weight=1.0, grad_clip=5.0)
+    assert float(tf.reduce_mean(c.log_prob(s.tokens, mask)[1])) > start
+
+
+def test_masked_decisions_get_no_gradient() -> None:
+    c = Controller((3, 4, 6), seed=7, **SMALL)
+    head = [v.numpy().copy() for v in c.heads[2].trainable_variables]
+    active_head = [v.numpy().copy() for v in c.heads[1].trainable_variables]
+    s = c.sample(4)
+    mask = np.ones(s.tokens.shape, bool)
+    mask[:, 2] = False  # the last decision is inactive everywhere: its head must not move
+    update(c, s.tokens, mask, np.array([1.0, 0.0, 0.5, 0.2]), Baseline(), entropy_weight=1e-2, grad_clip=5.0)
+    for before, v in zip(head, c.heads[2].trainable_variables, strict=True):
+        np.testing.assert_array_equal(before, v.numpy())
+    # ...while the heads of active decisions did move.
+    assert any(
+        not np.array_equal(before, v.numpy())
+        for before, v in zip(active_head, c.heads[1].trainable_variables, strict=True)
+    )
+
+
+def test_update_is_reproducible() -> None:
+    def run() -> list[np.ndarray]:
+        c = Controller((3, 4, 2), seed=8, **SMALL)
+        b = Baseline()
+        for _ in range(3):
+            s = c.sample(4)
+            r = s.tokens[:, 0] / 2.0
+            update(c, s.tokens, np.ones(s.tokens.shape, bool), r, b, entropy_weight=1e-3, grad_clip=5.0)
+        return weights(c)
+
+    for x, y in zip(run(), run(), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+# -- the learning test -----------------------------------------------------------------------------
+def target_probability(controller: Controller, space: SearchSpace, target: list[int]) -> float:
+    """Probability that the controller samples exactly ``target`` (its active decisions)."""
+    p = 1.0
+    for i, active in enumerate(space.active_mask(target)):
+        if active:
+            p *= float(controller.probabilities(i, np.array(target))[target[i]])
+    return p
+
+
+def match_rewards(tokens: np.ndarray, masks: np.ndarray, target: list[int]) -> np.ndarray:
+    """Fraction of each sequence's active decisions whose token is the target's."""
+    hits = (tokens == np.array(target)) & masks
+    return hits.sum(axis=1) / masks.sum(axis=1)
+
+
+def learn(seed: int, samples: int = 400) -> tuple[float, float, list[float]]:
+    """REINFORCE with the library's defaults towards a hidden 3-layer target; returns p0, p1, rewards."""
+    cfg = SearchConfig()
+    space = default_space()
+    controller = Controller(
+        space.vocab_sizes,
+        units=cfg.lstm_units,
+        layers=cfg.lstm_layers,
+        init_range=cfg.init_range,
+        learning_rate=cfg.controller_lr,
+        temperature=cfg.temperature,
+        tanh_constant=cfg.tanh_constant,
+        seed=seed,
+    )
+    rng = np.random.default_rng(1000 + seed)
+    target = [int(rng.integers(v)) for v in space.vocab_sizes]
+    target[0] = space["num_layers"].index(3)  # every decision active, so every head has to learn
+    p0 = target_probability(controller, space, target)
+    baseline = Baseline(decay=cfg.baseline_decay)
+    batch_rewards = []
+    for _ in range(samples // cfg.archs_per_update):
+        s = controller.sample(cfg.archs_per_update)
+        masks = np.array([space.active_mask(t) for t in s.tokens])
+        rewards = match_rewards(s.tokens, masks, target)
+        batch_rewards.append(float(rewards.mean()))
+        update(
+            controller,
+            s.tokens,
+            masks,
+            rewards,
+            baseline,
+            entropy_weight=cfg.entropy_weight,
+            grad_clip=cfg.grad_clip,
+        )
+    return p0, target_probability(controller, space, target), batch_rewards
+
+
+def test_match_rewards() -> None:
+    space = default_space()
+    target = [2, 1, 2, 3, 0, 1, 4]
+    tokens = np.array([[2, 1, 2, 3, 0, 1, 4], [0, 1, 9, 9, 1, 1, 4], [1, 0, 2, 3, 1, 0, 0]])
+    masks = np.array([space.active_mask(t) for t in tokens])
+    np.testing.assert_allclose(match_rewards(tokens, masks, target), [1.0, 3 / 5, 1 / 6])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_controller_learns_a_hidden_target(seed: int) -> None:
+    p0, p1, rewards = learn(seed)
+    # Measured on seeds 0..23: controller_lr 0.02 converges early to a 6/7 or 4/5 optimum on most
+    # seeds (a wrong units_2, or num_layers=1); 0.005 passed on all 24.
+    assert p1 >= 100 * p0, f"target probability {p0:.3g} -> {p1:.3g}"
+    assert np.mean(rewards[-5:]) > rewards[0] + 0.2, f"reward {rewards[0]:.3f} -> {np.mean(rewards[-5:]):.3f}"
