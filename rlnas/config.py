@@ -99,6 +99,7 @@ class SearchConfig:
                 _positive(name, getattr(self, name))
         if not 0 < self.train_fraction <= 1:
             raise ConfigError(f"train_fraction must be in (0, 1], got {self.train_fraction!r}")
+        self.data_spec()  # validates the split fractions now, not when the data is first loaded
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -130,6 +130,7 @@ class SearchSpace:
                 if parent not in seen:
                     later = any(x.name == parent for x in self.decisions)
                     where = "a later decision" if later else "no decision of the space"
+                    where = "itself" if parent == d.name else where
                     raise ConfigError(
                         f"decision {d.name!r}: condition refers to {parent!r}, which is {where}"
                         + ("" if later else did_you_mean(parent, seen))

@@ -477,3 +477,12 @@ def test_space_from_dict_builds_conditions() -> None:
         ]
     )
     assert space.size() == 1 + 1 + 2
+
+
+def test_split_fractions_are_checked_when_the_config_is_built():
+    from rlnas.errors import DataError
+
+    with pytest.raises(DataError, match="val_fraction"):
+        SearchConfig(val_fraction=0.0)
+    with pytest.raises(DataError, match="test_fraction"):
+        SearchConfig(val_fraction=0.5, test_fraction=0.6)

@@ -596,3 +596,8 @@ def test_encode_errors() -> None:
         space.encode(good | {"dropout": 0})
     with pytest.raises(ConfigError, match=re.escape("lr=0.002 is not one of [0.0001, 0.000215")):
         space.encode(good | {"lr": 2e-3})
+
+
+def test_condition_on_itself_is_named_as_such():
+    with pytest.raises(ConfigError, match="refers to 'a', which is itself"):
+        SearchSpace([Decision("a", (1, 2), "int", {"a": (1,)})])
