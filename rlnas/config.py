@@ -60,12 +60,12 @@ class SearchConfig:
     test_fraction: float = _f(0.2, "fraction held out for the final test score (never seen by the search)")
     seed: int = _f(0, "seed of the controller, the sampling and the children; same seed, same run")
     archs_per_update: int = _f(8, "architectures sampled per REINFORCE update (m)")
-    controller_lr: float = _f(0.02, "Adam learning rate of the controller")
+    controller_lr: float = _f(0.01, "Adam learning rate of the controller")
     entropy_weight: float = _f(1e-3, "weight of the entropy bonus in the REINFORCE loss")
     baseline_decay: float = _f(0.95, "decay of the exponential moving-average reward baseline")
     grad_clip: float = _f(5.0, "global-norm clipping of the controller gradient")
     temperature: float = _f(1.0, "softmax temperature of the controller's logits while sampling")
-    tanh_constant: float | None = _f(None, "if set, logits = C * tanh(logits / temperature) (ENAS)")
+    tanh_constant: float | None = _f(2.5, "logits = C * tanh(logits / temperature) (ENAS); 0 turns it off")
     lstm_units: int = _f(35, "units in each LSTM layer of the controller")
     lstm_layers: int = _f(2, "LSTM layers of the controller")
     init_range: float = _f(0.08, "controller weights start uniform in [-r, r]")
@@ -94,9 +94,12 @@ class SearchConfig:
             raise ConfigError(f"entropy_weight must be >= 0, got {self.entropy_weight!r}")
         if not 0 <= self.baseline_decay < 1:
             raise ConfigError(f"baseline_decay must be in [0, 1), got {self.baseline_decay!r}")
-        for name in ("max_minutes", "tanh_constant"):
-            if getattr(self, name) is not None:
-                _positive(name, getattr(self, name))
+        if self.max_minutes is not None:
+            _positive("max_minutes", self.max_minutes)
+        if self.tanh_constant is not None and not (
+            isinstance(self.tanh_constant, int | float) and 0 <= self.tanh_constant < math.inf
+        ):
+            raise ConfigError(f"tanh_constant must be >= 0 (0 turns it off), got {self.tanh_constant!r}")
         if not 0 < self.train_fraction <= 1:
             raise ConfigError(f"train_fraction must be in (0, 1], got {self.train_fraction!r}")
         self.data_spec()  # validates the split fractions now, not when the data is first loaded

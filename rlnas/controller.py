@@ -47,7 +47,8 @@ class Controller:
         learning_rate: Adam step size. Zoph & Le's 6e-4 was set for 12,800 samples; a laptop search
             sees a few hundred, so the default is larger (see benchmarks/search_progress.py).
         temperature: logits are divided by this before the softmax.
-        tanh_constant: if set, logits = C * tanh(logits / temperature), ENAS's bound on confidence.
+        tanh_constant: if set (non-zero), logits = C * tanh(logits / temperature), ENAS's bound on
+            confidence that keeps a few hundred samples from collapsing the policy (search default 2.5).
         seed: seeds both the initial weights and the sampling generator.
     """
 
@@ -58,7 +59,7 @@ class Controller:
         units: int = 35,
         layers: int = 2,
         init_range: float = 0.08,
-        learning_rate: float = 0.02,
+        learning_rate: float = 0.01,
         temperature: float = 1.0,
         tanh_constant: float | None = None,
         seed: int = 0,
@@ -109,7 +110,7 @@ class Controller:
             x, state = cell(x, state)
             new_states.append(state)
         logits = self.heads[i](x) / self.temperature
-        if self.tanh_constant is not None:
+        if self.tanh_constant:  # None or 0: off
             logits = self.tanh_constant * tf.tanh(logits)
         return logits, new_states
 

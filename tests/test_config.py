@@ -30,11 +30,11 @@ def test_defaults_are_valid_and_frozen() -> None:
     cfg = SearchConfig()
     assert cfg.trials == 64
     assert cfg.archs_per_update == 8
-    assert cfg.controller_lr == 0.02
+    assert cfg.controller_lr == 0.01
     assert cfg.baseline_decay == 0.95
     assert cfg.entropy_weight == 1e-3
     assert cfg.grad_clip == 5.0
-    assert cfg.tanh_constant is None
+    assert cfg.tanh_constant == 2.5
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.trials = 3  # type: ignore[misc]
 
@@ -119,12 +119,18 @@ def test_floats_must_be_numbers(name: str) -> None:
         SearchConfig(**{name: "0.1"})
 
 
-@pytest.mark.parametrize("name", ["max_minutes", "tanh_constant"])
-def test_optional_positive_floats(name: str) -> None:
-    assert getattr(SearchConfig(**{name: 2}), name) == 2
-    assert getattr(SearchConfig(**{name: None}), name) is None
-    with pytest.raises(ConfigError, match=rf"^{name} must be positive, got 0$"):
-        SearchConfig(**{name: 0})
+def test_max_minutes_is_optional_and_positive() -> None:
+    assert SearchConfig(max_minutes=2).max_minutes == 2
+    assert SearchConfig(max_minutes=None).max_minutes is None
+    with pytest.raises(ConfigError, match=r"^max_minutes must be positive, got 0$"):
+        SearchConfig(max_minutes=0)
+
+
+def test_tanh_constant_zero_or_none_turns_it_off() -> None:
+    assert SearchConfig(tanh_constant=0).tanh_constant == 0
+    assert SearchConfig(tanh_constant=None).tanh_constant is None
+    with pytest.raises(ConfigError, match=r"^tanh_constant must be >= 0 \(0 turns it off\), got -1$"):
+        SearchConfig(tanh_constant=-1)
 
 
 @pytest.mark.parametrize("bad", [1, 1.0, 1.5, -0.01, math.nan])

@@ -139,7 +139,7 @@ def test_update_reports_the_unclipped_gradient_norm() -> None:
 
 
 def test_positive_advantage_raises_the_log_prob_of_a_repeated_sequence() -> None:
-    c = Controller((3, 16, 2), seed=3, **SMALL)
+    c = Controller((3, 16, 2), seed=3, **SMALL, learning_rate=0.02)
     seq = np.array([2, 11, 0])
     tokens = np.tile(seq, (4, 1))
     b = Baseline(decay=0.9, value=0.0)  # rewards of 1 against a baseline of 0: advantage +1
@@ -240,9 +240,14 @@ def target_probability(controller: Controller, space: SearchSpace, target: list[
 
 
 def match_rewards(tokens: np.ndarray, masks: np.ndarray, target: list[int]) -> np.ndarray:
-    """Fraction of each sequence's active decisions whose token is the target's."""
+    """Fraction of the target's tokens that a sequence matches (a decision it lacks is a miss).
+
+    Counting over the target's decisions, not the sample's, keeps the reward free of a deceptive
+    optimum: scored over its own active decisions, a 1-layer net with everything else right (4/5)
+    outscores every 3-layer net whose units are still random, and REINFORCE rightly settles there.
+    """
     hits = (tokens == np.array(target)) & masks
-    return hits.sum(axis=1) / masks.sum(axis=1)
+    return hits.sum(axis=1) / len(target)
 
 
 def learn(seed: int, samples: int = 400) -> tuple[float, float, list[float]]:
@@ -287,13 +292,14 @@ def test_match_rewards() -> None:
     target = [2, 1, 2, 3, 0, 1, 4]
     tokens = np.array([[2, 1, 2, 3, 0, 1, 4], [0, 1, 9, 9, 1, 1, 4], [1, 0, 2, 3, 1, 0, 0]])
     masks = np.array([space.active_mask(t) for t in tokens])
-    np.testing.assert_allclose(match_rewards(tokens, masks, target), [1.0, 3 / 5, 1 / 6])
+    np.testing.assert_allclose(match_rewards(tokens, masks, target), [1.0, 3 / 7, 1 / 7])
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_controller_learns_a_hidden_target(seed: int) -> None:
     p0, p1, rewards = learn(seed)
-    # Measured on seeds 0..23: controller_lr 0.02 converges early to a 6/7 or 4/5 optimum on most
-    # seeds (a wrong units_2, or num_layers=1); 0.005 passed on all 24.
+    # Measured with the defaults (controller_lr 0.01, tanh_constant 2.5) on seeds 0..23: 22 of 24
+    # pass. Without the tanh bound, lr 0.02 passed 4 of 12 (the policy collapses on a wrong units_2
+    # before it is active often enough to learn) and 0.01 passed 10 of 12.
     assert p1 >= 100 * p0, f"target probability {p0:.3g} -> {p1:.3g}"
     assert np.mean(rewards[-5:]) > rewards[0] + 0.2, f"reward {rewards[0]:.3f} -> {np.mean(rewards[-5:]):.3f}"
