@@ -22,7 +22,8 @@ class Args:
     trials: int = 48  # architectures to train
     m: int = 8  # architectures per REINFORCE update
     epochs: int = 1  # epochs per child
-    controller_lr: float = 0.02  # Adam step of the controller
+    controller_lr: float = 0.01  # Adam step of the controller
+    tanh_constant: float = 2.5  # ENAS's bound on the logits: keeps the policy from collapsing early
     entropy_weight: float = 1e-3  # bonus that keeps the policy exploring
     seed: int = 0
 
@@ -32,7 +33,9 @@ def main(args: Args = Args()) -> None:
     # Children train in a worker process (TensorFlow never returns memory to the OS).
     evaluator = WorkerEvaluator(DataSpec("mnist_5k"), TrainSpec(epochs=args.epochs))
     env = NasEnv(space, evaluator=evaluator)
-    controller = Controller(space.vocab_sizes, learning_rate=args.controller_lr, seed=args.seed)
+    controller = Controller(
+        space.vocab_sizes, learning_rate=args.controller_lr, tanh_constant=args.tanh_constant, seed=args.seed
+    )
     baseline = reinforce.Baseline(decay=0.95)
     best = (0.0, {})
 
