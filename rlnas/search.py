@@ -10,6 +10,7 @@ agents); each finished trial is appended to ``trials.jsonl`` before the next chi
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import numpy as np
 from envs.nas_env import NasEnv
 from rlnas import reinforce
 from rlnas.config import SearchConfig
-from rlnas.controller import Controller
+from rlnas.controller import Controller, Sample
 from rlnas.evaluator import Evaluator, TrainSpec, WorkerEvaluator
 from rlnas.monitor import Monitor
 from rlnas.space import SearchSpace
@@ -93,73 +94,83 @@ def run_search(
     monitor.text("config", "```\n" + "\n".join(f"{k} = {v!r}" for k, v in config.to_dict().items()) + "\n```")
 
     trials: list[dict[str, Any]] = []
-    best: dict[str, Any] | None = None
     start = time.monotonic()
-    deadline = start + config.max_minutes * 60 if config.max_minutes else None
-    stopped_by = "trials"
+    deadline = start + config.max_minutes * 60 if config.max_minutes else math.inf
     try:
-        while len(trials) < config.trials:
+        while len(trials) < config.trials and time.monotonic() < deadline:
             sample = controller.sample(min(config.archs_per_update, config.trials - len(trials)))
-            rewards: list[float] = []
-            for tokens, logp in zip(sample.tokens, sample.log_probs, strict=True):
-                if deadline is not None and time.monotonic() > deadline:
-                    stopped_by = "time"
+            batch: list[dict[str, Any]] = []
+            for k in range(len(sample.tokens)):
+                if time.monotonic() >= deadline:
                     break
-                index = len(trials)
-                reward, info = play(env, tokens, trial_seed(config.seed, index))
-                mask = space.active_mask(tokens)
-                record = {
-                    "index": index,
-                    "update": index // config.archs_per_update,
-                    "tokens": [int(t) for t in tokens],
-                    "key": info["key"],
-                    "architecture": info["architecture"],
-                    "reward": reward,
-                    "log_prob": float(np.sum(logp[mask])),
-                    **info["metrics"],
-                    "seed": info["child_seed"],
-                    "elapsed": time.monotonic() - start,
-                }
-                store.append_trial(record)
+                record = _run_trial(env, sample, k, len(trials), config, start)
+                store.append_trial(record)  # on disk before the next child starts
                 trials.append(record)
-                rewards.append(reward)
-                if record["status"] == "ok" and (best is None or reward > best["reward"]):
-                    best = record
+                batch.append(record)
                 if on_trial is not None:
                     on_trial(record)
-            if not rewards:
+            if not batch:
                 break
-            n = len(rewards)
-            masks = np.array([space.active_mask(t) for t in sample.tokens[:n]])
+            # The batch may be cut short by the time budget: update on what was evaluated.
             stats = reinforce.update(
                 controller,
-                sample.tokens[:n],
-                masks,
-                np.array(rewards),
+                sample.tokens[: len(batch)],
+                np.array([space.active_mask(t) for t in sample.tokens[: len(batch)]]),
+                np.array([t["reward"] for t in batch]),
                 baseline,
                 entropy_weight=config.entropy_weight,
                 grad_clip=config.grad_clip,
             )
             controller.save(store.controller_path)
             store.write_json("state.json", {"trials": len(trials), "baseline": baseline.value})
-            batch = trials[-n:]
-            monitor.scalars(
-                len(trials),
-                {
-                    "charts/reward_mean": float(np.mean(rewards)),
-                    "charts/reward_max": float(np.max(rewards)),
-                    "charts/best_val_accuracy": best["val_accuracy"] if best else 0.0,
-                    "charts/baseline": stats.baseline,
-                    "charts/failed_fraction": sum(t["status"] != "ok" for t in batch) / n,
-                    "losses/loss": stats.loss,
-                    "losses/entropy": stats.entropy,
-                    "losses/grad_norm": stats.grad_norm,
-                    "losses/advantage_abs": stats.advantage_abs,
-                },
-            )
-            if stopped_by == "time":
-                break
+            monitor.scalars(len(trials), _batch_scalars(batch, stats, best_trial(trials)))
     finally:
         env.close()
         monitor.close()
-    return SearchResult(trials, best, time.monotonic() - start, stopped_by)
+    stopped_by = "trials" if len(trials) >= config.trials else "time"
+    return SearchResult(trials, best_trial(trials), time.monotonic() - start, stopped_by)
+
+
+def best_trial(trials: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The successful trial with the highest reward (the earliest on ties), or None."""
+    ok = [t for t in trials if t["status"] == "ok"]
+    return max(ok, key=lambda t: t["reward"]) if ok else None
+
+
+def _run_trial(
+    env: NasEnv, sample: Sample, k: int, index: int, config: SearchConfig, start: float
+) -> dict[str, Any]:
+    """Play sampled sequence ``k`` through the env and return the trial's journal record."""
+    tokens = sample.tokens[k]
+    reward, info = play(env, tokens, trial_seed(config.seed, index))
+    mask = env.space.active_mask(tokens)
+    return {
+        "index": index,
+        "update": index // config.archs_per_update,
+        "tokens": [int(t) for t in tokens],
+        "key": info["key"],
+        "architecture": info["architecture"],
+        "reward": reward,
+        "log_prob": float(np.sum(sample.log_probs[k][mask])),
+        **info["metrics"],
+        "seed": info["child_seed"],
+        "elapsed": time.monotonic() - start,
+    }
+
+
+def _batch_scalars(
+    batch: list[dict[str, Any]], stats: reinforce.UpdateStats, best: dict[str, Any] | None
+) -> dict[str, float]:
+    """TensorBoard scalars of one REINFORCE batch, in CleanRL's fixed tag groups."""
+    rewards = [t["reward"] for t in batch]
+    return {
+        "charts/reward_mean": float(np.mean(rewards)),
+        "charts/reward_max": float(np.max(rewards)),
+        "charts/best_val_accuracy": best["val_accuracy"] if best else 0.0,
+        "charts/baseline": stats.baseline,
+        "charts/failed_fraction": sum(t["status"] != "ok" for t in batch) / len(batch),
+        "losses/loss": stats.loss,
+        "losses/entropy": stats.entropy,
+        "losses/grad_norm": stats.grad_norm,
+        "losses/advantage_abs": stats.advantage_abs,
+    }
