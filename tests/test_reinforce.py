@@ -11,6 +11,7 @@ import tensorflow as tf
 from rlnas.config import SearchConfig
 from rlnas.controller import Controller
 from rlnas.reinforce import Baseline, UpdateStats, reinforce_loss, update
+from rlnas.search import make_controller
 from rlnas.space import SearchSpace, default_space
 
 SMALL = {"units": 8, "layers": 1}
@@ -252,18 +253,9 @@ def match_rewards(tokens: np.ndarray, masks: np.ndarray, target: list[int]) -> n
 
 def learn(seed: int, samples: int = 400) -> tuple[float, float, list[float]]:
     """REINFORCE with the library's defaults towards a hidden 3-layer target; returns p0, p1, rewards."""
-    cfg = SearchConfig()
+    cfg = SearchConfig(seed=seed)
     space = default_space()
-    controller = Controller(
-        space.vocab_sizes,
-        units=cfg.lstm_units,
-        layers=cfg.lstm_layers,
-        init_range=cfg.init_range,
-        learning_rate=cfg.controller_lr,
-        temperature=cfg.temperature,
-        tanh_constant=cfg.tanh_constant,
-        seed=seed,
-    )
+    controller = make_controller(cfg, space)  # exactly what `rlnas search` builds
     rng = np.random.default_rng(1000 + seed)
     target = [int(rng.integers(v)) for v in space.vocab_sizes]
     target[0] = space["num_layers"].index(3)  # every decision active, so every head has to learn
