@@ -51,7 +51,7 @@ class SearchConfig:
 
     dataset: str = _f("mnist_5k", "mnist_5k (bundled), mnist, fashion_mnist, or a path to a .npz file")
     data_dir: str | None = _f(None, "directory holding MNIST-format IDX files (e.g. Debian's fashion-mnist)")
-    trials: int = _f(64, "number of child architectures to train during the search")
+    trials: int = _f(96, "number of child architectures to train during the search")
     max_minutes: float | None = _f(None, "time budget of the search phase; stops after the current batch")
     epochs: int = _f(2, "training epochs of each child during the search")
     batch_size: int = _f(128, "minibatch size of child training")

@@ -28,7 +28,7 @@ def one_decision(**decision) -> SearchSpace:
 # -- SearchConfig ----------------------------------------------------------------------------------
 def test_defaults_are_valid_and_frozen() -> None:
     cfg = SearchConfig()
-    assert cfg.trials == 64
+    assert cfg.trials == 96
     assert cfg.archs_per_update == 8
     assert cfg.controller_lr == 0.01
     assert cfg.baseline_decay == 0.95
