@@ -144,10 +144,16 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=10, help="growth is measured from after this many children")
     p.add_argument("--interval", type=float, default=0.5, help="seconds between RSS samples")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--children-per-worker", type=int, default=40, help="worker recycling (config default 40)")
+    p.add_argument(
+        "--children-per-worker", type=int, default=None, help="worker recycling (default: the config's)"
+    )
     p.add_argument("--_mode", help=argparse.SUPPRESS)
     p.add_argument("--_result", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.children_per_worker is None:
+        from rlnas.config import SearchConfig
+
+        args.children_per_worker = SearchConfig().children_per_worker
     if args._mode:
         r = measure(args._mode, args.children, args.interval, args.seed, args.children_per_worker)
         args._result.write_text(json.dumps(r))

@@ -2,8 +2,8 @@
 
 What it measures
     One real search (default config, ``--trials`` 96, the default worker-process evaluator). Every
-    child records ``child_seconds`` (everything inside the worker: build, fit, evaluate,
-    clear_session, gc) and ``fit_seconds`` + ``eval_seconds``. The script times the whole
+    child records ``child_seconds`` (everything inside the worker: clear_session, build, fit,
+    evaluate) and ``fit_seconds`` + ``eval_seconds``. The script times the whole
     ``run_search`` call and wraps the loop's other steps (controller sampling and update, checkpoint,
     journal, TensorBoard, the evaluator round trip) with ``perf_counter`` timers.
 
@@ -50,7 +50,7 @@ def breakdown(
     items = [
         ("child: fit + evaluate", sum(t["fit_seconds"] + t["eval_seconds"] for t in trials)),
         (
-            "child: build, clear_session, gc",
+            "child: build, clear_session",
             sum(t["child_seconds"] - t["fit_seconds"] - t["eval_seconds"] for t in trials),
         ),
         ("wait for the first worker (round trip - child, trial 0)", gaps[0]),
@@ -64,14 +64,12 @@ def breakdown(
 
 
 def dissect(config: Any, archs: list[dict[str, Any]]) -> dict[str, float]:
-    """Mean seconds of each step of 'build, clear_session, gc', re-timed in this process for ``archs``.
+    """Mean seconds of the child's own non-training steps, re-timed in this process for ``archs``.
 
-    Mirrors ``train_and_evaluate`` (clear, build, fit, evaluate, clear, gc) with fit and evaluate on
-    one small batch, so the clean-up sees a trained model's graphs. The worker cannot be timed
-    without library changes, and this process also holds the controller: the numbers are indicative.
+    Mirrors ``train_and_evaluate`` (``clear_session(free_memory=False)``, build and compile, fit,
+    evaluate) with fit and evaluate on one small batch. The worker cannot be timed without library
+    changes, and this process also holds the controller: the numbers are indicative.
     """
-    import gc
-
     import keras
     import tensorflow as tf
 
@@ -81,23 +79,17 @@ def dissect(config: Any, archs: list[dict[str, Any]]) -> dict[str, float]:
     tf.get_logger().setLevel("ERROR")  # one-batch fits of fresh models warn about retracing
     ds = data.load(config.data_spec())
     x, y = ds.x_train[: config.batch_size], ds.y_train[: config.batch_size]
-    steps = ("clear_session (before)", "build_model", "clear_session (after)", "gc.collect")
+    steps = ("clear_session(free_memory=False)", "build_model (incl. compile)")
     times: dict[str, list[float]] = {k: [] for k in steps}
     for arch in archs:
         t0 = time.perf_counter()
-        keras.backend.clear_session()
+        keras.backend.clear_session(free_memory=False)
         t1 = time.perf_counter()
         model = build_model(arch, ds.x_train.shape[1:], ds.num_classes)
         t2 = time.perf_counter()
         model.fit(x, y, epochs=1, batch_size=config.batch_size, verbose=0)
         model.evaluate(x, y, verbose=0)
-        model = None
-        t3 = time.perf_counter()
-        keras.backend.clear_session()
-        t4 = time.perf_counter()
-        gc.collect()
-        t5 = time.perf_counter()
-        for key, dt in zip(steps, (t1 - t0, t2 - t1, t4 - t3, t5 - t4), strict=True):
+        for key, dt in zip(steps, (t1 - t0, t2 - t1), strict=True):
             times[key].append(dt)
     return {k: statistics.fmean(v) for k, v in times.items()}
 
@@ -210,7 +202,7 @@ def main() -> None:
     )
     if parts:
         n = min(args.dissect, len(trials))
-        md += f"\n\nInside 'build, clear_session, gc', re-timed here for {n} children (mean s): "
+        md += f"\n\nInside 'build, clear_session', re-timed here for {n} children (mean s): "
         md += ", ".join(f"{k} {v:.3f}" for k, v in parts.items())
     results = {"summary": summary, "breakdown": dict(items), "dissect": parts, "config": config.to_dict()}
     emit(args.out, "overhead", md, results)
