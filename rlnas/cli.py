@@ -18,6 +18,7 @@ from rlnas.errors import ConfigError, RlnasError
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 1
 
 
 class _Parser(argparse.ArgumentParser):
@@ -96,6 +97,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"rlnas: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except Exception as exc:  # a bug of ours, not bad input: still one line, the details on request
+        if args.debug:
+            raise
+        print(
+            f"rlnas: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
 # -- commands ----------------------------------------------------------------------------------------
