@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from rlnas.errors import ConfigError, RlnasError
+from rlnas.text import format_arch, format_table
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -164,7 +165,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if result.best is None:
         raise RlnasError("no child trained successfully; see the error column of trials.jsonl")
     best = result.best
-    print(f"best validation accuracy {best['val_accuracy']:.4f}: {_fmt_arch(best['architecture'])}")
+    print(f"best validation accuracy {best['val_accuracy']:.4f}: {format_arch(best['architecture'])}")
     if config.replay_top:
         return _replay_and_print(store, config.replay_top, None)
     return 0
@@ -194,11 +195,11 @@ def cmd_show(args: argparse.Namespace) -> int:
             f"{t['val_accuracy']:.4f}",
             f"{t['params']:,}",
             str(t["index"]),
-            _fmt_arch(t["architecture"]),
+            format_arch(t["architecture"]),
         )
         for i, t in enumerate(top_k(trials, args.top), start=1)
     ]
-    print(_table(("rank", "val_acc", "params", "trial", "architecture"), rows))
+    print(format_table(("rank", "val_acc", "params", "trial", "architecture"), rows))
     return 0
 
 
@@ -222,11 +223,11 @@ def _replay_and_print(store: Any, top: int, epochs: int | None) -> int:
             f"{r.val_accuracy:.4f}",
             f"{r.test_accuracy:.4f}" if r.status == "ok" else "failed",
             f"{r.params:,}",
-            _fmt_arch(r.architecture),
+            format_arch(r.architecture),
         )
         for r in results
     ]
-    print(_table(("rank", "val_acc (search)", "test_acc", "params", "architecture"), rows))
+    print(format_table(("rank", "val_acc (search)", "test_acc", "params", "architecture"), rows))
     saved = [r.model_path for r in results if r.model_path]
     if saved:
         print(f"saved {len(saved)} model(s) under {store.replay_dir} (keras.models.load_model loads them)")
@@ -244,22 +245,11 @@ def _progress_printer(total: int):
         outcome = f"val_acc {t['val_accuracy']:.4f}" if t["status"] == "ok" else f"FAILED {t['error'][:60]}"
         print(
             f"[{done:>{len(str(total))}}/{total}] {outcome}  best {state['best']:.4f}  "
-            f"eta {eta:4.0f}s  {_fmt_arch(t['architecture'])}",
+            f"eta {eta:4.0f}s  {format_arch(t['architecture'])}",
             flush=True,
         )
 
     return show
-
-
-def _fmt_arch(arch: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in arch.items())
-
-
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from rlnas.errors import ConfigError, did_you_mean
+from rlnas.text import format_table, format_value
 
 INACTIVE = -1
 """Token written for a decision that does not exist in an architecture."""
@@ -240,14 +241,10 @@ class SearchSpace:
 
     def summary(self) -> str:
         """A table of decisions (name, kind, values, condition) and the exact space size."""
-        rows = [("decision", "kind", "values", "condition")]
-        for d in self.decisions:
-            rows.append((d.name, d.kind, _fmt_values(d.values), d.condition_text()))
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        lines.append(f"\n{len(self)} decisions, model {self.model!r}: {self.size():,} distinct architectures")
-        return "\n".join(lines)
+        rows = [(d.name, d.kind, _fmt_values(d.values), d.condition_text()) for d in self.decisions]
+        table = format_table(("decision", "kind", "values", "condition"), rows)
+        size = f"{len(self)} decisions, model {self.model!r}: {self.size():,} distinct architectures"
+        return f"{table}\n\n{size}"
 
     # -- serialisation ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -271,10 +268,6 @@ class SearchSpace:
         return all(p in chosen and chosen[p] in vals for p, vals in d.when.items())
 
 
-def _fmt(v: Value) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
-
-
 def _fmt_values(values: tuple[Value, ...]) -> str:
     """Values for a table: arithmetic int ranges shortened to ``32..512 step 32 (16 values)``."""
     ints = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
@@ -282,7 +275,7 @@ def _fmt_values(values: tuple[Value, ...]) -> str:
         steps = {b - a for a, b in itertools.pairwise(values)}  # type: ignore[operator]
         if len(steps) == 1:
             return f"{values[0]}..{values[-1]} step {steps.pop()} ({len(values)} values)"
-    return ", ".join(_fmt(v) for v in values)
+    return ", ".join(format_value(v) for v in values)
 
 
 def log_grid(low: float, high: float, num: int) -> tuple[float, ...]:

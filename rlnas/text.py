@@ -1,0 +1,24 @@
+"""Plain-text formatting shared by the CLI and the space summary (no dependencies)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def format_value(v: Any) -> str:
+    """A decision value as a reader wants it: floats to 3 significant digits, the rest as is."""
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def format_arch(arch: Mapping[str, Any]) -> str:
+    """``num_layers=2 units_0=448 ... lr=0.00464``: one line per architecture."""
+    return " ".join(f"{k}={format_value(v)}" for k, v in arch.items())
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns two spaces apart, with a dashed rule under the header."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
