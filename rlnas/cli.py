@@ -121,15 +121,24 @@ def cmd_space(args: argparse.Namespace) -> int:
 
 def _resolve_search(args: argparse.Namespace):
     """Config file, then flags; the space and the dataset are checked before TensorFlow loads."""
+    from rlnas import data
     from rlnas.child import check_space
     from rlnas.config import FIELD_TYPES, load_config, make_config
-    from rlnas.data import check_spec
+    from rlnas.errors import DataError
 
     _, space, from_file = load_config(args.config)
     overrides = {k: getattr(args, k) for k in FIELD_TYPES if getattr(args, k) is not None}
     config = make_config(from_file | overrides)
     check_space(space)
-    check_spec(config.data_spec())
+    spec = config.data_spec()
+    try:
+        data.check_spec(spec)
+    except DataError:
+        if not data.is_downloadable(spec):
+            raise
+        print(f"{spec.name} is not on this machine; fetching it with keras.datasets ...", file=sys.stderr)
+        _load_tensorflow(args.debug)
+        data.download(spec)
     return config, space
 
 

@@ -169,6 +169,32 @@ def check_spec(spec: DataSpec) -> None:
     _locate(spec)
 
 
+def is_downloadable(spec: DataSpec) -> bool:
+    """True for mnist / fashion_mnist with no --data-dir: keras.datasets can fetch them."""
+    return spec.name in ("mnist", "fashion_mnist") and spec.data_dir is None
+
+
+def download(spec: DataSpec) -> None:
+    """Fetch mnist or fashion_mnist into the Keras cache with keras.datasets (needs the network).
+
+    Afterwards :func:`load` reads the cache like any local copy. Call it only when
+    :func:`check_spec` found nothing: it imports Keras (and TensorFlow).
+
+    Raises:
+        DataError: the download failed; the message lists the offline alternatives.
+    """
+    if not is_downloadable(spec):
+        raise DataError(f"{spec.name!r} cannot be downloaded; {_CHOICES}")
+    import keras
+
+    try:
+        getattr(keras.datasets, spec.name).load_data()
+    except Exception as exc:  # any failure (no network, a bad hash) means the same to the user
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:120]
+        raise DataError(f"{_missing_message(spec.name)} (the download failed: {reason})") from None
+    _locate(spec)  # the cache now holds it, or this says why not
+
+
 def read_idx(path: Path, *, ndim: int) -> np.ndarray:
     """Read a gzip or plain IDX file with numpy, checking magic number, rank and size."""
     opener = gzip.open if path.suffix == ".gz" else open

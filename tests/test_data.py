@@ -381,3 +381,16 @@ def test_official_test_shape_must_match_train() -> None:
     test = (np.zeros((4, 3, 3), dtype=np.uint8), np.arange(4) % 2)
     with pytest.raises(DataError, match=re.escape("test samples (3, 3) != train (2, 2)")):
         make_splits(*xy(), spec=DataSpec(), test=test)
+
+
+def test_failed_download_is_one_data_error_naming_the_offline_ways(monkeypatch):
+    import keras
+
+    def offline():
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", offline)
+    with pytest.raises(DataError, match=r"apt-get install dataset-fashion-mnist.*download failed: OSError"):
+        data.download(DataSpec("fashion_mnist"))
+    with pytest.raises(DataError, match="cannot be downloaded"):
+        data.download(DataSpec("mnist_5k"))
