@@ -12,10 +12,15 @@ import sys
 import time
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from rlnas.errors import ConfigError, RlnasError
 from rlnas.text import format_arch, format_table
+
+if TYPE_CHECKING:  # annotations only: the CLI imports modules lazily to start fast
+    from rlnas.config import SearchConfig
+    from rlnas.space import SearchSpace
+    from rlnas.store import RunStore
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -68,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name", help="run name (default: search-<date>-<time>)")
     s.add_argument("--runs-dir", default="runs", help="where runs are written (default: runs)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing run of that name")
+    s.add_argument("--resume", metavar="RUN", help="continue an interrupted run (its directory or name)")
     s.add_argument("--quiet", action="store_true", help="no per-trial lines")
     _add_config_flags(s)
 
@@ -143,26 +149,24 @@ def _resolve_search(args: argparse.Namespace):
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from rlnas.store import RunStore
-
-    config, space = _resolve_search(args)
-    name = args.name or time.strftime("search-%Y%m%d-%H%M%S")
-    if not name or "/" in name or name.startswith("."):
-        raise ConfigError(f"run name {name!r} must be a plain directory name")
-    store = RunStore.create(Path(args.runs_dir) / name, overwrite=args.overwrite)
-    store.write_json("config.json", {"search": config.to_dict(), "space": space.to_dict()})
+    store, config, space = _resume_run(args) if args.resume else _new_run(args)
     _load_tensorflow(args.debug)
     from rlnas.search import run_search
 
-    print(f"run {store.path}: {config.trials} trials of {space.size():,} architectures on {config.dataset}")
+    done = len(store.trials()) if args.resume else 0
+    what = f"resuming at trial {done + 1} of" if args.resume else "searching"
+    print(
+        f"run {store.path}: {what} {config.trials} trials, {space.size():,} architectures, {config.dataset}"
+    )
     show = None if args.quiet else _progress_printer(config.trials)
     try:
-        result = run_search(config, space, store, on_trial=show)
+        with store.locked():
+            result = run_search(config, space, store, on_trial=show, resume=bool(args.resume))
     except KeyboardInterrupt:
         n = len(store.trials())
         print(
             f"\ninterrupted: {n} finished trials kept in {store.path}; "
-            f"`rlnas replay {store.path}` retrains the best so far",
+            f"`rlnas search --resume {store.path}` continues, `rlnas replay {store.path}` retrains the best",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
@@ -178,6 +182,56 @@ def cmd_search(args: argparse.Namespace) -> int:
     if config.replay_top:
         return _replay_and_print(store, config.replay_top, None)
     return 0
+
+
+def _new_run(args: argparse.Namespace) -> tuple[RunStore, SearchConfig, SearchSpace]:
+    from rlnas.store import RunStore
+
+    config, space = _resolve_search(args)
+    name = args.name or time.strftime("search-%Y%m%d-%H%M%S")
+    if not name or "/" in name or name.startswith("."):
+        raise ConfigError(f"run name {name!r} must be a plain directory name")
+    store = RunStore.create(Path(args.runs_dir) / name, overwrite=args.overwrite)
+    store.write_json("config.json", {"search": config.to_dict(), "space": space.to_dict()})
+    return store, config, space
+
+
+RESUMABLE = ("trials", "max_minutes", "replay_top", "replay_epochs", "children_per_worker")
+"""Settings a resume may change: the budget and what happens after it, not what is searched."""
+
+
+def _resume_run(args: argparse.Namespace) -> tuple[RunStore, SearchConfig, SearchSpace]:
+    """The run's own config and space, with only the budget open to change."""
+    from dataclasses import replace
+
+    from rlnas.child import check_space
+    from rlnas.config import FIELD_TYPES, make_config, space_from_dict
+    from rlnas.data import check_spec
+    from rlnas.store import RunStore
+
+    if args.config or args.name or args.overwrite:
+        raise ConfigError(
+            "--resume continues a run with its own settings; drop --config, --name and --overwrite"
+        )
+    store = RunStore.open(args.resume, args.runs_dir)
+    stored = store.read_json("config.json")
+    try:
+        config, space = make_config(stored["search"]), space_from_dict(stored["space"])
+    except (KeyError, TypeError, RlnasError) as exc:
+        raise ConfigError(f"run {str(store.path)!r} was made by an incompatible rlnas: {exc}") from None
+    overrides = {k: getattr(args, k) for k in FIELD_TYPES if getattr(args, k) is not None}
+    fixed = sorted(k for k, v in overrides.items() if k not in RESUMABLE and v != getattr(config, k))
+    if fixed:
+        k = fixed[0]
+        raise ConfigError(
+            f"--resume cannot change {k} (the run used {getattr(config, k)!r}); "
+            f"only {', '.join(RESUMABLE)} may change, or start a new run"
+        )
+    config = replace(config, **{k: v for k, v in overrides.items() if k in RESUMABLE})
+    check_space(space)
+    check_spec(config.data_spec())
+    store.write_json("config.json", {"search": config.to_dict(), "space": space.to_dict()})
+    return store, config, space
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,18 +201,30 @@ class Controller:
             v.assign(state[f"o{i}"])
         self.rng.bit_generator.state = json.loads(bytes(state["rng"]).decode())
 
-    def save(self, path: str | Path) -> None:
-        """Write the checkpoint atomically (write to a temporary file, then rename)."""
+    def save(self, path: str | Path, meta: dict | None = None) -> None:
+        """Write the checkpoint atomically (a synced temporary file, then a rename).
+
+        ``meta`` (JSON-able: the search's baseline and step) travels in the same file, so a crash
+        can never leave the controller and the search state from different updates.
+        """
         path = Path(path)
+        state = self.get_state()
+        state["meta"] = np.frombuffer(json.dumps(meta or {}).encode(), np.uint8)
         buf = io.BytesIO()
-        np.savez(buf, **self.get_state())
+        np.savez(buf, **state)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(buf.getvalue())
+        with tmp.open("wb") as fh:
+            fh.write(buf.getvalue())
+            fh.flush()
+            os.fsync(fh.fileno())
         tmp.replace(path)
 
-    def restore(self, path: str | Path) -> None:
+    def restore(self, path: str | Path) -> dict:
+        """Load a checkpoint written by :meth:`save`; returns its ``meta``."""
         try:
             with np.load(path) as data:
-                self.set_state(dict(data))
+                state = dict(data)
+            self.set_state(state)
+            return json.loads(bytes(state["meta"]).decode()) if "meta" in state else {}
         except (OSError, ValueError, KeyError) as exc:
             raise RunError(f"cannot read controller checkpoint {str(path)!r}: {exc}") from None

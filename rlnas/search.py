@@ -22,6 +22,7 @@ from envs.nas_env import NasEnv
 from rlnas import reinforce
 from rlnas.config import SearchConfig
 from rlnas.controller import Controller, Sample
+from rlnas.errors import RunError
 from rlnas.evaluator import Evaluator, TrainSpec, WorkerEvaluator
 from rlnas.monitor import Monitor
 from rlnas.space import SearchSpace
@@ -73,12 +74,20 @@ def run_search(
     *,
     evaluator: Evaluator | None = None,
     on_trial: Callable[[dict[str, Any]], None] | None = None,
+    resume: bool = False,
 ) -> SearchResult:
     """Run the whole search phase into ``store``; returns every trial and the best one.
 
     Args:
         evaluator: trains the children (default: a worker process on the configured dataset).
         on_trial: called with each trial record as it is written (progress display).
+        resume: continue the interrupted search in ``store``: its controller, baseline and sampler
+            come back from the last checkpoint, the batch in flight is sampled again (the same
+            architectures, by the restored RNG) and its children already in the journal are reused,
+            never retrained. The budget counts what was already spent.
+
+    Raises:
+        RunError: on resume, the journal does not match what the checkpoint samples again.
     """
     evaluator = evaluator or WorkerEvaluator(
         config.data_spec(),
@@ -94,7 +103,11 @@ def run_search(
     monitor.text("config", "```\n" + "\n".join(f"{k} = {v!r}" for k, v in config.to_dict().items()) + "\n```")
 
     trials: list[dict[str, Any]] = []
-    start = time.monotonic()
+    finished: list[dict[str, Any]] = []  # journal records past the checkpoint: reused on resume
+    spent = 0.0
+    if resume:
+        trials, finished, spent = _restore(store, controller, baseline)
+    start = time.monotonic() - spent
     deadline = start + config.max_minutes * 60 if config.max_minutes else math.inf
     try:
         while len(trials) < config.trials and time.monotonic() < deadline:
@@ -103,12 +116,15 @@ def run_search(
             for k in range(len(sample.tokens)):
                 if time.monotonic() >= deadline:
                     break
-                record = _run_trial(env, sample, k, len(trials), config, start)
-                store.append_trial(record)  # on disk before the next child starts
+                if finished:
+                    record = _reuse(finished.pop(0), sample.tokens[k])
+                else:
+                    record = _run_trial(env, sample, k, len(trials), config, start)
+                    store.append_trial(record)  # on disk before the next child starts
+                    if on_trial is not None:
+                        on_trial(record)
                 trials.append(record)
                 batch.append(record)
-                if on_trial is not None:
-                    on_trial(record)
             if not batch:
                 break
             # The batch may be cut short by the time budget: update on what was evaluated.
@@ -121,14 +137,39 @@ def run_search(
                 entropy_weight=config.entropy_weight,
                 grad_clip=config.grad_clip,
             )
-            controller.save(store.controller_path)
-            store.write_json("state.json", {"trials": len(trials), "baseline": baseline.value})
+            state = {"trials": len(trials), "baseline": baseline.value, "elapsed": time.monotonic() - start}
+            controller.save(store.controller_path, meta=state)
+            store.write_json("state.json", state)  # for people; the checkpoint carries its own copy
             monitor.scalars(len(trials), _batch_scalars(batch, stats, best_trial(trials)))
     finally:
         env.close()
         monitor.close()
     stopped_by = "trials" if len(trials) >= config.trials else "time"
     return SearchResult(trials, best_trial(trials), time.monotonic() - start, stopped_by)
+
+
+def _restore(
+    store: RunStore, controller: Controller, baseline: reinforce.Baseline
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], float]:
+    """Load the last checkpoint; split the journal into trials before it and after it; time spent."""
+    records = store.trials()
+    if [t["index"] for t in records] != list(range(len(records))):
+        raise RunError(f"{store.path / 'trials.jsonl'} is out of order; it cannot be resumed")
+    meta = controller.restore(store.controller_path) if store.controller_path.exists() else {}
+    done = int(meta.get("trials", 0))
+    baseline.value = meta.get("baseline")
+    spent = float(records[-1]["elapsed"]) if records else 0.0
+    return records[:done], records[done:], spent
+
+
+def _reuse(record: dict[str, Any], tokens: np.ndarray) -> dict[str, Any]:
+    """A journal record for the architecture sampled again on resume; they must agree."""
+    if record["tokens"] != [int(t) for t in tokens]:
+        raise RunError(
+            f"resume diverged at trial {record['index']}: the checkpoint samples {list(map(int, tokens))}, "
+            f"the journal has {record['tokens']} (was the run changed by hand?)"
+        )
+    return record
 
 
 def best_trial(trials: Sequence[dict[str, Any]]) -> dict[str, Any] | None:

@@ -12,11 +12,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,21 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _lock_holder(path: Path) -> int | None:
+    """The pid in a lock file if that process is alive, else None."""
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except PermissionError:
+        return pid  # exists, owned by someone else
+    except OSError:
+        return None
+    return pid
+
+
 class RunStore:
     """Reads and writes one run directory. Construct with :meth:`create` or :meth:`open`."""
 
@@ -70,7 +87,8 @@ class RunStore:
         if path.exists() and any(path.iterdir()):
             if not overwrite:
                 raise RunError(
-                    f"run directory {str(path)!r} already exists; choose another --name or pass --overwrite"
+                    f"run directory {str(path)!r} already exists; continue it with --resume, "
+                    "choose another --name or pass --overwrite"
                 )
             if not (path / "config.json").is_file():
                 raise RunError(f"{str(path)!r} is not empty and not an rlnas run; refusing to overwrite it")
@@ -116,6 +134,35 @@ class RunStore:
             raise RunError(f"run {str(self.path)!r} has no {name}") from None
         except (OSError, json.JSONDecodeError) as exc:
             raise RunError(f"cannot read {str(p)!r}: {exc}") from None
+
+    # -- the lock --------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold ``lock`` (our pid) while writing the run; a second writer gets a clear RunError.
+
+        A lock left by a process that no longer exists (killed with SIGKILL) is taken over.
+        """
+        path = self.path / "lock"
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                break
+            except FileExistsError:
+                holder = _lock_holder(path)
+                if holder is not None:
+                    raise RunError(
+                        f"run {str(self.path)!r} is being written by process {holder}; "
+                        "wait for it to finish or stop it first"
+                    ) from None
+                path.unlink(missing_ok=True)  # stale: its process is gone
+        else:  # pragma: no cover - another process won the race twice
+            raise RunError(f"could not lock run {str(self.path)!r}")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
 
     # -- the trial journal -----------------------------------------------------------------------
     def append_trial(self, record: dict[str, Any]) -> None:

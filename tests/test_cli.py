@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,14 @@ def test_search_show_replay_end_to_end(tmp_path, tiny_npz):
     replay = _run("replay", str(run), "--top", "1", "--epochs", "1", cwd=tmp_path)
     assert replay.returncode == 0, replay.stderr
     assert "test_acc" in replay.stdout
+
+    more = _run("search", "--resume", str(run), "--trials", "9", "--replay-top", "0", cwd=tmp_path)
+    assert more.returncode == 0, more.stderr
+    assert "resuming at trial 7 of 9" in more.stdout and "[9/9]" in more.stdout
+    assert [json.loads(line)["index"] for line in (run / "trials.jsonl").read_text().splitlines()] == list(
+        range(9)
+    )
+    assert not (run / "lock").exists()
 
 
 def test_bad_input_is_one_line_in_a_subprocess(tmp_path):

@@ -68,5 +68,8 @@ def test_controller_moves_toward_rewarded_architectures(tmp_path):
 
 def test_existing_run_directory_is_refused(tmp_path):
     _search(tmp_path, "x")
-    with pytest.raises(Exception, match="already exists; choose another --name or pass --overwrite"):
+    with pytest.raises(
+        Exception,
+        match="already exists; continue it with --resume, choose another --name or pass --overwrite",
+    ):
         RunStore.create(tmp_path / "x")

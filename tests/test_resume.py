@@ -1,0 +1,119 @@
+"""Resume: an interrupted search continues from its last consistent state, losing and repeating nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rlnas.cli import main
+from rlnas.config import SearchConfig
+from rlnas.errors import RunError
+from rlnas.search import run_search
+from rlnas.space import default_space
+from rlnas.store import RunStore
+from tests.conftest import SyntheticEvaluator
+
+CONFIG = SearchConfig(trials=24, archs_per_update=8, seed=5)
+
+
+class Interrupting(SyntheticEvaluator):
+    """Raises KeyboardInterrupt (as Ctrl-C would) on its ``at``-th child."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+
+    def evaluate(self, arch, seed):
+        if len(self.calls) + 1 == self.at:
+            raise KeyboardInterrupt
+        return super().evaluate(arch, seed)
+
+
+def _store(tmp_path, name, config=CONFIG):
+    store = RunStore.create(tmp_path / name)
+    store.write_json("config.json", {"search": config.to_dict(), "space": default_space().to_dict()})
+    return store
+
+
+def _keys(store):
+    return [t["key"] for t in store.trials()]
+
+
+@pytest.fixture
+def uninterrupted(tmp_path):
+    store = _store(tmp_path, "whole")
+    run_search(CONFIG, default_space(), store, evaluator=SyntheticEvaluator())
+    return _keys(store)
+
+
+def test_resume_at_an_update_boundary_samples_what_an_uninterrupted_run_samples(tmp_path, uninterrupted):
+    store = _store(tmp_path, "split")
+    run_search(dataclasses.replace(CONFIG, trials=16), default_space(), store, evaluator=SyntheticEvaluator())
+    second = SyntheticEvaluator()
+    result = run_search(CONFIG, default_space(), store, evaluator=second, resume=True)
+    assert _keys(store) == uninterrupted
+    assert len(second.calls) == 8  # only the new children were trained
+    assert [t["index"] for t in result.trials] == list(range(24))
+
+
+def test_resume_mid_batch_reuses_finished_children_and_retries_the_interrupted_one(tmp_path, uninterrupted):
+    store = _store(tmp_path, "ctrl-c")
+    with pytest.raises(KeyboardInterrupt):
+        run_search(CONFIG, default_space(), store, evaluator=Interrupting(at=12))
+    assert len(store.trials()) == 11  # children 1..11 finished; the 12th was in flight
+    second = SyntheticEvaluator()
+    run_search(CONFIG, default_space(), store, evaluator=second, resume=True)
+    trials = store.trials()
+    assert [t["index"] for t in trials] == list(range(24))  # nothing lost, nothing twice
+    assert _keys(store) == uninterrupted
+    assert len(second.calls) == 24 - 11
+
+
+def test_resume_of_a_run_without_checkpoint_starts_the_controller_afresh(tmp_path, uninterrupted):
+    store = _store(tmp_path, "early")
+    with pytest.raises(KeyboardInterrupt):
+        run_search(CONFIG, default_space(), store, evaluator=Interrupting(at=4))
+    assert not store.controller_path.exists()
+    run_search(CONFIG, default_space(), store, evaluator=SyntheticEvaluator(), resume=True)
+    assert _keys(store) == uninterrupted
+
+
+def test_a_journal_that_disagrees_with_the_checkpoint_is_refused(tmp_path):
+    store = _store(tmp_path, "edited")
+    with pytest.raises(KeyboardInterrupt):
+        run_search(CONFIG, default_space(), store, evaluator=Interrupting(at=12))
+    lines = (store.path / "trials.jsonl").read_text().splitlines()
+    lines[9] = lines[9].replace('"tokens": [', '"tokens": [9, ', 1)
+    (store.path / "trials.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(RunError, match="resume diverged at trial 9"):
+        run_search(CONFIG, default_space(), store, evaluator=SyntheticEvaluator(), resume=True)
+
+
+def test_lock_names_the_live_holder_and_a_stale_lock_is_taken_over(tmp_path):
+    store = _store(tmp_path, "locked")
+    holder = rf"being written by process {os.getpid()}"
+    with store.locked(), pytest.raises(RunError, match=holder), store.locked():
+        pass
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    (store.path / "lock").write_text(gone.stdout.strip())  # left by a process that no longer exists
+    with store.locked():
+        assert (store.path / "lock").read_text() == str(os.getpid())
+    assert not (store.path / "lock").exists()
+
+
+def test_cli_resume_may_extend_the_budget_but_not_change_the_search(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = _store(tmp_path / "runs", "r")
+    assert main(["search", "--resume", "r", "--epochs", "5"]) == 2
+    assert "--resume cannot change epochs (the run used 2)" in capsys.readouterr().err
+    assert main(["search", "--resume", "r", "--name", "x"]) == 2
+    assert "drop --config, --name and --overwrite" in capsys.readouterr().err
+    assert main(["search", "--resume", "nope"]) == 2
+    assert "no run 'nope'" in capsys.readouterr().err
+    assert store.read_json("config.json")["search"]["epochs"] == 2  # untouched by the refusals
