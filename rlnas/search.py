@@ -152,6 +152,7 @@ def _restore(
     store: RunStore, controller: Controller, baseline: reinforce.Baseline
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], float]:
     """Load the last checkpoint; split the journal into trials before it and after it; time spent."""
+    store.repair_journal()
     records = store.trials()
     if [t["index"] for t in records] != list(range(len(records))):
         raise RunError(f"{store.path / 'trials.jsonl'} is out of order; it cannot be resumed")

@@ -173,6 +173,29 @@ class RunStore:
             fh.flush()
             os.fsync(fh.fileno())
 
+    def repair_journal(self) -> None:
+        """Make ``trials.jsonl`` end at a line boundary before appending to it again.
+
+        A crash mid-write can leave a partial last line; appending after it would glue the next
+        record onto it. A complete record that only lacks its newline gets one; a torn one is cut.
+        """
+        p = self.path / "trials.jsonl"
+        if not p.exists():
+            return
+        raw = p.read_bytes()
+        if not raw or raw.endswith(b"\n"):
+            return
+        head, _, tail = raw.rpartition(b"\n")
+        try:
+            json.loads(tail)
+            fixed = raw + b"\n"
+        except ValueError:
+            print(f"warning: dropped a torn last line of {p} (a crash mid-write)", file=sys.stderr)
+            fixed = head + b"\n" if head else b""
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_bytes(fixed)
+        tmp.replace(p)
+
     def trials(self) -> list[dict[str, Any]]:
         """Every complete trial line; a torn last line (a crash mid-write) is dropped with a warning."""
         p = self.path / "trials.jsonl"

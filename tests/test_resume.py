@@ -117,3 +117,29 @@ def test_cli_resume_may_extend_the_budget_but_not_change_the_search(capsys, tmp_
     assert main(["search", "--resume", "nope"]) == 2
     assert "no run 'nope'" in capsys.readouterr().err
     assert store.read_json("config.json")["search"]["epochs"] == 2  # untouched by the refusals
+
+
+def test_a_torn_last_line_is_dropped_with_a_warning_and_the_journal_stays_line_complete(
+    tmp_path, uninterrupted, capsys
+):
+    store = _store(tmp_path, "torn")
+    with pytest.raises(KeyboardInterrupt):
+        run_search(CONFIG, default_space(), store, evaluator=Interrupting(at=12))
+    journal = store.path / "trials.jsonl"
+    with journal.open("a") as fh:
+        fh.write('{"index": 11, "key": "0-1')  # the crash hit mid-write
+    run_search(CONFIG, default_space(), store, evaluator=SyntheticEvaluator(), resume=True)
+    assert "dropped a torn last line" in capsys.readouterr().err
+    assert _keys(store) == uninterrupted
+    assert journal.read_text().endswith("\n") and len(journal.read_text().splitlines()) == 24
+
+
+def test_a_complete_last_record_missing_only_its_newline_is_kept(tmp_path, uninterrupted):
+    store = _store(tmp_path, "no-newline")
+    with pytest.raises(KeyboardInterrupt):
+        run_search(CONFIG, default_space(), store, evaluator=Interrupting(at=12))
+    journal = store.path / "trials.jsonl"
+    journal.write_text(journal.read_text().rstrip("\n"))
+    second = SyntheticEvaluator()
+    run_search(CONFIG, default_space(), store, evaluator=second, resume=True)
+    assert _keys(store) == uninterrupted and len(second.calls) == 13
