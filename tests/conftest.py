@@ -14,13 +14,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 class SyntheticEvaluator:
     """Reward = a deterministic function of the architecture; counts calls; can fail on demand."""
 
-    def __init__(self, fail_when: dict | None = None) -> None:
+    def __init__(self, fail_when: dict | None = None, delay: float = 0.0) -> None:
         self.calls: list[dict] = []
         self.fail_when = fail_when or {}
+        self.delay = delay  # seconds per child, so that a test can kill the search mid-child
 
     def evaluate(self, arch, seed):
+        import time
+
         from rlnas.child import ChildResult
 
+        time.sleep(self.delay)
         self.calls.append(dict(arch))
         if self.fail_when and all(arch.get(k) == v for k, v in self.fail_when.items()):
             return ChildResult("failed", error="synthetic failure")

@@ -143,3 +143,52 @@ def test_a_complete_last_record_missing_only_its_newline_is_kept(tmp_path, unint
     second = SyntheticEvaluator()
     run_search(CONFIG, default_space(), store, evaluator=second, resume=True)
     assert _keys(store) == uninterrupted and len(second.calls) == 13
+
+
+def _count_lines(path):
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_sigkill_at_random_moments_then_resume_loses_and_repeats_nothing(tmp_path):
+    """Fault injection: kill a real search process with SIGKILL several times, resume each time."""
+    import json
+    import random
+    import signal
+    import time
+
+    from tests.crash_target import CONFIG as CRASH_CONFIG
+
+    reference = _store(tmp_path, "reference", CRASH_CONFIG)
+    run_search(CRASH_CONFIG, default_space(), reference, evaluator=SyntheticEvaluator())
+    run_dir = tmp_path / "killed"
+    rng = random.Random(7)
+    kills = 0
+    command = [sys.executable, "-m", "tests.crash_target", str(run_dir)]
+    for _ in range(40):
+        proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+        journal = run_dir / "trials.jsonl"
+        before = _count_lines(journal)
+        # Wait until this process has written something new, then kill it a random moment later.
+        while (
+            proc.poll() is None
+            and (len(journal.read_text().splitlines()) if journal.exists() else 0) == before
+        ):
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 1.0))
+        if proc.poll() is not None:
+            assert proc.returncode == 0, proc.stderr.read()
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        lines = journal.read_text().splitlines()
+        for line in lines[:-1]:
+            json.loads(line)  # every line but a torn last one is a whole record
+    else:
+        pytest.fail("the search did not finish after 40 starts")
+    assert kills >= 3
+    store = RunStore(run_dir)
+    trials = store.trials()
+    assert [t["index"] for t in trials] == list(range(CRASH_CONFIG.trials))
+    assert [t["key"] for t in trials] == _keys(reference)  # the same search as never interrupted
+    assert not (run_dir / "lock").exists()
