@@ -70,6 +70,9 @@ class SearchConfig:
     lstm_layers: int = _f(2, "LSTM layers of the controller")
     init_range: float = _f(0.08, "controller weights start uniform in [-r, r]")
     failed_reward: float = _f(0.0, "reward given to a child that fails to build or train")
+    max_params: int | None = _f(None, "a child with more parameters fails without training")
+    child_time_limit: float | None = _f(None, "seconds a child may train before it is stopped and failed")
+    max_consecutive_failures: int = _f(10, "stop the search after this many failed children in a row")
     children_per_worker: int = _f(100, "children a worker process trains before it is replaced")
     replay_top: int = _f(1, "after the search, retrain this many best architectures (0: skip)")
     replay_epochs: int = _f(10, "training epochs of each replayed architecture")
@@ -84,6 +87,7 @@ class SearchConfig:
             "lstm_layers",
             "children_per_worker",
             "replay_epochs",
+            "max_consecutive_failures",
         ):
             _positive(name, getattr(self, name), integer=True)
         for name in ("controller_lr", "temperature", "init_range", "grad_clip"):
@@ -94,8 +98,11 @@ class SearchConfig:
             raise ConfigError(f"entropy_weight must be >= 0, got {self.entropy_weight!r}")
         if not 0 <= self.baseline_decay < 1:
             raise ConfigError(f"baseline_decay must be in [0, 1), got {self.baseline_decay!r}")
-        if self.max_minutes is not None:
-            _positive("max_minutes", self.max_minutes)
+        for name in ("max_minutes", "child_time_limit"):
+            if getattr(self, name) is not None:
+                _positive(name, getattr(self, name))
+        if self.max_params is not None:
+            _positive("max_params", self.max_params, integer=True)
         if self.tanh_constant is not None and not (
             isinstance(self.tanh_constant, int | float) and 0 <= self.tanh_constant < math.inf
         ):

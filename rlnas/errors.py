@@ -27,6 +27,10 @@ class RunError(RlnasError):
     """A run directory cannot be created, read or written (fatal)."""
 
 
+class SearchAborted(RlnasError):
+    """The search stopped itself (e.g. every recent child failed); finished trials are kept."""
+
+
 class ChildError(RlnasError):
     """One child network failed to build or train (recoverable: the trial is recorded as failed)."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
 from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -30,6 +31,7 @@ class TrainSpec:
     epochs: int = 2
     batch_size: int = 128
     max_params: int | None = None
+    time_limit: float | None = None  # seconds; enforced by WorkerEvaluator (it kills the worker)
 
 
 class Evaluator(Protocol):
@@ -94,9 +96,9 @@ _STANDBY_LEAD = 3
 """Children before retirement at which the standby worker starts: enough to hide its start-up."""
 
 
-def _ready() -> bool:
-    """A no-op task: submitting it makes a pool spawn and initialise its worker now."""
-    return True
+def _ready() -> int:
+    """A first task: submitting it makes a pool spawn and initialise its worker now; returns its pid."""
+    return os.getpid()
 
 
 class WorkerEvaluator:
@@ -115,6 +117,7 @@ class WorkerEvaluator:
         self._active: ProcessPoolExecutor | None = None
         self._standby: ProcessPoolExecutor | None = None
         self._done_by_active = 0
+        self._pids: dict[ProcessPoolExecutor, Future] = {}  # pool -> future of its worker's pid
 
     def _spawn(self) -> ProcessPoolExecutor:
         pool = ProcessPoolExecutor(
@@ -123,7 +126,7 @@ class WorkerEvaluator:
             initializer=_init_worker,
             initargs=(self.spec,),
         )
-        pool.submit(_ready)
+        self._pids[pool] = pool.submit(_ready)
         return pool
 
     def start(self) -> None:
@@ -135,6 +138,7 @@ class WorkerEvaluator:
     def _retire_active(self) -> None:
         if self._active is not None:
             _stop(self._active, wait=False)
+            self._pids.pop(self._active, None)
         self._active = None
 
     def evaluate(self, arch: Mapping[str, Any], seed: int) -> ChildResult:
@@ -145,10 +149,20 @@ class WorkerEvaluator:
         if self._standby is None and self._done_by_active >= self.children_per_worker - _STANDBY_LEAD:
             self._standby = self._spawn()
         try:
-            return future.result()
+            self._pids[self._active].result()  # the limit starts once the worker is up
+            return future.result(timeout=self.train.time_limit)
         except BrokenProcessPool as exc:  # the worker died during this child: it costs this child only
             self._retire_active()
             return ChildResult("failed", error=f"worker process died: {exc}"[:500])
+        except TimeoutError:  # a hung or too slow child: end its worker, fail the child, go on
+            self._kill_active()
+            return ChildResult("failed", error=f"exceeded the time limit of {self.train.time_limit:g} s")
+
+    def _kill_active(self) -> None:
+        assert self._active is not None
+        with contextlib.suppress(Exception):  # the worker may be gone already
+            os.kill(self._pids[self._active].result(timeout=1), signal.SIGKILL)
+        self._retire_active()
 
     def _submit(self, *args: Any) -> Future:
         """Submit to a live worker; a worker that died while idle is replaced, not blamed on a child."""
@@ -166,6 +180,7 @@ class WorkerEvaluator:
             if pool is not None:
                 _stop(pool, wait=True)
         self._active = self._standby = None
+        self._pids.clear()
 
 
 def _stop(pool: ProcessPoolExecutor, *, wait: bool) -> None:

@@ -22,7 +22,7 @@ from envs.nas_env import NasEnv
 from rlnas import reinforce
 from rlnas.config import SearchConfig
 from rlnas.controller import Controller, Sample
-from rlnas.errors import RunError
+from rlnas.errors import RunError, SearchAborted
 from rlnas.evaluator import Evaluator, TrainSpec, WorkerEvaluator
 from rlnas.monitor import Monitor
 from rlnas.space import SearchSpace
@@ -91,7 +91,12 @@ def run_search(
     """
     evaluator = evaluator or WorkerEvaluator(
         config.data_spec(),
-        TrainSpec(epochs=config.epochs, batch_size=config.batch_size),
+        TrainSpec(
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            max_params=config.max_params,
+            time_limit=config.child_time_limit,
+        ),
         children_per_worker=config.children_per_worker,
     )
     if hasattr(evaluator, "start"):
@@ -125,6 +130,7 @@ def run_search(
                         on_trial(record)
                 trials.append(record)
                 batch.append(record)
+                _check_failures(trials, config.max_consecutive_failures)
             if not batch:
                 break
             # The batch may be cut short by the time budget: update on what was evaluated.
@@ -171,6 +177,16 @@ def _reuse(record: dict[str, Any], tokens: np.ndarray) -> dict[str, Any]:
             f"the journal has {record['tokens']} (was the run changed by hand?)"
         )
     return record
+
+
+def _check_failures(trials: Sequence[dict[str, Any]], limit: int) -> None:
+    """Stop a search whose children keep failing: something is wrong that more trials won't fix."""
+    recent = trials[-limit:]
+    if len(recent) == limit and all(t["status"] != "ok" for t in recent):
+        raise SearchAborted(
+            f"the last {limit} children all failed (last error: {recent[-1]['error']}); "
+            "fix the cause or raise --max-consecutive-failures"
+        )
 
 
 def best_trial(trials: Sequence[dict[str, Any]]) -> dict[str, Any] | None:

@@ -67,3 +67,22 @@ def test_worker_that_dies_mid_child_costs_that_child_only(tiny_npz):
         assert slow.evaluate(ARCH, seed=1).status == "ok"
     finally:
         slow.close()
+
+
+def test_a_child_over_its_time_limit_fails_and_the_next_one_trains(tiny_npz):
+    spec = DataSpec(str(tiny_npz))
+    ev = WorkerEvaluator(spec, TrainSpec(epochs=2000, batch_size=8, time_limit=1.0), children_per_worker=50)
+    try:
+        slow = ev.evaluate(ARCH, seed=1)
+        assert slow.status == "failed" and slow.error == "exceeded the time limit of 1 s"
+        ev.train = TrainSpec(epochs=1, batch_size=32, time_limit=60.0)
+        assert ev.evaluate(ARCH, seed=1).status == "ok"  # a fresh worker took over
+    finally:
+        ev.close()
+
+
+def test_a_child_over_max_params_fails_without_training(tiny_npz):
+    local = LocalEvaluator(DataSpec(str(tiny_npz)), TrainSpec(max_params=100))
+    result = local.evaluate(ARCH, seed=0)
+    assert result.status == "failed"
+    assert "parameters exceed max_params=100" in result.error and result.fit_seconds == 0

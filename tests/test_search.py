@@ -73,3 +73,17 @@ def test_existing_run_directory_is_refused(tmp_path):
         match="already exists; continue it with --resume, choose another --name or pass --overwrite",
     ):
         RunStore.create(tmp_path / "x")
+
+
+def test_search_stops_after_too_many_failures_in_a_row_keeping_the_journal(tmp_path):
+    from rlnas.errors import SearchAborted
+
+    class AlwaysFails(SyntheticEvaluator):
+        def evaluate(self, arch, seed):
+            from rlnas.child import ChildResult
+
+            return ChildResult("failed", error="CUDA out of memory")
+
+    with pytest.raises(SearchAborted, match=r"last 5 children all failed \(last error: CUDA out of memory\)"):
+        _search(tmp_path, "doomed", evaluator=AlwaysFails(), max_consecutive_failures=5)
+    assert len(RunStore(tmp_path / "doomed").trials()) == 5
