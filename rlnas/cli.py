@@ -8,8 +8,11 @@ Arguments, config files, the space and the data are all validated before TensorF
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -154,22 +157,19 @@ def cmd_search(args: argparse.Namespace) -> int:
     from rlnas.search import run_search
 
     done = len(store.trials()) if args.resume else 0
-    what = f"resuming at trial {done + 1} of" if args.resume else "searching"
-    print(
-        f"run {store.path}: {what} {config.trials} trials, {space.size():,} architectures, {config.dataset}"
-    )
+    budget = f"{config.trials} trials of {space.size():,} architectures on {config.dataset}"
+    print(f"run {store.path}: " + (f"resuming at trial {done + 1} of {budget}" if args.resume else budget))
     show = None if args.quiet else _progress_printer(config.trials)
+    stop = _StopOnCtrlC()
     try:
-        with store.locked():
-            result = run_search(config, space, store, on_trial=show, resume=bool(args.resume))
+        with store.locked(), stop.installed():
+            result = run_search(
+                config, space, store, on_trial=show, resume=bool(args.resume), should_stop=stop
+            )
     except KeyboardInterrupt:
-        n = len(store.trials())
-        print(
-            f"\ninterrupted: {n} finished trials kept in {store.path}; "
-            f"`rlnas search --resume {store.path}` continues, `rlnas replay {store.path}` retrains the best",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
+        return _interrupted(store)
+    if result.stopped_by == "interrupted":
+        return _interrupted(store)
     ok = [t for t in result.trials if t["status"] == "ok"]
     print(
         f"searched {len(result.trials)} architectures in {result.seconds:.0f}s "
@@ -182,6 +182,47 @@ def cmd_search(args: argparse.Namespace) -> int:
     if config.replay_top:
         return _replay_and_print(store, config.replay_top, None)
     return 0
+
+
+class _StopOnCtrlC:
+    """First Ctrl-C: finish the child in training, save, stop. Second: stop now (KeyboardInterrupt).
+
+    Either way the journal and the checkpoint stay consistent (both are written atomically), so
+    ``--resume`` continues; the first way also keeps the child that was training.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(
+            "\nstopping after the child in training (Ctrl-C again to stop now) ...",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        previous = signal.signal(signal.SIGINT, self._handle)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _interrupted(store: RunStore) -> int:
+    print(
+        f"interrupted: {len(store.trials())} finished trials kept in {store.path}; "
+        f"`rlnas search --resume {store.path}` continues, `rlnas replay {store.path}` retrains the best",
+        file=sys.stderr,
+    )
+    return EXIT_INTERRUPTED
 
 
 def _new_run(args: argparse.Namespace) -> tuple[RunStore, SearchConfig, SearchSpace]:

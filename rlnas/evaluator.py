@@ -83,6 +83,9 @@ _WORKER_DATASET: data.Dataset | None = None
 
 def _init_worker(spec: data.DataSpec) -> None:
     global _WORKER_DATASET
+    # Ctrl-C reaches the whole process group: the search decides what it means (finish this child
+    # and stop, or stop now and kill the worker), not the worker.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     quiet_tensorflow()
     _WORKER_DATASET = data.load(spec)
 
@@ -157,6 +160,9 @@ class WorkerEvaluator:
         except TimeoutError:  # a hung or too slow child: end its worker, fail the child, go on
             self._kill_active()
             return ChildResult("failed", error=f"exceeded the time limit of {self.train.time_limit:g} s")
+        except KeyboardInterrupt:  # stop now: do not wait for the child
+            self._kill_active()
+            raise
 
     def _kill_active(self) -> None:
         assert self._active is not None

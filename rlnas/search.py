@@ -34,7 +34,7 @@ class SearchResult:
     trials: list[dict[str, Any]]
     best: dict[str, Any] | None
     seconds: float
-    stopped_by: str  # "trials" or "time"
+    stopped_by: str  # "trials", "time" or "interrupted"
 
 
 def trial_seed(seed: int, index: int) -> int:
@@ -75,12 +75,15 @@ def run_search(
     evaluator: Evaluator | None = None,
     on_trial: Callable[[dict[str, Any]], None] | None = None,
     resume: bool = False,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> SearchResult:
     """Run the whole search phase into ``store``; returns every trial and the best one.
 
     Args:
         evaluator: trains the children (default: a worker process on the configured dataset).
         on_trial: called with each trial record as it is written (progress display).
+        should_stop: asked before each child; True ends the search there (a first Ctrl-C), without
+            an update on the partial batch, so that a resume continues exactly where it stopped.
         resume: continue the interrupted search in ``store``: its controller, baseline and sampler
             come back from the last checkpoint, the batch in flight is sampled again (the same
             architectures, by the restored RNG) and its children already in the journal are reused,
@@ -116,10 +119,12 @@ def run_search(
     deadline = start + config.max_minutes * 60 if config.max_minutes else math.inf
     try:
         while len(trials) < config.trials and time.monotonic() < deadline:
-            sample = controller.sample(min(config.archs_per_update, config.trials - len(trials)))
+            # Always a whole batch: what is sampled must not depend on the budget, or a resume
+            # with a larger --trials would sample differently from the run it continues.
+            sample = controller.sample(config.archs_per_update)
             batch: list[dict[str, Any]] = []
             for k in range(len(sample.tokens)):
-                if time.monotonic() >= deadline:
+                if len(trials) >= config.trials or time.monotonic() >= deadline or should_stop():
                     break
                 if finished:
                     record = _reuse(finished.pop(0), sample.tokens[k])
@@ -131,7 +136,7 @@ def run_search(
                 trials.append(record)
                 batch.append(record)
                 _check_failures(trials, config.max_consecutive_failures)
-            if not batch:
+            if not batch or should_stop():
                 break
             # The batch may be cut short by the time budget: update on what was evaluated.
             stats = reinforce.update(
@@ -150,7 +155,7 @@ def run_search(
     finally:
         env.close()
         monitor.close()
-    stopped_by = "trials" if len(trials) >= config.trials else "time"
+    stopped_by = "trials" if len(trials) >= config.trials else "interrupted" if should_stop() else "time"
     return SearchResult(trials, best_trial(trials), time.monotonic() - start, stopped_by)
 
 

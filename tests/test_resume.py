@@ -192,3 +192,50 @@ def test_sigkill_at_random_moments_then_resume_loses_and_repeats_nothing(tmp_pat
     assert [t["index"] for t in trials] == list(range(CRASH_CONFIG.trials))
     assert [t["key"] for t in trials] == _keys(reference)  # the same search as never interrupted
     assert not (run_dir / "lock").exists()
+
+
+def _start_cli_search(tmp_path, tiny_npz, name):
+    import time
+
+    run = tmp_path / "runs" / name
+    command = [
+        sys.executable, "-m", "rlnas.cli", "search", "--dataset", str(tiny_npz), "--trials", "40",
+        "--archs-per-update", "4", "--epochs", "30", "--batch-size", "16", "--replay-top", "0",
+        "--name", name, "--runs-dir", str(tmp_path / "runs"),
+    ]  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while proc.poll() is None and _count_lines(run / "trials.jsonl") < 2:
+        time.sleep(0.05)
+    return proc, run
+
+
+def test_first_ctrl_c_finishes_the_child_in_training_then_stops_cleanly(tmp_path, tiny_npz):
+    import signal
+
+    proc, run = _start_cli_search(tmp_path, tiny_npz, "once")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "stopping after the child in training" in err and "--resume" in err
+    assert "Traceback" not in err
+    trials = RunStore(run).trials()
+    assert len(trials) >= 3  # the child in training when Ctrl-C came was finished and kept
+    assert [t["index"] for t in trials] == list(range(len(trials)))
+    assert not (run / "lock").exists()
+
+
+def test_second_ctrl_c_stops_at_once_and_the_run_still_resumes(tmp_path, tiny_npz):
+    import signal
+    import time
+
+    proc, run = _start_cli_search(tmp_path, tiny_npz, "twice")
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    kept = len(RunStore(run).trials())
+    assert not (run / "lock").exists()
+    assert main(["search", "--resume", str(run), "--trials", str(kept + 1), "--replay-top", "0"]) == 0
+    assert [t["index"] for t in RunStore(run).trials()] == list(range(kept + 1))
