@@ -148,6 +148,7 @@ def _resolve_search(args: argparse.Namespace):
         print(f"{spec.name} is not on this machine; fetching it with keras.datasets ...", file=sys.stderr)
         _load_tensorflow(args.debug)
         data.download(spec)
+    data.load(spec)  # reads and checks the arrays (shapes, labels, splits) here, not in every worker
     return config, space
 
 
@@ -247,7 +248,7 @@ def _resume_run(args: argparse.Namespace) -> tuple[RunStore, SearchConfig, Searc
 
     from rlnas.child import check_space
     from rlnas.config import FIELD_TYPES, make_config, space_from_dict
-    from rlnas.data import check_spec
+    from rlnas.data import load as load_data
     from rlnas.store import RunStore
 
     if args.config or args.name or args.overwrite:
@@ -270,7 +271,7 @@ def _resume_run(args: argparse.Namespace) -> tuple[RunStore, SearchConfig, Searc
         )
     config = replace(config, **{k: v for k, v in overrides.items() if k in RESUMABLE})
     check_space(space)
-    check_spec(config.data_spec())
+    load_data(config.data_spec())  # the data must still be there and intact
     store.write_json("config.json", {"search": config.to_dict(), "space": space.to_dict()})
     return store, config, space
 

@@ -145,3 +145,50 @@ def test_help_lists_every_setting(capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "--controller-lr" in out and "--archs-per-update" in out and "--max-minutes" in out
+
+
+def _npz(tmp_path, name, **arrays):
+    path = tmp_path / name
+    np.savez(path, **arrays)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: (p / "corrupt.npz").write_bytes(b"not a zip") and str(p / "corrupt.npz"), "corrupt.npz"),
+        (
+            lambda p: _npz(p, "labels.npz", x=np.zeros((50, 4, 4), np.uint8), y=np.r_[np.arange(49) % 3, -1]),
+            "labels",
+        ),
+        (
+            lambda p: _npz(p, "shapes.npz", x=np.zeros((50, 4, 4), np.uint8), y=np.arange(40) % 3),
+            "50 .*40|40 .*50",
+        ),
+        (lambda p: _npz(p, "two.npz", x=np.zeros((2, 4, 4), np.uint8), y=np.arange(2)), "split is empty"),
+    ],
+    ids=["corrupt-file", "label-out-of-range", "shape-mismatch", "impossible-split"],
+)
+def test_bad_data_is_one_line_before_any_training(capsys, tmp_path, monkeypatch, make, message):
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    err = _error(capsys, "search", "--dataset", make(tmp_path))
+    assert re.search(message, err), err
+    assert not (tmp_path / "runs").exists()  # rejected before a run directory was made
+
+
+def test_unwritable_runs_dir_is_one_line(capsys, tmp_path, tiny_npz):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    err = _error(capsys, "search", "--dataset", str(tiny_npz), "--runs-dir", str(blocker))
+    assert "cannot write run directory" in err
+
+
+def test_validation_happens_before_tensorflow_is_imported():
+    code = (
+        "import sys; from rlnas.cli import main; code = main(['search', '--trials', '0']); "
+        "print(code, 'tensorflow' in sys.modules)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.split() == ["2", "False"], r.stderr
