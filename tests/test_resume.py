@@ -239,3 +239,14 @@ def test_second_ctrl_c_stops_at_once_and_the_run_still_resumes(tmp_path, tiny_np
     assert not (run / "lock").exists()
     assert main(["search", "--resume", str(run), "--trials", str(kept + 1), "--replay-top", "0"]) == 0
     assert [t["index"] for t in RunStore(run).trials()] == list(range(kept + 1))
+
+
+def test_cli_resume_of_a_run_from_an_incompatible_config_is_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = _store(tmp_path / "runs", "old")
+    stored = store.read_json("config.json")
+    stored["search"]["warmup_epochs"] = 3  # a setting this rlnas does not know
+    store.write_json("config.json", stored)
+    assert main(["search", "--resume", "old"]) == 2
+    err = capsys.readouterr().err
+    assert "was made by an incompatible rlnas" in err and "warmup_epochs" in err
