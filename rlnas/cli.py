@@ -107,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"rlnas: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:  # outside a search (loading, replay): nothing half-written to report
+        print("rlnas: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as exc:  # a bug of ours, not bad input: still one line, the details on request
         if args.debug:
             raise
