@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,13 @@ class ReplayResult:
     status: str
     model_path: str
     error: str = ""
+
+
+def _save_atomically(model: Any, path: Path) -> None:
+    """Save under a temporary name, then rename: an interrupted save never leaves a broken model."""
+    partial = path.with_name(path.stem + ".partial.keras")  # Keras insists on the .keras suffix
+    model.save(partial)
+    partial.replace(path)
 
 
 def top_k(trials: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
@@ -80,7 +88,7 @@ def replay(
             epochs=epochs or search["replay_epochs"],
             batch_size=search["batch_size"],
             seed=search["seed"] if seed is None else seed,
-            on_model=lambda model, p=path: model.save(p),
+            on_model=lambda model, p=path: _save_atomically(model, p),
         )
         result = ReplayResult(
             rank,
