@@ -87,3 +87,19 @@ def test_search_stops_after_too_many_failures_in_a_row_keeping_the_journal(tmp_p
     with pytest.raises(SearchAborted, match=r"last 5 children all failed \(last error: CUDA out of memory\)"):
         _search(tmp_path, "doomed", evaluator=AlwaysFails(), max_consecutive_failures=5)
     assert len(RunStore(tmp_path / "doomed").trials()) == 5
+
+
+def test_tensorboard_scalars_are_written_per_update(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    store, result = _search(tmp_path, "tb")
+    events = EventAccumulator(str(store.tb_dir), size_guidance={"tensors": 0})
+    events.Reload()
+    tags = set(events.Tags()["tensors"])
+    expected = {"charts/reward_mean", "charts/reward_max", "charts/baseline", "charts/best_val_accuracy"}
+    assert expected | {"losses/loss", "losses/entropy", "config"} <= tags
+    steps = [e.step for e in events.Tensors("charts/reward_mean")]
+    assert steps == [8, 16, 24]  # one point per update, against architectures sampled
+    first_batch = [t["reward"] for t in result.trials[:8]]
+    value = float(events.Tensors("charts/reward_mean")[0].tensor_proto.float_val[0])
+    assert value == pytest.approx(sum(first_batch) / 8, rel=1e-6)
