@@ -91,6 +91,7 @@ def test_search_stops_after_too_many_failures_in_a_row_keeping_the_journal(tmp_p
 
 def test_tensorboard_scalars_are_written_per_update(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
 
     store, result = _search(tmp_path, "tb")
     events = EventAccumulator(str(store.tb_dir), size_guidance={"tensors": 0})
@@ -101,5 +102,5 @@ def test_tensorboard_scalars_are_written_per_update(tmp_path):
     steps = [e.step for e in events.Tensors("charts/reward_mean")]
     assert steps == [8, 16, 24]  # one point per update, against architectures sampled
     first_batch = [t["reward"] for t in result.trials[:8]]
-    value = float(events.Tensors("charts/reward_mean")[0].tensor_proto.float_val[0])
+    value = float(tensor_util.make_ndarray(events.Tensors("charts/reward_mean")[0].tensor_proto))
     assert value == pytest.approx(sum(first_batch) / 8, rel=1e-6)
