@@ -17,7 +17,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from rlnas.errors import ConfigError, RlnasError
+from rlnas.errors import ConfigError, RlnasError, RunError
 from rlnas.text import format_arch, format_table
 
 if TYPE_CHECKING:  # annotations only: the CLI imports modules lazily to start fast
@@ -77,7 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--runs-dir", default="runs", help="where runs are written (default: runs)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing run of that name")
     s.add_argument("--resume", metavar="RUN", help="continue an interrupted run (its directory or name)")
-    s.add_argument("--quiet", action="store_true", help="no per-trial lines")
+    shown = s.add_mutually_exclusive_group()
+    shown.add_argument("--quiet", action="store_true", help="no per-trial progress")
+    shown.add_argument(
+        "--verbose", action="store_true", help="one line per child even on a terminal (default: a live bar)"
+    )
     _add_config_flags(s)
 
     r = sub.add_parser("replay", help="retrain a run's best architectures and score them on test")
@@ -93,15 +97,31 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("run", help="run directory or name")
     sh.add_argument("--top", type=_typed(int), default=10)
     sh.add_argument("--runs-dir", default="runs")
+
+    ex = sub.add_parser("export", help="write every trial of a run as a flat CSV or JSON table")
+    ex.add_argument("run", help="run directory or name")
+    ex.add_argument("--format", choices=("csv", "json"), default="csv", help="(default: csv)")
+    ex.add_argument("--out", metavar="FILE", help="output file (default: stdout)")
+    ex.add_argument("--runs-dir", default="runs")
+
+    rp = sub.add_parser("report", help="plots and a summary of a run, written to RUN/report/")
+    rp.add_argument("run", help="run directory or name")
+    rp.add_argument("--runs-dir", default="runs")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"search": cmd_search, "replay": cmd_replay, "space": cmd_space, "show": cmd_show}[
-            args.command
-        ](args)
+        command = {
+            "search": cmd_search,
+            "replay": cmd_replay,
+            "space": cmd_space,
+            "show": cmd_show,
+            "export": cmd_export,
+            "report": cmd_report,
+        }[args.command]
+        return command(args)
     except RlnasError as exc:
         if args.debug:
             raise
@@ -163,13 +183,19 @@ def cmd_search(args: argparse.Namespace) -> int:
     done = len(store.trials()) if args.resume else 0
     budget = f"{config.trials} trials of {space.size():,} architectures on {config.dataset}"
     print(f"run {store.path}: " + (f"resuming at trial {done + 1} of {budget}" if args.resume else budget))
-    show = None if args.quiet else _progress_printer(config.trials)
+    from rlnas.progress import Progress
+
+    show = None if args.quiet else Progress(config.trials, live=False if args.verbose else None)
     stop = _StopOnCtrlC()
     try:
         with store.locked(), stop.installed():
-            result = run_search(
-                config, space, store, on_trial=show, resume=bool(args.resume), should_stop=stop
-            )
+            try:
+                result = run_search(
+                    config, space, store, on_trial=show, resume=bool(args.resume), should_stop=stop
+                )
+            finally:
+                if show is not None:
+                    show.close()
     except KeyboardInterrupt:
         return _interrupted(store)
     if result.stopped_by == "interrupted":
@@ -311,6 +337,31 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from rlnas.report import export_text
+    from rlnas.store import RunStore
+
+    text = export_text(RunStore.open(args.run, args.runs_dir), args.format)
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(args.out).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise RunError(f"cannot write {args.out!r}: {exc.strerror or exc}") from None
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from rlnas.report import write_report
+    from rlnas.store import RunStore
+
+    for path in write_report(RunStore.open(args.run, args.runs_dir)):
+        print(path)
+    return 0
+
+
 # -- helpers -----------------------------------------------------------------------------------------
 def _load_tensorflow(debug: bool) -> None:
     if debug:
@@ -340,24 +391,6 @@ def _replay_and_print(store: Any, top: int, epochs: int | None) -> int:
     if saved:
         print(f"saved {len(saved)} model(s) under {store.replay_dir} (keras.models.load_model loads them)")
     return 0 if saved else EXIT_ERROR
-
-
-def _progress_printer(total: int):
-    state = {"best": 0.0}
-
-    def show(t: dict[str, Any]) -> None:
-        if t["status"] == "ok":
-            state["best"] = max(state["best"], t["val_accuracy"])
-        done = t["index"] + 1
-        eta = t["elapsed"] / done * (total - done)
-        outcome = f"val_acc {t['val_accuracy']:.4f}" if t["status"] == "ok" else f"FAILED {t['error'][:60]}"
-        print(
-            f"[{done:>{len(str(total))}}/{total}] {outcome}  best {state['best']:.4f}  "
-            f"eta {eta:4.0f}s  {format_arch(t['architecture'])}",
-            flush=True,
-        )
-
-    return show
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,80 @@
+"""Per-trial progress of a search: a live one-line bar on a terminal, plain lines everywhere else.
+
+On a terminal the bar is redrawn in place (``\\r``) and ends with a newline; in CI logs, pipes and
+tests (or with ``--verbose``) every finished child gets its own line, which is greppable and diffable.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from typing import Any, TextIO
+
+from rlnas.text import format_arch
+
+BAR_WIDTH = 24
+
+
+class Progress:
+    """Called with each trial record as it is written; :meth:`close` ends a live bar's line.
+
+    Args:
+        total: the trial budget (trial ``k/N`` counts journal indices, so a resume continues the count).
+        stream: where to write (default: stdout).
+        live: redraw one line in place; default: whether ``stream`` is a terminal.
+    """
+
+    def __init__(self, total: int, *, stream: TextIO | None = None, live: bool | None = None) -> None:
+        self.total = total
+        self.stream = stream if stream is not None else sys.stdout
+        self.live = self.stream.isatty() if live is None else live
+        self.best: float | None = None
+        self.failed = 0
+        self._drawn = False
+
+    def __call__(self, t: dict[str, Any]) -> None:
+        if t["status"] == "ok":
+            self.best = t["val_accuracy"] if self.best is None else max(self.best, t["val_accuracy"])
+        else:
+            self.failed += 1
+        done = t["index"] + 1
+        eta = t["elapsed"] / done * (self.total - done)
+        if self.live:
+            self._draw(done, eta)
+        else:
+            self._line(t, done, eta)
+
+    def close(self) -> None:
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False
+
+    def _line(self, t: dict[str, Any], done: int, eta: float) -> None:
+        outcome = f"val_acc {t['val_accuracy']:.4f}" if t["status"] == "ok" else f"FAILED {t['error'][:60]}"
+        print(
+            f"[{done:>{len(str(self.total))}}/{self.total}] {outcome}  best {self.best or 0.0:.4f}  "
+            f"eta {eta:4.0f}s  {format_arch(t['architecture'])}",
+            file=self.stream,
+            flush=True,
+        )
+
+    def _draw(self, done: int, eta: float) -> None:
+        filled = round(BAR_WIDTH * done / self.total) if self.total else BAR_WIDTH
+        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+        failed = f"  {self.failed} failed" if self.failed else ""
+        best = "-" if self.best is None else f"{self.best:.4f}"
+        text = f"[{bar}] trial {done}/{self.total}  best {best}{failed}  eta {_duration(eta)}"
+        width = shutil.get_terminal_size().columns - 1
+        self.stream.write("\r" + text[:width].ljust(width))
+        self.stream.flush()
+        self._drawn = True
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

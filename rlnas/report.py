@@ -1,0 +1,318 @@
+"""What a run found, for people: a flat export of its trials and a report of plots and a summary.
+
+Reads only the run directory (``config.json``, ``trials.jsonl``, ``replay.json``); never imports
+TensorFlow. The pure computations (best so far, per-batch means and shares, the Pareto front) come
+first and are tested on their own; the plotting (matplotlib, Agg backend) and the writers follow.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rlnas.config import space_from_dict
+from rlnas.errors import RlnasError, RunError
+from rlnas.replay import top_k
+from rlnas.space import SearchSpace
+from rlnas.store import RunStore
+from rlnas.text import format_arch, format_value
+
+EXPORT_COLUMNS = (
+    "index",
+    "update",
+    "key",
+    "status",
+    "reward",
+    "val_accuracy",
+    "val_loss",
+    "params",
+    "fit_seconds",
+    "eval_seconds",
+    "child_seconds",
+    "error",
+)
+"""The trial fields of an export, before one column per decision of the space."""
+
+
+# -- pure computations ---------------------------------------------------------------------------
+def best_so_far(values: Sequence[float | None]) -> list[float | None]:
+    """Running maximum; ``None`` entries (failed children) are skipped, ``None`` until the first value."""
+    out: list[float | None] = []
+    best: float | None = None
+    for v in values:
+        if v is not None and (best is None or v > best):
+            best = v
+        out.append(best)
+    return out
+
+
+def batch_means(trials: Sequence[dict[str, Any]]) -> tuple[list[int], list[float]]:
+    """The REINFORCE batches (``update``) in order and the mean reward of each."""
+    sums: dict[int, list[float]] = {}
+    for t in trials:
+        sums.setdefault(t["update"], []).append(t["reward"])
+    updates = sorted(sums)
+    return updates, [sum(sums[u]) / len(sums[u]) for u in updates]
+
+
+def batch_shares(
+    trials: Sequence[dict[str, Any]], space: SearchSpace
+) -> tuple[list[int], dict[str, list[list[float]]]]:
+    """How often each value of each decision was sampled, per REINFORCE batch.
+
+    Returns:
+        The batches (``update``) in order, and for each decision a row per batch with the share of
+        each of its values (in space order) among the batch's architectures that have the decision
+        (the policy's distribution given that the decision exists). A batch in which no architecture
+        has the decision gets NaN shares.
+    """
+    updates = sorted({t["update"] for t in trials})
+    row_of = {u: i for i, u in enumerate(updates)}
+    counts = {d.name: [[0] * len(d.values) for _ in updates] for d in space.decisions}
+    for t in trials:
+        for d in space.decisions:
+            if d.name in t["architecture"]:
+                counts[d.name][row_of[t["update"]]][_value_index(d.values, t["architecture"][d.name])] += 1
+    shares = {
+        name: [[c / sum(row) if sum(row) else math.nan for c in row] for row in rows]
+        for name, rows in counts.items()
+    }
+    return updates, shares
+
+
+def _value_index(values: Sequence[Any], value: Any) -> int:
+    # type-strict: True == 1 in Python, but a bool decision and an int decision must not mix
+    for i, v in enumerate(values):
+        if type(v) is type(value) and v == value:
+            return i
+    raise RunError(f"value {value!r} is not in the run's space ({', '.join(map(format_value, values))})")
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the non-dominated ``(params, accuracy)`` points (fewer params, higher accuracy).
+
+    Returned by increasing params; of exact duplicates only the first is kept.
+    """
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1], i))
+    front: list[int] = []
+    for i in order:
+        if not front or points[i][1] > points[front[-1]][1]:
+            front.append(i)
+    return front
+
+
+def flatten(trial: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """One export row: the trial fields, then one column per decision (None when inactive)."""
+    row = {c: trial.get(c) for c in EXPORT_COLUMNS}
+    return row | {n: trial["architecture"].get(n) for n in names}
+
+
+# -- reading a run -------------------------------------------------------------------------------
+def load_run(store: RunStore) -> tuple[SearchSpace, list[dict[str, Any]]]:
+    """The run's space and its trials; RunError when config.json is not an rlnas run's."""
+    stored = store.read_json("config.json")
+    try:
+        space = space_from_dict(stored["space"])
+    except (KeyError, TypeError, RlnasError) as exc:
+        raise RunError(f"run {str(store.path)!r} has no usable space in config.json: {exc}") from None
+    return space, store.trials()
+
+
+# -- export --------------------------------------------------------------------------------------
+def export_text(store: RunStore, fmt: str) -> str:
+    """Every trial of the run as CSV or JSON (a list of flat objects)."""
+    space, trials = load_run(store)
+    rows = [flatten(t, space.names) for t in trials]
+    if fmt == "json":
+        return json.dumps(rows, indent=1) + "\n"
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=[*EXPORT_COLUMNS, *space.names], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)  # None is written as an empty cell
+    return buf.getvalue()
+
+
+# -- the report ----------------------------------------------------------------------------------
+def write_report(store: RunStore) -> list[Path]:
+    """Plots and ``report.md`` under ``RUN/report/``; returns the paths written."""
+    space, trials = load_run(store)
+    if not trials:
+        raise RunError(f"run {str(store.path)!r} has no trials yet; nothing to report")
+    out = store.path / "report"
+    out.mkdir(exist_ok=True)
+    replayed = _replay_results(store)
+    plots = [("rewards.png", _plot_rewards, (trials,)), ("policy.png", _plot_policy, (trials, space))]
+    plots += [("pareto.png", _plot_pareto, (trials,))]
+    if replayed:
+        plots.append(("replay.png", _plot_replay, (replayed,)))
+    written = [_save(plot(*data), out / name) for name, plot, data in plots]
+    md = out / "report.md"
+    md.write_text(_summary(store, space, trials, replayed, [p.name for p in written]), encoding="utf-8")
+    return [*written, md]
+
+
+def _replay_results(store: RunStore) -> list[dict[str, Any]]:
+    return store.read_json("replay.json") if (store.path / "replay.json").is_file() else []
+
+
+def _summary(
+    store: RunStore,
+    space: SearchSpace,
+    trials: list[dict[str, Any]],
+    replayed: list[dict[str, Any]],
+    images: list[str],
+) -> str:
+    ok = [t for t in trials if t["status"] == "ok"]
+    lines = [
+        f"# Run `{store.name}`",
+        "",
+        f"- {len(trials)} trials in {len({t['update'] for t in trials})} REINFORCE batches; "
+        f"{len(trials) - len(ok)} failed; {len({t['key'] for t in trials})} distinct architectures "
+        f"of {space.size():,}",
+    ]
+    best = top_k(trials, 1)
+    if best:
+        b = best[0]
+        lines.append(
+            f"- best: val_accuracy {b['val_accuracy']:.4f}, {b['params']:,} params (trial {b['index']}): "
+            f"`{format_arch(b['architecture'])}`"
+        )
+    lines += ["", *[f"![{Path(name).stem}]({name})" for name in images], "", "## Top 10", ""]
+    rows = [
+        [
+            str(i),
+            f"{t['val_accuracy']:.4f}",
+            f"{t['params']:,}",
+            str(t["index"]),
+            f"`{format_arch(t['architecture'])}`",
+        ]
+        for i, t in enumerate(top_k(trials, 10), start=1)
+    ]
+    lines += _md_table(("rank", "val_acc", "params", "trial", "architecture"), rows)
+    if replayed:
+        rows = [
+            [
+                str(r["rank"]),
+                f"{r['val_accuracy']:.4f}",
+                f"{r['test_accuracy']:.4f}" if r["status"] == "ok" else "failed",
+                f"{r['params']:,}",
+                f"`{format_arch(r['architecture'])}`",
+            ]
+            for r in replayed
+        ]
+        lines += ["", "## Replay (retrained on train+validation, scored once on test)", ""]
+        lines += _md_table(("rank", "val_acc (search)", "test_acc", "params", "architecture"), rows)
+    return "\n".join(lines) + "\n"
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(r) + " |" for r in rows
+    ]
+
+
+# -- plots (matplotlib's Agg backend: no display needed) ----------------------------------------
+def _figure(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(*args, **kwargs)
+
+
+def _save(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _plot_rewards(trials: list[dict[str, Any]]) -> Any:
+    fig, ax = _figure(figsize=(8, 4.5))
+    x = [t["index"] + 1 for t in trials]
+    ok = [t["status"] == "ok" for t in trials]
+    for good, style in ((True, {"s": 14, "alpha": 0.6}), (False, {"marker": "x", "color": "tab:red"})):
+        picked = [(a, t["reward"]) for a, o, t in zip(x, ok, trials, strict=True) if o == good]
+        if picked:
+            label = "reward per child" if good else "failed child"
+            ax.scatter([a for a, _ in picked], [r for _, r in picked], label=label, **style)
+    best = best_so_far([t["reward"] if t["status"] == "ok" else None for t in trials])
+    ax.step(x, [math.nan if b is None else b for b in best], where="post", color="black", label="best so far")
+    updates, means = batch_means(trials)
+    ends = [max(t["index"] + 1 for t in trials if t["update"] == u) for u in updates]
+    ax.plot(ends, means, "o-", color="tab:orange", ms=4, label="batch mean")
+    ax.set(xlabel="architectures sampled", ylabel="reward", title="Reward during the search")
+    ax.legend(loc="lower right", fontsize="small")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def _plot_policy(trials: list[dict[str, Any]], space: SearchSpace) -> Any:
+    import matplotlib
+    import matplotlib.ticker
+
+    updates, shares = batch_shares(trials, space)
+    cols = min(3, len(space.decisions))
+    rows = math.ceil(len(space.decisions) / cols)
+    fig, axes = _figure(rows, cols, figsize=(4.2 * cols, 2.8 * rows), squeeze=False)
+    for ax, d in zip(axes.flat, space.decisions, strict=False):
+        cmap = matplotlib.colormaps["viridis"].resampled(max(len(d.values), 2))
+        bottom = [0.0] * len(updates)
+        for j, v in enumerate(d.values):
+            height = [0.0 if math.isnan(r[j]) else r[j] for r in shares[d.name]]
+            ax.bar(updates, height, bottom=bottom, width=1.0, color=cmap(j), label=format_value(v))
+            bottom = [b + h for b, h in zip(bottom, height, strict=True)]
+        ax.set(title=d.name, ylim=(0, 1), xlabel="REINFORCE batch", ylabel="share")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        if len(d.values) <= 8:
+            ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1, 1))
+        else:
+            ends = f"dark = {format_value(d.values[0])}, light = {format_value(d.values[-1])}"
+            ax.set_title(f"{d.name} ({ends})", fontsize="small")
+    for ax in list(axes.flat)[len(space.decisions) :]:
+        ax.set_visible(False)
+    fig.suptitle("Sampled values per batch (the policy's shift)")
+    return fig
+
+
+def _plot_pareto(trials: list[dict[str, Any]]) -> Any:
+    fig, ax = _figure(figsize=(7, 4.5))
+    ok = [t for t in trials if t["status"] == "ok"]
+    points = [(t["params"], t["val_accuracy"]) for t in ok]
+    ax.scatter([p for p, _ in points], [a for _, a in points], s=14, alpha=0.5, label="children")
+    front = [points[i] for i in pareto_front(points)]
+    if front:
+        ax.step([p for p, _ in front], [a for _, a in front], "o-", where="post", color="tab:red",
+                ms=5, label="Pareto front")  # fmt: skip
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter("")  # the minor labels of a log axis overlap
+    ax.set(xlabel="parameters", ylabel="validation accuracy", title="Size vs accuracy")
+    ax.legend(loc="lower right", fontsize="small")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def _plot_replay(replayed: list[dict[str, Any]]) -> Any:
+    fig, ax = _figure(figsize=(5, 5))
+    ok = [r for r in replayed if r["status"] == "ok"]
+    xs, ys = [r["val_accuracy"] for r in ok], [r["test_accuracy"] for r in ok]
+    ax.scatter(xs, ys, color="tab:green")
+    for r in ok:
+        ax.annotate(f"#{r['rank']}", (r["val_accuracy"], r["test_accuracy"]), xytext=(4, 4),
+                    textcoords="offset points", fontsize="small")  # fmt: skip
+    if ok:
+        lo, hi = min(xs + ys) - 0.02, max(xs + ys) + 0.02
+        ax.plot([lo, hi], [lo, hi], "--", color="gray", label="test = validation")
+        ax.set(xlim=(lo, hi), ylim=(lo, hi))
+        ax.legend(loc="lower right", fontsize="small")
+    ax.set(xlabel="search-time validation accuracy", ylabel="retrained test accuracy", title="Replay")
+    ax.grid(alpha=0.3)
+    return fig
