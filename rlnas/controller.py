@@ -134,8 +134,14 @@ class Controller:
         return tf.stack(log_probs, axis=1), tf.stack(entropies, axis=1)
 
     # -- public API ------------------------------------------------------------------------------
-    def sample(self, n: int) -> Sample:
-        """Sample ``n`` token sequences from the policy (autoregressively, never argmax)."""
+    def sample(self, n: int, *, rng: np.random.Generator | None = None) -> Sample:
+        """Sample ``n`` token sequences from the policy (autoregressively, never argmax).
+
+        Args:
+            rng: where the randomness comes from; default the controller's own checkpointed generator.
+                Pass another one to look at the policy (monitoring) without moving the search's sampler.
+        """
+        rng = self.rng if rng is None else rng
         states = self._initial_states(n)
         prev = tf.zeros((n,), tf.int32)
         tokens = np.zeros((n, len(self.vocab_sizes)), np.int64)
@@ -146,7 +152,7 @@ class Controller:
             logp = tf.nn.log_softmax(logits).numpy().astype(np.float64)
             probs = np.exp(logp)
             cdf = np.cumsum(probs, axis=1)
-            u = self.rng.random(n) * cdf[:, -1]
+            u = rng.random(n) * cdf[:, -1]
             tok = np.minimum((cdf <= u[:, None]).sum(axis=1), probs.shape[1] - 1)
             tokens[:, i] = tok
             log_probs[:, i] = logp[np.arange(n), tok]

@@ -1,10 +1,54 @@
 """TensorBoard output with fixed tag groups, as CleanRL does: ``charts/*`` for what the search found,
 ``losses/*`` for the controller's optimisation, ``policy/*`` for what it believes; all against one step,
-the number of architectures sampled so far."""
+the number of architectures sampled so far.
+
+Besides the scalars: the HParams dashboard (the space's decisions with their domains, written once, and one
+session per child under ``children/<index>``, the layout TensorBoard's hparams plugin reads) and a
+``leaderboard`` text of the best children.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlnas.space import SearchSpace
+from rlnas.text import format_arch, format_value
+
+METRICS = ("val_accuracy", "params", "fit_seconds")
+"""Child metrics shown in the HParams dashboard (scalars of each child's session, at step 1)."""
+
+
+def policy_marginals(space: SearchSpace, tokens: np.ndarray) -> dict[str, float]:
+    """Empirical ``policy/<decision>/<value>`` probabilities from sampled token sequences.
+
+    The controller is autoregressive, so a decision's marginal is estimated from samples; each decision
+    is counted only over the samples where it is active (its probabilities sum to 1, or are all 0 when
+    no sample activates it).
+    """
+    tokens = np.asarray(tokens)
+    masks = np.array([space.active_mask(t) for t in tokens], bool)
+    out: dict[str, float] = {}
+    for i, d in enumerate(space.decisions):
+        active = tokens[masks[:, i], i]
+        counts = np.bincount(active, minlength=d.size) / max(len(active), 1)
+        out |= {f"policy/{d.name}/{format_value(v)}": float(c) for v, c in zip(d.values, counts, strict=True)}
+    return out
+
+
+def leaderboard_markdown(trials: Sequence[Mapping[str, Any]], top: int = 10) -> str:
+    """A Markdown table of the ``top`` successful children by val_accuracy (the earliest on ties)."""
+    ok = sorted((t for t in trials if t["status"] == "ok"), key=lambda t: (-t["val_accuracy"], t["index"]))
+    rows = [
+        f"| {rank} | {t['val_accuracy']:.4f} | {t['params']:,} | {t['index']} "
+        f"| `{format_arch(t['architecture'])}` |"
+        for rank, t in enumerate(ok[:top], start=1)
+    ]
+    header = "| rank | val_accuracy | params | trial | architecture |\n|---:|---:|---:|---:|---|"
+    return "\n".join([header, *rows]) if rows else "no successful child yet"
 
 
 class Monitor:
@@ -12,8 +56,11 @@ class Monitor:
 
     def __init__(self, logdir: str | Path) -> None:
         import tensorflow as tf
+        from tensorboard.plugins.hparams import api as hp
 
         self._tf = tf
+        self._hp = hp
+        self.logdir = Path(logdir)
         self._writer = tf.summary.create_file_writer(str(logdir))
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
@@ -26,6 +73,36 @@ class Monitor:
         with self._writer.as_default(step=step):
             self._tf.summary.text(tag, markdown)
         self._writer.flush()
+
+    def policy(self, step: int, space: SearchSpace, tokens: np.ndarray) -> None:
+        """``policy/<decision>/<value>`` scalars: the marginals of ``tokens`` sampled from the policy."""
+        self.scalars(step, policy_marginals(space, tokens))
+
+    def leaderboard(self, step: int, trials: Sequence[Mapping[str, Any]]) -> None:
+        self.text("leaderboard", leaderboard_markdown(trials), step)
+
+    def hparams_config(self, space: SearchSpace) -> None:
+        """The HParams experiment: every decision with its domain, and the child metrics."""
+        hp = self._hp
+        hparams = [hp.HParam(d.name, hp.Discrete(list(d.values))) for d in space.decisions]
+        with self._writer.as_default():
+            hp.hparams_config(hparams=hparams, metrics=[hp.Metric(m) for m in METRICS])
+        self._writer.flush()
+
+    def child(self, record: Mapping[str, Any]) -> None:
+        """One HParams session for a finished child: its architecture (active decisions) and metrics.
+
+        Failed children get their session too, without metrics, so that every trial is listed.
+        """
+        writer = self._tf.summary.create_file_writer(str(self.logdir / "children" / f"{record['index']:05d}"))
+        try:
+            with writer.as_default(step=1):
+                self._hp.hparams(dict(record["architecture"]), trial_id=f"{record['index']:05d}")
+                if record["status"] == "ok":
+                    for m in METRICS:
+                        self._tf.summary.scalar(m, float(record[m]))
+        finally:
+            writer.close()
 
     def close(self) -> None:
         self._writer.close()

@@ -28,6 +28,9 @@ from rlnas.monitor import Monitor
 from rlnas.space import SearchSpace
 from rlnas.store import RunStore
 
+POLICY_SAMPLES = 256
+"""Architectures sampled (aside) after each update to estimate the policy's marginals for TensorBoard."""
+
 
 @dataclass(frozen=True)
 class SearchResult:
@@ -118,6 +121,9 @@ def run_search(
     start = time.monotonic() - spent
     deadline = start + config.max_minutes * 60 if config.max_minutes else math.inf
     try:
+        if not trials:  # a fresh search; a resumed one has these in its event files already
+            monitor.hparams_config(space)
+            _log_policy(monitor, controller, space, 0, config.seed)
         while len(trials) < config.trials and time.monotonic() < deadline:
             # Always a whole batch: what is sampled must not depend on the budget, or a resume
             # with a larger --trials would sample differently from the run it continues.
@@ -131,6 +137,7 @@ def run_search(
                 else:
                     record = _run_trial(env, sample, k, len(trials), config, start)
                     store.append_trial(record)  # on disk before the next child starts
+                    monitor.child(record)
                     if on_trial is not None:
                         on_trial(record)
                 trials.append(record)
@@ -152,6 +159,8 @@ def run_search(
             controller.save(store.controller_path, meta=state)
             store.write_json("state.json", state)  # for people; the checkpoint carries its own copy
             monitor.scalars(len(trials), _batch_scalars(batch, stats, best_trial(trials)))
+            _log_policy(monitor, controller, space, len(trials), config.seed)
+            monitor.leaderboard(len(trials), trials)
     finally:
         env.close()
         monitor.close()
@@ -219,6 +228,13 @@ def _run_trial(
         "seed": info["child_seed"],
         "elapsed": time.monotonic() - start,
     }
+
+
+def _log_policy(monitor: Monitor, controller: Controller, space: SearchSpace, step: int, seed: int) -> None:
+    """Log the policy's marginals, estimated from samples drawn with their own generator (seeded by
+    the run and the step): the search's sampler must not move, or the run would not reproduce."""
+    probe = controller.sample(POLICY_SAMPLES, rng=np.random.default_rng([seed, step]))
+    monitor.policy(step, space, probe.tokens)
 
 
 def _batch_scalars(

@@ -1,0 +1,142 @@
+"""TensorBoard monitoring of a search: the policy over time, the HParams dashboard and the leaderboard,
+read back from the event files as TensorBoard would."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rlnas.config import SearchConfig
+from rlnas.monitor import leaderboard_markdown, policy_marginals
+from rlnas.search import make_controller, run_search
+from rlnas.space import default_space
+from rlnas.store import RunStore
+from rlnas.text import format_value
+from tests.conftest import SyntheticEvaluator
+
+CONFIG = SearchConfig(trials=16, archs_per_update=8, seed=3)
+
+
+def _search(path, config=CONFIG):
+    store = RunStore.create(path)
+    store.write_json("config.json", {"search": config.to_dict(), "space": default_space().to_dict()})
+    result = run_search(config, default_space(), store, evaluator=SyntheticEvaluator())
+    return store, result
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return _search(tmp_path_factory.mktemp("monitor") / "run")
+
+
+def _events(path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(path), size_guidance={"tensors": 0})
+    events.Reload()
+    return events
+
+
+def _value(event) -> float:
+    from tensorboard.util import tensor_util
+
+    return float(tensor_util.make_ndarray(event.tensor_proto))
+
+
+def _plugin_content(events, tag: str) -> bytes:
+    return events.SummaryMetadata(tag).plugin_data.content
+
+
+def test_policy_is_logged_for_every_decision_and_value_at_every_update(run):
+    store, _ = run
+    events = _events(store.tb_dir)
+    tags = set(events.Tags()["tensors"])
+    for d in default_space().decisions:
+        per_value = [events.Tensors(f"policy/{d.name}/{format_value(v)}") for v in d.values]
+        for series in per_value:
+            assert [e.step for e in series] == [0, 8, 16]  # before the first update, then after each
+        for step_events in zip(*per_value, strict=True):
+            assert sum(_value(e) for e in step_events) == pytest.approx(1.0, abs=1e-6), d.name
+    assert "policy/lr/0.001" in tags and "policy/dropout/True" in tags
+
+
+def test_policy_marginals_count_a_decision_only_where_it_is_active():
+    space = default_space()
+    one_layer = space.encode(
+        {"num_layers": 1, "units_0": 64, "activation": "relu", "dropout": False, "lr": 1e-3}
+    )
+    two_layers = space.encode(
+        {"num_layers": 2, "units_0": 32, "units_1": 96, "activation": "tanh", "dropout": True, "lr": 1e-3}
+    )
+    tokens = np.array([[max(t, 0) for t in one_layer], [max(t, 0) for t in two_layers]])
+    p = policy_marginals(space, tokens)
+    assert p["policy/num_layers/1"] == p["policy/num_layers/2"] == 0.5
+    assert p["policy/units_1/96"] == 1.0  # only the 2-layer sample has units_1
+    assert sum(v for k, v in p.items() if k.startswith("policy/units_2/")) == 0.0  # never active
+
+
+def test_hparams_experiment_lists_every_decision_with_its_domain(run):
+    from tensorboard.plugins.hparams import api_pb2, metadata
+
+    store, _ = run
+    events = _events(store.tb_dir)
+    experiment = metadata.parse_experiment_plugin_data(_plugin_content(events, metadata.EXPERIMENT_TAG))
+    infos = {h.name: h for h in experiment.hparam_infos}
+    space = default_space()
+    assert list(infos) == list(space.names)
+    for d in space.decisions:
+        domain = list(infos[d.name].domain_discrete)  # a protobuf ListValue of plain values
+        assert sorted(domain) == sorted(d.values), d.name
+    assert infos["activation"].type == api_pb2.DATA_TYPE_STRING
+    assert infos["dropout"].type == api_pb2.DATA_TYPE_BOOL
+    assert [m.name.tag for m in experiment.metric_infos] == ["val_accuracy", "params", "fit_seconds"]
+
+
+def test_one_hparams_session_per_trial_with_its_architecture_and_metrics(run):
+    from tensorboard.plugins.hparams import metadata
+
+    store, result = run
+    children = sorted((store.tb_dir / "children").iterdir())
+    assert [c.name for c in children] == [f"{t['index']:05d}" for t in result.trials]
+    for trial, child in zip(result.trials, children, strict=True):
+        events = _events(child)
+        info = metadata.parse_session_start_info_plugin_data(
+            _plugin_content(events, metadata.SESSION_START_INFO_TAG)
+        )
+        values = {k: getattr(v, v.WhichOneof("kind")) for k, v in info.hparams.items()}
+        assert values == pytest.approx(dict(trial["architecture"]))  # inactive decisions omitted
+        assert info.group_name == child.name
+        (accuracy,) = events.Tensors("val_accuracy")
+        assert accuracy.step == 1
+        assert _value(accuracy) == pytest.approx(trial["val_accuracy"])
+
+
+def test_leaderboard_is_written_after_every_update(run):
+    store, result = run
+    events = _events(store.tb_dir)
+    boards = events.Tensors("leaderboard")
+    assert [e.step for e in boards] == [8, 16]
+    from tensorboard.util import tensor_util
+
+    text = tensor_util.make_ndarray(boards[-1].tensor_proto).item().decode()
+    assert text == leaderboard_markdown(result.trials)
+    lines = text.splitlines()
+    assert lines[0].startswith("| rank | val_accuracy | params |")
+    assert len(lines) == 2 + min(10, sum(t["status"] == "ok" for t in result.trials))
+    assert lines[2].startswith(f"| 1 | {result.best['val_accuracy']:.4f} |")
+
+
+def test_monitoring_does_not_consume_the_search_sampler(run, tmp_path):
+    _, result = run
+    # The first batch is what a fresh controller samples: the step-0 policy probe drew nothing from it.
+    first = make_controller(CONFIG, default_space()).sample(CONFIG.archs_per_update).tokens
+    assert [t["tokens"] for t in result.trials[:8]] == first.tolist()
+    _, again = _search(tmp_path / "again")
+    assert [t["key"] for t in again.trials] == [t["key"] for t in result.trials]
+
+
+def test_sampling_with_another_generator_leaves_the_controller_generator_alone():
+    controller = make_controller(CONFIG, default_space())
+    before = controller.rng.bit_generator.state
+    controller.sample(16, rng=np.random.default_rng(0))
+    assert controller.rng.bit_generator.state == before
