@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -104,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", metavar="FILE", help="output file (default: stdout)")
     ex.add_argument("--runs-dir", default="runs")
 
+    tb = sub.add_parser("tensorboard", help="start TensorBoard on a run (extra arguments go to TensorBoard)")
+    tb.add_argument("run", help="run directory or name")
+    tb.add_argument("--runs-dir", default="runs")
+
     rp = sub.add_parser("report", help="plots and a summary of a run, written to RUN/report/")
     rp.add_argument("run", help="run directory or name")
     rp.add_argument("--runs-dir", default="runs")
@@ -111,7 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, extra = build_parser().parse_known_args(argv)
+    if extra and args.command != "tensorboard":
+        build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     try:
         command = {
             "search": cmd_search,
@@ -120,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             "show": cmd_show,
             "export": cmd_export,
             "report": cmd_report,
+            "tensorboard": cmd_tensorboard,
         }[args.command]
         return command(args)
     except RlnasError as exc:
@@ -351,6 +360,17 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise RunError(f"cannot write {args.out!r}: {exc.strerror or exc}") from None
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def cmd_tensorboard(args: argparse.Namespace) -> int:
+    """Replace this process by TensorBoard on the run's ``tb/`` (scalars, policy, HParams, text)."""
+    from rlnas.store import RunStore
+
+    logdir = RunStore.open(args.run, args.runs_dir).tb_dir
+    command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), *args.extra]
+    print(f"tensorboard --logdir {logdir}", file=sys.stderr, flush=True)
+    os.execv(sys.executable, command)
+    return 0  # pragma: no cover - execv does not return
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -248,6 +248,7 @@ def _batch_scalars(
         "charts/best_val_accuracy": best["val_accuracy"] if best else 0.0,
         "charts/baseline": stats.baseline,
         "charts/failed_fraction": sum(t["status"] != "ok" for t in batch) / len(batch),
+        "charts/children_per_minute": (batch[-1]["index"] + 1) / max(batch[-1]["elapsed"], 1e-9) * 60,
         "losses/loss": stats.loss,
         "losses/entropy": stats.entropy,
         "losses/grad_norm": stats.grad_norm,

@@ -173,3 +173,20 @@ def test_quiet_and_verbose_exclude_each_other(capsys):
     with pytest.raises(SystemExit):
         main(["search", "--quiet", "--verbose"])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_tensorboard_command_runs_tensorboard_on_the_run(tmp_path, monkeypatch):
+    import os
+    import sys
+
+    from rlnas.cli import main
+    from rlnas.store import RunStore
+
+    store = RunStore.create(tmp_path / "runs" / "r")
+    store.write_json("config.json", {})
+    calls = []
+    monkeypatch.setattr(os, "execv", lambda exe, argv: calls.append(argv))
+    main(["tensorboard", "r", "--runs-dir", str(tmp_path / "runs"), "--port", "6007"])
+    assert calls == [
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(store.tb_dir), "--port", "6007"]
+    ]
