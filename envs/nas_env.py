@@ -59,6 +59,9 @@ class NasEnv(gym.Env):
     ``architecture`` (name -> value), ``key``, ``tokens`` and ``metrics`` (``ChildResult`` fields;
     timings are wall-clock, so the env is registered as nondeterministic).
 
+    ## Reset options
+    ``options={"log_dir": DIR}`` writes the child's training curves to DIR (TensorBoard).
+
     ## Arguments
     space: a ``SearchSpace`` or its ``to_dict()`` form (default: the MLP space).
     dataset, data_dir, train_fraction: which data the children train on (default: bundled mnist_5k).
@@ -99,6 +102,7 @@ class NasEnv(gym.Env):
         self.observation_space = spaces.MultiDiscrete([len(space) + 1, self._width + 1])
         self._tokens: list[int] = []
         self._done = True
+        self._log_dir: str | None = None
 
     # -- gymnasium API ---------------------------------------------------------------------------
     def reset(
@@ -106,6 +110,7 @@ class NasEnv(gym.Env):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         self._tokens, self._done, self._prev = [], False, -1
+        self._log_dir = (options or {}).get("log_dir")
         self._skip_inactive()
         return self._obs(), self._info()
 
@@ -139,7 +144,9 @@ class NasEnv(gym.Env):
     def _finish(self) -> tuple[float, bool, bool, dict[str, Any]]:
         arch = self.space.decode(self._tokens)
         child_seed = int(self.np_random.integers(2**31 - 1))
-        result: ChildResult = self.evaluator.evaluate(arch, child_seed)
+        # Only pass log_dir when asked, so that evaluators written without it keep working.
+        extra = {"log_dir": str(self._log_dir)} if self._log_dir else {}
+        result: ChildResult = self.evaluator.evaluate(arch, child_seed, **extra)
         reward = result.val_accuracy if result.status == "ok" else self.failed_reward
         info = self._info() | {
             "architecture": arch,

@@ -94,11 +94,14 @@ def train_and_evaluate(
     seed: int,
     max_params: int | None = None,
     on_model: Callable[[Any], None] | None = None,
+    log_dir: str | None = None,
 ) -> ChildResult:
     """Train a fresh child on (x_train, y_train) and score it on (x_eval, y_eval).
 
     Keras's global state is cleared first and the child is seeded, so equal inputs give equal
     results. ``on_model`` receives the trained model (replay uses it to save the model).
+    ``log_dir``: write this child's training curves there (TensorBoard; the evaluation data is
+    then also scored after every epoch, which costs time but changes no weight).
     Never raises for a bad child: returns ``status="failed"`` with the reason instead.
     """
     import keras
@@ -114,7 +117,12 @@ def train_and_evaluate(
         if max_params is not None and params > max_params:
             raise ChildError(f"{params:,} parameters exceed max_params={max_params:,}")
         t0 = time.perf_counter()
-        hist = model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=0)
+        curves = (
+            {"validation_data": (x_eval, y_eval), "callbacks": [keras.callbacks.TensorBoard(log_dir)]}
+            if log_dir
+            else {}
+        )
+        hist = model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=0, **curves)
         t1 = time.perf_counter()
         val_loss, val_acc = model.evaluate(x_eval, y_eval, batch_size=1024, verbose=0)
         t2 = time.perf_counter()

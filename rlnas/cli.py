@@ -56,6 +56,12 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
 
     group = p.add_argument_group("search settings (override the config file)")
     for f in fields(SearchConfig):
+        if f.type == "bool":  # a switch: present means True; absent leaves the config file's value
+            group.add_argument(
+                "--" + f.name.replace("_", "-"), dest=f.name, action="store_const", const=True,
+                default=None, help=f"{f.metadata['help']} (default: {f.default})",
+            )  # fmt: skip
+            continue
         kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
         group.add_argument(
             "--" + f.name.replace("_", "-"),

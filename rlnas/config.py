@@ -74,6 +74,7 @@ class SearchConfig:
     child_time_limit: float | None = _f(None, "seconds a child may train before it is stopped and failed")
     max_consecutive_failures: int = _f(10, "stop the search after this many failed children in a row")
     children_per_worker: int = _f(100, "children a worker process trains before it is replaced")
+    child_logs: bool = _f(False, "write each child's training curves to TensorBoard (tb/children/<index>)")
     replay_top: int = _f(1, "after the search, retrain this many best architectures (0: skip)")
     replay_epochs: int = _f(10, "training epochs of each replayed architecture")
 
@@ -101,6 +102,8 @@ class SearchConfig:
         for name in ("max_minutes", "child_time_limit"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))
+        if not isinstance(self.child_logs, bool):
+            raise ConfigError(f"child_logs must be true or false, got {self.child_logs!r}")
         if self.max_params is not None:
             _positive("max_params", self.max_params, integer=True)
         if self.tanh_constant is not None and not (

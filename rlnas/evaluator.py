@@ -37,12 +37,16 @@ class TrainSpec:
 class Evaluator(Protocol):
     """Anything that turns an architecture and a seed into a :class:`ChildResult`."""
 
-    def evaluate(self, arch: Mapping[str, Any], seed: int) -> ChildResult: ...
+    def evaluate(self, arch: Mapping[str, Any], seed: int, log_dir: str | None = None) -> ChildResult:
+        """Train and score ``arch``; ``log_dir``, if given, receives its training curves."""
+        ...
 
     def close(self) -> None: ...
 
 
-def _evaluate_on(dataset: data.Dataset, train: TrainSpec, arch: Mapping[str, Any], seed: int) -> ChildResult:
+def _evaluate_on(
+    dataset: data.Dataset, train: TrainSpec, arch: Mapping[str, Any], seed: int, log_dir: str | None = None
+) -> ChildResult:
     """Train on the train split, score on the validation split (the test split is never touched)."""
     return train_and_evaluate(
         arch,
@@ -55,6 +59,7 @@ def _evaluate_on(dataset: data.Dataset, train: TrainSpec, arch: Mapping[str, Any
         batch_size=train.batch_size,
         seed=seed,
         max_params=train.max_params,
+        log_dir=log_dir,
     )
 
 
@@ -69,10 +74,10 @@ class LocalEvaluator:
         self.spec, self.train = spec, train
         self._dataset: data.Dataset | None = None
 
-    def evaluate(self, arch: Mapping[str, Any], seed: int) -> ChildResult:
+    def evaluate(self, arch: Mapping[str, Any], seed: int, log_dir: str | None = None) -> ChildResult:
         if self._dataset is None:
             self._dataset = data.load(self.spec)
-        return _evaluate_on(self._dataset, self.train, arch, seed)
+        return _evaluate_on(self._dataset, self.train, arch, seed, log_dir)
 
     def close(self) -> None:
         self._dataset = None
@@ -90,9 +95,11 @@ def _init_worker(spec: data.DataSpec) -> None:
     _WORKER_DATASET = data.load(spec)
 
 
-def _worker_evaluate(train: TrainSpec, arch: Mapping[str, Any], seed: int) -> ChildResult:
+def _worker_evaluate(
+    train: TrainSpec, arch: Mapping[str, Any], seed: int, log_dir: str | None
+) -> ChildResult:
     assert _WORKER_DATASET is not None, "worker initializer did not run"
-    return _evaluate_on(_WORKER_DATASET, train, arch, seed)
+    return _evaluate_on(_WORKER_DATASET, train, arch, seed, log_dir)
 
 
 _STANDBY_LEAD = 3
@@ -144,10 +151,10 @@ class WorkerEvaluator:
             self._pids.pop(self._active, None)
         self._active = None
 
-    def evaluate(self, arch: Mapping[str, Any], seed: int) -> ChildResult:
+    def evaluate(self, arch: Mapping[str, Any], seed: int, log_dir: str | None = None) -> ChildResult:
         if self._active is not None and self._done_by_active >= self.children_per_worker:
             self._retire_active()
-        future = self._submit(_worker_evaluate, self.train, dict(arch), seed)
+        future = self._submit(_worker_evaluate, self.train, dict(arch), seed, log_dir)
         self._done_by_active += 1
         if self._standby is None and self._done_by_active >= self.children_per_worker - _STANDBY_LEAD:
             self._standby = self._spawn()

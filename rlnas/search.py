@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -58,9 +59,11 @@ def make_controller(config: SearchConfig, space: SearchSpace) -> Controller:
     )
 
 
-def play(env: NasEnv, tokens: Sequence[int], seed: int) -> tuple[float, dict[str, Any]]:
+def play(
+    env: NasEnv, tokens: Sequence[int], seed: int, log_dir: str | None = None
+) -> tuple[float, dict[str, Any]]:
     """Feed one sampled token sequence to the env, skipping decisions the env does not ask."""
-    _, info = env.reset(seed=seed)
+    _, info = env.reset(seed=seed, options={"log_dir": log_dir} if log_dir else None)
     mask = env.space.active_mask(tokens)
     reward, terminated = 0.0, False
     for token, active in zip(tokens, mask, strict=True):
@@ -135,7 +138,8 @@ def run_search(
                 if finished:
                     record = _reuse(finished.pop(0), sample.tokens[k])
                 else:
-                    record = _run_trial(env, sample, k, len(trials), config, start)
+                    logs = store.tb_dir / "children" / f"{len(trials):05d}" if config.child_logs else None
+                    record = _run_trial(env, sample, k, len(trials), config, start, logs)
                     store.append_trial(record)  # on disk before the next child starts
                     monitor.child(record)
                     if on_trial is not None:
@@ -210,11 +214,17 @@ def best_trial(trials: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def _run_trial(
-    env: NasEnv, sample: Sample, k: int, index: int, config: SearchConfig, start: float
+    env: NasEnv,
+    sample: Sample,
+    k: int,
+    index: int,
+    config: SearchConfig,
+    start: float,
+    log_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Play sampled sequence ``k`` through the env and return the trial's journal record."""
     tokens = sample.tokens[k]
-    reward, info = play(env, tokens, trial_seed(config.seed, index))
+    reward, info = play(env, tokens, trial_seed(config.seed, index), str(log_dir) if log_dir else None)
     mask = env.space.active_mask(tokens)
     return {
         "index": index,

@@ -24,7 +24,7 @@ def test_search_show_replay_end_to_end(tmp_path, tiny_npz):
     search = _run(
         "search", "--dataset", str(tiny_npz), "--trials", "6", "--archs-per-update", "3",
         "--epochs", "2", "--batch-size", "32", "--replay-top", "2", "--replay-epochs", "2",
-        "--name", "smoke", "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path,
+        "--name", "smoke", "--runs-dir", str(tmp_path / "runs"), "--child-logs", cwd=tmp_path,
     )  # fmt: skip
     assert search.returncode == 0, search.stderr
     assert search.stderr == ""  # TensorFlow's start-up noise is hidden
@@ -33,6 +33,9 @@ def test_search_show_replay_end_to_end(tmp_path, tiny_npz):
     run = tmp_path / "runs" / "smoke"
     assert len((run / "trials.jsonl").read_text().splitlines()) == 6
     assert (run / "controller.npz").is_file() and list((run / "tb").glob("events.*"))
+    for i in range(6):  # --child-logs: each child's curves next to its HParams session
+        assert list((run / "tb" / "children" / f"{i:05d}" / "train").glob("events.*"))
+        assert list((run / "tb" / "children" / f"{i:05d}" / "validation").glob("events.*"))
     models = sorted((run / "replay").glob("*.keras"))
     assert len(models) == 2
 

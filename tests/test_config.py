@@ -492,3 +492,9 @@ def test_split_fractions_are_checked_when_the_config_is_built():
         SearchConfig(val_fraction=0.0)
     with pytest.raises(DataError, match="test_fraction"):
         SearchConfig(val_fraction=0.5, test_fraction=0.6)
+
+
+def test_child_logs_is_a_boolean_switch() -> None:
+    assert SearchConfig(child_logs=True).child_logs is True
+    with pytest.raises(ConfigError, match="child_logs must be true or false, got 'yes'"):
+        SearchConfig(child_logs="yes")
