@@ -400,8 +400,17 @@ def _load_tensorflow(debug: bool) -> None:
 def _replay_and_print(store: Any, top: int, epochs: int | None) -> int:
     from rlnas.replay import replay
 
-    print(f"retraining the top {top} on train+validation, scoring once on test ...")
-    results = replay(store, top=top, epochs=epochs)
+    print(f"retraining the top {top} on train+validation, scoring once on test ...", flush=True)
+    start = time.monotonic()
+
+    def done(r: Any) -> None:  # one line per model: replays are few and long
+        outcome = f"test_acc {r.test_accuracy:.4f}" if r.status == "ok" else f"FAILED {r.error[:60]}"
+        print(
+            f"[{r.rank}/{top}] {outcome}  {time.monotonic() - start:.0f}s  {format_arch(r.architecture)}",
+            flush=True,
+        )
+
+    results = replay(store, top=top, epochs=epochs, on_result=done)
     rows = [
         (
             str(r.rank),
