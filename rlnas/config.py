@@ -51,7 +51,7 @@ class SearchConfig:
 
     dataset: str = _f("mnist_5k", "mnist_5k (bundled), mnist, fashion_mnist, or a path to a .npz file")
     data_dir: str | None = _f(None, "directory holding MNIST-format IDX files (e.g. Debian's fashion-mnist)")
-    trials: int = _f(96, "number of child architectures to train during the search")
+    trials: int = _f(96, "architectures the controller samples; a repeat is answered from the cache")
     max_minutes: float | None = _f(None, "time budget of the search phase; stops after the current batch")
     epochs: int = _f(2, "training epochs of each child during the search")
     batch_size: int = _f(128, "minibatch size of child training")
@@ -74,6 +74,7 @@ class SearchConfig:
     child_time_limit: float | None = _f(None, "seconds a child may train before it is stopped and failed")
     max_consecutive_failures: int = _f(10, "stop the search after this many failed children in a row")
     children_per_worker: int = _f(100, "children a worker process trains before it is replaced")
+    reevaluate_repeats: bool = _f(False, "train a repeated architecture again; its reward is the mean")
     child_logs: bool = _f(False, "write each child's training curves to TensorBoard (tb/children/<index>)")
     replay_top: int = _f(1, "after the search, retrain this many best architectures (0: skip)")
     replay_epochs: int = _f(10, "training epochs of each replayed architecture")
@@ -102,8 +103,9 @@ class SearchConfig:
         for name in ("max_minutes", "child_time_limit"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))
-        if not isinstance(self.child_logs, bool):
-            raise ConfigError(f"child_logs must be true or false, got {self.child_logs!r}")
+        for name in ("child_logs", "reevaluate_repeats"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.max_params is not None:
             _positive("max_params", self.max_params, integer=True)
         if self.tanh_constant is not None and not (

@@ -52,6 +52,8 @@ class Progress:
 
     def _line(self, t: dict[str, Any], done: int, eta: float) -> None:
         outcome = f"val_acc {t['val_accuracy']:.4f}" if t["status"] == "ok" else f"FAILED {t['error'][:60]}"
+        if t.get("cached"):
+            outcome += f" (repeat of trial {t['cached_from'] + 1}, not retrained)"
         print(
             f"[{done:>{len(str(self.total))}}/{self.total}] {outcome}  best {self.best or 0.0:.4f}  "
             f"eta {eta:4.0f}s  {format_arch(t['architecture'])}",

@@ -122,6 +122,8 @@ def run_search(
     if resume:
         trials, finished, spent = _restore(store, controller, baseline)
     start = time.monotonic() - spent
+    # Architectures trained successfully, by key: a repeat is answered from here, not retrained.
+    cache = {t["key"]: t for t in reversed(trials) if t["status"] == "ok" and not t.get("cached")}
     deadline = start + config.max_minutes * 60 if config.max_minutes else math.inf
     try:
         if not trials:  # a fresh search; a resumed one has these in its event files already
@@ -135,15 +137,26 @@ def run_search(
             for k in range(len(sample.tokens)):
                 if len(trials) >= config.trials or time.monotonic() >= deadline or should_stop():
                     break
+                key = space.key(sample.tokens[k])
                 if finished:
                     record = _reuse(finished.pop(0), sample.tokens[k])
+                elif key in cache and not config.reevaluate_repeats:
+                    mask = space.active_mask(sample.tokens[k])
+                    record = _from_cache(cache[key], sample, k, mask, len(trials), config, start)
+                    store.append_trial(record)
+                    if on_trial is not None:
+                        on_trial(record)
                 else:
                     logs = store.tb_dir / "children" / f"{len(trials):05d}" if config.child_logs else None
                     record = _run_trial(env, sample, k, len(trials), config, start, logs)
+                    if config.reevaluate_repeats:
+                        record["reward"] = _mean_reward(trials, record, config.failed_reward)
                     store.append_trial(record)  # on disk before the next child starts
                     monitor.child(record)
                     if on_trial is not None:
                         on_trial(record)
+                if record["status"] == "ok" and not record.get("cached"):
+                    cache.setdefault(key, record)
                 trials.append(record)
                 batch.append(record)
                 _check_failures(trials, config.max_consecutive_failures)
@@ -247,6 +260,36 @@ def _log_policy(monitor: Monitor, controller: Controller, space: SearchSpace, st
     monitor.policy(step, space, probe.tokens)
 
 
+def _from_cache(
+    first: dict[str, Any],
+    sample: Sample,
+    k: int,
+    mask: Sequence[bool],
+    index: int,
+    config: SearchConfig,
+    start: float,
+) -> dict[str, Any]:
+    """The record of a repeated architecture: the first evaluation's result, no training time."""
+    return first | {
+        "index": index,
+        "update": index // config.archs_per_update,
+        "tokens": [int(t) for t in sample.tokens[k]],
+        "log_prob": float(np.sum(sample.log_probs[k][np.asarray(mask)])),
+        "fit_seconds": 0.0,
+        "eval_seconds": 0.0,
+        "child_seconds": 0.0,
+        "cached": True,
+        "cached_from": first["index"],
+        "elapsed": time.monotonic() - start,
+    }  # fmt: skip
+
+
+def _mean_reward(trials: Sequence[dict[str, Any]], record: dict[str, Any], failed_reward: float) -> float:
+    """With --reevaluate-repeats: the reward is the mean over every evaluation of the architecture."""
+    evaluations = [t for t in trials if t["key"] == record["key"] and not t.get("cached")] + [record]
+    return float(np.mean([t["val_accuracy"] if t["status"] == "ok" else failed_reward for t in evaluations]))
+
+
 def _batch_scalars(
     batch: list[dict[str, Any]], stats: reinforce.UpdateStats, best: dict[str, Any] | None
 ) -> dict[str, float]:
@@ -258,6 +301,7 @@ def _batch_scalars(
         "charts/best_val_accuracy": best["val_accuracy"] if best else 0.0,
         "charts/baseline": stats.baseline,
         "charts/failed_fraction": sum(t["status"] != "ok" for t in batch) / len(batch),
+        "charts/cache_hits": sum(bool(t.get("cached")) for t in batch) / len(batch),
         "charts/children_per_minute": (batch[-1]["index"] + 1) / max(batch[-1]["elapsed"], 1e-9) * 60,
         "losses/loss": stats.loss,
         "losses/entropy": stats.entropy,

@@ -104,3 +104,34 @@ def test_tensorboard_scalars_are_written_per_update(tmp_path):
     first_batch = [t["reward"] for t in result.trials[:8]]
     value = float(tensor_util.make_ndarray(events.Tensors("charts/reward_mean")[0].tensor_proto))
     assert value == pytest.approx(sum(first_batch) / 8, rel=1e-6)
+
+
+def test_a_repeated_architecture_is_answered_from_the_cache(tmp_path):
+    evaluator = SyntheticEvaluator()
+    store, result = _search(tmp_path, "cache", evaluator=evaluator, trials=240)
+    cached = [t for t in result.trials if t.get("cached")]
+    assert cached, "a converging controller repeats architectures"
+    assert len(evaluator.calls) == 240 - len(cached)  # repeats were not retrained
+    by_index = {t["index"]: t for t in result.trials}
+    for t in cached:
+        first = by_index[t["cached_from"]]
+        assert t["key"] == first["key"] and t["reward"] == first["reward"] and not first.get("cached")
+        assert t["child_seconds"] == 0.0
+    assert [t.get("cached", False) for t in store.trials()] == [t.get("cached", False) for t in result.trials]
+
+
+def test_reevaluate_repeats_trains_every_sample_and_averages(tmp_path):
+    class Noisy(SyntheticEvaluator):
+        def evaluate(self, arch, seed):
+            from dataclasses import replace
+
+            return replace(super().evaluate(arch, seed), val_accuracy=seed % 1000 / 1000)
+
+    evaluator = Noisy()
+    _, result = _search(tmp_path, "again", evaluator=evaluator, trials=240, reevaluate_repeats=True)
+    assert len(evaluator.calls) == 240 and not any(t.get("cached") for t in result.trials)
+    seen: dict[str, list[float]] = {}
+    for t in result.trials:
+        seen.setdefault(t["key"], []).append(t["val_accuracy"])
+        assert t["reward"] == pytest.approx(sum(seen[t["key"]]) / len(seen[t["key"]]))
+    assert any(len(v) > 1 for v in seen.values())
