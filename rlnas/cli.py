@@ -331,8 +331,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from rlnas.replay import top_k
-    from rlnas.store import RunStore
+    from rlnas.store import RunStore, top_k
 
     store = RunStore.open(args.run, args.runs_dir)
     trials = store.trials()

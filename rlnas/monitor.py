@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from rlnas.space import SearchSpace
-from rlnas.text import format_arch, format_value
+from rlnas.store import top_k
+from rlnas.text import format_arch, format_markdown_table, format_value
 
 METRICS = ("val_accuracy", "params", "fit_seconds")
 """Child metrics shown in the HParams dashboard (scalars of each child's session, at step 1)."""
@@ -40,15 +41,19 @@ def policy_marginals(space: SearchSpace, tokens: np.ndarray) -> dict[str, float]
 
 
 def leaderboard_markdown(trials: Sequence[Mapping[str, Any]], top: int = 10) -> str:
-    """A Markdown table of the ``top`` successful children by val_accuracy (the earliest on ties)."""
-    ok = sorted((t for t in trials if t["status"] == "ok"), key=lambda t: (-t["val_accuracy"], t["index"]))
+    """A Markdown table of the ``top`` architectures by val_accuracy, ranked as ``rlnas show`` ranks them."""
     rows = [
-        f"| {rank} | {t['val_accuracy']:.4f} | {t['params']:,} | {t['index']} "
-        f"| `{format_arch(t['architecture'])}` |"
-        for rank, t in enumerate(ok[:top], start=1)
+        [
+            str(rank),
+            f"{t['val_accuracy']:.4f}",
+            f"{t['params']:,}",
+            str(t["index"]),
+            f"`{format_arch(t['architecture'])}`",
+        ]
+        for rank, t in enumerate(top_k(list(trials), top), start=1)
     ]
-    header = "| rank | val_accuracy | params | trial | architecture |\n|---:|---:|---:|---:|---|"
-    return "\n".join([header, *rows]) if rows else "no successful child yet"
+    header = ("rank", "val_accuracy", "params", "trial", "architecture")
+    return format_markdown_table(header, rows) if rows else "no successful child yet"
 
 
 class Monitor:

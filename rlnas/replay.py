@@ -17,7 +17,7 @@ from rlnas import data
 from rlnas.child import train_and_evaluate
 from rlnas.config import make_config
 from rlnas.errors import RunError
-from rlnas.store import RunStore
+from rlnas.store import RunStore, top_k
 
 
 @dataclass(frozen=True)
@@ -38,18 +38,6 @@ def _save_atomically(model: Any, path: Path) -> None:
     partial = path.with_name(path.stem + ".partial.keras")  # Keras insists on the .keras suffix
     model.save(partial)
     partial.replace(path)
-
-
-def top_k(trials: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
-    """The ``k`` best successful trials by validation accuracy, one per architecture (first wins ties)."""
-    best: dict[str, dict[str, Any]] = {}
-    for t in trials:
-        if t.get("status") != "ok":
-            continue
-        if t["key"] not in best or t["val_accuracy"] > best[t["key"]]["val_accuracy"]:
-            best[t["key"]] = t
-    ranked = sorted(best.values(), key=lambda t: (-t["val_accuracy"], t["index"]))
-    return ranked[:k]
 
 
 def replay(

@@ -17,10 +17,10 @@ from typing import Any
 
 from rlnas.config import space_from_dict
 from rlnas.errors import RlnasError, RunError
-from rlnas.replay import top_k
+from rlnas.monitor import leaderboard_markdown
 from rlnas.space import SearchSpace
-from rlnas.store import RunStore
-from rlnas.text import format_arch, format_value
+from rlnas.store import RunStore, top_k
+from rlnas.text import format_arch, format_markdown_table, format_value
 
 EXPORT_COLUMNS = (
     "index",
@@ -183,17 +183,7 @@ def _summary(
             f"`{format_arch(b['architecture'])}`"
         )
     lines += ["", *[f"![{Path(name).stem}]({name})" for name in images], "", "## Top 10", ""]
-    rows = [
-        [
-            str(i),
-            f"{t['val_accuracy']:.4f}",
-            f"{t['params']:,}",
-            str(t["index"]),
-            f"`{format_arch(t['architecture'])}`",
-        ]
-        for i, t in enumerate(top_k(trials, 10), start=1)
-    ]
-    lines += _md_table(("rank", "val_acc", "params", "trial", "architecture"), rows)
+    lines.append(leaderboard_markdown(trials))
     if replayed:
         rows = [
             [
@@ -206,14 +196,9 @@ def _summary(
             for r in replayed
         ]
         lines += ["", "## Replay (retrained on train+validation, scored once on test)", ""]
-        lines += _md_table(("rank", "val_acc (search)", "test_acc", "params", "architecture"), rows)
+        header = ("rank", "val_acc (search)", "test_acc", "params", "architecture")
+        lines.append(format_markdown_table(header, rows))
     return "\n".join(lines) + "\n"
-
-
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
-        "| " + " | ".join(r) + " |" for r in rows
-    ]
 
 
 # -- plots (matplotlib's Agg backend: no display needed) ----------------------------------------

@@ -73,6 +73,18 @@ def _lock_holder(path: Path) -> int | None:
     return pid
 
 
+def top_k(trials: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
+    """The ``k`` best successful trials by validation accuracy, one per architecture (first wins ties)."""
+    best: dict[str, dict[str, Any]] = {}
+    for t in trials:
+        if t.get("status") != "ok":
+            continue
+        if t["key"] not in best or t["val_accuracy"] > best[t["key"]]["val_accuracy"]:
+            best[t["key"]] = t
+    ranked = sorted(best.values(), key=lambda t: (-t["val_accuracy"], t["index"]))
+    return ranked[:k]
+
+
 class RunStore:
     """Reads and writes one run directory. Construct with :meth:`create` or :meth:`open`."""
 
