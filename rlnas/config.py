@@ -40,6 +40,8 @@ from rlnas.data import DataSpec
 from rlnas.errors import ConfigError, did_you_mean
 from rlnas.space import Decision, SearchSpace, default_space, log_grid
 
+STRATEGIES = ("reinforce", "random", "evolution")
+
 
 def _f(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
@@ -59,6 +61,8 @@ class SearchConfig:
     val_fraction: float = _f(0.2, "fraction of the data held out for validation (the reward)")
     test_fraction: float = _f(0.2, "fraction held out for the final test score (never seen by the search)")
     seed: int = _f(0, "seed of the controller, the sampling and the children; same seed, same run")
+    strategy: str = _f("reinforce", "search strategy: reinforce (the RNN controller), random, or evolution")
+    workers: int | None = _f(None, "children trained at once, each in its own worker process (default: auto)")
     archs_per_update: int = _f(8, "architectures sampled per REINFORCE update (m)")
     controller_lr: float = _f(0.01, "Adam learning rate of the controller")
     entropy_weight: float = _f(1e-3, "weight of the entropy bonus in the REINFORCE loss")
@@ -69,6 +73,9 @@ class SearchConfig:
     lstm_units: int = _f(35, "units in each LSTM layer of the controller")
     lstm_layers: int = _f(2, "LSTM layers of the controller")
     init_range: float = _f(0.08, "controller weights start uniform in [-r, r]")
+    population_size: int = _f(20, "evolution: architectures kept alive (the oldest is aged out)")
+    tournament_size: int = _f(5, "evolution: random members compared to pick each parent")
+    early_stopping: int | None = _f(None, "stop a child after this many epochs without val-loss gain")
     failed_reward: float = _f(0.0, "reward given to a child that fails to build or train")
     max_params: int | None = _f(None, "a child with more parameters fails without training")
     child_time_limit: float | None = _f(None, "seconds a child may train before it is stopped and failed")
@@ -90,6 +97,8 @@ class SearchConfig:
             "children_per_worker",
             "replay_epochs",
             "max_consecutive_failures",
+            "population_size",
+            "tournament_size",
         ):
             _positive(name, getattr(self, name), integer=True)
         for name in ("controller_lr", "temperature", "init_range", "grad_clip"):
@@ -106,6 +115,14 @@ class SearchConfig:
         for name in ("child_logs", "reevaluate_repeats"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(
+                f"unknown strategy {self.strategy!r}; allowed: {', '.join(STRATEGIES)}"
+                + did_you_mean(str(self.strategy), STRATEGIES)
+            )
+        for name in ("workers", "early_stopping"):
+            if getattr(self, name) is not None:
+                _positive(name, getattr(self, name), integer=True)
         if self.max_params is not None:
             _positive("max_params", self.max_params, integer=True)
         if self.tanh_constant is not None and not (
