@@ -1,0 +1,43 @@
+"""Search strategies behind one small interface: ``ask`` for architectures, ``tell`` their rewards.
+
+``make_strategy`` builds the one a config names. The REINFORCE strategy (and so TensorFlow) is
+imported only when it is asked for, so random search and evolution start in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+from rlnas.config import STRATEGIES, SearchConfig
+from rlnas.errors import ConfigError, did_you_mean
+from rlnas.space import SearchSpace
+from rlnas.strategies.base import Proposal, Strategy
+
+__all__ = ["STRATEGIES", "Proposal", "Strategy", "make_strategy"]
+
+
+def make_strategy(config: SearchConfig, space: SearchSpace) -> Strategy:
+    """The strategy ``config.strategy`` names, seeded by ``config.seed``.
+
+    Raises:
+        ConfigError: an unknown strategy, or evolution with a tournament larger than its population.
+    """
+    if config.strategy == "random":
+        from rlnas.strategies.random import RandomStrategy
+
+        return RandomStrategy(space, seed=config.seed)
+    if config.strategy == "evolution":
+        from rlnas.strategies.evolution import EvolutionStrategy
+
+        return EvolutionStrategy(
+            space,
+            population_size=config.population_size,
+            tournament_size=config.tournament_size,
+            seed=config.seed,
+        )
+    if config.strategy == "reinforce":
+        from rlnas.strategies.reinforce import ReinforceStrategy
+
+        return ReinforceStrategy(space, config)
+    raise ConfigError(  # SearchConfig rejects this already; kept for configs built around its checks
+        f"unknown strategy {config.strategy!r}; allowed: {', '.join(STRATEGIES)}"
+        + did_you_mean(str(config.strategy), STRATEGIES)
+    )

@@ -1,0 +1,94 @@
+"""REINFORCE on the Keras LSTM controller (Zoph & Le 2017) behind the strategy interface.
+
+``ask`` samples from the softmax (never argmax) with the controller's checkpointed generator; ``tell``
+is one policy-gradient step on the evaluated rows against the moving-average baseline. The checkpoint
+is the controller's own ``.npz`` (weights, Adam slots, sampler state) with the baseline in its meta,
+under the key ``baseline`` as the search loop wrote it before strategies existed, so those run
+directories still resume.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rlnas import reinforce
+from rlnas.config import SearchConfig
+from rlnas.controller import Controller
+from rlnas.space import SearchSpace
+from rlnas.strategies.base import Proposal, active_masks, check_ask, check_batch
+
+BASELINE_KEY = "baseline"
+"""Key of the baseline in the checkpoint's meta; reserved: ``restore`` returns the meta without it."""
+
+
+def make_controller(config: SearchConfig, space: SearchSpace) -> Controller:
+    """The controller a config describes, for ``space``'s vocabularies."""
+    return Controller(
+        space.vocab_sizes,
+        units=config.lstm_units,
+        layers=config.lstm_layers,
+        init_range=config.init_range,
+        learning_rate=config.controller_lr,
+        temperature=config.temperature,
+        tanh_constant=config.tanh_constant,
+        seed=config.seed,
+    )
+
+
+class ReinforceStrategy:
+    """The RNN controller trained by REINFORCE with a moving-average baseline.
+
+    Args:
+        space: the search space (for the active masks; the controller sees only vocabulary sizes).
+        config: controller and update settings (``lstm_*``, ``controller_lr``, ``entropy_weight``,
+            ``baseline_decay``, ``grad_clip``, ``temperature``, ``tanh_constant``, ``seed``).
+    """
+
+    name = "reinforce"
+
+    def __init__(self, space: SearchSpace, config: SearchConfig) -> None:
+        self.space = space
+        self.config = config
+        self.controller = make_controller(config, space)
+        self.baseline = reinforce.Baseline(decay=config.baseline_decay)
+
+    def ask(self, n: int) -> Proposal:
+        check_ask(n)
+        sample = self.controller.sample(n)
+        mask = active_masks(self.space, sample.tokens)
+        return Proposal(sample.tokens, (sample.log_probs * mask).sum(axis=1))
+
+    def tell(self, tokens: np.ndarray, rewards: np.ndarray) -> dict[str, float]:
+        """One update on the evaluated rows; they must be rows this controller just proposed (on-policy)."""
+        tokens, rewards = check_batch(self.space, tokens, rewards)
+        if not len(tokens):
+            return {}
+        stats = reinforce.update(
+            self.controller,
+            tokens,
+            active_masks(self.space, tokens),
+            rewards,
+            self.baseline,
+            entropy_weight=self.config.entropy_weight,
+            grad_clip=self.config.grad_clip,
+        )
+        return {
+            "losses/loss": stats.loss,
+            "losses/entropy": stats.entropy,
+            "losses/grad_norm": stats.grad_norm,
+            "losses/advantage_abs": stats.advantage_abs,
+            "charts/baseline": stats.baseline,
+        }
+
+    def save(self, path: Path, meta: dict) -> None:
+        self.controller.save(path, meta={**meta, BASELINE_KEY: self.baseline.value})
+
+    def restore(self, path: Path) -> dict:
+        meta = self.controller.restore(path)
+        self.baseline.value = meta.pop(BASELINE_KEY, None)
+        return meta
+
+    def probe(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.controller.sample(n, rng=rng).tokens
