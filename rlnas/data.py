@@ -31,7 +31,9 @@ IDX_FILES = {
     "y_test": "t10k-labels-idx1-ubyte",
 }
 _IDX_DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-_NPZ_KEYS = "`x`,`y` or `x_train`,`y_train`,`x_test`,`y_test`"
+_NPZ_KEYS = "`x`,`y` or `x_train`,`y_train`,`x_test`,`y_test` or `x_train`,`y_train`,`x_val`,`y_val`"
+PRESPLIT_KEYS = ("x_train", "y_train", "x_val", "y_val")
+"""A .npz holding these (and optionally ``x_test``, ``y_test``) is used as split, never re-split."""
 _CHOICES = "use one of " + ", ".join(DATASETS) + " or a path to a .npz file"
 Pair = tuple[np.ndarray, np.ndarray]
 
@@ -314,8 +316,79 @@ def make_splits(x: Any, y: Any, *, spec: DataSpec, test: Pair | None = None) -> 
     )
 
 
+def _labels(y: Any, what: str) -> tuple[np.ndarray, int | None]:
+    """Integer labels from integer or one-hot ``y``; the one-hot width is the number of classes."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] >= 2 and np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all():
+        return y.argmax(axis=1).astype(np.int64), int(y.shape[1])
+    if y.ndim == 2:
+        raise DataError(f"{what}: y is {y.dtype} {y.shape} but not one-hot; give 1-D labels or one-hot rows")
+    return y, None
+
+
+def from_splits(
+    train: Pair, val: Pair, test: Pair | None = None, *, name: str = "arrays", train_fraction: float = 1.0
+) -> Dataset:
+    """A Dataset from splits the caller already made (used as given: a keras-tuner user's
+    ``x, y, validation_data``). Labels may be integers or one-hot; the Dataset holds integers.
+
+    Without ``test`` the validation split doubles as test, so a test score is then not independent.
+    ``train_fraction`` keeps a seeded random subset of train (val and test untouched).
+    """
+    _fraction("train_fraction", train_fraction, allow_one=True)
+    pairs, widths = {}, set()
+    for split, pair in (("train", train), ("val", val), ("test", test if test is not None else val)):
+        y, width = _labels(pair[1], f"{name} {split}")
+        pairs[split] = _check_pair(pair[0], y, f"{name} {split}")
+        widths |= {width} if width else set()
+    shapes = {split: x.shape[1:] for split, (x, _) in pairs.items()}
+    if len(set(shapes.values())) > 1 or len(widths) > 1:
+        raise DataError(f"{name}: splits disagree on sample shape {shapes} or one-hot width {sorted(widths)}")
+    num_classes = widths.pop() if widths else int(max(y.max() for _, y in pairs.values())) + 1
+    if num_classes < 2 or max(y.max() for _, y in pairs.values()) >= num_classes:
+        raise DataError(f"{name}: need >= 2 classes with labels below {num_classes}")
+    x_train, y_train = pairs["train"]
+    keep = np.sort(
+        np.random.default_rng(0).permutation(len(y_train))[: max(1, round(len(y_train) * train_fraction))]
+    )
+    return Dataset(
+        name=name,
+        x_train=_scale(x_train[keep], name),
+        y_train=y_train[keep].astype(np.int64),
+        x_val=_scale(pairs["val"][0], name),
+        y_val=pairs["val"][1].astype(np.int64),
+        x_test=_scale(pairs["test"][0], name),
+        y_test=pairs["test"][1].astype(np.int64),
+        num_classes=num_classes,
+    )
+
+
+def _read_presplit(source: Any) -> dict[str, np.ndarray] | None:
+    """The arrays of a pre-split .npz (see :data:`PRESPLIT_KEYS`), or None for any other file."""
+    try:
+        with source.open("rb") as fh:
+            data = np.load(fh, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                return None
+            with data:
+                if not set(PRESPLIT_KEYS) <= set(data.files):
+                    return None
+                return {k: data[k] for k in data.files if k in (*PRESPLIT_KEYS, "x_test", "y_test")}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):
+        return None  # _load_npz reports what is wrong with the file
+
+
 def load(spec: DataSpec) -> Dataset:
-    """Locate, read and split the dataset ``spec`` names (never downloads, never imports TF)."""
+    """Locate, read and split the dataset ``spec`` names (never downloads, never imports TF).
+
+    A pre-split .npz (``x_train``, ``y_train``, ``x_val``, ``y_val``, optionally ``x_test``,
+    ``y_test``) is used as given: val_fraction and test_fraction do not apply to it.
+    """
     kind, source = _locate(spec)
+    arrays = _read_presplit(source) if kind == "npz" else None
+    if arrays is not None:
+        test = (arrays["x_test"], arrays["y_test"]) if "x_test" in arrays and "y_test" in arrays else None
+        train, val = (arrays["x_train"], arrays["y_train"]), (arrays["x_val"], arrays["y_val"])
+        return from_splits(train, val, test, name=spec.name, train_fraction=spec.train_fraction)
     train, test = _read_idx_dir(source) if kind == "idx" else _load_npz(source)
     return make_splits(*train, spec=spec, test=test)
