@@ -1,7 +1,7 @@
 """The model function of keras-tuner's getting-started tutorial, unchanged: rlnas searches it as is.
 
-    rlnas.space_from_function(build_model)          # the space it declares
-    rlnas.ReinforceSearch(hypermodel=build_model, objective="val_accuracy", max_trials=20, ...)
+``rlnas.hyperparameters.space_from_function(build_model)`` shows the space it declares;
+``rlnas.tuner.ReinforceSearch(hypermodel=build_model, ...)`` searches it (see docs/keras-tuner.md).
 """
 
 import keras
