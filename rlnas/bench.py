@@ -1,0 +1,302 @@
+"""Benchmarking search strategies on a lookup table: runs, regret statistics, a summary and a plot.
+
+On a tabular benchmark (every architecture's validation accuracy known in advance) a search costs
+milliseconds per evaluation, so strategies can be compared over many seeds, the way NAS-Bench-101/201
+papers do: every proposal counts as one evaluation, repeats included, and the score after ``k``
+evaluations is the *regret*, the best accuracy of the table minus the best found so far.
+
+The runner depends only on a ``reward_fn(tokens) -> float`` and the array of all the table's values,
+so it works with any table. Confidence intervals are Student-t intervals; the t quantile is computed
+exactly for whole degrees of freedom from the closed-form series of Abramowitz & Stegun 26.7.3/26.7.4
+(no scipy), and interpolated in 1/df for Welch's fractional degrees of freedom, as printed t tables are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from rlnas.config import SearchConfig
+from rlnas.errors import ConfigError
+from rlnas.space import SearchSpace
+from rlnas.strategies import Strategy, make_strategy
+from rlnas.text import format_table
+
+RewardFn = Callable[[np.ndarray], float]
+DEFAULT_BUDGETS = (25, 50, 100, 200)
+TOP_FRACTIONS = (0.01, 0.001)
+
+
+class Run(NamedTuple):
+    """One strategy run on a table: the reward of every evaluation, in order, and what it cost."""
+
+    rewards: np.ndarray
+    unique: int  # distinct architectures among the evaluations
+    seconds: float  # wall-clock time of the whole run (the strategy's own overhead, on a table)
+
+
+Results = Mapping[str, Sequence[Run | np.ndarray]]
+"""Strategy name -> one run (or bare reward array) per seed."""
+
+
+# -- running ---------------------------------------------------------------------------------------
+def run_strategy(
+    strategy: Strategy, reward_fn: RewardFn, budget: int, batch: int, *, space: SearchSpace | None = None
+) -> Run:
+    """Ask for whole batches and evaluate until ``budget`` evaluations, as the search loop does.
+
+    The last batch is cut short at the budget and ``tell`` gets only its evaluated rows, exactly what
+    a time budget does to the search loop.
+
+    Args:
+        space: used to count distinct architectures by their canonical key; without it, distinct token
+            rows are counted (which over-counts when inactive positions differ).
+    """
+    for label, value in (("budget", budget), ("batch", batch)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{label} must be a positive whole number, got {value!r}")
+    start = time.perf_counter()
+    rewards: list[float] = []
+    seen: set = set()
+    while len(rewards) < budget:
+        tokens = strategy.ask(batch).tokens[: budget - len(rewards)]
+        batch_rewards = np.array([float(reward_fn(t)) for t in tokens])
+        strategy.tell(tokens, batch_rewards)
+        rewards.extend(batch_rewards)
+        seen.update(space.key(t) if space is not None else tuple(t.tolist()) for t in tokens)
+    return Run(np.asarray(rewards), len(seen), time.perf_counter() - start)
+
+
+def bench(
+    space: SearchSpace,
+    config: SearchConfig,
+    reward_fn: RewardFn,
+    all_values: np.ndarray,
+    strategies: Sequence[str],
+    seeds: int | Sequence[int],
+    budget: int,
+    batch: int | None = None,
+    *,
+    on_run: Callable[[str, int, Run], None] | None = None,
+) -> dict[str, list[Run]]:
+    """Run each strategy once per seed (``seeds`` = S means seeds 0..S-1) on the table.
+
+    Args:
+        config: every other setting of the strategies; ``strategy`` and ``seed`` are replaced per run.
+        all_values: the value of every architecture of the table (its maximum is the best possible).
+        batch: architectures asked per ``tell`` (default ``config.archs_per_update``).
+        on_run: called after each run (progress display).
+
+    Raises:
+        ConfigError: a reward above the table's best (``reward_fn`` and ``all_values`` disagree).
+    """
+    best = float(np.max(all_values))
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    results: dict[str, list[Run]] = {}
+    for name in strategies:
+        results[name] = []
+        for seed in seed_list:
+            strategy = make_strategy(dataclasses.replace(config, strategy=name, seed=seed), space)
+            run = run_strategy(strategy, reward_fn, budget, batch or config.archs_per_update, space=space)
+            if run.rewards.max() > best + 1e-12:
+                raise ConfigError(
+                    f"{name} seed {seed} got reward {run.rewards.max()!r} above the table's best {best!r}; "
+                    "reward_fn and all_values must come from the same table"
+                )
+            results[name].append(run)
+            if on_run is not None:
+                on_run(name, seed, run)
+    return results
+
+
+# -- statistics ------------------------------------------------------------------------------------
+def regret_curve(rewards: np.ndarray, best_possible: float) -> np.ndarray:
+    """Best possible minus the best reward found so far, after each evaluation."""
+    rewards = np.asarray(rewards, np.float64)
+    if rewards.ndim != 1 or not rewards.size:
+        raise ValueError(f"rewards must be a non-empty 1-D array, got shape {rewards.shape}")
+    return best_possible - np.maximum.accumulate(rewards)
+
+
+def evals_to_reach(rewards: np.ndarray, threshold: float) -> int | None:
+    """Number of evaluations until a reward >= ``threshold`` first appears (1-based), or None if never."""
+    hits = np.flatnonzero(np.asarray(rewards) >= threshold)
+    return int(hits[0]) + 1 if hits.size else None
+
+
+def top_threshold(all_values: np.ndarray, fraction: float) -> float:
+    """The value an architecture needs to be in the top ``fraction`` of the table (at least the best one)."""
+    values = np.sort(np.asarray(all_values, np.float64))[::-1]
+    return float(values[max(1, math.ceil(fraction * values.size)) - 1])
+
+
+def t_quantile(level: float, df: float) -> float:
+    """Two-sided Student-t critical value: P(|T| <= t) = ``level`` with ``df`` degrees of freedom."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    if not df >= 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df!r}")
+    lo, hi = math.floor(df), math.ceil(df)
+    if lo == hi:
+        return _t_quantile_int(level, lo)
+    w = (1 / df - 1 / hi) / (1 / lo - 1 / hi)  # interpolate in 1/df, as with a printed t table
+    return w * _t_quantile_int(level, lo) + (1 - w) * _t_quantile_int(level, hi)
+
+
+def _t_quantile_int(level: float, df: int) -> float:
+    df = min(df, 10_000)  # beyond this the quantile equals the normal one to 4 decimals
+    lo, hi = 0.0, math.pi / 2  # bisect on theta = atan(t / sqrt(df)): a bounded, monotone variable
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _t_central(mid, df) < level else (lo, mid)
+    return math.sqrt(df) * math.tan((lo + hi) / 2)
+
+
+def _t_central(theta: float, df: int) -> float:
+    """A(t | df) = P(|T| <= t) with t = sqrt(df) tan(theta) (Abramowitz & Stegun 26.7.3, 26.7.4)."""
+    c2, s, c = math.cos(theta) ** 2, math.sin(theta), math.cos(theta)
+    total, term = 1.0, 1.0
+    if df % 2:
+        for k in range(1, (df - 3) // 2 + 1):
+            term *= 2 * k / (2 * k + 1) * c2
+            total += term
+        return 2 / math.pi * (theta + (s * c * total if df > 1 else 0.0))
+    for k in range(1, (df - 2) // 2 + 1):
+        term *= (2 * k - 1) / (2 * k) * c2
+        total += term
+    return s * total
+
+
+def mean_ci(values: Sequence[float] | np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and its Student-t confidence interval: (mean, low, high); the bounds are nan for one value."""
+    x = np.asarray(values, np.float64)
+    if x.ndim != 1 or not x.size:
+        raise ValueError(f"values must be a non-empty 1-D array, got shape {x.shape}")
+    m = float(x.mean())
+    if x.size < 2:
+        return m, math.nan, math.nan
+    half = t_quantile(level, x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
+    return m, m - half, m + half
+
+
+def diff_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """mean(a) - mean(b) and Welch's interval (unequal variances): (difference, low, high)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.size < 1 or b.size < 1:
+        raise ValueError("diff_ci needs at least one value on each side")
+    d = float(a.mean() - b.mean())
+    if a.size < 2 or b.size < 2:
+        return d, math.nan, math.nan
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return d, d, d
+    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    half = t_quantile(level, max(df, 1.0)) * se
+    return d, d - half, d + half
+
+
+# -- reports ---------------------------------------------------------------------------------------
+def _rewards(run: Run | np.ndarray) -> np.ndarray:
+    return run.rewards if isinstance(run, Run) else np.asarray(run, np.float64)
+
+
+def _regrets(runs: Sequence[Run | np.ndarray], best: float) -> np.ndarray:
+    """(seeds, evaluations) regret curves, cut to the shortest run so every column has every seed."""
+    curves = [regret_curve(_rewards(r), best) for r in runs]
+    n = min(len(c) for c in curves)
+    return np.stack([c[:n] for c in curves])
+
+
+def _median_evals(runs: Sequence[Run | np.ndarray], threshold: float) -> str:
+    """Median evaluations to reach ``threshold``, counting a seed that never did as beyond the budget."""
+    hits = [evals_to_reach(_rewards(r), threshold) for r in runs]
+    reached = [h for h in hits if h is not None]
+    median = float(np.median([math.inf if h is None else h for h in hits]))
+    budget = min(len(_rewards(r)) for r in runs)
+    shown = f">{budget}" if math.isinf(median) else f"{median:g}"
+    return f"{shown} ({len(reached)}/{len(hits)})"
+
+
+def _interval(m: float, lo: float, hi: float) -> str:
+    return f"{m:.4f} [{lo:.4f}, {hi:.4f}]"
+
+
+def summarize(
+    results: Results, all_values: np.ndarray, budgets: Sequence[int] = DEFAULT_BUDGETS, level: float = 0.95
+) -> str:
+    """A table per strategy: mean regret with its interval at each budget, evaluations to the top 1% and
+    0.1% of the table (median over seeds; a seed that never got there counts as beyond the budget), and
+    the final regret's difference from random search (Welch interval; negative is better than random).
+    """
+    if not results or not all(results.values()):
+        raise ValueError("summarize needs at least one strategy, each with at least one run")
+    best = float(np.max(all_values))
+    regrets = {name: _regrets(runs, best) for name, runs in results.items()}
+    length = min(r.shape[1] for r in regrets.values())
+    shown = sorted({b for b in budgets if b < length} | {length})
+    thresholds = [(f, top_threshold(all_values, f)) for f in TOP_FRACTIONS]
+    header = [f"regret@{b}" for b in shown] + [f"evals to top {f:.1%}" for f, _ in thresholds]
+    header += ["final - random", "unique", "s/run"]
+    rows = []
+    for name, runs in results.items():
+        r = regrets[name]
+        row = [_interval(*mean_ci(r[:, b - 1], level)) for b in shown]
+        row += [_median_evals(runs, t) for _, t in thresholds]
+        row.append(_interval(*diff_ci(r[:, length - 1], regrets["random"][:, length - 1], level))
+                   if "random" in regrets and name != "random" else "-")  # fmt: skip
+        full = [x for x in runs if isinstance(x, Run)]
+        row.append(f"{np.mean([x.unique for x in full]):.1f}" if full else "-")
+        row.append(f"{np.mean([x.seconds for x in full]):.2f}" if full else "-")
+        rows.append([name, *row])
+    seeds = ", ".join(f"{name} {len(runs)}" for name, runs in results.items())
+    top = ", ".join(f"top {f:.1%} >= {t:.4f}" for f, t in thresholds)
+    intro = (
+        f"regret = table best ({best:.4f} of {np.size(all_values):,} architectures) - best found so far; "
+        f"mean [{level:.0%} t-interval] over seeds ({seeds}); {top}"
+    )
+    return intro + "\n\n" + format_table(["strategy", *header], rows)
+
+
+def plot(results: Results, all_values: np.ndarray, path: str | Path, level: float = 0.95) -> Path:
+    """Mean regret vs evaluations with ``level`` t-bands, one line per strategy, log y, saved to ``path``.
+
+    A log axis cannot show a regret of 0 (the best architecture found), so values are clipped at a
+    floor: a tenth of the smallest gap between distinct values of the table, named on the axis.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    best = float(np.max(all_values))
+    gaps = np.diff(np.unique(np.asarray(all_values, np.float64)))
+    floor = float(gaps.min()) / 10 if gaps.size else 1e-6
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    try:
+        for name, runs in results.items():
+            r = _regrets(runs, best)
+            x = np.arange(1, r.shape[1] + 1)
+            mean = r.mean(axis=0)
+            if r.shape[0] > 1:
+                half = t_quantile(level, r.shape[0] - 1) * r.std(axis=0, ddof=1) / math.sqrt(r.shape[0])
+                ax.fill_between(x, np.maximum(mean - half, floor), np.maximum(mean + half, floor), alpha=0.2)
+            ax.plot(x, np.maximum(mean, floor), label=f"{name} ({r.shape[0]} seeds)")
+        ax.set_yscale("log")
+        ax.set_xlabel("evaluations (repeats included)")
+        ax.set_ylabel(f"regret (clipped at {floor:.2g})")
+        ax.set_title(f"mean regret with {level:.0%} intervals")
+        ax.legend()
+        ax.grid(True, which="both", alpha=0.3)
+        fig.tight_layout()
+        path = Path(path)
+        fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)
+    return path
