@@ -1,8 +1,10 @@
 """Child networks: build a Keras model from an architecture, train it, measure it.
 
-``build_model`` is pure (architecture in, uncompiled-free model out; no global state beyond Keras's
-own) and ``train_and_evaluate`` never raises for a bad child: whatever goes wrong becomes a result
-with ``status="failed"`` and a reason, because one exploding network must not end a search.
+The builders themselves live in :mod:`rlnas.models`, one per ``[space] model``; this module compiles,
+trains and measures whatever they build, the same way for all. ``build_model`` is pure (architecture
+in, compiled model out; no global state beyond Keras's own) and ``train_and_evaluate`` never raises
+for a bad child: whatever goes wrong becomes a result with ``status="failed"`` and a reason, because
+one exploding network must not end a search.
 """
 
 from __future__ import annotations
@@ -15,12 +17,22 @@ from typing import Any
 
 import numpy as np
 
-from rlnas.errors import ChildError, ConfigError
+from rlnas.errors import ChildError
+from rlnas.models import MODELS, check_input_shape, get_model
+from rlnas.models.common import DROPOUT_RATE
+from rlnas.models.mlp import DEFAULTS as MLP_DEFAULTS
 from rlnas.space import SearchSpace
 
-DROPOUT_RATE = 0.25
-MLP_DEFAULTS: dict[str, Any] = {"num_layers": 1, "activation": "relu", "dropout": False, "lr": 1e-3}
-"""Values used when the space fixes a decision by leaving it out."""
+__all__ = [
+    "DROPOUT_RATE",
+    "MLP_DEFAULTS",
+    "MODELS",
+    "ChildResult",
+    "build_model",
+    "check_input_shape",
+    "check_space",
+    "train_and_evaluate",
+]
 
 
 @dataclass(frozen=True)
@@ -36,49 +48,34 @@ class ChildResult:
     eval_seconds: float = 0.0
     child_seconds: float = 0.0  # everything the child cost: build, fit, evaluate, clean-up
     error: str = ""
+    epochs_run: int = 0  # epochs actually trained: fewer than asked when early stopping ended the fit
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def check_space(space: SearchSpace) -> None:
-    """Fail early if the child builder cannot interpret architectures of ``space``."""
-    if space.model != "mlp":
-        raise ConfigError(f"unknown model {space.model!r}; this version builds: 'mlp'")
-    known = {"num_layers", "activation", "dropout", "lr"}
-    for d in space.decisions:
-        if d.name.startswith("units_") and d.name[6:].isdigit():
-            continue
-        if d.name not in known:
-            raise ConfigError(
-                f"the mlp model does not use decision {d.name!r}; "
-                "it reads num_layers, units_<i>, activation, dropout, lr"
-            )
-    layers = space["num_layers"].values if "num_layers" in space.names else (1,)
-    for i in range(max(int(v) for v in layers)):  # type: ignore[call-overload]
-        if f"units_{i}" not in space.names:
-            raise ConfigError(f"num_layers can be {max(layers)} but the space has no units_{i}")
+    """Fail early, with a ConfigError, if the child builder cannot interpret architectures of ``space``."""
+    get_model(space.model).check(space)
 
 
-def build_model(arch: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int):
-    """A compiled MLP: Flatten, ``num_layers`` Dense layers, optional Dropout(0.25), softmax."""
+def build_model(
+    arch: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int, *, model: str = "mlp"
+):
+    """The compiled child: ``model``'s network, Adam(``lr``), sparse categorical cross-entropy, accuracy.
+
+    Raises:
+        ConfigError: unknown ``model``, or inputs it cannot read (a conv model given flat vectors).
+    """
     import keras
 
-    a = MLP_DEFAULTS | dict(arch)
-    inputs = keras.Input(shape=input_shape)
-    x = keras.layers.Flatten()(inputs)
-    for i in range(int(a["num_layers"])):
-        x = keras.layers.Dense(int(a[f"units_{i}"]), activation=a["activation"])(x)
-    if a["dropout"]:
-        x = keras.layers.Dropout(DROPOUT_RATE)(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax")(x)
-    model = keras.Model(inputs, outputs)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=float(a["lr"])),
+    net = get_model(model).build(arch, tuple(input_shape), num_classes)
+    net.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=float(arch.get("lr", 1e-3))),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    return model
+    return net
 
 
 def train_and_evaluate(
@@ -95,6 +92,8 @@ def train_and_evaluate(
     max_params: int | None = None,
     on_model: Callable[[Any], None] | None = None,
     log_dir: str | None = None,
+    model: str = "mlp",
+    early_stopping: int | None = None,
 ) -> ChildResult:
     """Train a fresh child on (x_train, y_train) and score it on (x_eval, y_eval).
 
@@ -102,6 +101,10 @@ def train_and_evaluate(
     results. ``on_model`` receives the trained model (replay uses it to save the model).
     ``log_dir``: write this child's training curves there (TensorBoard; the evaluation data is
     then also scored after every epoch, which costs time but changes no weight).
+    ``model``: the builder (``[space] model``) that reads ``arch``.
+    ``early_stopping``: stop after this many epochs without a lower loss on (x_eval, y_eval) and
+    restore the best epoch's weights. The search's eval split is its validation split; replay's is
+    the test split, so replay must not pass this (it would select on test).
     Never raises for a bad child: returns ``status="failed"`` with the reason instead.
     """
     import keras
@@ -112,26 +115,52 @@ def train_and_evaluate(
     keras.backend.clear_session(free_memory=False)
     keras.utils.set_random_seed(seed)
     try:
-        model = build_model(arch, x_train.shape[1:], num_classes)
-        params = int(model.count_params())
+        net = build_model(arch, x_train.shape[1:], num_classes, model=model)
+        params = int(net.count_params())
         if max_params is not None and params > max_params:
             raise ChildError(f"{params:,} parameters exceed max_params={max_params:,}")
         t0 = time.perf_counter()
-        curves = (
-            {"validation_data": (x_eval, y_eval), "callbacks": [keras.callbacks.TensorBoard(log_dir)]}
-            if log_dir
-            else {}
+        hist = net.fit(
+            x_train,
+            y_train,
+            epochs=epochs,
+            batch_size=batch_size,
+            verbose=0,
+            **_fit_extras(x_eval, y_eval, log_dir, early_stopping),
         )
-        hist = model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=0, **curves)
         t1 = time.perf_counter()
-        val_loss, val_acc = model.evaluate(x_eval, y_eval, batch_size=1024, verbose=0)
+        val_loss, val_acc = net.evaluate(x_eval, y_eval, batch_size=1024, verbose=0)
         t2 = time.perf_counter()
         train_loss = float(hist.history["loss"][-1])
         if not all(math.isfinite(v) for v in (train_loss, val_loss, val_acc)):
             raise ChildError(f"non-finite loss (train {train_loss}, val {val_loss})")
         if on_model is not None:
-            on_model(model)
-        result = ChildResult("ok", float(val_acc), float(val_loss), train_loss, params, t1 - t0, t2 - t1)
+            on_model(net)
+        result = ChildResult(
+            "ok",
+            float(val_acc),
+            float(val_loss),
+            train_loss,
+            params,
+            t1 - t0,
+            t2 - t1,
+            epochs_run=len(hist.history["loss"]),
+        )
     except Exception as exc:
         result = ChildResult("failed", error=f"{type(exc).__name__}: {exc}"[:500])
     return replace(result, child_seconds=time.perf_counter() - start)
+
+
+def _fit_extras(x_eval: np.ndarray, y_eval: np.ndarray, log_dir: str | None, patience: int | None) -> dict:
+    """Validation data and callbacks for ``fit``: only when curves or early stopping need them, since
+    scoring the eval data after every epoch costs time."""
+    import keras
+
+    callbacks: list[Any] = []
+    if log_dir:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir))
+    if patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+        )
+    return {"validation_data": (x_eval, y_eval), "callbacks": callbacks} if callbacks else {}

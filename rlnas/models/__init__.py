@@ -1,0 +1,53 @@
+"""Child builders by model name: what ``[space] model = "..."`` selects.
+
+Each model has a ``check(space)`` (names and values of the decisions it reads; no Keras) and a
+``build(arch, input_shape, num_classes)`` returning an uncompiled ``keras.Model``;
+:mod:`rlnas.child` compiles, trains and measures it the same way for every model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rlnas.errors import ConfigError, did_you_mean
+from rlnas.models import cell, common, conv, mlp, skip
+from rlnas.space import SearchSpace
+
+
+@dataclass(frozen=True)
+class Model:
+    """One child builder."""
+
+    name: str
+    check: Callable[[SearchSpace], None]
+    build: Callable[[Mapping[str, Any], tuple[int, ...], int], Any]
+    images: bool = True  # needs (H, W) or (H, W, C) inputs; the MLP flattens anything
+
+
+MODELS: Mapping[str, Model] = {
+    m.name: m
+    for m in (
+        Model("mlp", mlp.check, mlp.build, images=False),
+        Model("conv", conv.check, conv.build),
+        Model("skip", skip.check, skip.build),
+        Model("cell", cell.check, cell.build),
+    )
+}
+
+
+def get_model(name: str) -> Model:
+    """The builder called ``name``; raises ConfigError naming the known ones."""
+    if name not in MODELS:
+        raise ConfigError(
+            f"unknown model {name!r}; this version builds: {', '.join(map(repr, MODELS))}"
+            + did_you_mean(str(name), MODELS)
+        )
+    return MODELS[name]
+
+
+def check_input_shape(name: str, input_shape: tuple[int, ...]) -> None:
+    """Raise ConfigError if model ``name`` cannot read inputs of ``input_shape`` (one sample's shape)."""
+    if get_model(name).images:
+        common.check_image_shape(input_shape, name)

@@ -1,0 +1,235 @@
+"""Child builders of every model: spaces check, every sampled architecture builds, a tiny fit trains."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rlnas.child import build_model, check_input_shape, check_space, train_and_evaluate
+from rlnas.config import load_config
+from rlnas.errors import ConfigError
+from rlnas.space import Decision, SearchSpace, cell_space, conv_space, default_space, skip_space
+
+FACTORIES = {"conv": conv_space, "skip": skip_space, "cell": cell_space}
+
+
+def sample(space: SearchSpace, n: int, seed: int = 0) -> list[dict]:
+    """``n`` architectures drawn uniformly token by token, as a random controller would."""
+    rng = np.random.default_rng(seed)
+    return [space.decode([int(rng.integers(d.size)) for d in space.decisions]) for _ in range(n)]
+
+
+def build_all(model: str, archs: list[dict], shape: tuple[int, ...]) -> list[int]:
+    import keras
+
+    params = []
+    for arch in archs:
+        keras.backend.clear_session(free_memory=False)
+        net = build_model(arch, shape, 10, model=model)
+        assert net.output_shape == (None, 10), arch
+        params.append(net.count_params())
+    return params
+
+
+def space(model: str, *decisions: Decision) -> SearchSpace:
+    return SearchSpace(list(decisions), model=model)
+
+
+# -- the shipped spaces --------------------------------------------------------------------------
+@pytest.mark.parametrize("model", FACTORIES)
+def test_example_config_is_the_factory_space_and_checks(model):
+    _, from_toml, _ = load_config(f"examples/{model}.toml")
+    assert from_toml == FACTORIES[model]()
+    assert from_toml.model == model
+    check_space(from_toml)
+
+
+def test_rlnas_space_prints_an_example(capsys):
+    from rlnas.cli import main
+
+    assert main(["space", "examples/conv.toml"]) == 0
+    assert "model 'conv': 34,639,084,800 distinct architectures" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("model, n", [("conv", 20), ("skip", 20), ("cell", 6)])
+@pytest.mark.parametrize("shape", [(28, 28), (5, 5)])
+def test_sampled_architectures_build(model, n, shape):
+    params = build_all(model, sample(FACTORIES[model](), n), shape)
+    assert min(params) > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, n", [("conv", 200), ("skip", 200), ("cell", 50)])
+@pytest.mark.parametrize("shape", [(28, 28), (5, 5)])
+def test_many_sampled_architectures_build(model, n, shape):
+    params = build_all(model, sample(FACTORIES[model](), n, seed=1), shape)
+    assert min(params) > 0
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 5), (3, 7, 2)])
+def test_deepest_downsampling_builds_on_tiny_inputs(shape):
+    """Four stride-2 layers each followed by a pool, on maps that are 1 pixel long and after."""
+    arch = {"num_layers": 4} | {f"stride_{i}": 2 for i in range(4)} | {f"pool_{i}": "max" for i in range(4)}
+    skips = {"skip_2_0": True, "skip_3_0": True, "skip_3_1": True}
+    cells = {"reductions": 3, "num_cells": 2} | {"node0_in0": "prev", "node0_in1": "prev_prev"}
+    cells |= {"node0_op0": "sep5x5", "node0_op1": "max3x3"}
+    for model, a in (("conv", arch), ("skip", arch | skips), ("cell", cells)):
+        assert build_all(model, [a], shape)[0] > 0
+
+
+# -- what the builders build ---------------------------------------------------------------------
+def test_skip_concatenates_an_earlier_layer_pooled_to_the_current_size():
+    import keras
+
+    arch = {
+        "num_layers": 3,
+        "filters_0": 4,
+        "filters_1": 8,
+        "filters_2": 16,
+        "pool_0": "max",
+        "pool_1": "max",
+    }
+    without = build_model(arch, (9, 9), 10, model="skip")
+    net = build_model(arch | {"skip_2_0": True}, (9, 9), 10, model="skip")
+    concat = [layer for layer in net.layers if isinstance(layer, keras.layers.Concatenate)]
+    assert len(concat) == 1 and not any(isinstance(x, keras.layers.Concatenate) for x in without.layers)
+    # layer 1's 8 channels (3x3 after two pools) + layer 0's 4 channels (5x5, pooled once more)
+    assert concat[0].output.shape[1:] == (3, 3, 12)
+    assert net.count_params() - without.count_params() == 3 * 3 * 4 * 16  # layer 2 reads 4 more channels
+
+
+def test_conv_ignores_skip_free_chain_and_adds_a_channel_axis():
+    net = build_model({"num_layers": 2, "filters_0": 4, "filters_1": 6}, (6, 6), 3, model="conv")
+    assert net.input_shape == (None, 6, 6)
+    assert net.count_params() == (9 * 1 * 4 + 4) + 4 * 4 + (9 * 4 * 6 + 6) + 4 * 6 + (6 * 3 + 3)
+
+
+@pytest.mark.parametrize(
+    "reads, concatenated",
+    [
+        (("prev", "prev", "node0", "node0", "node0", "node1"), 0),  # only node2 unused: no concat
+        (("prev", "prev", "prev", "prev", "prev", "prev"), 1),  # all three unused: one concat
+    ],
+)
+def test_cell_output_concatenates_the_unused_nodes(reads, concatenated):
+    import keras
+
+    arch = {"num_cells": 1, "reductions": 0}
+    for b in range(3):
+        arch |= {f"node{b}_in0": reads[2 * b], f"node{b}_in1": reads[2 * b + 1]}
+        arch |= {f"node{b}_op0": "identity", f"node{b}_op1": "conv1x1"}
+    net = build_model(arch, (8, 8), 10, model="cell")
+    concats = [x for x in net.layers if isinstance(x, keras.layers.Concatenate)]
+    assert len(concats) == concatenated
+    if concats:
+        assert concats[0].output.shape[-1] == 3 * 16
+
+
+# -- check_space ---------------------------------------------------------------------------------
+LAYERS = Decision("num_layers", (1, 2, 3), "int")
+PARTS = ("in0", "in1", "op0", "op1")
+
+
+def node0(source: str, op: str, parts: tuple[str, ...] = PARTS) -> list[Decision]:
+    return [Decision(f"node0_{p}", (source,) if p.startswith("in") else (op,)) for p in parts]
+
+
+BAD_SPACES = [
+    (space("convv", LAYERS), r"unknown model 'convv'; this version builds: 'mlp', 'conv', 'skip', 'cell'"),
+    (space("convv", LAYERS), r"\(did you mean 'conv'\?\)"),
+    (
+        space("conv", LAYERS, Decision("filter_0", (8,), "int")),
+        r"the conv model does not use decision 'filter_0' \(did you mean 'filters_<i>'\?\); it reads num_",
+    ),
+    (
+        space("conv", LAYERS, Decision("skip_2_0", (True,), "bool")),
+        "conv model does not use decision 'skip_2_0'",
+    ),
+    (
+        space("conv", LAYERS, Decision("pool_0", ("median",))),
+        r"decision 'pool_0': value 'median' is not usable by the conv model; allowed: none, max, avg",
+    ),
+    (space("conv", Decision("stride_0", (1, 3), "int")), r"value 3 is not usable .* allowed: 1, 2$"),
+    (space("skip", Decision("activation", ("relu", "relux"))), r"value 'relux' .* allowed: relu, tanh"),
+    (space("conv", Decision("dropout", (0.0, 1.5), "float")), r"value 1\.5 .* a rate in \[0, 1\)"),
+    (
+        space("conv", LAYERS, Decision("filters_3", (8,), "int")),
+        r"'filters_3' can never be used: num_layers is at most 3, so layer indices run 0\.\.2",
+    ),
+    (
+        space("skip", LAYERS, Decision("skip_2_1", (True,), "bool")),
+        r"'skip_2_1': skip_<i>_<j> needs j < i - 1",
+    ),
+    (space("skip", LAYERS, Decision("skip_3_0", (True,), "bool")), "'skip_3_0' can never be used"),
+    (space("cell", Decision("filters", (8,), "int")), "the cell model needs at least node0_in0"),
+    (
+        space("cell", *node0("prev", "identity", PARTS[:3])),
+        r"cell node 0 lacks decision 'node0_op1'; each node b needs node<b>_in0, node<b>_in1, node<b>_op0",
+    ),
+    (
+        space("cell", *node0("prev", "sep7x7")),
+        r"'node0_op0': value 'sep7x7' .* allowed: identity, sep3x3, sep5x5, max3x3, avg3x3, conv1x1",
+    ),
+    (
+        space("cell", *node0("node0", "identity")),
+        r"'node0_in0': input 'node0' is not h-1, h-2 or an earlier node; allowed: prev, prev_prev$",
+    ),
+]
+
+
+@pytest.mark.parametrize("bad, message", BAD_SPACES)
+def test_check_space_rejects(bad, message):
+    with pytest.raises(ConfigError, match=message):
+        check_space(bad)
+
+
+def test_check_space_accepts_the_mlp_space_and_a_sparse_conv_space():
+    check_space(default_space())
+    check_space(space("conv", Decision("filters_0", (8, 16), "int")))  # other decisions take defaults
+
+
+def test_image_models_reject_flat_inputs():
+    check_input_shape("mlp", (784,))
+    with pytest.raises(ConfigError, match=r"the cell model needs images .* got \(784,\); use the mlp model"):
+        check_input_shape("cell", (784,))
+
+
+# -- training ------------------------------------------------------------------------------------
+def images(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two classes: a bright left or right half."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    x = rng.uniform(0, 0.3, (n, size, size)).astype(np.float32)
+    for c in (0, 1):
+        x[y == c, :, c * size // 2 : (c + 1) * size // 2] += 0.7
+    return x, y
+
+
+@pytest.mark.parametrize("model", ["mlp", "conv", "skip", "cell"])
+def test_tiny_fit_of_each_model(model):
+    x, y = images(64, 10, 0)
+    arch = sample(FACTORIES[model](), 1)[0] if model in FACTORIES else sample(default_space(), 1)[0]
+    r = train_and_evaluate(
+        arch, x, y, x[:16], y[:16], num_classes=2, epochs=1, batch_size=32, seed=0, model=model
+    )
+    assert r.status == "ok", r.error
+    assert r.params > 0 and r.epochs_run == 1 and 0 <= r.val_accuracy <= 1
+
+
+def test_wrong_model_for_the_architecture_is_a_failed_child_not_a_crash():
+    x, y = images(8, 6, 0)
+    r = train_and_evaluate({"num_layers": 1}, x.reshape(8, -1), y, x[:4].reshape(4, -1), y[:4],
+                           num_classes=2, epochs=1, batch_size=8, seed=0, model="conv")  # fmt: skip
+    assert r.status == "failed" and "needs images" in r.error
+
+
+def test_early_stopping_stops_when_validation_loss_rises_and_keeps_the_best_weights():
+    """The eval labels are the train labels flipped: the better the fit, the worse the eval loss."""
+    x, y = images(96, 6, 0)
+    arch = {"num_layers": 1, "units_0": 16, "lr": 0.01}
+    kw = {"num_classes": 2, "epochs": 12, "batch_size": 16, "seed": 0}
+    full = train_and_evaluate(arch, x, y, x, 1 - y, **kw)
+    stopped = train_and_evaluate(arch, x, y, x, 1 - y, early_stopping=1, **kw)
+    assert full.epochs_run == 12
+    assert stopped.status == "ok" and stopped.epochs_run == 2  # epoch 2 was worse than epoch 1: stop
+    assert stopped.val_loss < full.val_loss
