@@ -47,7 +47,13 @@ Results = Mapping[str, Sequence[Run | np.ndarray]]
 
 # -- running ---------------------------------------------------------------------------------------
 def run_strategy(
-    strategy: Strategy, reward_fn: RewardFn, budget: int, batch: int, *, space: SearchSpace | None = None
+    strategy: Strategy,
+    reward_fn: RewardFn,
+    budget: int,
+    batch: int,
+    *,
+    space: SearchSpace | None = None,
+    failed_reward: float = 0.0,
 ) -> Run:
     """Ask for whole batches and evaluate until ``budget`` evaluations, as the search loop does.
 
@@ -57,6 +63,8 @@ def run_strategy(
     Args:
         space: used to count distinct architectures by their canonical key; without it, distinct token
             rows are counted (which over-counts when inactive positions differ).
+        failed_reward: the reward of an architecture whose value is NaN (a child that failed when the
+            table was made), as the search loop rewards a failed child.
     """
     for label, value in (("budget", budget), ("batch", batch)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -67,6 +75,7 @@ def run_strategy(
     while len(rewards) < budget:
         tokens = strategy.ask(batch).tokens[: budget - len(rewards)]
         batch_rewards = np.array([float(reward_fn(t)) for t in tokens])
+        batch_rewards[np.isnan(batch_rewards)] = failed_reward
         strategy.tell(tokens, batch_rewards)
         rewards.extend(batch_rewards)
         seen.update(space.key(t) if space is not None else tuple(t.tolist()) for t in tokens)
@@ -88,22 +97,27 @@ def bench(
     """Run each strategy once per seed (``seeds`` = S means seeds 0..S-1) on the table.
 
     Args:
-        config: every other setting of the strategies; ``strategy`` and ``seed`` are replaced per run.
-        all_values: the value of every architecture of the table (its maximum is the best possible).
+        config: every other setting of the strategies; ``strategy`` and ``seed`` are replaced per run;
+            a NaN value of ``reward_fn`` (a failed child) is rewarded ``config.failed_reward``.
+        all_values: the value of every architecture of the table (its maximum is the best possible;
+            NaN, for failed children, is ignored).
         batch: architectures asked per ``tell`` (default ``config.archs_per_update``).
         on_run: called after each run (progress display).
 
     Raises:
         ConfigError: a reward above the table's best (``reward_fn`` and ``all_values`` disagree).
     """
-    best = float(np.max(all_values))
+    best = float(_known(all_values).max())
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     results: dict[str, list[Run]] = {}
     for name in strategies:
         results[name] = []
         for seed in seed_list:
             strategy = make_strategy(dataclasses.replace(config, strategy=name, seed=seed), space)
-            run = run_strategy(strategy, reward_fn, budget, batch or config.archs_per_update, space=space)
+            m = batch or config.archs_per_update
+            run = run_strategy(
+                strategy, reward_fn, budget, m, space=space, failed_reward=config.failed_reward
+            )
             if run.rewards.max() > best + 1e-12:
                 raise ConfigError(
                     f"{name} seed {seed} got reward {run.rewards.max()!r} above the table's best {best!r}; "
@@ -130,9 +144,18 @@ def evals_to_reach(rewards: np.ndarray, threshold: float) -> int | None:
     return int(hits[0]) + 1 if hits.size else None
 
 
+def _known(all_values: np.ndarray) -> np.ndarray:
+    """The table's values without NaN (children that failed when it was made)."""
+    values = np.asarray(all_values, np.float64).ravel()
+    values = values[~np.isnan(values)]
+    if not values.size:
+        raise ValueError("all_values holds no known value")
+    return values
+
+
 def top_threshold(all_values: np.ndarray, fraction: float) -> float:
     """The value an architecture needs to be in the top ``fraction`` of the table (at least the best one)."""
-    values = np.sort(np.asarray(all_values, np.float64))[::-1]
+    values = np.sort(_known(all_values))[::-1]
     return float(values[max(1, math.ceil(fraction * values.size)) - 1])
 
 
@@ -237,7 +260,7 @@ def summarize(
     """
     if not results or not all(results.values()):
         raise ValueError("summarize needs at least one strategy, each with at least one run")
-    best = float(np.max(all_values))
+    best = float(_known(all_values).max())
     regrets = {name: _regrets(runs, best) for name, runs in results.items()}
     length = min(r.shape[1] for r in regrets.values())
     shown = sorted({b for b in budgets if b < length} | {length})
@@ -258,7 +281,7 @@ def summarize(
     seeds = ", ".join(f"{name} {len(runs)}" for name, runs in results.items())
     top = ", ".join(f"top {f:.1%} >= {t:.4f}" for f, t in thresholds)
     intro = (
-        f"regret = table best ({best:.4f} of {np.size(all_values):,} architectures) - best found so far; "
+        f"regret = table best ({best:.4f} of {_known(all_values).size:,} architectures) - best found so far; "
         f"mean [{level:.0%} t-interval] over seeds ({seeds}); {top}"
     )
     return intro + "\n\n" + format_table(["strategy", *header], rows)
@@ -275,8 +298,8 @@ def plot(results: Results, all_values: np.ndarray, path: str | Path, level: floa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    best = float(np.max(all_values))
-    gaps = np.diff(np.unique(np.asarray(all_values, np.float64)))
+    best = float(_known(all_values).max())
+    gaps = np.diff(np.unique(_known(all_values)))
     floor = float(gaps.min()) / 10 if gaps.size else 1e-6
     fig, ax = plt.subplots(figsize=(7, 4.5))
     try:

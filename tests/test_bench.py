@@ -60,6 +60,9 @@ def test_top_threshold() -> None:
     assert top_threshold(values, 0.01) == 990.0  # the ten best are 990..999
     assert top_threshold(values, 0.001) == 999.0
     assert top_threshold(np.array([0.2, 0.9, 0.5]), 0.01) == 0.9  # at least the best architecture
+    assert top_threshold(np.array([0.2, np.nan, 0.5]), 0.5) == 0.5  # a failed child's NaN is no value
+    with pytest.raises(ValueError, match="no known value"):
+        top_threshold(np.array([np.nan]), 0.01)
 
 
 def test_t_quantile_matches_printed_tables() -> None:
@@ -155,6 +158,8 @@ def test_run_strategy_counts_every_evaluation_and_cuts_the_last_batch() -> None:
     assert run.rewards.shape == (10,)
     assert set(run.rewards) <= set(table.values())
     assert 1 <= run.unique <= min(10, len(table))
+    failing = run_strategy(strategy, lambda t: math.nan, budget=3, batch=4, failed_reward=-1.0)
+    np.testing.assert_array_equal(failing.rewards, [-1.0, -1.0, -1.0])  # a failed child's reward
     with pytest.raises(ConfigError, match="budget must be a positive whole number, got 0"):
         run_strategy(strategy, lambda t: 0.0, budget=0, batch=4)
 
