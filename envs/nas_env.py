@@ -14,6 +14,7 @@ from rlnas.config import space_from_dict
 from rlnas.data import DataSpec
 from rlnas.errors import InvalidActionError
 from rlnas.evaluator import Evaluator, LocalEvaluator, TrainSpec
+from rlnas.objectives import Objective, parse_objective
 from rlnas.space import INACTIVE, SearchSpace, default_space
 
 
@@ -36,7 +37,7 @@ class MaskedDiscrete(spaces.Discrete):
 
 
 class NasEnv(gym.Env):
-    """Build a neural network one decision at a time; the reward is its validation accuracy.
+    """Build a neural network one decision at a time; the reward is its validation accuracy (or objective).
 
     ## Action space
     ``Discrete(V)``, V the largest number of values of any decision. At each step only the first
@@ -51,8 +52,9 @@ class NasEnv(gym.Env):
 
     ## Rewards
     0 on every step but the last. On the last decision the tokens are decoded, a Keras child is
-    built, trained on the train split and evaluated on the validation split; the reward is its
-    validation accuracy (``failed_reward`` if it failed to build or train).
+    built, trained on the train split and evaluated on the validation split; the reward is
+    ``objective``'s value of its metrics: by default its validation accuracy (see
+    :mod:`rlnas.objectives`). A child that failed to build or train gets ``failed_reward``.
 
     ## Episode end
     ``terminated=True`` after the last active decision; never truncated. ``info`` then holds
@@ -67,6 +69,8 @@ class NasEnv(gym.Env):
     dataset, data_dir, train_fraction: which data the children train on (default: bundled mnist_5k).
     epochs, batch_size, max_params: how each child is trained.
     failed_reward: reward of a child that fails.
+    objective: how a trained child's metrics become its reward: an :class:`rlnas.objectives.Objective`
+        or its text (``val_accuracy``, ``val_loss:min``, ``accuracy_cubed``, ``mnas:target=100000``).
     evaluator: anything with ``evaluate(arch, seed) -> ChildResult``; overrides the data arguments
         (the search passes its worker-process evaluator; tests pass cheap synthetic ones).
     """
@@ -85,6 +89,7 @@ class NasEnv(gym.Env):
         max_params: int | None = None,
         failed_reward: float = 0.0,
         evaluator: Evaluator | None = None,
+        objective: str | Objective = "val_accuracy",
     ) -> None:
         if space is None:
             space = default_space()
@@ -93,6 +98,7 @@ class NasEnv(gym.Env):
         check_space(space)
         self.space = space
         self.failed_reward = failed_reward
+        self.objective = objective if isinstance(objective, Objective) else parse_objective(objective)
         self.evaluator = evaluator or LocalEvaluator(
             DataSpec(name=dataset, data_dir=data_dir, train_fraction=train_fraction),
             TrainSpec(epochs=epochs, batch_size=batch_size, max_params=max_params),
@@ -147,7 +153,7 @@ class NasEnv(gym.Env):
         # Only pass log_dir when asked, so that evaluators written without it keep working.
         extra = {"log_dir": str(self._log_dir)} if self._log_dir else {}
         result: ChildResult = self.evaluator.evaluate(arch, child_seed, **extra)
-        reward = result.val_accuracy if result.status == "ok" else self.failed_reward
+        reward = self.objective.reward(result) if result.status == "ok" else self.failed_reward
         info = self._info() | {
             "architecture": arch,
             "key": self.space.key(self._tokens),
