@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="plots and a summary of a run, written to RUN/report/")
     rp.add_argument("run", help="run directory or name")
     rp.add_argument("--runs-dir", default="runs")
+
+    from rlnas import cli_tables
+
+    cli_tables.add_parsers(sub, _typed, _add_config_flags)
     return parser
 
 
@@ -135,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             "export": cmd_export,
             "report": cmd_report,
             "tensorboard": cmd_tensorboard,
+            "tabulate": _tables_command("cmd_tabulate"),
+            "bench": _tables_command("cmd_bench"),
         }[args.command]
         return command(args)
     except RlnasError as exc:
@@ -156,6 +162,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # -- commands ----------------------------------------------------------------------------------------
+def _tables_command(name: str) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        from rlnas import cli_tables
+
+        return getattr(cli_tables, name)(args)
+
+    return run
+
+
 def cmd_space(args: argparse.Namespace) -> int:
     from rlnas.child import check_space
     from rlnas.config import load_config

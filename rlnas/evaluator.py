@@ -32,6 +32,7 @@ class TrainSpec:
     batch_size: int = 128
     max_params: int | None = None
     time_limit: float | None = None  # seconds; enforced by WorkerEvaluator (it kills the worker)
+    threads: int | None = None  # TensorFlow threads per worker process (None: TensorFlow decides)
 
 
 class Evaluator(Protocol):
@@ -86,12 +87,14 @@ class LocalEvaluator:
 _WORKER_DATASET: data.Dataset | None = None
 
 
-def _init_worker(spec: data.DataSpec) -> None:
+def _init_worker(spec: data.DataSpec, threads: int | None = None) -> None:
     global _WORKER_DATASET
     # Ctrl-C reaches the whole process group: the search decides what it means (finish this child
     # and stop, or stop now and kill the worker), not the worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    quiet_tensorflow()
+    if threads:  # N workers on C cores: each gets C/N threads instead of all of them fighting over C
+        os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["TF_NUM_INTEROP_THREADS"] = str(threads)
+    quiet_tensorflow()  # read by TensorFlow when its runtime starts, here
     _WORKER_DATASET = data.load(spec)
 
 
@@ -134,7 +137,7 @@ class WorkerEvaluator:
             max_workers=1,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(self.spec,),
+            initargs=(self.spec, self.train.threads),
         )
         self._pids[pool] = pool.submit(_ready)
         return pool
@@ -176,6 +179,13 @@ class WorkerEvaluator:
         with contextlib.suppress(Exception):  # the worker may be gone already
             os.kill(self._pids[self._active].result(timeout=1), signal.SIGKILL)
         self._retire_active()
+
+    def kill(self) -> None:
+        """End every worker at once (a second Ctrl-C while another thread waits on a child)."""
+        for pool in (self._active, self._standby):
+            if pool is not None and pool in self._pids:
+                with contextlib.suppress(Exception):
+                    os.kill(self._pids[pool].result(timeout=1), signal.SIGKILL)
 
     def _submit(self, *args: Any) -> Future:
         """Submit to a live worker; a worker that died while idle is replaced, not blamed on a child."""

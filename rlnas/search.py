@@ -26,6 +26,7 @@ from rlnas.controller import Controller, Sample
 from rlnas.errors import RunError, SearchAborted
 from rlnas.evaluator import Evaluator, TrainSpec, WorkerEvaluator
 from rlnas.monitor import Monitor
+from rlnas.parallel import play, trial_seed
 from rlnas.space import SearchSpace
 from rlnas.store import RunStore
 
@@ -41,11 +42,6 @@ class SearchResult:
     stopped_by: str  # "trials", "time" or "interrupted"
 
 
-def trial_seed(seed: int, index: int) -> int:
-    """Seed of trial ``index``: independent streams per trial, the same for the same run seed."""
-    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
-
-
 def make_controller(config: SearchConfig, space: SearchSpace) -> Controller:
     return Controller(
         space.vocab_sizes,
@@ -57,20 +53,6 @@ def make_controller(config: SearchConfig, space: SearchSpace) -> Controller:
         tanh_constant=config.tanh_constant,
         seed=config.seed,
     )
-
-
-def play(
-    env: NasEnv, tokens: Sequence[int], seed: int, log_dir: str | None = None
-) -> tuple[float, dict[str, Any]]:
-    """Feed one sampled token sequence to the env, skipping decisions the env does not ask."""
-    _, info = env.reset(seed=seed, options={"log_dir": log_dir} if log_dir else None)
-    mask = env.space.active_mask(tokens)
-    reward, terminated = 0.0, False
-    for token, active in zip(tokens, mask, strict=True):
-        if active:
-            _obs, reward, terminated, _, info = env.step(int(token))
-    assert terminated, "the env must end on the last active decision"
-    return float(reward), info
 
 
 def run_search(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -238,6 +238,23 @@ class SearchSpace:
             return d.size * count(i + 1, chosen)
 
         return count(0, {})
+
+    def architectures(self) -> Iterator[list[int]]:
+        """Every distinct architecture once, as canonical tokens (:data:`INACTIVE` where inactive), in
+        lexicographic token order: what a lookup table of the whole space is built from."""
+
+        def walk(i: int, chosen: dict[str, Value], tokens: list[int]) -> Iterator[list[int]]:
+            if i == len(self.decisions):
+                yield list(tokens)
+                return
+            d = self.decisions[i]
+            if not self._is_active(d, chosen):
+                yield from walk(i + 1, chosen, [*tokens, INACTIVE])
+                return
+            for t, v in enumerate(d.values):
+                yield from walk(i + 1, {**chosen, d.name: v}, [*tokens, t])
+
+        return walk(0, {}, [])
 
     def summary(self) -> str:
         """A table of decisions (name, kind, values, condition) and the exact space size."""

@@ -1,0 +1,136 @@
+"""Several children at once: one env (with its own worker process) per concurrent child.
+
+Each env owns one evaluator, so N envs train N children in N processes; the threads here only wait
+on those processes (the GIL is free while they wait). Jobs are taken from the caller's iterator one
+at a time, only when an env is free, so a budget or a first Ctrl-C checked by that iterator stops
+new children without cancelling the ones in training. With a single env everything runs in the
+calling thread, exactly as before there was a pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any, TypeVar
+
+import numpy as np
+
+from envs.nas_env import NasEnv
+
+J = TypeVar("J")
+R = TypeVar("R")
+
+_END = object()
+
+
+def trial_seed(seed: int, index: int) -> int:
+    """Seed of trial ``index``: independent streams per trial, the same for the same run seed."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+def play(
+    env: NasEnv, tokens: Sequence[int], seed: int, log_dir: str | None = None
+) -> tuple[float, dict[str, Any]]:
+    """Feed one token sequence to the env, skipping decisions the env does not ask; (reward, info)."""
+    _, info = env.reset(seed=seed, options={"log_dir": log_dir} if log_dir else None)
+    mask = env.space.active_mask(tokens)
+    reward, terminated = 0.0, False
+    for token, active in zip(tokens, mask, strict=True):
+        if active:
+            _obs, reward, terminated, _, info = env.step(int(token))
+    assert terminated, "the env must end on the last active decision"
+    return float(reward), info
+
+
+def cpu_count() -> int:
+    """Cores this process may run on (a container or taskset may allow fewer than the machine has)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_workers(cpus: int | None = None) -> int:
+    """Workers when the user does not say: one per two cores.
+
+    Measured on 2 cores (benchmarks/workers.py, BENCHMARKS.md): two workers with one thread each
+    and one worker with two threads train the default space's children at about the same rate, and
+    one worker leaves a core for the controller and TensorBoard; from 4 cores up, training in
+    parallel processes beats more threads in one (small Keras models do not scale across threads).
+    """
+    return max(1, (cpus or cpu_count()) // 2)
+
+
+def threads_per_worker(workers: int, cpus: int | None = None) -> int:
+    """TensorFlow threads for each of ``workers`` processes so that together they use each core once."""
+    return max(1, (cpus or cpu_count()) // workers)
+
+
+class EnvPool:
+    """Runs ``play(env, job)`` for a stream of jobs on as many envs as it holds, concurrently."""
+
+    def __init__(self, envs: Sequence[NasEnv]) -> None:
+        if not envs:
+            raise ValueError("an EnvPool needs at least one env")
+        self.envs = list(envs)
+        self._free: queue.SimpleQueue[NasEnv] = queue.SimpleQueue()
+        for env in self.envs:
+            self._free.put(env)
+        self._threads = ThreadPoolExecutor(len(envs), "rlnas-child") if len(envs) > 1 else None
+
+    def __len__(self) -> int:
+        return len(self.envs)
+
+    def run(self, jobs: Iterable[J], play: Callable[[NasEnv, J], R]) -> Iterator[tuple[J, R]]:
+        """Yield ``(job, result)`` as each child finishes (completion order, not job order).
+
+        Leaving early (an exception, a second Ctrl-C, the caller stopping the iteration) ends the
+        children still in training by killing their workers: nothing half-trained is recorded.
+        """
+        if self._threads is None:
+            for job in jobs:
+                yield job, play(self.envs[0], job)
+            return
+        source = iter(jobs)
+        pending: dict[Future, Any] = {}
+        finished = False
+        try:
+            while True:
+                while not finished and len(pending) < len(self.envs):
+                    job = next(source, _END)
+                    if job is _END:
+                        finished = True
+                        break
+                    pending[self._threads.submit(self._play_on_free_env, play, job)] = job
+                if not pending:
+                    return
+                # A timeout keeps the main thread responsive to Ctrl-C while children train.
+                done, _ = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                for future in done:
+                    job = pending.pop(future)
+                    yield job, future.result()
+        finally:
+            if pending:
+                self.kill()
+                wait(pending)
+
+    def _play_on_free_env(self, play: Callable[[NasEnv, J], R], job: J) -> R:
+        env = self._free.get()
+        try:
+            return play(env, job)
+        finally:
+            self._free.put(env)
+
+    def kill(self) -> None:
+        """End every child in training now (their workers are replaced when next needed)."""
+        for env in self.envs:
+            kill = getattr(env.evaluator, "kill", None)
+            if kill is not None:
+                with contextlib.suppress(Exception):
+                    kill()
+
+    def close(self) -> None:
+        if self._threads is not None:
+            self._threads.shutdown(wait=True)
+        for env in self.envs:
+            env.close()

@@ -1,0 +1,123 @@
+"""``rlnas tabulate``: train every architecture of a finite space once and write the lookup table.
+
+Each child goes through the env like any search trial (same builder, same training, same splits),
+``workers`` at a time. Every finished row is appended and flushed at once, so an interrupted build
+loses only the children in training: running the same command again trains only what is missing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from envs.nas_env import NasEnv
+from rlnas import tabular
+from rlnas.config import SearchConfig
+from rlnas.errors import ConfigError, SearchAborted
+from rlnas.evaluator import Evaluator, TrainSpec, WorkerEvaluator
+from rlnas.parallel import EnvPool, play, threads_per_worker, trial_seed
+from rlnas.space import SearchSpace
+
+
+@dataclass(frozen=True)
+class TabulateResult:
+    total: int  # architectures in the space
+    done_before: int  # architectures with a successful row when this build started
+    trained: int  # children trained by this build
+    failed: int  # of those, how many failed
+    seconds: float
+    complete: bool  # every architecture of the space has a row now
+
+
+def existing_keys(space: SearchSpace, out: Path, *, ok_only: bool = True) -> set[str]:
+    """Architectures already in a partial table ``out`` (by default those that trained successfully:
+    a failed row is retried by the next build, since a dead worker is not a property of the network);
+    ConfigError if ``out`` is not a table of ``space``."""
+    if not out.exists() or out.stat().st_size == 0:
+        return set()
+    tabular.repair(out)
+    names, rows = tabular.read_rows(out)
+    if names != tabular.header(space):
+        raise ConfigError(
+            f"{str(out)!r} exists with other columns than a table of this space has; "
+            "choose another --out or delete it"
+        )
+    return {
+        space.key(tabular.row_tokens(space, row, line))
+        for line, row in enumerate(rows, start=2)
+        if not ok_only or row.get("status") == "ok"
+    }
+
+
+def tabulate(
+    config: SearchConfig,
+    space: SearchSpace,
+    out: str | Path,
+    *,
+    workers: int = 1,
+    evaluator: Callable[[], Evaluator] | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> TabulateResult:
+    """Train what ``out`` lacks of ``space`` (all of it for a new file), ``workers`` children at a time.
+
+    Args:
+        config: data, epochs, batch size, seed and child limits (the same settings a search uses).
+        evaluator: makes one evaluator per worker (default: a worker process on ``config``'s data).
+        on_row: called with each finished row (progress display).
+        should_stop: asked before each child; True stops after the children in training.
+    """
+    out = Path(out)
+    start = time.monotonic()
+    archs = list(space.architectures())
+    done = existing_keys(space, out)
+    todo = [(i, t) for i, t in enumerate(archs) if space.key(t) not in done]
+    make = evaluator or _worker_factory(config, workers)
+    pool = EnvPool(
+        [NasEnv(space, evaluator=make(), failed_reward=config.failed_reward) for _ in range(workers)]
+    )
+
+    def jobs():
+        for job in todo:
+            if should_stop():
+                return
+            yield job
+
+    def train(env: NasEnv, job: tuple[int, list[int]]) -> dict[str, Any]:
+        i, tokens = job
+        _, info = play(env, tokens, trial_seed(config.seed, i))
+        return info["metrics"] | {"seed": info["child_seed"]}
+
+    trained = failed = streak = 0
+    try:
+        for (_, tokens), metrics in pool.run(jobs(), train):
+            row = tabular.result_row(space, tokens, metrics)
+            tabular.append_rows(out, tabular.header(space), [row])
+            trained += 1
+            failed += metrics["status"] != "ok"
+            streak = streak + 1 if metrics["status"] != "ok" else 0
+            if on_row is not None:
+                on_row(row | {"done": len(done) + trained, "total": len(archs)})
+            if streak >= config.max_consecutive_failures:
+                raise SearchAborted(
+                    f"the last {streak} children all failed (last error: {metrics['error']}); fix the "
+                    "cause and run the command again (failed rows are retried)"
+                )
+    finally:
+        pool.close()
+    complete = len(existing_keys(space, out, ok_only=False)) == len(archs)
+    return TabulateResult(len(archs), len(done), trained, failed, time.monotonic() - start, complete)
+
+
+def _worker_factory(config: SearchConfig, workers: int) -> Callable[[], Evaluator]:
+    train = TrainSpec(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        max_params=config.max_params,
+        time_limit=config.child_time_limit,
+        threads=threads_per_worker(workers),
+    )
+    return lambda: WorkerEvaluator(config.data_spec(), train, children_per_worker=config.children_per_worker)
