@@ -78,7 +78,7 @@ def build(arch: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: in
     filters = int(a["filters"])
     inputs, x = common.image_input(input_shape, "cell")
     x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-    prev_prev = prev = keras.layers.BatchNormalization()(x)
+    prev_prev = prev = common.batch_norm(x)
     for stack in range(int(a["reductions"]) + 1):
         if stack:
             filters *= 2
@@ -118,7 +118,7 @@ def _op(x: Any, op: str, filters: int) -> Any:
         return _relu_conv_bn(x, filters, 1)
     x = keras.layers.ReLU()(x)
     x = keras.layers.SeparableConv2D(filters, int(op[3]), padding="same", use_bias=False)(x)
-    return keras.layers.BatchNormalization()(x)
+    return common.batch_norm(x)
 
 
 def _relu_conv_bn(x: Any, filters: int, size: int, strides: int = 1) -> Any:
@@ -126,4 +126,4 @@ def _relu_conv_bn(x: Any, filters: int, size: int, strides: int = 1) -> Any:
 
     x = keras.layers.ReLU()(x)
     x = keras.layers.Conv2D(filters, size, strides=strides, padding="same", use_bias=False)(x)
-    return keras.layers.BatchNormalization()(x)
+    return common.batch_norm(x)

@@ -62,7 +62,7 @@ def conv_layer(x: Any, a: Mapping[str, Any], i: int) -> Any:
     size = (int(layer_value(a, "kernel_h", i)), int(layer_value(a, "kernel_w", i)))
     stride = int(layer_value(a, "stride", i))
     x = keras.layers.Conv2D(int(layer_value(a, "filters", i)), size, strides=stride, padding="same")(x)
-    x = keras.layers.BatchNormalization()(x)
+    x = common.batch_norm(x)
     x = keras.layers.Activation(a["activation"])(x)
     pool = layer_value(a, "pool", i)
     if pool == "max":
