@@ -1,0 +1,146 @@
+"""How many worker processes ``rlnas search`` should use: children per minute for each --workers.
+
+What it measures
+    ``rlnas search --dataset D --trials N --epochs E --replay-top 0 --quiet --workers W`` as a
+    subprocess (the CLI users run, process start-up included), for each W of ``--workers-list``,
+    ``--repeats`` times in alternating order (so a drift of the machine does not favour one W).
+    Each worker gets ``threads_per_worker(W)`` TensorFlow threads (rlnas/parallel.py: the cores
+    split evenly), listed in the table. From each run's trials.jsonl: trained children (cache hits
+    excluded), ``elapsed`` of the last trial (the search loop, after start-up) and the children's
+    own ``fit_seconds + eval_seconds``.
+
+Why
+    ``default_workers`` picks W when the user does not; this is the measurement behind it. With one
+    worker it also gives the issue's overhead figure: total wall time over the sum of the children's
+    fit+evaluate time (target <= 1.05). With W > 1 children overlap, so that ratio falls below 1
+    and is a parallel speed-up, not an overhead.
+
+How to run
+    .venv/bin/python benchmarks/workers.py                        # mnist_5k, 32 children, epochs 2
+    .venv/bin/python benchmarks/workers.py --repeats 2 --workers-list 1,2
+    Results: benchmarks/results/workers.{json,md}. Run it on an otherwise idle machine.
+
+How to read it
+    ``children/min`` = trained children / wall minutes (the user's view); ``loop children/min`` uses
+    the search loop's own seconds instead. ``wall / fit+eval`` and ``loop / fit+eval``: the
+    overhead ratios (one worker) or parallel efficiency (several). The best default on this machine
+    is the W with the most children per minute of wall time.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from _common import emit, parser, table
+from vs_keras_tuner import run_rlnas
+
+OVERHEAD_TARGET = 1.05
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Means over the repeats of one W (and the spread of the wall time)."""
+    walls = [r["wall_seconds"] for r in runs]
+
+    def mean(key: str) -> float:
+        return statistics.fmean(r[key] for r in runs)
+
+    return {
+        "workers": runs[0]["workers"],
+        "threads_per_worker": runs[0]["threads_per_worker"],
+        "repeats": len(runs),
+        "wall_seconds": statistics.fmean(walls),
+        "wall_seconds_min_max": [min(walls), max(walls)],
+        "search_loop_seconds": mean("search_loop_seconds"),
+        "trained": mean("trained"),
+        "cached": mean("cached"),
+        "sum_fit_eval_seconds": mean("sum_fit_eval_seconds"),
+        "children_per_minute": statistics.fmean(60 * r["trained"] / r["wall_seconds"] for r in runs),
+        "loop_children_per_minute": statistics.fmean(
+            60 * r["trained"] / r["search_loop_seconds"] for r in runs
+        ),
+        "wall_over_fit_eval": mean("wall_over_fit_eval"),
+        "loop_over_fit_eval": mean("loop_over_fit_eval"),
+        "best_val_accuracy": mean("best_val_accuracy"),
+    }
+
+
+def report(dataset: str, trials: int, epochs: int, rows: list[dict[str, Any]]) -> str:
+    best = max(rows, key=lambda r: r["children_per_minute"])
+    one = next((r for r in rows if r["workers"] == 1), None)
+    lines = [
+        f"### rlnas search throughput by --workers: {dataset}, {trials} trials, epochs={epochs}, "
+        f"{os.cpu_count()} CPUs",
+        table(
+            [
+                "--workers",
+                "TF threads each",
+                "runs",
+                "wall (s)",
+                "loop (s)",
+                "trained",
+                "children/min",
+                "loop children/min",
+                "wall / fit+eval",
+                "loop / fit+eval",
+                "best val_acc",
+            ],
+            [
+                (
+                    r["workers"],
+                    r["threads_per_worker"],
+                    r["repeats"],
+                    r["wall_seconds"],
+                    r["search_loop_seconds"],
+                    r["trained"],
+                    r["children_per_minute"],
+                    r["loop_children_per_minute"],
+                    r["wall_over_fit_eval"],
+                    r["loop_over_fit_eval"],
+                    r["best_val_accuracy"],
+                )
+                for r in rows
+            ],
+        ),
+        f"Most children per minute of wall time: --workers {best['workers']} "
+        f"({best['children_per_minute']:.1f}/min).",
+    ]
+    if one is not None:
+        met = one["wall_over_fit_eval"] <= OVERHEAD_TARGET
+        lines.append(
+            f"One worker: wall / sum(fit+eval) = {one['wall_over_fit_eval']:.3f} including process "
+            f"start-up, {one['loop_over_fit_eval']:.3f} for the search loop alone "
+            f"(target <= {OVERHEAD_TARGET}: {'met' if met else 'not met'} by the wall figure)."
+        )
+    return "\n\n".join(lines)
+
+
+def main() -> None:
+    p = parser("workers", __doc__)
+    p.add_argument("--dataset", default="mnist_5k")
+    p.add_argument("--trials", type=int, default=32, help="trials of each search (default 32)")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers-list", default="1,2", help="comma-separated worker counts (default 1,2)")
+    p.add_argument("--repeats", type=int, default=1, help="runs of each worker count (default 1)")
+    args = p.parse_args()
+    counts = [int(w) for w in args.workers_list.split(",")]
+    runs: dict[int, list[dict[str, Any]]] = {w: [] for w in counts}
+    with tempfile.TemporaryDirectory(prefix="rlnas-workers-") as tmp:
+        for rep in range(args.repeats):
+            for w in counts if rep % 2 == 0 else counts[::-1]:
+                r = run_rlnas(args.dataset, args.trials, args.epochs, w, args.seed, Path(tmp))
+                runs[w].append(r)
+                print(f"--workers {w}: {r['wall_seconds']:.1f}s, {r['trained']} trained", file=sys.stderr)
+    rows = [summarise(runs[w]) for w in counts]
+    md = report(args.dataset, args.trials, args.epochs, rows)
+    emit(args.out, "workers", md, {"summary": rows, "runs": runs, "overhead_target": OVERHEAD_TARGET})
+    args.out.with_suffix(".md").write_text(md + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
