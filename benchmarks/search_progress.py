@@ -53,7 +53,7 @@ def shares(archs: list[dict[str, Any]], name: str, values: tuple[Any, ...]) -> l
 def policy(config: Any, space: Any, checkpoint: Any) -> tuple[list[dict[str, Any]], float]:
     """Architectures drawn from the run's initial controller (checkpoint None) or its final one,
     and the policy's entropy per architecture (Monte Carlo over the same draws)."""
-    from rlnas.search import make_controller
+    from rlnas.strategies.reinforce import make_controller
 
     controller = make_controller(config, space)
     if checkpoint is not None:

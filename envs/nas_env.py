@@ -101,7 +101,7 @@ class NasEnv(gym.Env):
         self.objective = objective if isinstance(objective, Objective) else parse_objective(objective)
         self.evaluator = evaluator or LocalEvaluator(
             DataSpec(name=dataset, data_dir=data_dir, train_fraction=train_fraction),
-            TrainSpec(epochs=epochs, batch_size=batch_size, max_params=max_params),
+            TrainSpec(epochs=epochs, batch_size=batch_size, max_params=max_params, model=space.model),
         )
         self._width = max(space.vocab_sizes)
         self.action_space = MaskedDiscrete(self._width)

@@ -201,7 +201,11 @@ def _resolve_search(args: argparse.Namespace):
         print(f"{spec.name} is not on this machine; fetching it with keras.datasets ...", file=sys.stderr)
         _load_tensorflow(args.debug)
         data.download(spec)
-    data.load(spec)  # reads and checks the arrays (shapes, labels, splits) here, not in every worker
+    ds = data.load(spec)  # reads and checks the arrays (shapes, labels, splits) here, not in every worker
+    if ":" not in space.model:  # a built-in image model given flat vectors: one line, not N failed children
+        from rlnas.models import check_input_shape
+
+        check_input_shape(space.model, ds.x_train.shape[1:])
     return config, space
 
 
@@ -215,7 +219,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(f"run {store.path}: " + (f"resuming at trial {done + 1} of {budget}" if args.resume else budget))
     from rlnas.progress import Progress
 
-    show = None if args.quiet else Progress(config.trials, live=False if args.verbose else None)
+    show = None if args.quiet else Progress(config.trials, done=done, live=False if args.verbose else None)
     stop = _StopOnCtrlC()
     try:
         with store.locked(), stop.installed():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from rlnas.errors import ConfigError
@@ -34,6 +35,9 @@ def add_parsers(sub: Any, typed: Any, add_config_flags: Any) -> None:
         "--strategies", default="reinforce,random,evolution", help="comma-separated (default: all three)"
     )
     b.add_argument("--plot", default="bench.png", metavar="PNG", help="regret plot (default: bench.png)")
+    b.add_argument("--json", metavar="FILE", help="also write every run's rewards as JSON")
+    b.add_argument("--quiet", action="store_true", help="no line per run")
+    add_config_flags(b)
 
 
 def cmd_tabulate(args: argparse.Namespace) -> int:
@@ -59,7 +63,7 @@ def cmd_tabulate(args: argparse.Namespace) -> int:
             return
         acc = row["val_accuracy"] or "FAILED"
         arch = " ".join(f"{n}={row[n]}" for n in space.names if row[n] != "")
-        print(f"[{row['done']}/{row['total']}] val_acc {acc[:6]}  {time.monotonic() - start:.0f}s  {arch}")
+        print(f"[{row['done']}/{row['total']}] val_acc {acc[:6]}  {time.monotonic() - start:.0f}s  {arch}", flush=True)
 
     stop = _StopOnCtrlC()
     try:
@@ -80,12 +84,76 @@ def cmd_tabulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _path(text: str):
-    from pathlib import Path
-
+def _path(text: str) -> Path:
     p = Path(text)
     if p.exists() and p.is_dir():
         raise ConfigError(f"--out {text!r} is a directory; give a .csv file path")
     if not p.parent.exists():
         raise ConfigError(f"--out {text!r}: directory {str(p.parent)!r} does not exist")
     return p
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from rlnas.config import FIELD_TYPES, STRATEGIES, load_config, make_config
+    from rlnas.errors import did_you_mean
+
+    _, space, from_file = load_config(args.config)
+    overrides = {k: getattr(args, k) for k in FIELD_TYPES if getattr(args, k) is not None}
+    config = make_config(from_file | overrides)
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    for name in strategies:
+        if name not in STRATEGIES:
+            raise ConfigError(
+                f"unknown strategy {name!r} in --strategies; allowed: {', '.join(STRATEGIES)}"
+                + did_you_mean(name, STRATEGIES)
+            )
+    if not strategies:
+        raise ConfigError("--strategies is empty; name at least one of " + ", ".join(STRATEGIES))
+    for flag, value in (("--budget", args.budget), ("--seeds", args.seeds)):
+        if value < 1:
+            raise ConfigError(f"{flag} must be at least 1, got {value}")
+    from envs.tabular_env import TabularNasEnv
+    from rlnas import bench
+    from rlnas.parallel import play
+    from rlnas.tabular import load_table
+
+    table = load_table(args.table, space)
+    env = TabularNasEnv(table, failed_reward=config.failed_reward)
+    print(
+        f"{', '.join(strategies)} x {args.seeds} seeds x {args.budget} evaluations on {args.table} "
+        f"({space.size():,} architectures, best val_accuracy {table.best:.4f})",
+        flush=True,
+    )
+    if "reinforce" in strategies:
+        _load_tensorflow_quietly(args.debug)
+
+    def progress(name: str, seed: int, run: Any) -> None:
+        print(
+            f"  {name} seed {seed}: best {run.rewards.max():.4f}, {run.unique} distinct, {run.seconds:.1f}s"
+        )
+
+    results = bench.bench(
+        space,
+        config,
+        lambda tokens: play(env, tokens, 0)[0],  # through the env, as any agent evaluates
+        table.values,
+        strategies,
+        args.seeds,
+        args.budget,
+        on_run=None if args.quiet else progress,
+    )
+    print(bench.summarize(results, table.values))
+    print(f"plot: {bench.plot(results, table.values, args.plot)}")
+    if args.json:
+        import json
+
+        runs = {k: [r.rewards.tolist() for r in v] for k, v in results.items()}
+        Path(args.json).write_text(json.dumps({"table": args.table, "budget": args.budget, "runs": runs}))
+        print(f"runs: {args.json}")
+    return 0
+
+
+def _load_tensorflow_quietly(debug: bool) -> None:
+    from rlnas.cli import _load_tensorflow
+
+    _load_tensorflow(debug)

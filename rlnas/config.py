@@ -38,7 +38,7 @@ from typing import Any
 
 from rlnas.data import DataSpec
 from rlnas.errors import ConfigError, did_you_mean
-from rlnas.space import Decision, SearchSpace, default_space, log_grid
+from rlnas.space import Decision, SearchSpace, cell_space, conv_space, default_space, log_grid, skip_space
 
 STRATEGIES = ("reinforce", "random", "evolution")
 
@@ -66,6 +66,8 @@ class SearchConfig:
     archs_per_update: int = _f(8, "architectures sampled per REINFORCE update (m)")
     controller_lr: float = _f(0.01, "Adam learning rate of the controller")
     entropy_weight: float = _f(1e-3, "weight of the entropy bonus in the REINFORCE loss")
+    skip_weight: float = _f(0.0, "weight of the ENAS skip-density KL penalty in the REINFORCE loss (0: off)")
+    skip_target: float = _f(0.4, "skip density (probability of each skip_<i>_<j>) the penalty pulls towards")
     baseline_decay: float = _f(0.95, "decay of the exponential moving-average reward baseline")
     grad_clip: float = _f(5.0, "global-norm clipping of the controller gradient")
     temperature: float = _f(1.0, "softmax temperature of the controller's logits while sampling")
@@ -76,6 +78,9 @@ class SearchConfig:
     population_size: int = _f(20, "evolution: architectures kept alive (the oldest is aged out)")
     tournament_size: int = _f(5, "evolution: random members compared to pick each parent")
     early_stopping: int | None = _f(None, "stop a child after this many epochs without val-loss gain")
+    objective: str = _f(
+        "val_accuracy", "reward: val_accuracy, <metric>[:min|max], accuracy_cubed, mnas:target=N"
+    )
     failed_reward: float = _f(0.0, "reward given to a child that fails to build or train")
     max_params: int | None = _f(None, "a child with more parameters fails without training")
     child_time_limit: float | None = _f(None, "seconds a child may train before it is stopped and failed")
@@ -107,6 +112,10 @@ class SearchConfig:
             raise ConfigError(f"replay_top must be >= 0, got {self.replay_top!r}")
         if not self.entropy_weight >= 0:
             raise ConfigError(f"entropy_weight must be >= 0, got {self.entropy_weight!r}")
+        if not self.skip_weight >= 0:
+            raise ConfigError(f"skip_weight must be >= 0, got {self.skip_weight!r}")
+        if not 0 < self.skip_target < 1:
+            raise ConfigError(f"skip_target must be in (0, 1), got {self.skip_target!r}")
         if not 0 <= self.baseline_decay < 1:
             raise ConfigError(f"baseline_decay must be in [0, 1), got {self.baseline_decay!r}")
         for name in ("max_minutes", "child_time_limit"):
@@ -120,6 +129,9 @@ class SearchConfig:
                 f"unknown strategy {self.strategy!r}; allowed: {', '.join(STRATEGIES)}"
                 + did_you_mean(str(self.strategy), STRATEGIES)
             )
+        from rlnas.objectives import parse_objective
+
+        parse_objective(self.objective)
         for name in ("workers", "early_stopping"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name), integer=True)
@@ -217,19 +229,26 @@ def space_from_dict(data: Mapping[str, Any]) -> SearchSpace:
             f"unknown key {key!r} in [space]" + did_you_mean(key, ["model", "decisions", "lr_grid"])
         )
     model = data.get("model", "mlp")
-    lr_grid = data.get("lr_grid", 7)
-    if isinstance(lr_grid, bool) or not isinstance(lr_grid, int):
+    lr_grid = data.get("lr_grid")
+    if lr_grid is not None and (isinstance(lr_grid, bool) or not isinstance(lr_grid, int)):
         raise ConfigError(f"[space] lr_grid must be a whole number of grid points, got {lr_grid!r}")
     if "decisions" not in data:
-        return default_space(lr_grid=lr_grid) if model == "mlp" else _no_decisions(model)
+        return _factory_space(model, lr_grid)
     raw = data["decisions"]
     if not isinstance(raw, list):
         raise ConfigError("[space] decisions must be an array of tables ([[space.decisions]])")
     return SearchSpace([_decision(d, i) for i, d in enumerate(raw)], model=model)
 
 
-def _no_decisions(model: str) -> SearchSpace:
-    raise ConfigError(f"[space] model {model!r} needs its decisions listed in [[space.decisions]]")
+_FACTORIES = {"mlp": default_space, "conv": conv_space, "skip": skip_space, "cell": cell_space}
+"""Models whose standard space ``[space] model = "..."`` alone selects (see docs/spaces.md)."""
+
+
+def _factory_space(model: str, lr_grid: int | None) -> SearchSpace:
+    """The standard space of a built-in model (each keeps its own lr grid unless ``lr_grid`` is given)."""
+    if model not in _FACTORIES:
+        raise ConfigError(f"[space] model {model!r} needs its decisions listed in [[space.decisions]]")
+    return _FACTORIES[model](**({"lr_grid": lr_grid} if lr_grid is not None else {}))
 
 
 def _decision(d: Any, i: int) -> Decision:

@@ -33,6 +33,8 @@ class TrainSpec:
     max_params: int | None = None
     time_limit: float | None = None  # seconds; enforced by WorkerEvaluator (it kills the worker)
     threads: int | None = None  # TensorFlow threads per worker process (None: TensorFlow decides)
+    model: str = "mlp"  # the space's child builder
+    early_stopping: int | None = None  # patience in epochs on validation loss
 
 
 class Evaluator(Protocol):
@@ -61,6 +63,8 @@ def _evaluate_on(
         seed=seed,
         max_params=train.max_params,
         log_dir=log_dir,
+        model=train.model,
+        early_stopping=train.early_stopping,
     )
 
 

@@ -19,13 +19,17 @@ class Progress:
     """Called with each trial record as it is written; :meth:`close` ends a live bar's line.
 
     Args:
-        total: the trial budget (trial ``k/N`` counts journal indices, so a resume continues the count).
+        total: the trial budget.
+        done: trials finished before this process started (a resume continues the count).
         stream: where to write (default: stdout).
         live: redraw one line in place; default: whether ``stream`` is a terminal.
     """
 
-    def __init__(self, total: int, *, stream: TextIO | None = None, live: bool | None = None) -> None:
+    def __init__(
+        self, total: int, *, done: int = 0, stream: TextIO | None = None, live: bool | None = None
+    ) -> None:
         self.total = total
+        self.done = done  # trials finished before (a resume continues the count)
         self.stream = stream if stream is not None else sys.stdout
         self.live = self.stream.isatty() if live is None else live
         self.best: float | None = None
@@ -37,8 +41,9 @@ class Progress:
             self.best = t["val_accuracy"] if self.best is None else max(self.best, t["val_accuracy"])
         else:
             self.failed += 1
-        done = t["index"] + 1
-        eta = t["elapsed"] / done * (self.total - done)
+        self.done += 1  # children finish out of order with several workers: count, not index
+        done = self.done
+        eta = t["elapsed"] / max(t["index"] + 1, done) * (self.total - done)
         if self.live:
             self._draw(done, eta)
         else:

@@ -77,6 +77,7 @@ def replay(
             batch_size=search["batch_size"],
             seed=search["seed"] if seed is None else seed,
             on_model=lambda model, p=path: _save_atomically(model, p),
+            model=config["space"].get("model", "mlp"),
         )
         result = ReplayResult(
             rank,

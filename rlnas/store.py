@@ -127,6 +127,10 @@ class RunStore:
     def controller_path(self) -> Path:
         return self.path / "controller.npz"
 
+    def checkpoint_path(self, strategy: str) -> Path:
+        """The search strategy's state: the controller for REINFORCE, a JSON file for the others."""
+        return self.controller_path if strategy == "reinforce" else self.path / f"{strategy}.json"
+
     @property
     def tb_dir(self) -> Path:
         return self.path / "tb"
@@ -209,7 +213,8 @@ class RunStore:
         tmp.replace(p)
 
     def trials(self) -> list[dict[str, Any]]:
-        """Every complete trial line; a torn last line (a crash mid-write) is dropped with a warning."""
+        """Every complete trial, in index order; a torn last line (a crash mid-write) is dropped with a
+        warning."""
         p = self.path / "trials.jsonl"
         if not p.exists():
             return []
@@ -223,4 +228,4 @@ class RunStore:
                     print(f"warning: dropped a torn last line of {p}", file=sys.stderr)
                     continue
                 raise RunError(f"{str(p)!r} line {i + 1} is corrupt") from None
-        return out
+        return sorted(out, key=lambda t: t.get("index", 0))  # several workers finish out of order

@@ -101,8 +101,8 @@ def test_space_as_dict_and_unknown_model_rejected(synthetic_evaluator):
     small = SearchSpace([Decision("num_layers", (1,), "int"), Decision("units_0", (8, 16), "int")])
     env = NasEnv(small.to_dict(), evaluator=synthetic_evaluator)
     assert env.space == small
-    with pytest.raises(ConfigError, match="unknown model 'conv'"):
-        NasEnv(SearchSpace([Decision("x", (1,), "int")], model="conv"))
+    with pytest.raises(ConfigError, match="unknown model 'convv'"):
+        NasEnv(SearchSpace([Decision("x", (1,), "int")], model="convv"))
 
 
 def test_real_child_is_trained_on_train_and_scored_on_validation(tiny_npz):

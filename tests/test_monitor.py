@@ -8,9 +8,10 @@ import pytest
 
 from rlnas.config import SearchConfig
 from rlnas.monitor import leaderboard_markdown, policy_marginals
-from rlnas.search import make_controller, run_search
+from rlnas.search import run_search
 from rlnas.space import default_space
 from rlnas.store import RunStore
+from rlnas.strategies.reinforce import make_controller
 from rlnas.text import format_value
 from tests.conftest import SyntheticEvaluator
 

@@ -11,8 +11,8 @@ import tensorflow as tf
 from rlnas.config import SearchConfig
 from rlnas.controller import Controller
 from rlnas.reinforce import Baseline, UpdateStats, reinforce_loss, update
-from rlnas.search import make_controller
 from rlnas.space import SearchSpace, default_space
+from rlnas.strategies.reinforce import make_controller
 
 SMALL = {"units": 8, "layers": 1}
 

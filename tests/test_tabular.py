@@ -189,7 +189,8 @@ def test_tabulate_retries_failed_rows_and_stops_when_everything_fails(tmp_path):
     broken = SyntheticEvaluator()
     broken.fail_when = {"num_layers": 1}
     with pytest.raises(SearchAborted, match="the last 3 children all failed"):
-        tabulate(SearchConfig(max_consecutive_failures=3), space, tmp_path / "other.csv", evaluator=lambda: broken)
+        strict = SearchConfig(max_consecutive_failures=3)
+        tabulate(strict, space, tmp_path / "other.csv", evaluator=lambda: broken)
 
 
 def test_tabulate_refuses_a_file_of_another_space(tmp_path):
