@@ -2,11 +2,15 @@
 
 Importing ``rlnas`` is cheap (no TensorFlow): the pieces that need it live in their own modules,
 ``rlnas.controller``, ``rlnas.reinforce``, ``rlnas.search``, ``rlnas.replay``, and the environment in
-``envs``.
+``envs``. ``rlnas.ReinforceSearch`` (keras-tuner's tuner interface, :mod:`rlnas.tuner`) is imported
+on first use.
 """
+
+from typing import Any
 
 from rlnas.config import SearchConfig, load_config
 from rlnas.errors import ChildError, ConfigError, DataError, RlnasError, RunError
+from rlnas.hyperparameters import HyperParameters, space_from_function
 from rlnas.space import Decision, SearchSpace, default_space
 
 __version__ = "0.1.0"
@@ -16,6 +20,8 @@ __all__ = [
     "ConfigError",
     "DataError",
     "Decision",
+    "HyperParameters",
+    "ReinforceSearch",
     "RlnasError",
     "RunError",
     "SearchConfig",
@@ -23,4 +29,14 @@ __all__ = [
     "__version__",
     "default_space",
     "load_config",
+    "space_from_function",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``rlnas.ReinforceSearch`` on first use: its module pulls in the search machinery."""
+    if name == "ReinforceSearch":
+        from rlnas.tuner import ReinforceSearch
+
+        return ReinforceSearch
+    raise AttributeError(f"module 'rlnas' has no attribute {name!r}")

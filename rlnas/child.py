@@ -5,6 +5,11 @@ trains and measures whatever they build, the same way for all. ``build_model`` i
 in, compiled model out; no global state beyond Keras's own) and ``train_and_evaluate`` never raises
 for a bad child: whatever goes wrong becomes a result with ``status="failed"`` and a reason, because
 one exploding network must not end a search.
+
+A ``model`` written ``"module:function"`` (or given as the function itself) is a keras-tuner model
+function: it is replayed with the architecture (:func:`rlnas.hyperparameters.build_from_function`)
+and trained as its author compiled it (loss, optimizer, metrics); labels are handed over in the
+form its loss expects, and it is scored by its own accuracy metric.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from rlnas.errors import ChildError
-from rlnas.models import MODELS, check_input_shape, get_model
+from rlnas.errors import ChildError, ConfigError
+from rlnas.hyperparameters import build_from_function, fit_labels, load_function, loss_and_accuracy
+from rlnas.models import MODELS, check_input_shape, get_model, is_function
 from rlnas.models.common import DROPOUT_RATE
 from rlnas.models.mlp import DEFAULTS as MLP_DEFAULTS
 from rlnas.space import SearchSpace
@@ -55,8 +61,12 @@ class ChildResult:
 
 
 def check_space(space: SearchSpace) -> None:
-    """Fail early, with a ConfigError, if the child builder cannot interpret architectures of ``space``."""
-    get_model(space.model).check(space)
+    """Fail early, with a ConfigError, if the child builder cannot interpret architectures of ``space``
+    (for a ``module:function`` model: if the function cannot be imported)."""
+    if is_function(space.model):
+        load_function(space.model)
+    else:
+        get_model(space.model).check(space)
 
 
 def build_model(
@@ -65,10 +75,16 @@ def build_model(
     """The compiled child: ``model``'s network, Adam(``lr``), sparse categorical cross-entropy, accuracy.
 
     Raises:
-        ConfigError: unknown ``model``, or inputs it cannot read (a conv model given flat vectors).
+        ConfigError: unknown ``model``, inputs it cannot read (a conv model given flat vectors), or a
+            ``module:function`` model (it compiles its own model; nothing is left to do here).
     """
     import keras
 
+    if is_function(model):
+        raise ConfigError(
+            f"build_model cannot build model function {model!r}: it compiles its own model; "
+            "use rlnas.hyperparameters.build_from_function(load_function(model), arch)"
+        )
     net = get_model(model).build(arch, tuple(input_shape), num_classes)
     net.compile(
         optimizer=keras.optimizers.Adam(learning_rate=float(arch.get("lr", 1e-3))),
@@ -92,8 +108,9 @@ def train_and_evaluate(
     max_params: int | None = None,
     on_model: Callable[[Any], None] | None = None,
     log_dir: str | None = None,
-    model: str = "mlp",
+    model: str | Callable[..., Any] = "mlp",
     early_stopping: int | None = None,
+    fit_kwargs: Mapping[str, Any] | None = None,
 ) -> ChildResult:
     """Train a fresh child on (x_train, y_train) and score it on (x_eval, y_eval).
 
@@ -101,10 +118,12 @@ def train_and_evaluate(
     results. ``on_model`` receives the trained model (replay uses it to save the model).
     ``log_dir``: write this child's training curves there (TensorBoard; the evaluation data is
     then also scored after every epoch, which costs time but changes no weight).
-    ``model``: the builder (``[space] model``) that reads ``arch``.
+    ``model``: the builder (``[space] model``) that reads ``arch``, a ``"module:function"`` model
+    function, or the function itself (a keras-tuner search in the caller's process).
     ``early_stopping``: stop after this many epochs without a lower loss on (x_eval, y_eval) and
     restore the best epoch's weights. The search's eval split is its validation split; replay's is
     the test split, so replay must not pass this (it would select on test).
+    ``fit_kwargs``: more keywords for ``fit`` (a keras-tuner ``search``'s ``callbacks``, ``shuffle``).
     Never raises for a bad child: returns ``status="failed"`` with the reason instead.
     """
     import keras
@@ -115,21 +134,19 @@ def train_and_evaluate(
     keras.backend.clear_session(free_memory=False)
     keras.utils.set_random_seed(seed)
     try:
-        net = build_model(arch, x_train.shape[1:], num_classes, model=model)
+        net = _compiled(model, arch, x_train.shape[1:], num_classes)
         params = int(net.count_params())
         if max_params is not None and params > max_params:
             raise ChildError(f"{params:,} parameters exceed max_params={max_params:,}")
+        # Labels as the loss wants them: a model function may compile a one-hot loss.
+        y_train, y_eval = fit_labels(net, y_train, num_classes), fit_labels(net, y_eval, num_classes)
+        extras = _fit_extras(x_eval, y_eval, log_dir, early_stopping)
+        kwargs = {**(fit_kwargs or {}), **extras}
+        kwargs["callbacks"] = [*(fit_kwargs or {}).get("callbacks", []), *extras.get("callbacks", [])]
         t0 = time.perf_counter()
-        hist = net.fit(
-            x_train,
-            y_train,
-            epochs=epochs,
-            batch_size=batch_size,
-            verbose=0,
-            **_fit_extras(x_eval, y_eval, log_dir, early_stopping),
-        )
+        hist = net.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=0, **kwargs)
         t1 = time.perf_counter()
-        val_loss, val_acc = net.evaluate(x_eval, y_eval, batch_size=1024, verbose=0)
+        val_loss, val_acc = loss_and_accuracy(net, x_eval, y_eval)  # a function may add metrics
         t2 = time.perf_counter()
         train_loss = float(hist.history["loss"][-1])
         if not all(math.isfinite(v) for v in (train_loss, val_loss, val_acc)):
@@ -138,8 +155,8 @@ def train_and_evaluate(
             on_model(net)
         result = ChildResult(
             "ok",
-            float(val_acc),
-            float(val_loss),
+            val_acc,
+            val_loss,
             train_loss,
             params,
             t1 - t0,
@@ -149,6 +166,19 @@ def train_and_evaluate(
     except Exception as exc:
         result = ChildResult("failed", error=f"{type(exc).__name__}: {exc}"[:500])
     return replace(result, child_seconds=time.perf_counter() - start)
+
+
+def _compiled(
+    model: str | Callable[..., Any], arch: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int
+) -> Any:
+    """The child ready to fit: a builder's network compiled here, or what the model function built
+    and compiled, built on ``input_shape`` if it has no Input yet (count_params needs the weights)."""
+    if not callable(model) and not is_function(model):
+        return build_model(arch, input_shape, num_classes, model=model)
+    net = build_from_function(model if callable(model) else load_function(model), arch)
+    if not net.built:
+        net.build((None, *input_shape))
+    return net
 
 
 def _fit_extras(x_eval: np.ndarray, y_eval: np.ndarray, log_dir: str | None, patience: int | None) -> dict:

@@ -380,7 +380,9 @@ def space_from_function(
         ConfigError: a bad hyperparameter definition, a function that fails with its defaults, or
             one that asks no hyperparameter.
     """
-    model = fn if isinstance(fn, str) else f"{fn.__module__}:{fn.__qualname__}"
+    model = fn if isinstance(fn, str) else function_name(fn)
+    if not isinstance(fn, str) and not importable(fn):
+        _UNIMPORTABLE[model] = fn
     explorer = _Explorer(load_function(fn) if isinstance(fn, str) else fn, grid, max_runs)
     try:
         explorer.explore()
@@ -413,8 +415,32 @@ def _clear_keras() -> None:
 
 
 # -- building and training what the function builds ---------------------------------------------
+_UNIMPORTABLE: dict[str, Callable[[HyperParameters], Any]] = {}
+"""Model functions that no import finds (a notebook's, a nested one), by their ``module:function``
+name, from :func:`space_from_function`: this process still builds them by name (the env checks the
+space's model that way); a worker process cannot, so such a search trains in this process."""
+
+
+def function_name(fn: Callable[..., Any]) -> str:
+    """``"module:function"``: how a space, a run's config.json and a worker process name ``fn``."""
+    return f"{getattr(fn, '__module__', None)}:{getattr(fn, '__qualname__', type(fn).__name__)}"
+
+
+def importable(fn: Callable[..., Any]) -> bool:
+    """Whether a fresh process finds ``fn`` by :func:`function_name` (not one defined in ``__main__``,
+    which a spawned worker re-runs as another module, nor a nested function or a lambda)."""
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    if not module or module == "__main__" or not qualname or "<" in qualname:
+        return False
+    obj: Any = sys.modules.get(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    return obj is fn
+
+
 def load_function(spec: str) -> Callable[[HyperParameters], Any]:
-    """``"module:function"`` -> the function; the current directory is importable, as in scripts.
+    """``"module:function"`` -> the function; the current directory is importable, as in scripts
+    (and in worker processes, which start in the directory of the process that spawned them).
 
     Raises:
         ConfigError: not ``module:function``, the module cannot be imported, or it has no such callable.
@@ -425,6 +451,8 @@ def load_function(spec: str) -> Callable[[HyperParameters], Any]:
             f"model function {spec!r} must be written module:function "
             "(e.g. examples.keras_tuner_model:build_model)"
         )
+    if spec in _UNIMPORTABLE:
+        return _UNIMPORTABLE[spec]
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -477,14 +505,25 @@ def loss_name(model: Any) -> str:
 
 def fit_labels(model: Any, y: np.ndarray, num_classes: int) -> np.ndarray:
     """Labels in the form the user's loss expects: the run stores integer labels, a keras-tuner
-    function often compiles ``categorical_crossentropy`` (one-hot) and some data comes one-hot."""
+    function often compiles ``categorical_crossentropy`` (one-hot) and some data comes one-hot.
+    One-hot rows are as wide as the model's output (a 10-way softmax on data that shows 3 classes)."""
     y = np.asarray(y)
     name = loss_name(model).replace("_", "")
     if "categorical" in name and "sparse" not in name and y.ndim == 1:
-        return np.eye(num_classes, dtype=np.float32)[y.astype(np.int64)]
+        return np.eye(max(num_classes, _output_width(model)), dtype=np.float32)[y.astype(np.int64)]
     if "sparse" in name and y.ndim == 2 and y.shape[1] > 1:
         return y.argmax(axis=1)
     return y
+
+
+def _output_width(model: Any) -> int:
+    """The last dimension of a single-output model's output, or 0 if it has no known one."""
+    try:
+        shape = model.output_shape
+    except Exception:  # not built, several outputs, a subclassed model: Keras raises various errors
+        return 0
+    last = shape[-1] if isinstance(shape, tuple) and shape else None
+    return last if isinstance(last, int) else 0
 
 
 ACCURACY_KEYS = ("accuracy", "acc", "categorical_accuracy", "sparse_categorical_accuracy")

@@ -9,35 +9,31 @@
 Under it is the ordinary machinery: the model function's space (:func:`space_from_function`), the
 controller and loop of :func:`rlnas.search.run_search`, and a :class:`RunStore` at
 ``directory/project_name``, so ``rlnas show``, ``rlnas report`` and TensorBoard read the run like any
-other. The arrays are saved there once as a pre-split ``data.npz`` (used as given, never re-split).
+other. The arrays are saved there once as a pre-split ``data.npz`` (used as given, never re-split),
+and the children train in worker processes on it like any search's (``workers=N`` trains N at once;
+this process's memory does not grow with the trials); ``rlnas replay`` retrains the best from it.
+A function a worker cannot import (defined in ``__main__`` or inside a function), fit keywords
+(``callbacks``) or ``in_process=True`` train the children in this process instead.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import math
+import multiprocessing
 import sys
-import time
-from collections.abc import Callable, Iterator, Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rlnas import data
-from rlnas.child import ChildResult
-from rlnas.config import make_config
+from rlnas.child import ChildResult, train_and_evaluate
+from rlnas.config import SearchConfig, make_config
 from rlnas.errors import ChildError, ConfigError, RunError
-from rlnas.hyperparameters import (
-    MAX_RUNS,
-    HyperParameters,
-    build_from_function,
-    fit_labels,
-    load_function,
-    loss_and_accuracy,
-    space_from_function,
-)
+from rlnas.evaluator import TrainSpec
+from rlnas.hyperparameters import MAX_RUNS, HyperParameters, importable, load_function, space_from_function
 from rlnas.store import RunStore, top_k
 from rlnas.text import format_arch, format_value
 
@@ -50,24 +46,21 @@ KERAS_TUNER_NAMES = {
 
 
 class FunctionEvaluator:
-    """Trains what the model function builds, in this process, on fixed train/validation arrays.
+    """Trains what the model function builds in this process, as a worker would
+    (:func:`rlnas.child.train_and_evaluate` on the same splits), and can hand back the trained model.
 
-    The model is compiled by the user's function (loss, optimizer, metrics are theirs); labels are
-    given in the form its loss expects (:func:`fit_labels`). Never raises for a bad child.
+    The search's evaluator with ``in_process``; always the one that retrains for ``get_best_models``.
     """
 
     def __init__(
         self,
         fn: Callable[[HyperParameters], Any],
         dataset: data.Dataset,
+        train: TrainSpec,
         *,
-        epochs: int,
-        batch_size: int,
-        max_params: int | None = None,
         fit_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
-        self.fn, self.dataset, self.epochs, self.batch_size = fn, dataset, epochs, batch_size
-        self.max_params = max_params
+        self.fn, self.dataset, self.spec = fn, dataset, train
         self.fit_kwargs = dict(fit_kwargs or {})
 
     def evaluate(self, arch: Mapping[str, Any], seed: int, log_dir: str | None = None) -> ChildResult:
@@ -77,40 +70,25 @@ class FunctionEvaluator:
         self, arch: Mapping[str, Any], seed: int, log_dir: str | None = None
     ) -> tuple[Any, ChildResult]:
         """(trained model or None, result); the same ``arch`` and ``seed`` give the same model."""
-        import keras
-
-        start = time.perf_counter()
-        keras.backend.clear_session(free_memory=False)
-        keras.utils.set_random_seed(seed)
-        ds, model = self.dataset, None
-        try:
-            model = build_from_function(self.fn, arch)
-            if not model.built:  # Sequential() without an Input learns its shape on the first fit
-                model.build((None, *ds.input_shape))
-            params = int(model.count_params())
-            if self.max_params is not None and params > self.max_params:
-                raise ChildError(f"{params:,} parameters exceed max_params={self.max_params:,}")
-            y_train = fit_labels(model, ds.y_train, ds.num_classes)
-            y_val = fit_labels(model, ds.y_val, ds.num_classes)
-            kwargs = dict(self.fit_kwargs)
-            if log_dir:
-                kwargs["validation_data"] = (ds.x_val, y_val)
-                kwargs["callbacks"] = [*kwargs.get("callbacks", []), keras.callbacks.TensorBoard(log_dir)]
-            t0 = time.perf_counter()
-            hist = model.fit(
-                ds.x_train, y_train, epochs=self.epochs, batch_size=self.batch_size, verbose=0, **kwargs
-            )
-            t1 = time.perf_counter()
-            val_loss, val_acc = loss_and_accuracy(model, ds.x_val, y_val)
-            train_loss = float(hist.history["loss"][-1])
-            if not all(math.isfinite(v) for v in (train_loss, val_loss, val_acc)):
-                raise ChildError(f"non-finite loss (train {train_loss}, val {val_loss})")
-            result = ChildResult(
-                "ok", val_acc, val_loss, train_loss, params, t1 - t0, time.perf_counter() - t1
-            )
-        except Exception as exc:
-            model, result = None, ChildResult("failed", error=f"{type(exc).__name__}: {exc}"[:500])
-        return model, dataclasses.replace(result, child_seconds=time.perf_counter() - start)
+        ds, kept = self.dataset, []
+        result = train_and_evaluate(
+            arch,
+            ds.x_train,
+            ds.y_train,
+            ds.x_val,
+            ds.y_val,
+            num_classes=ds.num_classes,
+            epochs=self.spec.epochs,
+            batch_size=self.spec.batch_size,
+            seed=seed,
+            max_params=self.spec.max_params,
+            on_model=kept.append,
+            log_dir=log_dir,
+            model=self.fn,
+            early_stopping=self.spec.early_stopping,
+            fit_kwargs=self.fit_kwargs,
+        )
+        return (kept[0] if kept else None), result
 
     def close(self) -> None:
         pass
@@ -138,6 +116,9 @@ class ReinforceSearch:
         seed: seeds the controller, the sampling and every child: same seed, same search.
         overwrite: replace an existing run there (otherwise an existing one is an error).
         grid, max_runs: how the model function's space is discovered (see :func:`space_from_function`).
+        in_process: train the children in this process instead of worker processes: no start-up
+            cost (seconds), but this process keeps what TensorFlow does not give back, every child.
+            After :meth:`search`, True if they did (asked, or needed: see :meth:`search`).
         **settings: any :class:`rlnas.config.SearchConfig` field (``archs_per_update``,
             ``controller_lr``, ``entropy_weight``, ``max_params``, ...); keras-tuner's
             ``max_model_size`` and ``max_consecutive_failed_trials`` are understood too.
@@ -158,6 +139,7 @@ class ReinforceSearch:
         overwrite: bool = False,
         grid: int = 8,
         max_runs: int = MAX_RUNS,
+        in_process: bool = False,
         **settings: Any,
     ) -> None:
         self.objective = _objective(objective)
@@ -168,6 +150,7 @@ class ReinforceSearch:
         self.space = space_from_function(hypermodel, grid=grid, max_runs=max_runs)
         self.project_dir = Path(directory) / project_name
         self.overwrite = overwrite
+        self.in_process = in_process
         self._evaluator: FunctionEvaluator | None = None
         self._trials: list[dict[str, Any]] = []
 
@@ -185,15 +168,20 @@ class ReinforceSearch:
         **fit_kwargs: Any,
     ) -> None:
         """Search: each child is built by the model function, trained on ``(x, y)`` for ``epochs``
-        and scored on the validation data. Other keywords (``callbacks``, ``shuffle``) go to ``fit``.
+        and scored on the validation data, in ``workers`` worker processes (a setting; default:
+        one per two cores). Other keywords (``callbacks``, ``shuffle``) go to ``fit``; they cannot
+        be sent to a worker, so with them (or a function a worker cannot import: one defined in
+        ``__main__`` or inside a function) the children train in this process, with a warning.
 
         Raises:
-            ConfigError: no validation data, or search() already ran on this tuner.
+            ConfigError: no validation data, search() already ran on this tuner, or it runs while
+                a worker process starts (a script that searches without ``if __name__ == "__main__":``).
             RunError: ``directory/project_name`` holds a run and ``overwrite`` is False.
             DataError: the arrays do not fit together.
         """
         from rlnas.search import run_search
 
+        _refuse_in_starting_worker()
         if self._evaluator is not None:
             raise ConfigError(
                 "search() already ran on this tuner; make a new one (overwrite=True) to search again"
@@ -205,19 +193,16 @@ class ReinforceSearch:
         self.config = dataclasses.replace(
             self.config, dataset=str(path.resolve()), epochs=epochs, batch_size=batch_size
         )
-        dataset = data.load(self.config.data_spec())
+        dataset = data.load(self.config.data_spec())  # checks the arrays once, before any worker
         store.write_json("config.json", {"search": self.config.to_dict(), "space": self.space.to_dict()})
         self._evaluator = FunctionEvaluator(
-            self._fn,
-            dataset,
-            epochs=epochs,
-            batch_size=batch_size,
-            max_params=self.config.max_params,
-            fit_kwargs=fit_kwargs,
+            self._fn, dataset, _train_spec(self.config, self.space.model), fit_kwargs=fit_kwargs
         )
+        self.in_process = self.in_process or _needs_this_process(self._fn, fit_kwargs)
         show = _print_trial(self.config.trials) if verbose else None
-        with store.locked(), _function_models_accepted():
-            run_search(self.config, self.space, store, evaluator=self._evaluator, on_trial=show)
+        with store.locked():
+            evaluator = self._evaluator if self.in_process else None  # None: the search's workers
+            run_search(self.config, self.space, store, evaluator=evaluator, on_trial=show)
         self._trials = store.trials()
 
     def _create_store(self) -> RunStore:
@@ -316,20 +301,43 @@ def _print_trial(total: int) -> Callable[[dict[str, Any]], None]:
     return show
 
 
-@contextlib.contextmanager
-def _function_models_accepted() -> Iterator[None]:
-    """Let the env take a ``module:function`` space while rlnas.child.check_space knows only its own
-    builders. Temporary: remove once check_space accepts ``":"`` models (asked for in issue #6)."""
-    import envs.nas_env as nas_env
+def _train_spec(config: SearchConfig, model: str) -> TrainSpec:
+    """How every child is trained: what the search's workers get, and the in-process evaluator."""
+    return TrainSpec(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        max_params=config.max_params,
+        time_limit=config.child_time_limit,
+        model=model,
+        early_stopping=config.early_stopping,
+    )
 
-    original = nas_env.check_space
 
-    def check(space: Any) -> None:
-        if ":" not in space.model:
-            original(space)
+def _needs_this_process(fn: Callable[..., Any], fit_kwargs: Mapping[str, Any]) -> bool:
+    """True, with a warning saying why, when workers cannot train the children: they import the
+    function by name and get the training settings pickled, which fit's callbacks may not survive."""
+    if importable(fn) and not fit_kwargs:
+        return False
+    name = getattr(fn, "__qualname__", repr(fn))
+    why = (
+        f"fit keywords ({', '.join(sorted(fit_kwargs))}) cannot be sent to worker processes"
+        if importable(fn)
+        else f"{name} is defined in __main__ or inside a function, so worker processes cannot import it"
+    )
+    warnings.warn(
+        f"{why}: the children train in this process, which keeps memory with every child; "
+        "put the function in a module (and drop the fit keywords) to train them in workers, "
+        "or pass in_process=True to say this is meant",
+        stacklevel=3,
+    )
+    return True
 
-    nas_env.check_space = check
-    try:
-        yield
-    finally:
-        nas_env.check_space = original
+
+def _refuse_in_starting_worker() -> None:
+    """A spawned worker first re-runs the main script; one without a ``__main__`` guard would search
+    (and overwrite the run) again in every worker. Python's own check comes later and less clearly."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise ConfigError(
+            "search() ran while a worker process was starting: a script that searches must do so "
+            'under if __name__ == "__main__": (worker processes re-run the script\'s top level)'
+        )

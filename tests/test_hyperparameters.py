@@ -15,6 +15,8 @@ from rlnas.hyperparameters import (
     HyperParameters,
     build_from_function,
     fit_labels,
+    function_name,
+    importable,
     load_function,
     space_from_function,
 )
@@ -251,6 +253,31 @@ def test_load_function_errors_say_what_to_fix(spec: str, message: str) -> None:
         load_function(spec)
 
 
+def test_only_functions_a_fresh_process_can_import_count_as_importable() -> None:
+    from examples.keras_tuner_model import build_model
+
+    def nested(hp):
+        return hp.Int("units", 1, 2)
+
+    assert importable(build_model) and function_name(build_model) == TUTORIAL
+    assert not importable(nested) and not importable(lambda hp: hp.Int("a", 1, 2))
+    main = types.FunctionType(nested.__code__, {"__name__": "__main__"}, "build")
+    main.__qualname__ = "build"  # a script's top-level function: a spawned worker re-runs __main__
+    assert main.__module__ == "__main__" and not importable(main)
+
+
+def test_a_nested_function_is_found_by_name_in_the_process_that_discovered_it() -> None:
+    def nested_model(hp):
+        return hp.Int("units", 1, 2)
+
+    name = function_name(nested_model)
+    assert "<locals>" in name
+    with pytest.raises(ConfigError, match=r"has no 'test_a_nested"):
+        load_function(name)
+    assert space_from_function(nested_model).model == name
+    assert load_function(name) is nested_model
+
+
 # -- labels ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("loss", "y", "expected"),
@@ -265,6 +292,11 @@ def test_load_function_errors_say_what_to_fix(spec: str, message: str) -> None:
 def test_fit_labels_matches_the_loss(loss: str, y: np.ndarray, expected: np.ndarray) -> None:
     out = fit_labels(types.SimpleNamespace(loss=loss), y, 3)
     np.testing.assert_array_equal(out, expected)
+
+
+def test_one_hot_labels_are_as_wide_as_the_models_output() -> None:
+    model = types.SimpleNamespace(loss="categorical_crossentropy", output_shape=(None, 10))
+    assert fit_labels(model, np.array([0, 2]), 3).shape == (2, 10)
 
 
 # -- the tutorial function, with Keras -------------------------------------------------------------

@@ -38,6 +38,7 @@ def searched(tmp_path_factory: pytest.TempPathFactory) -> ReinforceSearch:
         directory=tmp_path_factory.mktemp("tuner"),
         project_name="tutorial",
         archs_per_update=2,
+        workers=1,
     )
     tuner.search(x[:48], y[:48], epochs=1, validation_data=(x[48:], y[48:]), batch_size=16, verbose=0)
     return tuner
@@ -46,6 +47,7 @@ def searched(tmp_path_factory: pytest.TempPathFactory) -> ReinforceSearch:
 def test_the_run_directory_is_an_ordinary_run(searched: ReinforceSearch) -> None:
     trials = _trials(searched)
     assert len(trials) == 4 and all(t["status"] == "ok" for t in trials)
+    assert searched.in_process is False  # an importable function: the children trained in a worker
     config = json.loads((searched.project_dir / "config.json").read_text())
     assert config["space"]["model"] == "examples.keras_tuner_model:build_model"
     assert config["search"]["epochs"] == 1 and config["search"]["dataset"].endswith("data.npz")
@@ -83,6 +85,17 @@ def test_best_model_is_trained_compiled_and_scores_as_in_the_search(searched: Re
     assert accuracy == pytest.approx(best, abs=1e-6)  # same data, same seed: the searched model
 
 
+def test_rlnas_replay_retrains_the_best_of_a_tuner_run(searched: ReinforceSearch) -> None:
+    from rlnas.replay import replay
+    from rlnas.store import RunStore
+
+    (result,) = replay(RunStore(searched.project_dir), top=1, epochs=1)
+    best = max(_trials(searched), key=lambda t: t["val_accuracy"])
+    assert result.status == "ok", result.error
+    assert result.architecture == best["architecture"] and result.model_path.endswith(".keras")
+    assert (searched.project_dir / "replay.json").is_file()
+
+
 def test_searching_twice_or_over_an_existing_project_is_refused(searched: ReinforceSearch) -> None:
     x, y = _one_hot_data(16)
     with pytest.raises(ConfigError, match=r"search\(\) already ran on this tuner"):
@@ -106,9 +119,37 @@ def test_validation_split_and_sparse_labels_work(tmp_path: Path) -> None:
 
     x, y = _one_hot_data(40)
     tuner = ReinforceSearch(sparse_model, max_trials=2, directory=tmp_path, archs_per_update=2, seed=3)
-    tuner.search(x, y.argmax(axis=1), epochs=1, validation_split=0.25, verbose=0)
-    assert [t["status"] for t in _trials(tuner)] == ["ok", "ok"]
+    with pytest.warns(UserWarning, match=r"sparse_model is defined in __main__ or inside a function"):
+        tuner.search(x, y.argmax(axis=1), epochs=1, validation_split=0.25, verbose=0)
+    assert tuner.in_process and [t["status"] for t in _trials(tuner)] == ["ok", "ok"]
     assert np.load(tmp_path / "untitled_project" / "data.npz")["x_val"].shape == (10, 8, 8)
+
+
+def test_fit_keywords_reach_every_child_in_this_process(tmp_path: Path) -> None:
+    import keras
+
+    class Count(keras.callbacks.Callback):
+        epochs = 0
+
+        def on_epoch_end(self, epoch, logs=None) -> None:
+            Count.epochs += 1
+
+    x, y = _one_hot_data(32)
+    tuner = ReinforceSearch(build_model, max_trials=2, directory=tmp_path, archs_per_update=2, seed=1)
+    with pytest.warns(UserWarning, match=r"fit keywords \(callbacks, shuffle\) cannot be sent to worker"):
+        tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0, callbacks=[Count()], shuffle=False)
+    assert tuner.in_process and Count.epochs == len({t["key"] for t in _trials(tuner)})
+
+
+def test_a_search_started_by_a_starting_worker_is_refused(tmp_path: Path, monkeypatch) -> None:
+    import multiprocessing
+
+    monkeypatch.setattr(multiprocessing.current_process(), "_inheriting", True, raising=False)
+    x, y = _one_hot_data(16)
+    tuner = ReinforceSearch(build_model, directory=tmp_path)
+    with pytest.raises(ConfigError, match=r'must do so under if __name__ == "__main__":'):
+        tuner.search(x, y, validation_split=0.25)
+    assert not (tmp_path / "untitled_project").exists()
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,10 @@
 Each model has a ``check(space)`` (names and values of the decisions it reads; no Keras) and a
 ``build(arch, input_shape, num_classes)`` returning an uncompiled ``keras.Model``;
 :mod:`rlnas.child` compiles, trains and measures it the same way for every model.
+
+A name with a colon, ``"module:function"``, is not a builder here but a keras-tuner model function
+(:mod:`rlnas.hyperparameters`): it builds *and compiles* its own model, and reads whatever inputs it
+was written for, so only its importability is checked.
 """
 
 from __future__ import annotations
@@ -37,8 +41,18 @@ MODELS: Mapping[str, Model] = {
 }
 
 
+def is_function(name: str) -> bool:
+    """Whether ``name`` is a keras-tuner model function (``module:function``), not a builder."""
+    return ":" in name
+
+
 def get_model(name: str) -> Model:
     """The builder called ``name``; raises ConfigError naming the known ones."""
+    if is_function(name):
+        raise ConfigError(
+            f"model {name!r} is a model function: it builds and compiles its own model, "
+            "so it has no builder here (train it with rlnas.child.train_and_evaluate)"
+        )
     if name not in MODELS:
         raise ConfigError(
             f"unknown model {name!r}; this version builds: {', '.join(map(repr, MODELS))}"
@@ -48,6 +62,7 @@ def get_model(name: str) -> Model:
 
 
 def check_input_shape(name: str, input_shape: tuple[int, ...]) -> None:
-    """Raise ConfigError if model ``name`` cannot read inputs of ``input_shape`` (one sample's shape)."""
-    if get_model(name).images:
+    """Raise ConfigError if model ``name`` cannot read inputs of ``input_shape`` (one sample's shape);
+    a model function's inputs are its own business (Keras reports a mismatch when it trains)."""
+    if not is_function(name) and get_model(name).images:
         common.check_image_shape(input_shape, name)
