@@ -14,21 +14,24 @@ only when a cluster is made, so ``rlnas`` without it works as before.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import sys
 import time
 from collections.abc import Mapping
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlnas import data
 from rlnas.child import ChildResult
-from rlnas.config import SearchConfig
 from rlnas.errors import ConfigError
 from rlnas.evaluator import TrainSpec, _evaluate_on
 from rlnas.quiet import quiet_tensorflow
-from rlnas.space import SearchSpace
+
+if TYPE_CHECKING:  # only for hints: the config may import check_resources from here without a cycle
+    from rlnas.config import SearchConfig
+    from rlnas.space import SearchSpace
 
 INSTALL = "pip install 'rlnas[ray]'"
 DEFAULT_RETRIES = 2
@@ -123,7 +126,14 @@ class RayCluster:
             local = {"num_cpus": num_cpus} if address is None else {}
             # log_to_driver=False: the children's TensorFlow output would interleave with the progress
             # lines; a child's failure reaches the journal as its error text instead.
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
+            # logging_level: Ray's INFO lines ("Started a local Ray instance") are not the user's business.
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+                **local,
+            )
         self.open_evaluators = 0
         try:
             self.data_ref = ray.put(data.load(spec))

@@ -80,6 +80,21 @@ def test_resources_are_validated(cpus, gpus, message):
 
 
 @needs_ray
+def test_a_ray_it_started_is_shut_down_after_the_last_evaluator(tiny_npz):
+    import ray
+
+    if ray.is_initialized():  # runs before the module's shared Ray starts (file order)
+        pytest.skip("a Ray is already running in this process")
+    cluster = RayCluster(DataSpec(str(tiny_npz)), TrainSpec(epochs=1, batch_size=32), num_cpus=1)
+    first, second = cluster.evaluators(2)
+    assert first.evaluate(ARCH, seed=1).status == "ok"
+    first.close()
+    assert ray.is_initialized()  # the other evaluator still needs it
+    second.close()
+    assert not ray.is_initialized()
+
+
+@needs_ray
 def test_search_on_ray_gives_the_trials_of_the_worker_processes(local_ray, tiny_npz, tmp_path):
     config = _config(tiny_npz)
     space = default_space()
