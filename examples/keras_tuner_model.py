@@ -1,7 +1,12 @@
 """The model function of keras-tuner's getting-started tutorial, unchanged: rlnas searches it as is.
 
-``rlnas.hyperparameters.space_from_function(build_model)`` shows the space it declares;
-``rlnas.tuner.ReinforceSearch(hypermodel=build_model, ...)`` searches it (see docs/keras-tuner.md).
+``rlnas.space_from_function(build_model)`` shows the space it declares; ``rlnas.ReinforceSearch``
+searches it (see docs/keras-tuner.md). Run a small search on the bundled MNIST subset with
+
+    python -m examples.keras_tuner_model
+
+from the repository root (``-m`` names the function ``examples.keras_tuner_model:build_model``, so the
+worker processes that train the children can import it).
 """
 
 import keras
@@ -27,3 +32,23 @@ def build_model(hp):
         metrics=["accuracy"],
     )
     return model
+
+
+if __name__ == "__main__":  # worker processes re-run a script's top level: search only under this guard
+    import rlnas
+    from rlnas.data import DataSpec, load
+
+    ds = load(DataSpec("mnist_5k"))  # bundled: 5,000 MNIST digits, scaled to [0, 1]
+    tuner = rlnas.ReinforceSearch(
+        hypermodel=build_model,
+        objective="val_accuracy",
+        max_trials=16,
+        directory="runs",
+        project_name="keras-tuner-tutorial",
+        overwrite=True,
+        archs_per_update=4,
+    )
+    tuner.search_space_summary()
+    tuner.search(ds.x_train, ds.y_train, epochs=1, validation_data=(ds.x_val, ds.y_val))
+    tuner.results_summary(3)
+    print(f"then: rlnas replay {tuner.project_dir}")

@@ -423,16 +423,26 @@ space's model that way); a worker process cannot, so such a search trains in thi
 
 def function_name(fn: Callable[..., Any]) -> str:
     """``"module:function"``: how a space, a run's config.json and a worker process name ``fn``."""
-    return f"{getattr(fn, '__module__', None)}:{getattr(fn, '__qualname__', type(fn).__name__)}"
+    return f"{_module_name(fn)}:{getattr(fn, '__qualname__', type(fn).__name__)}"
+
+
+def _module_name(fn: Callable[..., Any]) -> str | None:
+    """``fn``'s module; for a script run as ``python -m pkg.mod``, ``pkg.mod`` (which imports
+    without running its ``__main__`` block) rather than ``__main__``."""
+    module = getattr(fn, "__module__", None)
+    if module == "__main__":
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        return getattr(spec, "name", None) or module
+    return module
 
 
 def importable(fn: Callable[..., Any]) -> bool:
-    """Whether a fresh process finds ``fn`` by :func:`function_name` (not one defined in ``__main__``,
-    which a spawned worker re-runs as another module, nor a nested function or a lambda)."""
-    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    """Whether a fresh process finds ``fn`` by :func:`function_name`: not one defined in a script's
+    ``__main__`` (a spawned worker re-runs that as another module), a nested function or a lambda."""
+    module, qualname = _module_name(fn), getattr(fn, "__qualname__", "")
     if not module or module == "__main__" or not qualname or "<" in qualname:
         return False
-    obj: Any = sys.modules.get(module)
+    obj: Any = sys.modules.get(fn.__module__)
     for part in qualname.split("."):
         obj = getattr(obj, part, None)
     return obj is fn

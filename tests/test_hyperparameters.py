@@ -266,6 +266,20 @@ def test_only_functions_a_fresh_process_can_import_count_as_importable() -> None
     assert main.__module__ == "__main__" and not importable(main)
 
 
+def test_a_script_run_with_dash_m_names_its_functions_by_module(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "fm_script.py").write_text(
+        "from rlnas.hyperparameters import function_name, importable\n"
+        "def build(hp):\n    return hp.Int('a', 1, 2)\n"
+        "if __name__ == '__main__':\n    print(function_name(build), importable(build))\n"
+    )
+    run = [sys.executable, "-m", "fm_script"], [sys.executable, "fm_script.py"]
+    out = [subprocess.run(r, capture_output=True, text=True, cwd=tmp_path, check=True).stdout for r in run]
+    assert out == ["fm_script:build True\n", "__main__:build False\n"]
+
+
 def test_a_nested_function_is_found_by_name_in_the_process_that_discovered_it() -> None:
     def nested_model(hp):
         return hp.Int("units", 1, 2)
