@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("search", help="run a search, then retrain the best architecture")
     s.add_argument("--config", help="TOML file with [search] settings and/or a [space]")
+    s.add_argument(
+        "--model",
+        metavar="MODULE:FUNCTION",
+        help="search the space a keras-tuner model function declares (def build_model(hp)); "
+        "the config file may then hold [search] settings but no [space]",
+    )
     s.add_argument("--name", help="run name (default: search-<date>-<time>)")
     s.add_argument("--runs-dir", default="runs", help="where runs are written (default: runs)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing run of that name")
@@ -189,6 +195,8 @@ def _resolve_search(args: argparse.Namespace):
     from rlnas.errors import DataError
 
     _, space, from_file = load_config(args.config)
+    if getattr(args, "model", None) is not None:
+        space = _function_space(args.model, args.config, args.debug)
     overrides = {k: getattr(args, k) for k in FIELD_TYPES if getattr(args, k) is not None}
     config = make_config(from_file | overrides)
     check_space(space)
@@ -207,6 +215,21 @@ def _resolve_search(args: argparse.Namespace):
 
         check_input_shape(space.model, ds.x_train.shape[1:])
     return config, space
+
+
+def _function_space(model: str, config_path: str | None, debug: bool) -> SearchSpace:
+    """The space of ``--model module:function``: the function declares it, so a [space] table would
+    be a second, conflicting declaration. Its module imports Keras, so TensorFlow loads here."""
+    from rlnas.config import read_toml
+    from rlnas.hyperparameters import space_from_function
+
+    if config_path is not None and "space" in read_toml(config_path):
+        raise ConfigError(
+            f"--model {model} declares the search space; remove the [space] table from {config_path} "
+            "or drop --model"
+        )
+    _load_tensorflow(debug)
+    return space_from_function(model)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -314,9 +337,9 @@ def _resume_run(args: argparse.Namespace) -> tuple[RunStore, SearchConfig, Searc
     from rlnas.data import load as load_data
     from rlnas.store import RunStore
 
-    if args.config or args.name or args.overwrite:
+    if args.config or args.name or args.overwrite or args.model:
         raise ConfigError(
-            "--resume continues a run with its own settings; drop --config, --name and --overwrite"
+            "--resume continues a run with its own settings; drop --config, --name, --overwrite and --model"
         )
     store = RunStore.open(args.resume, args.runs_dir)
     stored = store.read_json("config.json")

@@ -63,7 +63,10 @@ def cmd_tabulate(args: argparse.Namespace) -> int:
             return
         acc = row["val_accuracy"] or "FAILED"
         arch = " ".join(f"{n}={row[n]}" for n in space.names if row[n] != "")
-        print(f"[{row['done']}/{row['total']}] val_acc {acc[:6]}  {time.monotonic() - start:.0f}s  {arch}", flush=True)
+        print(
+            f"[{row['done']}/{row['total']}] val_acc {acc[:6]}  {time.monotonic() - start:.0f}s  {arch}",
+            flush=True,
+        )
 
     stop = _StopOnCtrlC()
     try:

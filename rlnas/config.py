@@ -233,6 +233,10 @@ def space_from_dict(data: Mapping[str, Any]) -> SearchSpace:
     if lr_grid is not None and (isinstance(lr_grid, bool) or not isinstance(lr_grid, int)):
         raise ConfigError(f"[space] lr_grid must be a whole number of grid points, got {lr_grid!r}")
     if "decisions" not in data:
+        if isinstance(model, str) and ":" in model:  # a keras-tuner model function declares its space
+            from rlnas.hyperparameters import space_from_function
+
+            return space_from_function(model)
         return _factory_space(model, lr_grid)
     raw = data["decisions"]
     if not isinstance(raw, list):

@@ -41,7 +41,7 @@ def policy_marginals(space: SearchSpace, tokens: np.ndarray) -> dict[str, float]
 
 
 def leaderboard_markdown(trials: Sequence[Mapping[str, Any]], top: int = 10) -> str:
-    """A Markdown table of the ``top`` architectures by val_accuracy, ranked as ``rlnas show`` ranks them."""
+    """A Markdown table of the ``top`` architectures by reward, ranked as ``rlnas show`` ranks them."""
     rows = [
         [
             str(rank),

@@ -74,14 +74,19 @@ def _lock_holder(path: Path) -> int | None:
 
 
 def top_k(trials: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
-    """The ``k`` best successful trials by validation accuracy, one per architecture (first wins ties)."""
+    """The ``k`` best successful trials by reward (the search's objective: validation accuracy unless
+    configured otherwise), one per architecture, the earliest first on ties."""
+
+    def score(t: dict[str, Any]) -> float:
+        return t.get("reward", t["val_accuracy"])
+
     best: dict[str, dict[str, Any]] = {}
-    for t in trials:
+    for t in sorted(trials, key=lambda t: t["index"]):
         if t.get("status") != "ok":
             continue
-        if t["key"] not in best or t["val_accuracy"] > best[t["key"]]["val_accuracy"]:
+        if t["key"] not in best or score(t) > score(best[t["key"]]):
             best[t["key"]] = t
-    ranked = sorted(best.values(), key=lambda t: (-t["val_accuracy"], t["index"]))
+    ranked = sorted(best.values(), key=lambda t: (-score(t), t["index"]))
     return ranked[:k]
 
 

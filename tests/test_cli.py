@@ -89,6 +89,18 @@ def _error(capsys, *argv: str) -> str:
         (["search", "--config", "missing.toml"], "does not exist"),
         (["replay", "no-such-run"], "no run 'no-such-run'"),
         (["show", "no-such-run"], "no run 'no-such-run'"),
+        (["search", "--strategy", "evolutoin"], r"unknown strategy 'evolutoin'.*did you mean 'evolution'"),
+        (["search", "--workers", "0"], "workers must be positive, got 0"),
+        (["search", "--objective", "val_acc:upward"], "objective"),
+        (["search", "--model", "no_such_mod:f"], "cannot import module 'no_such_mod'"),
+        (["search", "--model", "nocolon"], "module:function"),
+        (["bench", "--table", "nope.csv"], "table 'nope.csv' does not exist"),
+        (
+            ["bench", "--table", "t.csv", "--strategies", "reinforce,randon"],
+            r"'randon'.*did you mean 'random'",
+        ),
+        (["bench", "--table", "t.csv", "--seeds", "0"], "--seeds must be at least 1"),
+        (["tabulate", "--out", "no/such/dir/t.csv"], "directory 'no/such/dir' does not exist"),
     ],
 )
 def test_bad_arguments(capsys, tmp_path, monkeypatch, argv, message):
@@ -195,3 +207,22 @@ def test_validation_happens_before_tensorflow_is_imported():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.stdout.split() == ["2", "False"], r.stderr
+
+
+def test_model_function_and_a_space_table_conflict(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.toml").write_text('[space]\nmodel = "mlp"\n')
+    model = "examples.keras_tuner_model:build_model"
+    monkeypatch.syspath_prepend(str(Path(__file__).parent.parent))
+    err = _error(capsys, "search", "--model", model, "--config", "c.toml")
+    assert "declares the search space; remove the [space] table" in err
+
+
+def test_image_model_on_flat_data_is_one_line_before_training(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "flat.npz", x=rng.random((60, 16)).astype("float32"), y=np.arange(60) % 3)
+    (tmp_path / "c.toml").write_text('[space]\nmodel = "conv"\n')
+    err = _error(capsys, "search", "--config", "c.toml", "--dataset", "flat.npz", "--runs-dir", "runs")
+    assert "conv" in err and "image" in err.lower()
+    assert not (tmp_path / "runs").exists()
