@@ -6,7 +6,13 @@ recurrent state. The controller knows vocabulary sizes and nothing else of the s
 decisions are active in an architecture is the caller's business, passed in as a mask.
 
 Sampling is always from the softmax (never argmax) and draws its randomness from a seeded numpy
-generator whose state is checkpointed, so one seed reproduces the sequence of architectures.
+generator whose state is checkpointed, so one seed reproduces the sequence of architectures: the
+generator supplies the uniforms, the graph only turns them into tokens by inverting each softmax's CDF.
+
+Speed: run eagerly, one batch of samples costs tens of milliseconds in Python op dispatch. With
+``compiled=True`` (the default) sampling is one ``tf.function`` traced once per controller, with a
+``None`` batch dimension so a batch cut short by the budget does not retrace; the eager path runs the
+very same Python function, so both give the same numbers (benchmarks/controller_speed.py).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import keras
 import numpy as np
@@ -37,6 +44,21 @@ class Sample:
     entropies: np.ndarray
 
 
+class PolicyPass(NamedTuple):
+    """The differentiable teacher-forced pass over a batch of token sequences (tf tensors).
+
+    Attributes:
+        log_prob: (n,) log-probability of each sequence, summed over its active decisions.
+        entropy: (n,) entropy of the policy along each sequence, summed over its active decisions.
+        watched: (n, k) probability of token t at decision d for each (d, t) in ``watch``, whether
+            active or not (the caller masks): what a penalty on one choice, like a skip density, needs.
+    """
+
+    log_prob: Any
+    entropy: Any
+    watched: Any
+
+
 class Controller:
     """Autoregressive LSTM policy over a sequence of categorical decisions.
 
@@ -51,6 +73,13 @@ class Controller:
         tanh_constant: if set (non-zero), logits = C * tanh(logits / temperature), ENAS's bound on
             confidence that keeps a few hundred samples from collapsing the policy (search default 2.5).
         seed: seeds both the initial weights and the sampling generator.
+        compiled: sample through a traced ``tf.function`` (same numbers, a few times faster after a
+            one-off trace); False runs the same code eagerly.
+
+    Attributes:
+        compiled_steps: traced training steps that callers (``rlnas.reinforce``) build over this
+            controller's variables, keyed by what they were traced for; kept here, as Keras keeps a
+            model's ``train_function``, so a trace lives exactly as long as the variables it captured.
     """
 
     def __init__(
@@ -64,8 +93,17 @@ class Controller:
         temperature: float = 1.0,
         tanh_constant: float | None = None,
         seed: int = 0,
+        compiled: bool = True,
     ) -> None:
         self.vocab_sizes = tuple(int(v) for v in vocab_sizes)
+        self._settings = {
+            "units": units,
+            "layers": layers,
+            "init_range": init_range,
+            "learning_rate": learning_rate,
+            "temperature": temperature,
+            "tanh_constant": tanh_constant,
+        }
         self.temperature = temperature
         self.tanh_constant = tanh_constant
         self.rng = np.random.default_rng(seed)
@@ -96,6 +134,12 @@ class Controller:
         self.optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
         self._run(tf.zeros((1, len(self.vocab_sizes)), tf.int32))  # build every variable
         self.optimizer.build(self.trainable_variables)
+        self.compiled = compiled
+        self.compiled_steps: dict[Any, Any] = {}
+        self._sample_tokens = self._sample_graph
+        if compiled:
+            spec = tf.TensorSpec((len(self.vocab_sizes), None), tf.float64)
+            self._sample_tokens = tf.function(self._sample_graph, input_signature=[spec])
 
     @property
     def trainable_variables(self) -> list[tf.Variable]:
@@ -118,20 +162,48 @@ class Controller:
     def _initial_states(self, n: int) -> list:
         return [[tf.zeros((n, self.units)), tf.zeros((n, self.units))] for _ in self.cells]
 
-    def _run(self, tokens: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Teacher-forced pass: per-decision log-prob of ``tokens`` and entropy, each (n, D)."""
+    def _run(
+        self, tokens: tf.Tensor, watch: tuple[tuple[int, int], ...] = ()
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Teacher-forced pass: per-decision log-prob of ``tokens`` and entropy, each (n, D), and the
+        probability of each watched (decision, token), (n, len(watch))."""
         n = tf.shape(tokens)[0]
         states = self._initial_states(n)
         prev = tf.zeros((n,), tf.int32)
-        log_probs, entropies = [], []
+        log_probs, entropies, watched = [], [], {}
         for i in range(len(self.vocab_sizes)):
             logits, states = self._logits(i, prev, states)
             logp_all = tf.nn.log_softmax(logits)
             tok = tokens[:, i]
             log_probs.append(tf.gather(logp_all, tok, batch_dims=1))
             entropies.append(-tf.reduce_sum(tf.exp(logp_all) * logp_all, axis=1))
+            watched |= {(d, t): tf.exp(logp_all[:, t]) for d, t in watch if d == i}
             prev = tok
-        return tf.stack(log_probs, axis=1), tf.stack(entropies, axis=1)
+        watched_probs = tf.stack([watched[w] for w in watch], axis=1) if watch else tf.zeros((n, 0))
+        return tf.stack(log_probs, axis=1), tf.stack(entropies, axis=1), watched_probs
+
+    def _sample_graph(self, uniforms: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Tokens, log-probs and entropies (each (n, D)) from uniforms of shape (D, n), one per draw.
+
+        Inverse-CDF sampling in float64, as numpy did it before this was a graph: token = how many
+        CDF entries lie at or below u * total (capped at the last token against round-off).
+        """
+        n = tf.shape(uniforms)[1]
+        states = self._initial_states(n)
+        prev = tf.zeros((n,), tf.int32)
+        tokens, log_probs, entropies = [], [], []
+        for i, v in enumerate(self.vocab_sizes):
+            logits, states = self._logits(i, prev, states)
+            logp = tf.cast(tf.nn.log_softmax(logits), tf.float64)
+            probs = tf.exp(logp)
+            cdf = tf.cumsum(probs, axis=1)
+            below = tf.cast(cdf <= (uniforms[i] * cdf[:, -1])[:, None], tf.int32)
+            tok = tf.minimum(tf.reduce_sum(below, axis=1), v - 1)
+            tokens.append(tok)
+            log_probs.append(tf.gather(logp, tok, batch_dims=1))
+            entropies.append(-tf.reduce_sum(probs * logp, axis=1))
+            prev = tok
+        return tf.stack(tokens, axis=1), tf.stack(log_probs, axis=1), tf.stack(entropies, axis=1)
 
     # -- public API ------------------------------------------------------------------------------
     def sample(self, n: int, *, rng: np.random.Generator | None = None) -> Sample:
@@ -142,23 +214,10 @@ class Controller:
                 Pass another one to look at the policy (monitoring) without moving the search's sampler.
         """
         rng = self.rng if rng is None else rng
-        states = self._initial_states(n)
-        prev = tf.zeros((n,), tf.int32)
-        tokens = np.zeros((n, len(self.vocab_sizes)), np.int64)
-        log_probs = np.zeros(tokens.shape, np.float64)
-        entropies = np.zeros(tokens.shape, np.float64)
-        for i in range(len(self.vocab_sizes)):
-            logits, states = self._logits(i, prev, states)
-            logp = tf.nn.log_softmax(logits).numpy().astype(np.float64)
-            probs = np.exp(logp)
-            cdf = np.cumsum(probs, axis=1)
-            u = rng.random(n) * cdf[:, -1]
-            tok = np.minimum((cdf <= u[:, None]).sum(axis=1), probs.shape[1] - 1)
-            tokens[:, i] = tok
-            log_probs[:, i] = logp[np.arange(n), tok]
-            entropies[:, i] = -(probs * logp).sum(axis=1)
-            prev = tf.constant(tok, tf.int32)
-        return Sample(tokens, log_probs, entropies)
+        # Row i holds decision i's n draws: the generator advances exactly as n draws per decision did.
+        uniforms = rng.random((len(self.vocab_sizes), n))
+        tokens, log_probs, entropies = self._sample_tokens(tf.constant(uniforms))
+        return Sample(tokens.numpy().astype(np.int64), log_probs.numpy(), entropies.numpy())
 
     def log_prob(self, tokens: np.ndarray, mask: np.ndarray | None = None) -> tuple[tf.Tensor, tf.Tensor]:
         """Differentiable log-probability and entropy of each sequence, summed over active decisions.
@@ -170,9 +229,30 @@ class Controller:
         Returns:
             (log_prob, entropy), each of shape (n,).
         """
-        logp, ent = self._run(tf.constant(np.asarray(tokens), tf.int32))
-        m = tf.ones_like(logp) if mask is None else tf.constant(np.asarray(mask), logp.dtype)
-        return tf.reduce_sum(logp * m, axis=1), tf.reduce_sum(ent * m, axis=1)
+        out = self.policy(tokens, mask)
+        return out.log_prob, out.entropy
+
+    def policy(
+        self, tokens: Any, mask: Any | None = None, *, watch: Sequence[tuple[int, int]] = ()
+    ) -> PolicyPass:
+        """:meth:`log_prob` plus the probability of chosen (decision, token) pairs, in one pass.
+
+        Args:
+            tokens, mask: as for :meth:`log_prob` (numpy arrays or tensors, so a traced step can call it).
+            watch: (decision index, token) pairs whose probability to return, e.g. "skip = True".
+
+        Raises:
+            ValueError: a watched pair outside the vocabularies.
+        """
+        watch = tuple((int(d), int(t)) for d, t in watch)
+        for d, t in watch:
+            if not (0 <= d < len(self.vocab_sizes) and 0 <= t < self.vocab_sizes[d]):
+                raise ValueError(
+                    f"watched (decision, token) {(d, t)} is outside vocabularies {self.vocab_sizes}"
+                )
+        logp, ent, watched = self._run(tf.cast(tokens, tf.int32), watch)
+        m = tf.ones_like(logp) if mask is None else tf.cast(mask, logp.dtype)
+        return PolicyPass(tf.reduce_sum(logp * m, axis=1), tf.reduce_sum(ent * m, axis=1), watched)
 
     def probabilities(self, i: int, prefix: np.ndarray) -> np.ndarray:
         """Policy over decision ``i`` after the token prefix ``prefix`` (shape (i,)), for reports."""
@@ -183,6 +263,12 @@ class Controller:
             if j < i:
                 prev = tf.constant([int(prefix[j])], tf.int32)
         return tf.nn.softmax(logits)[0].numpy()
+
+    def reset(self, seed: int) -> None:
+        """Become exactly the controller ``seed`` would build (weights, a fresh Adam, the sampler), keeping
+        the traced functions: a benchmark of many seeds then pays for one trace instead of one per seed."""
+        fresh = Controller(self.vocab_sizes, **self._settings, seed=seed, compiled=False)
+        self.set_state(fresh.get_state())
 
     # -- checkpoints -----------------------------------------------------------------------------
     def get_state(self) -> dict[str, np.ndarray]:

@@ -355,3 +355,75 @@ def test_restore_missing_or_corrupt_checkpoint(tmp_path: Path) -> None:
     np.savez(partial, vocab=np.array(VOCAB))
     with pytest.raises(RunError, match=r"^cannot read controller checkpoint '.*partial\.npz': "):
         c.restore(partial)
+
+
+# -- compiled vs eager, watched probabilities, reset -----------------------------------------------
+def test_compiled_sampling_matches_eager_sampling() -> None:
+    eager, compiled = small(seed=12, compiled=False), small(seed=12)
+    assert compiled.compiled and not eager.compiled
+    for n in (8, 2, 33, 1):  # a batch cut short by the budget reuses the same trace
+        a, b = eager.sample(n), compiled.sample(n)
+        np.testing.assert_array_equal(a.tokens, b.tokens)
+        assert b.tokens.dtype == np.int64
+        np.testing.assert_allclose(a.log_probs, b.log_probs, atol=1e-6)
+        np.testing.assert_allclose(a.entropies, b.entropies, atol=1e-6)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_sampling_uses_one_uniform_per_decision_and_row(compiled: bool) -> None:
+    # The generator advances exactly as n draws per decision, decision after decision, always did:
+    # checkpoints of earlier runs resume onto the same stream.
+    c = small(seed=13, compiled=compiled)
+    reference = np.random.default_rng(13)
+    for n in (5, 3):
+        c.sample(n)
+        for _ in VOCAB:
+            reference.random(n)
+        assert c.rng.bit_generator.state == reference.bit_generator.state
+
+
+def test_sampling_inverts_the_cdf_of_each_softmax() -> None:
+    # The first decision sees no earlier token: its token is where u * total falls in the CDF.
+    c = Controller((5,), seed=14, init_range=1.0, units=8, layers=1)
+    u = np.random.default_rng(14).random(50)
+    cdf = np.cumsum(c.probabilities(0, np.array([])).astype(np.float64))
+    expected = np.minimum((cdf[None] <= (u * cdf[-1])[:, None]).sum(axis=1), 4)
+    np.testing.assert_array_equal(c.sample(50).tokens[:, 0], expected)
+
+
+def test_policy_watches_the_probability_of_chosen_tokens() -> None:
+    c = small(seed=15, init_range=0.5)
+    s = c.sample(6)
+    mask = np.ones(s.tokens.shape, bool)
+    mask[:, 5] = False  # watched probabilities do not depend on the mask
+    watch = [(4, 1), (0, 2), (5, 0)]
+    out = c.policy(s.tokens, mask, watch=watch)
+    logp, ent = c.log_prob(s.tokens, mask)
+    np.testing.assert_array_equal(out.log_prob.numpy(), logp.numpy())
+    np.testing.assert_array_equal(out.entropy.numpy(), ent.numpy())
+    assert out.watched.shape == (6, 3)
+    for k in range(6):
+        for j, (d, t) in enumerate(watch):
+            assert float(out.watched[k, j]) == pytest.approx(c.probabilities(d, s.tokens[k])[t], abs=1e-6)
+    assert c.policy(s.tokens).watched.shape == (6, 0)
+
+
+def test_policy_rejects_a_watch_outside_the_vocabularies() -> None:
+    c = small(vocab=(3, 2), seed=1)
+    with pytest.raises(
+        ValueError, match=r"watched \(decision, token\) \(1, 2\) is outside vocabularies \(3, 2\)"
+    ):
+        c.policy(np.zeros((1, 2), int), watch=[(1, 2)])
+    with pytest.raises(ValueError, match=r"watched \(decision, token\) \(2, 0\) is outside"):
+        c.policy(np.zeros((1, 2), int), watch=[(2, 0)])
+
+
+def test_reset_makes_the_controller_a_fresh_one_of_that_seed() -> None:
+    used = trained(seed=16)
+    used.reset(17)
+    fresh = small(seed=17)
+    for a, b in zip(weights(used), weights(fresh), strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(used.optimizer.variables, fresh.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert_same_sample(used.sample(5), fresh.sample(5))

@@ -295,3 +295,98 @@ def test_controller_learns_a_hidden_target(seed: int) -> None:
     # before it is active often enough to learn) and 0.01 passed 10 of 12.
     assert p1 >= 100 * p0, f"target probability {p0:.3g} -> {p1:.3g}"
     assert np.mean(rewards[-5:]) > rewards[0] + 0.2, f"reward {rewards[0]:.3f} -> {np.mean(rewards[-5:]):.3f}"
+
+
+# -- compiled vs eager -----------------------------------------------------------------------------
+def skip_like_space() -> SearchSpace:
+    """Two skip decisions, one of them inactive unless depth is 3, between ordinary decisions."""
+    from rlnas.space import Decision
+
+    return SearchSpace(
+        [
+            Decision("depth", (1, 2, 3), "int"),
+            Decision("skip_1_0", (False, True), "bool"),
+            Decision("skip_2_0", (False, True), "bool", {"depth": (3,)}),
+            Decision("act", ("relu", "tanh")),
+        ]
+    )
+
+
+def run_updates(compiled: bool, space: SearchSpace, **kw) -> tuple[Controller, list[UpdateStats]]:
+    from rlnas.penalties import skip_positions
+
+    c = Controller(space.vocab_sizes, seed=9, compiled=compiled, tanh_constant=2.5, **SMALL)
+    b, stats = Baseline(), []
+    for n in (8, 2, 5):  # batches cut short by a budget must not change the numbers (nor retrace)
+        s = c.sample(n)
+        masks = np.array([space.active_mask(t) for t in s.tokens])
+        rewards = s.tokens[:, 0] / 3.0
+        stats.append(update(c, s.tokens, masks, rewards, b, grad_clip=1.0, skips=skip_positions(space), **kw))
+    return c, stats
+
+
+@pytest.mark.parametrize("skip_weight", [0.0, 0.5])
+def test_compiled_update_matches_the_eager_update(skip_weight: float) -> None:
+    space = skip_like_space()
+    kw = {"entropy_weight": 1e-2, "skip_weight": skip_weight, "skip_target": 0.2}
+    (eager, s_eager), (compiled, s_compiled) = run_updates(False, space, **kw), run_updates(True, space, **kw)
+    for a, b in zip(s_eager, s_compiled, strict=True):
+        for name, x in vars(a).items():
+            assert getattr(b, name) == pytest.approx(x, rel=1e-5, abs=1e-7), name
+    assert (s_compiled[0].skip_penalty > 0) == (skip_weight > 0)
+    for a, b in zip(eager.trainable_variables, compiled.trainable_variables, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+    for a, b in zip(eager.optimizer.variables, compiled.optimizer.variables, strict=True):  # Adam slots
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-9)
+    assert int(compiled.optimizer.iterations.numpy()) == 3
+    assert not eager.compiled_steps
+    (step,) = compiled.compiled_steps.values()
+    assert step.experimental_get_tracing_count() == 1  # batch sizes 8, 2 and 5: one trace
+
+
+# -- the skip penalty ------------------------------------------------------------------------------
+def skip_update(skip_weight: float, skips: list | None = None) -> tuple[UpdateStats, list[np.ndarray]]:
+    from rlnas.penalties import skip_positions
+
+    space = skip_like_space()
+    c = Controller(space.vocab_sizes, seed=10, compiled=False, **SMALL)  # the loss, not the trace
+    s = c.sample(6)
+    masks = np.array([space.active_mask(t) for t in s.tokens])
+    skips = skip_positions(space) if skips is None else skips
+    stats = update(
+        c,
+        s.tokens,
+        masks,
+        np.linspace(0, 1, 6),
+        Baseline(),
+        entropy_weight=1e-3,
+        grad_clip=5.0,
+        skips=skips,
+        skip_weight=skip_weight,
+        skip_target=0.1,
+    )
+    return stats, weights(c)
+
+
+def test_skip_weight_zero_leaves_the_update_unchanged() -> None:
+    with_skips, w_skips = skip_update(0.0)
+    without, w_without = skip_update(0.0, skips=[])
+    assert with_skips == without
+    assert with_skips.skip_penalty == 0.0
+    for a, b in zip(w_skips, w_without, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_skip_penalty_adds_its_weighted_kl_to_the_loss() -> None:
+    base, _ = skip_update(0.0)
+    penalised, w = skip_update(2.0)
+    # A fresh controller says True with probability 0.45..0.55: KL(p || 0.1) in 0.41..0.63 (0.51 at 0.5).
+    assert 0.41 < penalised.skip_penalty < 0.63
+    assert penalised.loss == pytest.approx(base.loss + 2.0 * penalised.skip_penalty, rel=1e-5)
+    assert penalised.grad_norm != pytest.approx(base.grad_norm)
+    assert any(not np.array_equal(a, b) for a, b in zip(w, skip_update(0.0)[1], strict=True))
+
+
+def test_skip_penalty_without_skip_decisions_is_zero() -> None:
+    stats, _ = skip_update(2.0, skips=[])
+    assert stats.skip_penalty == 0.0

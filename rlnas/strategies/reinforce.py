@@ -16,6 +16,7 @@ import numpy as np
 from rlnas import reinforce
 from rlnas.config import SearchConfig
 from rlnas.controller import Controller
+from rlnas.penalties import skip_positions
 from rlnas.space import SearchSpace
 from rlnas.strategies.base import Proposal, active_masks, check_ask, check_batch
 
@@ -43,7 +44,8 @@ class ReinforceStrategy:
     Args:
         space: the search space (for the active masks; the controller sees only vocabulary sizes).
         config: controller and update settings (``lstm_*``, ``controller_lr``, ``entropy_weight``,
-            ``baseline_decay``, ``grad_clip``, ``temperature``, ``tanh_constant``, ``seed``).
+            ``baseline_decay``, ``grad_clip``, ``temperature``, ``tanh_constant``, ``seed``, and
+            ``skip_weight``/``skip_target`` for a space with ``skip_<i>_<j>`` decisions).
     """
 
     name = "reinforce"
@@ -53,6 +55,7 @@ class ReinforceStrategy:
         self.config = config
         self.controller = make_controller(config, space)
         self.baseline = reinforce.Baseline(decay=config.baseline_decay)
+        self.skips = skip_positions(space) if config.skip_weight > 0 else []
 
     def ask(self, n: int) -> Proposal:
         check_ask(n)
@@ -73,14 +76,20 @@ class ReinforceStrategy:
             self.baseline,
             entropy_weight=self.config.entropy_weight,
             grad_clip=self.config.grad_clip,
+            skips=self.skips,
+            skip_weight=self.config.skip_weight,
+            skip_target=self.config.skip_target,
         )
-        return {
+        scalars = {
             "losses/loss": stats.loss,
             "losses/entropy": stats.entropy,
             "losses/grad_norm": stats.grad_norm,
             "losses/advantage_abs": stats.advantage_abs,
             "charts/baseline": stats.baseline,
         }
+        if self.skips:  # only where the penalty is part of the loss
+            scalars["losses/skip_penalty"] = stats.skip_penalty
+        return scalars
 
     def save(self, path: Path, meta: dict) -> None:
         self.controller.save(path, meta={**meta, BASELINE_KEY: self.baseline.value})
