@@ -292,3 +292,20 @@ def test_reinforce_skip_penalty_pulls_the_skip_density_to_its_target() -> None:
     assert 0.4 < before < 0.6
     assert abs(after - 0.1) < 0.04, f"skip density {before:.2f} -> {after:.2f}"
     assert penalties[-1] < 0.1 * penalties[0]
+
+
+def test_reinforce_reset_gives_what_a_fresh_strategy_of_that_seed_gives() -> None:
+    space = tiny_space()
+    used = make_strategy(config("reinforce", seed=4), space)
+    tokens = used.ask(4).tokens
+    used.tell(tokens, np.linspace(0, 1, 4))
+    used.reset(5)
+    fresh = make_strategy(config("reinforce", seed=5), space)
+    assert used.config == fresh.config and used.baseline.value is None
+    for _ in range(3):
+        a, b = used.ask(6), fresh.ask(6)
+        np.testing.assert_array_equal(a.tokens, b.tokens)
+        np.testing.assert_allclose(a.log_probs, b.log_probs, rtol=1e-6)
+        rewards = (a.tokens[:, 0] == 1).astype(float)
+        sa, sb = used.tell(a.tokens, rewards), fresh.tell(b.tokens, rewards)
+        assert sa == pytest.approx(sb, rel=1e-5)

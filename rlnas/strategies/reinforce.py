@@ -9,6 +9,7 @@ directories still resume.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,16 @@ class ReinforceStrategy:
         if self.skips:  # only where the penalty is part of the loss
             scalars["losses/skip_penalty"] = stats.skip_penalty
         return scalars
+
+    def reset(self, seed: int) -> None:
+        """Become the strategy ``seed`` would make (controller, baseline), keeping the controller's traces.
+
+        A fresh controller costs a trace of a second or two, more than a lookup-table run of 25 updates
+        spends on everything else; a benchmark of many seeds can reset one strategy instead.
+        """
+        self.config = dataclasses.replace(self.config, seed=seed)
+        self.controller.reset(seed)
+        self.baseline = reinforce.Baseline(decay=self.config.baseline_decay)
 
     def save(self, path: Path, meta: dict) -> None:
         self.controller.save(path, meta={**meta, BASELINE_KEY: self.baseline.value})
