@@ -8,9 +8,10 @@ weights that sampled them (the update happens before the next batch is drawn), s
 
 Speed: eagerly, the tape over the unrolled LSTM costs a quarter of a second per update in Python op
 dispatch. For a controller built with ``compiled=True`` the whole step (tape, loss, clip, Adam) is one
-``tf.function``, traced once per controller and penalty setting, with a ``None`` batch dimension and the
-loss weights passed as tensors, so that short batches and other settings do not retrace. The eager path calls
-the same Python step, so both give the same gradients and Adam state (benchmarks/controller_speed.py).
+``tf.function``, traced once per controller and penalty setting, with a ``None`` batch dimension and
+the loss weights passed as tensors, so that short batches and other weights do not retrace. The eager
+path calls the same Python step, so both give the same gradients and Adam state to float tolerance
+(benchmarks/controller_speed.py).
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def update(
     """
     adv = baseline.advantages(rewards)
     skips = tuple((int(d), int(t)) for d, t in skips) if skip_weight > 0 else ()
-    step = _step_function(controller, skips, float(skip_target))
+    step = _step_function(controller, skips, float(skip_target) if skips else 0.0)
     loss, entropy, norm, penalty = step(
         tf.constant(np.asarray(tokens), tf.int32),
         tf.constant(np.asarray(mask), tf.float32),
