@@ -112,8 +112,12 @@ def bench(
     results: dict[str, list[Run]] = {}
     for name in strategies:
         results[name] = []
+        strategy = None
         for seed in seed_list:
-            strategy = make_strategy(dataclasses.replace(config, strategy=name, seed=seed), space)
+            if strategy is not None and hasattr(strategy, "reset"):
+                strategy.reset(seed)  # the same as a fresh one of this seed, without tracing again
+            else:
+                strategy = make_strategy(dataclasses.replace(config, strategy=name, seed=seed), space)
             m = batch or config.archs_per_update
             run = run_strategy(
                 strategy, reward_fn, budget, m, space=space, failed_reward=config.failed_reward

@@ -200,6 +200,10 @@ def _resolve_search(args: argparse.Namespace):
     overrides = {k: getattr(args, k) for k in FIELD_TYPES if getattr(args, k) is not None}
     config = make_config(from_file | overrides)
     check_space(space)
+    if config.executor == "ray":  # one line naming the install command, before anything starts
+        from rlnas.ray_evaluator import require_ray
+
+        require_ray()
     spec = config.data_spec()
     try:
         data.check_spec(spec)
@@ -324,8 +328,20 @@ def _new_run(args: argparse.Namespace) -> tuple[RunStore, SearchConfig, SearchSp
     return store, config, space
 
 
-RESUMABLE = ("trials", "max_minutes", "replay_top", "replay_epochs", "children_per_worker")
-"""Settings a resume may change: the budget and what happens after it, not what is searched."""
+RESUMABLE = (
+    "trials",
+    "max_minutes",
+    "replay_top",
+    "replay_epochs",
+    "children_per_worker",
+    "workers",
+    "executor",
+    "address",
+    "cpus_per_child",
+    "gpus_per_child",
+)
+"""Settings a resume may change: the budget, where children train and what happens after the search;
+not what is searched."""
 
 
 def _resume_run(args: argparse.Namespace) -> tuple[RunStore, SearchConfig, SearchSpace]:

@@ -41,6 +41,7 @@ from rlnas.errors import ConfigError, did_you_mean
 from rlnas.space import Decision, SearchSpace, cell_space, conv_space, default_space, log_grid, skip_space
 
 STRATEGIES = ("reinforce", "random", "evolution")
+EXECUTORS = ("local", "ray")
 
 
 def _f(default: Any, help: str) -> Any:
@@ -85,6 +86,12 @@ class SearchConfig:
     max_params: int | None = _f(None, "a child with more parameters fails without training")
     child_time_limit: float | None = _f(None, "seconds a child may train before it is stopped and failed")
     max_consecutive_failures: int = _f(10, "stop the search after this many failed children in a row")
+    executor: str = _f("local", "where children train: local (worker processes) or ray (Ray tasks)")
+    address: str | None = _f(
+        None, "Ray cluster to join: auto, or ray://HOST:PORT (default: start a local Ray)"
+    )
+    cpus_per_child: float = _f(1.0, "Ray: CPUs reserved by each child (its TensorFlow threads)")
+    gpus_per_child: float = _f(0.0, "Ray: GPUs reserved by each child (fractions share a GPU)")
     children_per_worker: int = _f(100, "children a worker process trains before it is replaced")
     reevaluate_repeats: bool = _f(False, "train a repeated architecture again; its reward is the mean")
     child_logs: bool = _f(False, "write each child's training curves to TensorBoard (tb/children/<index>)")
@@ -132,6 +139,16 @@ class SearchConfig:
         from rlnas.objectives import parse_objective
 
         parse_objective(self.objective)
+        if self.executor not in EXECUTORS:
+            raise ConfigError(
+                f"unknown executor {self.executor!r}; allowed: {', '.join(EXECUTORS)}"
+                + did_you_mean(str(self.executor), EXECUTORS)
+            )
+        _positive("cpus_per_child", self.cpus_per_child)
+        if isinstance(self.gpus_per_child, bool) or not (
+            isinstance(self.gpus_per_child, int | float) and 0 <= self.gpus_per_child < math.inf
+        ):
+            raise ConfigError(f"gpus_per_child must be >= 0, got {self.gpus_per_child!r}")
         for name in ("workers", "early_stopping"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name), integer=True)

@@ -80,6 +80,10 @@ def _pool(
     config: SearchConfig, space: SearchSpace, evaluator: Evaluator | Sequence[Evaluator] | None
 ) -> EnvPool:
     """One env per concurrent child; worker processes start now, while the strategy is built."""
+    if evaluator is None and config.executor == "ray":
+        from rlnas.ray_evaluator import make_ray_evaluators
+
+        evaluator = make_ray_evaluators(config, space)
     if evaluator is None:
         workers = config.workers or default_workers()
         train = TrainSpec(

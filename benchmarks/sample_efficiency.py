@@ -1,0 +1,129 @@
+"""Sample efficiency on lookup tables: REINFORCE settings vs random search and regularized evolution.
+
+Every strategy runs ``--seeds`` times with ``--budget`` evaluations on a table written by
+``rlnas tabulate``, through the tabular env (exactly what ``rlnas bench`` does). For each REINFORCE
+variant (a set of config overrides) it reports the mean final regret, its difference from random
+search with a 95% Welch interval, and the median number of evaluations to reach the table's top 1%
+and 0.1% (a seed that never gets there counts as budget + 1), as a ratio to random search's.
+
+    python benchmarks/sample_efficiency.py --table benchmarks/tables/mnist_5k_mlp.csv \\
+        --config benchmarks/tables/mlp_coarse.toml --seeds 20 --budget 200 --out NAME
+
+Writes benchmarks/results/NAME.md and NAME.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from envs.tabular_env import TabularNasEnv
+from rlnas import bench
+from rlnas.config import load_config
+from rlnas.parallel import play
+from rlnas.quiet import quiet_tensorflow
+from rlnas.tabular import load_table
+
+VARIANTS: dict[str, dict] = {
+    "defaults": {},
+    "lr=0.03": {"controller_lr": 0.03},
+    "lr=0.003": {"controller_lr": 0.003},
+    "m=4": {"archs_per_update": 4},
+    "m=2": {"archs_per_update": 2},
+    "m=4/lr=0.03": {"archs_per_update": 4, "controller_lr": 0.03},
+    "m=4/lr=0.003": {"archs_per_update": 4, "controller_lr": 0.003},
+    "m=2/lr=0.003": {"archs_per_update": 2, "controller_lr": 0.003},
+    "m=4/baseline=0.8": {"archs_per_update": 4, "baseline_decay": 0.8},
+    "m=4/entropy=0.01": {"archs_per_update": 4, "entropy_weight": 0.01},
+    "m=4/tanh=5": {"archs_per_update": 4, "tanh_constant": 5.0},
+    "m=4/temperature=2": {"archs_per_update": 4, "temperature": 2.0},
+}
+
+
+def evals_median(runs: list, threshold: float, budget: int) -> float:
+    return float(np.median([bench.evals_to_reach(r.rewards, threshold) or budget + 1 for r in runs]))
+
+
+def row(name: str, runs: list, random_runs: list, values: np.ndarray, budget: int) -> dict:
+    best = float(values.max())
+    final = np.array([best - r.rewards.max() for r in runs])
+    base = np.array([best - r.rewards.max() for r in random_runs])
+    diff = bench.diff_ci(final, base)
+    out = {"variant": name, "regret": float(final.mean()), "diff": diff}
+    for frac in (0.01, 0.001):
+        t = bench.top_threshold(values, frac)
+        mine, theirs = evals_median(runs, t, budget), evals_median(random_runs, t, budget)
+        out[f"top{frac:g}"] = mine
+        out[f"top{frac:g}_ratio"] = mine / theirs
+        out[f"top{frac:g}_reached"] = sum(bench.evals_to_reach(r.rewards, t) is not None for r in runs)
+    out["unique"] = float(np.mean([r.unique for r in runs]))
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--table", required=True)
+    p.add_argument("--config", required=True)
+    p.add_argument("--seeds", type=int, default=20)
+    p.add_argument("--budget", type=int, default=200)
+    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names of VARIANTS")
+    p.add_argument("--out", default="sample_efficiency")
+    args = p.parse_args()
+    quiet_tensorflow()
+    config, space, _ = load_config(args.config)
+    table = load_table(args.table, space)
+    env = TabularNasEnv(table)
+
+    def reward(tokens) -> float:
+        return play(env, tokens, 0)[0]
+
+    def run(name: str, **overrides) -> list:
+        c = dataclasses.replace(config, **overrides)
+        return bench.bench(space, c, reward, table.values, [name], args.seeds, args.budget)[name]
+
+    start = time.monotonic()
+    baselines = {name: run(name) for name in ("random", "evolution")}
+    rows = [row(n, r, baselines["random"], table.values, args.budget) for n, r in baselines.items()]
+    for name in args.variants.split(","):
+        rows.append(row(f"reinforce {name}", run("reinforce", **VARIANTS[name]), baselines["random"],
+                        table.values, args.budget))  # fmt: skip
+        print(_line(rows[-1]), flush=True)
+    lines = [
+        f"# Sample efficiency on {args.table}",
+        "",
+        f"{space.size():,} architectures, best val_accuracy {table.best:.4f}; {args.seeds} seeds x "
+        f"{args.budget} evaluations each (repeats count); {time.monotonic() - start:.0f}s in all.",
+        "Regret = table best - best found after the budget. Evals = median evaluations to reach the top "
+        "1% / 0.1% of the table (a seed that never does counts as budget + 1); ratio = that / random "
+        "search's. Diff = mean regret minus random search's, 95% Welch interval (below 0 is better).",
+        "",
+        "| strategy | mean regret | diff vs random [95%] | evals top 1% (ratio, seeds) | "
+        "evals top 0.1% (ratio, seeds) | distinct archs |",
+        "|---|---|---|---|---|---|",
+        *(_line(r) for r in rows),
+    ]
+    out = Path(__file__).parent / "results"
+    (out / f"{args.out}.md").write_text("\n".join(lines) + "\n")
+    (out / f"{args.out}.json").write_text(json.dumps(rows, indent=1))
+    print("\n".join(lines))
+
+
+def _line(r: dict) -> str:
+    d = r["diff"]
+    return (
+        f"| {r['variant']} | {r['regret']:.4f} | {d[0]:+.4f} [{d[1]:+.4f}, {d[2]:+.4f}] | "
+        f"{r['top0.01']:.0f} ({r['top0.01_ratio']:.2f}, {r['top0.01_reached']}) | "
+        f"{r['top0.001']:.0f} ({r['top0.001_ratio']:.2f}, {r['top0.001_reached']}) | {r['unique']:.0f} |"
+    )
+
+
+if __name__ == "__main__":
+    main()
