@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -108,22 +109,31 @@ def keras_tuner_search(dataset: str, children: int, epochs: int, seed: int, work
 
 
 # -- the parent: timing processes -------------------------------------------------------------------
-def timed(cmd: list[str]) -> tuple[float, str]:
-    """Wall seconds of ``cmd`` (start to exit) and its stdout; raises with stderr if it fails."""
+def timed(cmd: list[str]) -> tuple[dict[str, Any], str]:
+    """Wall and CPU seconds of ``cmd`` (start to exit), the load around it, and its stdout.
+
+    CPU seconds (user + system of the process and the workers it waited for) are what each side
+    costs even when other jobs share the machine; the 1-minute load average before and after says
+    whether they did. Raises with stderr if the command fails.
+    """
+    before, load0 = resource.getrusage(resource.RUSAGE_CHILDREN), os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    return wall, proc.stdout
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    times = {"wall_seconds": wall, "cpu_seconds": cpu, "load_before_after": [load0, os.getloadavg()[0]]}
+    return times, proc.stdout
 
 
 def run_keras_tuner(dataset: str, children: int, epochs: int, seed: int, tmp: Path) -> dict[str, Any]:
     summary = tmp / "kt.json"
     cmd = [sys.executable, __file__, "--keras-tuner-child", str(summary)]
     cmd += ["--dataset", dataset, "--children", str(children), "--epochs", str(epochs), "--seed", str(seed)]
-    wall, _ = timed(cmd)
-    return {"name": "keras-tuner RandomSearch", "wall_seconds": wall} | json.loads(summary.read_text())
+    times, _ = timed(cmd)
+    return {"name": "keras-tuner RandomSearch"} | times | json.loads(summary.read_text())
 
 
 def resolved_workers(workers: int | None) -> tuple[int, int]:
@@ -143,7 +153,8 @@ def run_rlnas(
     cmd += ["--trials", str(children), "--epochs", str(epochs), "--seed", str(seed), "--replay-top", "0"]
     cmd += ["--quiet", "--runs-dir", str(runs_dir), "--name", name]
     cmd += ["--workers", str(workers)] if workers else []
-    wall, out = timed(cmd)
+    times, out = timed(cmd)
+    wall = times["wall_seconds"]
     lines = (runs_dir / name / "trials.jsonl").read_text().splitlines()
     trials = [json.loads(line) for line in lines if line.strip()]
     trained = [t for t in trials if not t.get("cached")]
@@ -154,7 +165,7 @@ def run_rlnas(
         "name": f"rlnas search --workers {workers}" if workers else "rlnas search (default workers)",
         "workers": n,
         "threads_per_worker": threads,
-        "wall_seconds": wall,
+        **times,
         "search_loop_seconds": max(t["elapsed"] for t in trials),
         "trials": len(trials),
         "trained": len(trained),
@@ -174,17 +185,22 @@ def per_minute(r: dict[str, Any]) -> float:
     return 60 * r["trained"] / r["wall_seconds"]
 
 
+def load_text(r: dict[str, Any]) -> str:
+    return "{:.1f} / {:.1f}".format(*r["load_before_after"])
+
+
 def report(args: argparse.Namespace, kt: dict[str, Any], runs: list[dict[str, Any]]) -> str:
     rows = [
-        (kt["name"], "1 process", kt["wall_seconds"], 1.0, kt["trials"], kt["trained"], per_minute(kt),
-         kt["best_val_accuracy"], "-"),
+        (kt["name"], "1 process", kt["wall_seconds"], 1.0, kt["cpu_seconds"], 1.0, kt["trials"],
+         kt["trained"], per_minute(kt), kt["best_val_accuracy"], "-", load_text(kt)),
     ]  # fmt: skip
     for r in runs:
         ratio = r["wall_seconds"] / kt["wall_seconds"]
         met = ratio <= TARGET_RATIO and r["best_val_accuracy"] >= kt["best_val_accuracy"]
         rows.append(
             (r["name"], f"{r['workers']} x {r['threads_per_worker']} threads", r["wall_seconds"], ratio,
-             r["trials"], r["trained"], per_minute(r), r["best_val_accuracy"], met)
+             r["cpu_seconds"], r["cpu_seconds"] / kt["cpu_seconds"], r["trials"], r["trained"],
+             per_minute(r), r["best_val_accuracy"], met, load_text(r))
         )  # fmt: skip
     head = (
         f"### rlnas vs keras-tuner RandomSearch: {args.dataset}, {args.children} children, "
@@ -199,9 +215,13 @@ def report(args: argparse.Namespace, kt: dict[str, Any], runs: list[dict[str, An
         + "; cached repeats: "
         + ", ".join(str(r["cached"]) for r in runs)
         + ".",
+        "CPU = user + system seconds of the process and its workers; load = 1-minute load average "
+        f"before / after the run (above {os.cpu_count()}, other jobs shared the machine and wall "
+        "times are inflated).",
     ]
-    headers = ["contender", "workers", "wall (s)", "ratio", "trials", "trained", "children/min",
-               "best val_acc", f"target (ratio <= {TARGET_RATIO}, acc >=)"]  # fmt: skip
+    headers = ["contender", "workers", "wall (s)", "ratio", "CPU (s)", "CPU ratio", "trials", "trained",
+               "children/min", "best val_acc", f"target (ratio <= {TARGET_RATIO}, acc >=)",
+               "load"]  # fmt: skip
     return "\n\n".join([head, table(headers, rows), *notes])
 
 

@@ -56,6 +56,8 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "wall_seconds": statistics.fmean(walls),
         "wall_seconds_min_max": [min(walls), max(walls)],
         "search_loop_seconds": mean("search_loop_seconds"),
+        "cpu_seconds": mean("cpu_seconds"),
+        "load_before_after": [runs[0]["load_before_after"][0], runs[-1]["load_before_after"][1]],
         "trained": mean("trained"),
         "cached": mean("cached"),
         "sum_fit_eval_seconds": mean("sum_fit_eval_seconds"),
@@ -82,12 +84,14 @@ def report(dataset: str, trials: int, epochs: int, rows: list[dict[str, Any]]) -
                 "runs",
                 "wall (s)",
                 "loop (s)",
+                "CPU (s)",
                 "trained",
                 "children/min",
                 "loop children/min",
                 "wall / fit+eval",
                 "loop / fit+eval",
                 "best val_acc",
+                "load",
             ],
             [
                 (
@@ -96,18 +100,22 @@ def report(dataset: str, trials: int, epochs: int, rows: list[dict[str, Any]]) -
                     r["repeats"],
                     r["wall_seconds"],
                     r["search_loop_seconds"],
+                    r["cpu_seconds"],
                     r["trained"],
                     r["children_per_minute"],
                     r["loop_children_per_minute"],
                     r["wall_over_fit_eval"],
                     r["loop_over_fit_eval"],
                     r["best_val_accuracy"],
+                    "{:.1f} / {:.1f}".format(*r["load_before_after"]),
                 )
                 for r in rows
             ],
         ),
         f"Most children per minute of wall time: --workers {best['workers']} "
         f"({best['children_per_minute']:.1f}/min).",
+        "CPU = user + system seconds of the search and its workers; load = 1-minute load average "
+        f"before the first / after the last run (above {os.cpu_count()}: other jobs shared the machine).",
     ]
     if one is not None:
         met = one["wall_over_fit_eval"] <= OVERHEAD_TARGET
