@@ -16,12 +16,16 @@ from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rlnas import data
 from rlnas.child import ChildResult, train_and_evaluate
 from rlnas.errors import ChildError
 from rlnas.quiet import quiet_tensorflow
+
+if TYPE_CHECKING:
+    from rlnas.config import SearchConfig
+    from rlnas.space import SearchSpace
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,19 @@ class TrainSpec:
     threads: int | None = None  # TensorFlow threads per worker process (None: TensorFlow decides)
     model: str = "mlp"  # the space's child builder
     early_stopping: int | None = None  # patience in epochs on validation loss
+
+
+def train_spec(config: SearchConfig, space: SearchSpace, *, threads: int | None = None) -> TrainSpec:
+    """How the search's children are trained, from its config: one place for every executor."""
+    return TrainSpec(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        max_params=config.max_params,
+        time_limit=config.child_time_limit,
+        threads=threads,
+        model=space.model,
+        early_stopping=config.early_stopping,
+    )
 
 
 class Evaluator(Protocol):

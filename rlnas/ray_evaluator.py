@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from rlnas import data
 from rlnas.child import ChildResult
 from rlnas.errors import ConfigError
-from rlnas.evaluator import TrainSpec, _evaluate_on
+from rlnas.evaluator import TrainSpec, _evaluate_on, train_spec
 from rlnas.quiet import quiet_tensorflow
 
 if TYPE_CHECKING:  # only for hints: the config may import check_resources from here without a cycle
@@ -262,14 +262,7 @@ def make_ray_evaluators(
     """
     cpus, gpus = getattr(config, "cpus_per_child", 1.0), getattr(config, "gpus_per_child", 0.0)
     check_resources(cpus, gpus)
-    train = TrainSpec(
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        max_params=config.max_params,
-        time_limit=config.child_time_limit,
-        model=space.model,
-        early_stopping=config.early_stopping,
-    )
+    train = train_spec(config, space)
     cluster = RayCluster(
         config.data_spec(),
         train,

@@ -23,7 +23,7 @@ import numpy as np
 from envs.nas_env import NasEnv
 from rlnas.config import SearchConfig
 from rlnas.errors import RunError, SearchAborted
-from rlnas.evaluator import Evaluator, TrainSpec, WorkerEvaluator
+from rlnas.evaluator import Evaluator, WorkerEvaluator, train_spec
 from rlnas.monitor import Monitor
 from rlnas.parallel import EnvPool, default_workers, play, threads_per_worker, trial_seed
 from rlnas.space import SearchSpace
@@ -86,15 +86,7 @@ def _pool(
         evaluator = make_ray_evaluators(config, space)
     if evaluator is None:
         workers = config.workers or default_workers()
-        train = TrainSpec(
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            max_params=config.max_params,
-            time_limit=config.child_time_limit,
-            threads=threads_per_worker(workers),
-            model=space.model,
-            early_stopping=config.early_stopping,
-        )
+        train = train_spec(config, space, threads=threads_per_worker(workers))
         spec = config.data_spec()
         evaluator = [
             WorkerEvaluator(spec, train, children_per_worker=config.children_per_worker)

@@ -17,7 +17,7 @@ from envs.nas_env import NasEnv
 from rlnas import tabular
 from rlnas.config import SearchConfig
 from rlnas.errors import ConfigError, SearchAborted
-from rlnas.evaluator import Evaluator, TrainSpec, WorkerEvaluator
+from rlnas.evaluator import Evaluator, WorkerEvaluator, train_spec
 from rlnas.parallel import EnvPool, play, threads_per_worker, trial_seed
 from rlnas.space import SearchSpace
 
@@ -75,7 +75,7 @@ def tabulate(
     archs = list(space.architectures())
     done = existing_keys(space, out)
     todo = [(i, t) for i, t in enumerate(archs) if space.key(t) not in done]
-    make = evaluator or _worker_factory(config, workers)
+    make = evaluator or _worker_factory(config, space, workers)
     pool = EnvPool(
         [NasEnv(space, evaluator=make(), failed_reward=config.failed_reward) for _ in range(workers)]
     )
@@ -112,12 +112,6 @@ def tabulate(
     return TabulateResult(len(archs), len(done), trained, failed, time.monotonic() - start, complete)
 
 
-def _worker_factory(config: SearchConfig, workers: int) -> Callable[[], Evaluator]:
-    train = TrainSpec(
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        max_params=config.max_params,
-        time_limit=config.child_time_limit,
-        threads=threads_per_worker(workers),
-    )
+def _worker_factory(config: SearchConfig, space: SearchSpace, workers: int) -> Callable[[], Evaluator]:
+    train = train_spec(config, space, threads=threads_per_worker(workers))
     return lambda: WorkerEvaluator(config.data_spec(), train, children_per_worker=config.children_per_worker)
