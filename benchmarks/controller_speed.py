@@ -25,6 +25,7 @@ How to read it
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -196,9 +197,13 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=20, help="calls timed per measure (median; default 20)")
     args = p.parse_args()
     quiet()
+    load = [os.getloadavg()[0]]
     m = {mode: measure(mode != "eager", args.repeats) for mode in ("eager", "compiled", "compiled again")}
     runs = {mode: {n: run_cost(n, mode) for n in RUN_UPDATES} for mode in ("eager", "compiled", "reset")}
     md, summary = report(m, runs, max_difference())
+    load.append(os.getloadavg()[0])
+    md += f"\n\n1-minute load average at start and end: {load[0]:.1f}, {load[1]:.1f} ({os.cpu_count()} CPUs)."
+    summary["load_average"] = load
     emit(args.out, "controller_speed", md, {"modes": m, "runs": runs, **summary})
     args.out.with_suffix(".md").write_text(md + "\n", encoding="utf-8")
 
