@@ -22,6 +22,7 @@ How to read it
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -47,6 +48,7 @@ def measure(executor: str, workers: int, trials: int, seed: int) -> dict[str, An
     else:
         evaluators = None  # run_search's default: `workers` worker processes, cores/workers threads each
     setup = time.perf_counter() - t0
+    load_before = os.getloadavg()[0]
     with temp_store() as store:
         t1 = time.perf_counter()
         result = run_search(config, space, store, evaluator=evaluators)
@@ -64,6 +66,7 @@ def measure(executor: str, workers: int, trials: int, seed: int) -> dict[str, An
         "children_per_min": len(trials_) / search * 60,
         "steady_children_per_min": steady,
         "mean_child_s": sum(t["child_seconds"] for t in trials_) / len(trials_),
+        "load_1min": (load_before + os.getloadavg()[0]) / 2,  # other work on the machine skews the rates
         "keys": [t["key"] for t in trials_],
     }
 
@@ -72,9 +75,15 @@ def main() -> None:
     p = parser("ray_throughput", __doc__)
     p.add_argument("--trials", type=int, default=24, help="children per search (default 24)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--order",
+        default="local,ray",
+        help="executors in the order they run (default local,ray): "
+        "ray,local checks that the order (other load on the machine) does not decide the result",
+    )
     args = p.parse_args()
     quiet()
-    runs = [measure(ex, n, args.trials, args.seed) for ex in ("local", "ray") for n in (1, 2)]
+    runs = [measure(ex, n, args.trials, args.seed) for ex in args.order.split(",") for n in (1, 2)]
     assert len({tuple(r["keys"]) for r in runs}) == 1, "the executors trained different architectures"
     columns = {
         "executor": "executor",
@@ -85,6 +94,7 @@ def main() -> None:
         "children_per_min": "children/min",
         "steady_children_per_min": "steady children/min",
         "mean_child_s": "mean child s",
+        "load_1min": "load avg",
     }
     rows = [[r[k] for k in columns] for r in runs]
     markdown = (
