@@ -498,3 +498,32 @@ def test_child_logs_is_a_boolean_switch() -> None:
     assert SearchConfig(child_logs=True).child_logs is True
     with pytest.raises(ConfigError, match="child_logs must be true or false, got 'yes'"):
         SearchConfig(child_logs="yes")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"strategy": "evolutoin"}, r"unknown strategy 'evolutoin'; allowed: reinforce, random, evolution"),
+        ({"workers": 0}, r"^workers must be positive, got 0$"),
+        ({"workers": 1.5}, r"^workers must be a whole number, got 1.5$"),
+        ({"population_size": 0}, r"^population_size must be positive"),
+        ({"tournament_size": -2}, r"^tournament_size must be positive"),
+        ({"early_stopping": 0}, r"^early_stopping must be positive"),
+        ({"executor": "rey"}, r"unknown executor 'rey'; allowed: local, ray \(did you mean 'ray'\?\)"),
+        ({"cpus_per_child": 0}, r"^cpus_per_child must be positive"),
+        ({"gpus_per_child": -1}, r"^gpus_per_child must be >= 0"),
+        ({"skip_weight": -0.1}, r"^skip_weight must be >= 0"),
+        ({"skip_target": 1.0}, r"^skip_target must be in \(0, 1\)"),
+        ({"objective": "val_acc:upward"}, r"unknown objective 'val_acc:upward'"),
+    ],
+)
+def test_strategy_worker_executor_and_objective_settings_are_validated(settings, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        SearchConfig(**settings)
+
+
+@pytest.mark.parametrize("model", ["conv", "skip", "cell"])
+def test_a_model_without_decisions_gets_its_standard_space(model) -> None:
+    from rlnas import space as spaces
+
+    assert space_from_dict({"model": model}) == getattr(spaces, f"{model}_space")()

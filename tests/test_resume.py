@@ -113,7 +113,7 @@ def test_cli_resume_may_extend_the_budget_but_not_change_the_search(capsys, tmp_
     assert main(["search", "--resume", "r", "--epochs", "5"]) == 2
     assert "--resume cannot change epochs (the run used 2)" in capsys.readouterr().err
     assert main(["search", "--resume", "r", "--name", "x"]) == 2
-    assert "drop --config, --name and --overwrite" in capsys.readouterr().err
+    assert "drop --config, --name, --overwrite and --model" in capsys.readouterr().err
     assert main(["search", "--resume", "nope"]) == 2
     assert "no run 'nope'" in capsys.readouterr().err
     assert store.read_json("config.json")["search"]["epochs"] == 2  # untouched by the refusals
