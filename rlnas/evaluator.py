@@ -114,8 +114,8 @@ def _init_worker(spec: data.DataSpec, threads: int | None = None) -> None:
     # and stop, or stop now and kill the worker), not the worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if threads:  # N workers on C cores: each gets C/N threads instead of all of them fighting over C
-        # oneDNN's OpenMP pool ignores TensorFlow's settings: without OMP_NUM_THREADS each of two
-        # workers on two cores ran a pool of two (Ray, which sets it, trained the same children 40% faster).
+        # oneDNN's OpenMP pool does not follow TensorFlow's settings: without OMP_NUM_THREADS each of
+        # N workers may start a pool as large as the machine (Ray sets it for its workers too).
         for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
             os.environ[var] = str(threads)
     quiet_tensorflow()  # read by TensorFlow when its runtime starts, here
