@@ -51,14 +51,16 @@ def cpu_count() -> int:
 
 
 def default_workers(cpus: int | None = None) -> int:
-    """Workers when the user does not say: one per two cores.
+    """Workers when the user does not say: one per core on up to two cores, then one per two cores.
 
-    Measured on 2 cores (benchmarks/workers.py, BENCHMARKS.md): two workers with one thread each
-    and one worker with two threads train the default space's children at about the same rate, and
-    one worker leaves a core for the controller and TensorBoard; from 4 cores up, training in
-    parallel processes beats more threads in one (small Keras models do not scale across threads).
+    Measured on 2 (shared) cores, benchmarks/results/workers.md and vs_keras_tuner.*.md: on mnist_5k
+    one worker with two threads and two workers with one thread each trained at the same rate
+    (26.9 vs 27.1 children/min); on full Fashion-MNIST, whose children are longer, two workers
+    finished 16 children in 104 s against 123 s for one. Beyond two cores this is not measured: half
+    the cores keeps each worker's TensorFlow at two threads and bounds memory (~1.7 GB a worker).
     """
-    return max(1, (cpus or cpu_count()) // 2)
+    cpus = cpus or cpu_count()
+    return max(1, cpus if cpus <= 2 else cpus // 2)
 
 
 def threads_per_worker(workers: int, cpus: int | None = None) -> int:

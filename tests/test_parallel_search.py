@@ -131,5 +131,5 @@ def test_leaving_the_pool_early_kills_the_children_in_training():
 
 
 def test_default_workers_and_threads_share_the_cores():
-    assert default_workers(1) == 1 and default_workers(2) == 1 and default_workers(8) == 4
+    assert default_workers(1) == 1 and default_workers(2) == 2 and default_workers(8) == 4
     assert threads_per_worker(1, 2) == 2 and threads_per_worker(2, 2) == 1 and threads_per_worker(3, 2) == 1
