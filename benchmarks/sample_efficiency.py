@@ -45,6 +45,12 @@ VARIANTS: dict[str, dict] = {
     "m=4/entropy=0.01": {"archs_per_update": 4, "entropy_weight": 0.01},
     "m=4/tanh=5": {"archs_per_update": 4, "tanh_constant": 5.0},
     "m=4/temperature=2": {"archs_per_update": 4, "temperature": 2.0},
+    # second round, around the best of the first
+    "m=4/lr=0.003/baseline=0.8": {"archs_per_update": 4, "controller_lr": 0.003, "baseline_decay": 0.8},
+    "m=4/lr=0.005/baseline=0.8": {"archs_per_update": 4, "controller_lr": 0.005, "baseline_decay": 0.8},
+    "m=4/lr=0.005": {"archs_per_update": 4, "controller_lr": 0.005},
+    "m=4/lr=0.003/entropy=0.01": {"archs_per_update": 4, "controller_lr": 0.003, "entropy_weight": 0.01},
+    "m=4/lr=0.002": {"archs_per_update": 4, "controller_lr": 0.002},
 }
 
 

@@ -64,7 +64,7 @@ class Evaluator(Protocol):
     def close(self) -> None: ...
 
 
-def _evaluate_on(
+def evaluate_on(
     dataset: data.Dataset, train: TrainSpec, arch: Mapping[str, Any], seed: int, log_dir: str | None = None
 ) -> ChildResult:
     """Train on the train split, score on the validation split (the test split is never touched)."""
@@ -99,7 +99,7 @@ class LocalEvaluator:
     def evaluate(self, arch: Mapping[str, Any], seed: int, log_dir: str | None = None) -> ChildResult:
         if self._dataset is None:
             self._dataset = data.load(self.spec)
-        return _evaluate_on(self._dataset, self.train, arch, seed, log_dir)
+        return evaluate_on(self._dataset, self.train, arch, seed, log_dir)
 
     def close(self) -> None:
         self._dataset = None
@@ -126,7 +126,7 @@ def _worker_evaluate(
     train: TrainSpec, arch: Mapping[str, Any], seed: int, log_dir: str | None
 ) -> ChildResult:
     assert _WORKER_DATASET is not None, "worker initializer did not run"
-    return _evaluate_on(_WORKER_DATASET, train, arch, seed, log_dir)
+    return evaluate_on(_WORKER_DATASET, train, arch, seed, log_dir)
 
 
 _STANDBY_LEAD = 3

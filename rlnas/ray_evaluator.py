@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from rlnas import data
 from rlnas.child import ChildResult
 from rlnas.errors import ConfigError
-from rlnas.evaluator import TrainSpec, _evaluate_on, train_spec
+from rlnas.evaluator import TrainSpec, evaluate_on, train_spec
 from rlnas.quiet import quiet_tensorflow
 
 if TYPE_CHECKING:  # only for hints: the config may import check_resources from here without a cycle
@@ -85,7 +85,7 @@ def _run_child(
 ) -> ChildResult:
     """The body of one Ray task: the very training the local worker processes run."""
     _prepare_worker(train.threads)
-    return _evaluate_on(dataset, train, arch, seed, log_dir)
+    return evaluate_on(dataset, train, arch, seed, log_dir)
 
 
 class RayCluster:
