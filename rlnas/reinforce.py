@@ -43,7 +43,7 @@ class Baseline:
     baseline would make every early advantage large and positive and reinforce whatever came first.
     """
 
-    decay: float = 0.95
+    decay: float = 0.8
     value: float | None = None
 
     def advantages(self, rewards: np.ndarray) -> np.ndarray:
