@@ -148,7 +148,7 @@ class _Loop:
             # The batch may be cut short by the budget: learn from what was evaluated.
             ks = [t["index"] - self.next_index for t in batch]
             stats = self.strategy.tell(proposal.tokens[ks], np.array([t["reward"] for t in batch]))
-            self.next_index += len(proposal.tokens)
+            self.next_index += max(ks) + 1  # positions a budget cut off were never used: no gap
             self._checkpoint()
             self.monitor.scalars(len(self.trials), _batch_scalars(batch, stats, best_trial(self.trials)))
             self._log_policy(len(self.trials))

@@ -133,3 +133,11 @@ def test_leaving_the_pool_early_kills_the_children_in_training():
 def test_default_workers_and_threads_share_the_cores():
     assert default_workers(1) == 1 and default_workers(2) == 2 and default_workers(8) == 4
     assert threads_per_worker(1, 2) == 2 and threads_per_worker(2, 2) == 1 and threads_per_worker(3, 2) == 1
+
+
+def test_extending_a_budget_that_cut_a_batch_short_leaves_no_gap_in_the_indices(tmp_path):
+    settings = {"strategy": "random", "archs_per_update": 4}
+    _search(tmp_path, "r", SyntheticEvaluator(), trials=10, **settings)  # the third batch is cut at 2
+    store, result = _search(tmp_path, "r", SyntheticEvaluator(), resume=True, trials=20, **settings)
+    assert [t["index"] for t in store.trials()] == list(range(20))
+    assert len(result.trials) == 20
