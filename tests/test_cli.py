@@ -56,9 +56,8 @@ def test_search_show_replay_end_to_end(tmp_path, tiny_npz):
     more = _run("search", "--resume", str(run), "--trials", "9", "--replay-top", "0", cwd=tmp_path)
     assert more.returncode == 0, more.stderr
     assert "resuming at trial 7 of 9" in more.stdout and "[9/9]" in more.stdout
-    assert [json.loads(line)["index"] for line in (run / "trials.jsonl").read_text().splitlines()] == list(
-        range(9)
-    )
+    lines = (run / "trials.jsonl").read_text().splitlines()  # completion order: two workers by default
+    assert sorted(json.loads(line)["index"] for line in lines) == list(range(9))
     assert not (run / "lock").exists()
 
 

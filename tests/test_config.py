@@ -29,9 +29,9 @@ def one_decision(**decision) -> SearchSpace:
 def test_defaults_are_valid_and_frozen() -> None:
     cfg = SearchConfig()
     assert cfg.trials == 96
-    assert cfg.archs_per_update == 8
-    assert cfg.controller_lr == 0.01
-    assert cfg.baseline_decay == 0.95
+    assert cfg.archs_per_update == 4
+    assert cfg.controller_lr == 0.005
+    assert cfg.baseline_decay == 0.8
     assert cfg.entropy_weight == 1e-3
     assert cfg.grad_clip == 5.0
     assert cfg.tanh_constant == 2.5
