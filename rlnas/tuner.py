@@ -30,9 +30,9 @@ import numpy as np
 
 from rlnas import data
 from rlnas.child import ChildResult, train_and_evaluate
-from rlnas.config import SearchConfig, make_config
+from rlnas.config import make_config
 from rlnas.errors import ChildError, ConfigError, RunError
-from rlnas.evaluator import TrainSpec
+from rlnas.evaluator import TrainSpec, train_spec
 from rlnas.hyperparameters import MAX_RUNS, HyperParameters, importable, load_function, space_from_function
 from rlnas.store import RunStore, top_k
 from rlnas.text import format_arch, format_value
@@ -196,7 +196,7 @@ class ReinforceSearch:
         dataset = data.load(self.config.data_spec())  # checks the arrays once, before any worker
         store.write_json("config.json", {"search": self.config.to_dict(), "space": self.space.to_dict()})
         self._evaluator = FunctionEvaluator(
-            self._fn, dataset, _train_spec(self.config, self.space.model), fit_kwargs=fit_kwargs
+            self._fn, dataset, train_spec(self.config, self.space), fit_kwargs=fit_kwargs
         )
         self.in_process = self.in_process or _needs_this_process(self._fn, fit_kwargs)
         show = _print_trial(self.config.trials) if verbose else None
@@ -299,18 +299,6 @@ def _print_trial(total: int) -> Callable[[dict[str, Any]], None]:
         sys.stdout.flush()
 
     return show
-
-
-def _train_spec(config: SearchConfig, model: str) -> TrainSpec:
-    """How every child is trained: what the search's workers get, and the in-process evaluator."""
-    return TrainSpec(
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        max_params=config.max_params,
-        time_limit=config.child_time_limit,
-        model=model,
-        early_stopping=config.early_stopping,
-    )
 
 
 def _needs_this_process(fn: Callable[..., Any], fit_kwargs: Mapping[str, Any]) -> bool:
