@@ -46,21 +46,10 @@ def seconds(fn: Callable[[], Any]) -> float:
 
 def make(compiled: bool, seed: int = 0) -> Any:
     from rlnas.config import SearchConfig
-    from rlnas.controller import Controller
     from rlnas.space import default_space
+    from rlnas.strategies.reinforce import make_controller
 
-    cfg = SearchConfig(seed=seed)
-    return Controller(
-        default_space().vocab_sizes,
-        units=cfg.lstm_units,
-        layers=cfg.lstm_layers,
-        init_range=cfg.init_range,
-        learning_rate=cfg.controller_lr,
-        temperature=cfg.temperature,
-        tanh_constant=cfg.tanh_constant,
-        seed=seed,
-        compiled=compiled,
-    )
+    return make_controller(SearchConfig(seed=seed), default_space(), compiled=compiled)
 
 
 def one_update(controller: Any, baseline: Any, n: int) -> Callable[[], Any]:

@@ -128,7 +128,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         flush=True,
     )
     if "reinforce" in strategies:
-        _load_tensorflow_quietly(args.debug)
+        from rlnas.cli import _load_tensorflow
+
+        _load_tensorflow(args.debug)
 
     def progress(name: str, seed: int, run: Any) -> None:
         print(
@@ -154,9 +156,3 @@ def cmd_bench(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps({"table": args.table, "budget": args.budget, "runs": runs}))
         print(f"runs: {args.json}")
     return 0
-
-
-def _load_tensorflow_quietly(debug: bool) -> None:
-    from rlnas.cli import _load_tensorflow
-
-    _load_tensorflow(debug)

@@ -264,7 +264,7 @@ class _Loop:
     def _restore(self) -> None:
         """Load the last checkpoint; split the journal into trials before it and after it."""
         self.store.repair_journal()
-        records = sorted(self.store.trials(), key=lambda t: t["index"])
+        records = self.store.trials()  # in index order
         indices = [t["index"] for t in records]
         if len(set(indices)) != len(indices):
             raise RunError(f"{self.store.path / 'trials.jsonl'} repeats a trial index; it cannot be resumed")
@@ -317,8 +317,8 @@ def _check_failures(trials: Sequence[dict[str, Any]], limit: int) -> None:
 
 def best_trial(trials: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """The successful trial with the highest reward (the earliest on ties), or None."""
-    ok = sorted((t for t in trials if t["status"] == "ok"), key=lambda t: t["index"])
-    return max(ok, key=lambda t: t["reward"]) if ok else None
+    ok = [t for t in trials if t["status"] == "ok"]
+    return max(ok, key=lambda t: (t["reward"], -t["index"])) if ok else None
 
 
 def _mean_reward(trials: Sequence[dict[str, Any]], record: dict[str, Any], failed_reward: float) -> float:

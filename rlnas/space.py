@@ -98,6 +98,10 @@ class Decision:
         except (ConfigError, ValueError):
             raise ConfigError(f"{self.name}={value!r} is not one of {list(self.values)}") from None
 
+    def is_active(self, chosen: Mapping[str, Value]) -> bool:
+        """Whether this decision exists given the values ``chosen`` for earlier decisions."""
+        return all(p in chosen and chosen[p] in vals for p, vals in self.when.items())
+
     def condition_text(self) -> str:
         """The condition as a reader would write it, e.g. ``num_layers in {3}``."""
         if not self.when:
@@ -282,7 +286,7 @@ class SearchSpace:
 
     @staticmethod
     def _is_active(d: Decision, chosen: Mapping[str, Value]) -> bool:
-        return all(p in chosen and chosen[p] in vals for p, vals in d.when.items())
+        return d.is_active(chosen)
 
 
 def _fmt_values(values: tuple[Value, ...]) -> str:

@@ -119,8 +119,7 @@ def row_tokens(space: SearchSpace, row: Mapping[str, str | None], line: int) -> 
     tokens: list[int] = []
     for d in space.decisions:
         cell = (row.get(d.name) or "").strip()
-        active = all(p in arch and arch[p] in vals for p, vals in d.when.items())
-        if not active:
+        if not d.is_active(arch):
             if cell:
                 raise ConfigError(f"line {line}: {d.name}={cell} is set but the decision is inactive there")
             tokens.append(INACTIVE)

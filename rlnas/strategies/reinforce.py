@@ -25,8 +25,8 @@ BASELINE_KEY = "baseline"
 """Key of the baseline in the checkpoint's meta; reserved: ``restore`` returns the meta without it."""
 
 
-def make_controller(config: SearchConfig, space: SearchSpace) -> Controller:
-    """The controller a config describes, for ``space``'s vocabularies."""
+def make_controller(config: SearchConfig, space: SearchSpace, *, compiled: bool = True) -> Controller:
+    """The controller a config describes, for ``space``'s vocabularies (``compiled=False``: eager)."""
     return Controller(
         space.vocab_sizes,
         units=config.lstm_units,
@@ -36,6 +36,7 @@ def make_controller(config: SearchConfig, space: SearchSpace) -> Controller:
         temperature=config.temperature,
         tanh_constant=config.tanh_constant,
         seed=config.seed,
+        compiled=compiled,
     )
 
 
