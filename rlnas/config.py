@@ -42,6 +42,8 @@ from rlnas.space import Decision, SearchSpace, cell_space, conv_space, default_s
 
 STRATEGIES = ("reinforce", "random", "evolution")
 EXECUTORS = ("local", "ray")
+PIPELINES = (1, 2)
+"""Batches in flight at once: 1 is synchronous; 2 proposes the next batch before the current one's update."""
 
 
 def _f(default: Any, help: str) -> Any:
@@ -65,6 +67,13 @@ class SearchConfig:
     strategy: str = _f("reinforce", "search strategy: reinforce (the RNN controller), random, or evolution")
     workers: int | None = _f(None, "children trained at once, each in its own worker process (default: auto)")
     archs_per_update: int = _f(4, "architectures sampled per REINFORCE update (m)")
+    pipeline: int = _f(
+        1, "batches in flight: 1 = update, then train the next batch; 2 = the next batch trains during it"
+    )
+    importance_clip: float = _f(
+        1.0,
+        "pipeline 2: cap c of the importance weight min(c, pi_new/pi_old); 0: no weights (stale gradient)",
+    )
     controller_lr: float = _f(0.005, "Adam learning rate of the controller")
     entropy_weight: float = _f(1e-3, "weight of the entropy bonus in the REINFORCE loss")
     skip_weight: float = _f(0.0, "weight of the ENAS skip-density KL penalty in the REINFORCE loss (0: off)")
@@ -115,6 +124,17 @@ class SearchConfig:
             _positive(name, getattr(self, name), integer=True)
         for name in ("controller_lr", "temperature", "init_range", "grad_clip"):
             _positive(name, getattr(self, name))
+        if type(self.pipeline) is not int or self.pipeline not in PIPELINES:
+            raise ConfigError(
+                f"pipeline must be 1 (synchronous) or 2 (the next batch trains during the update), "
+                f"got {self.pipeline!r}"
+            )
+        if isinstance(self.importance_clip, bool) or not (
+            isinstance(self.importance_clip, int | float) and 0 <= self.importance_clip < math.inf
+        ):
+            raise ConfigError(
+                f"importance_clip must be >= 0 (0 turns the weights off), got {self.importance_clip!r}"
+            )
         if self.replay_top < 0:
             raise ConfigError(f"replay_top must be >= 0, got {self.replay_top!r}")
         if not self.entropy_weight >= 0:

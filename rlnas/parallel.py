@@ -3,8 +3,10 @@
 Each env owns one evaluator, so N envs train N children in N processes; the threads here only wait
 on those processes (the GIL is free while they wait). Jobs are taken from the caller's iterator one
 at a time, only when an env is free, so a budget or a first Ctrl-C checked by that iterator stops
-new children without cancelling the ones in training. With a single env everything runs in the
-calling thread, exactly as before there was a pool.
+new children without cancelling the ones in training. The iterator may also answer
+:data:`NOT_YET` ("nothing to start until a child in training finishes"): the pipelined search loop
+says so when its next batch waits for an update that the next result will make. With a single env
+everything runs in the calling thread, exactly as before there was a pool.
 """
 
 from __future__ import annotations
@@ -24,6 +26,15 @@ J = TypeVar("J")
 R = TypeVar("R")
 
 _END = object()
+
+
+class _NotYet:
+    def __repr__(self) -> str:
+        return "NOT_YET"
+
+
+NOT_YET: Any = _NotYet()
+"""What a job iterator yields when it has no job now but may have one after the next result."""
 
 
 def trial_seed(seed: int, index: int) -> int:
@@ -86,11 +97,18 @@ class EnvPool:
     def run(self, jobs: Iterable[J], play: Callable[[NasEnv, J], R]) -> Iterator[tuple[J, R]]:
         """Yield ``(job, result)`` as each child finishes (completion order, not job order).
 
+        ``jobs`` is asked for a job whenever an env is free; it may yield :data:`NOT_YET` to wait
+        for the next result (and is asked again after it).
+
         Leaving early (an exception, a second Ctrl-C, the caller stopping the iteration) ends the
         children still in training by killing their workers: nothing half-trained is recorded.
+
+        Raises:
+            RuntimeError: ``jobs`` yields NOT_YET while no child is training (it would wait forever).
         """
         if self._threads is None:
             for job in jobs:
+                _check_waiting(job, 0)
                 yield job, play(self.envs[0], job)
             return
         source = iter(jobs)
@@ -102,6 +120,8 @@ class EnvPool:
                     job = next(source, _END)
                     if job is _END:
                         finished = True
+                        break
+                    if _check_waiting(job, len(pending)):
                         break
                     pending[self._threads.submit(self._play_on_free_env, play, job)] = job
                 if not pending:
@@ -136,3 +156,12 @@ class EnvPool:
             self._threads.shutdown(wait=True)
         for env in self.envs:
             env.close()
+
+
+def _check_waiting(job: Any, training: int) -> bool:
+    """True if the job source said NOT_YET; an error if nothing in training could ever answer it."""
+    if job is not NOT_YET:
+        return False
+    if not training:
+        raise RuntimeError("the job source waits for a result, but no child is training")
+    return True

@@ -3,8 +3,16 @@
     loss = -mean_k((R_k - b) * sum_t log p(a_kt)) - entropy_weight * mean_k(H_k)
            [+ skip_weight * skip_penalty(p(skip = True), target)]   (ENAS, rlnas.penalties)
 
-The log-probabilities are recomputed under the tape from the very tokens that were sampled, with the
-weights that sampled them (the update happens before the next batch is drawn), so they are on-policy.
+The log-probabilities are recomputed under the tape from the very tokens that were sampled. In the
+synchronous loop that is with the weights that sampled them (the update happens before the next batch
+is drawn), so the batch is on-policy. In the pipelined loop (``pipeline = 2``) a batch was drawn by the
+policy one update older; its terms are then weighted by a truncated importance ratio (V-trace, PPO)
+
+    w_k = min(c, pi_theta(a_k) / pi_old(a_k)),   loss = -mean_k(w_k * (R_k - b) * log pi_theta(a_k)) ...
+
+with ``w`` a constant in the gradient (``stop_gradient``): unbiased where ``c`` does not truncate, and
+never more than ``c`` times a plain term. Without the old log-probabilities the step is exactly the
+unweighted one (``w = 1``: on-policy, or the plain stale gradient for a stale batch).
 
 Speed: eagerly, the tape over the unrolled LSTM costs a quarter of a second per update in Python op
 dispatch. For a controller built with ``compiled=True`` the whole step (tape, loss, clip, Adam) is one
@@ -27,12 +35,36 @@ from rlnas.penalties import skip_penalty
 
 
 def reinforce_loss(
-    log_probs: tf.Tensor, entropies: tf.Tensor, advantages: tf.Tensor, entropy_weight: float
+    log_probs: tf.Tensor,
+    entropies: tf.Tensor,
+    advantages: tf.Tensor,
+    entropy_weight: float,
+    weights: tf.Tensor | None = None,
 ) -> tf.Tensor:
-    """The policy-gradient surrogate loss of one batch (all arguments have shape (m,))."""
+    """The policy-gradient surrogate loss of one batch (all arguments have shape (m,)).
+
+    ``weights`` (importance weights) scale each term and, like the advantages, get no gradient.
+    """
     advantages = tf.stop_gradient(tf.cast(advantages, log_probs.dtype))
+    if weights is not None:
+        advantages = advantages * tf.stop_gradient(tf.cast(weights, log_probs.dtype))
     pg = -tf.reduce_mean(advantages * log_probs)
     return pg - entropy_weight * tf.reduce_mean(entropies)
+
+
+def importance_weights(
+    log_probs: tf.Tensor, old_log_probs: tf.Tensor, clip: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Truncated importance weights ``min(clip, exp(log_probs - old_log_probs))`` (no gradient) and
+    1.0 where the ratio was truncated, 0.0 elsewhere; each of shape (m,), float64.
+
+    The difference is taken in float64, the sampler's precision, so that a policy that has not moved
+    gives weights of 1 to float32 round-off.
+    """
+    now = tf.cast(tf.stop_gradient(log_probs), tf.float64)
+    ratio = tf.exp(now - tf.cast(old_log_probs, tf.float64))
+    clip = tf.cast(clip, tf.float64)
+    return tf.minimum(ratio, clip), tf.cast(ratio > clip, tf.float64)
 
 
 @dataclass
@@ -70,36 +102,46 @@ class UpdateStats:
     advantage_abs: float
     baseline: float
     skip_penalty: float = 0.0  # the unweighted KL term; 0 when the penalty is off
+    importance_weight: float = 1.0  # mean importance weight (1: no weights, an on-policy batch)
+    importance_clipped: float = 0.0  # fraction of the batch whose ratio was truncated at the cap
 
 
-def _step(controller: Controller, skips: tuple[tuple[int, int], ...], skip_target: float) -> Callable:
-    """The update as a Python function of tensors; ``skips`` and ``skip_target`` are fixed per trace."""
+def _step(
+    controller: Controller, skips: tuple[tuple[int, int], ...], skip_target: float, importance: bool
+) -> Callable:
+    """The update as a Python function of tensors; ``skips``, ``skip_target`` and ``importance`` (two
+    more arguments: the sampling policy's log-probabilities and the cap) are fixed per trace."""
     variables = controller.trainable_variables
     skip_columns = [d for d, _ in skips]
 
     def step(*args: tf.Tensor) -> tuple[tf.Tensor, ...]:
-        tokens, mask, advantages, entropy_weight, grad_clip, skip_weight = args
+        tokens, mask, advantages, entropy_weight, grad_clip, skip_weight, *old = args
         with tf.GradientTape() as tape:
             out = controller.policy(tokens, mask, watch=skips)
-            loss = reinforce_loss(out.log_prob, out.entropy, advantages, entropy_weight)
+            weights, clipped = importance_weights(out.log_prob, *old) if importance else (None, None)
+            loss = reinforce_loss(out.log_prob, out.entropy, advantages, entropy_weight, weights)
             penalty = tf.zeros(())
             if skips:  # absent, not multiplied by 0: without the penalty the loss is exactly the same
                 penalty = skip_penalty(out.watched, tf.gather(mask, skip_columns, axis=1), target=skip_target)
                 loss += skip_weight * penalty
         grads, norm = tf.clip_by_global_norm(tape.gradient(loss, variables), grad_clip)
         controller.optimizer.apply_gradients(zip(grads, variables, strict=True))
-        return loss, tf.reduce_mean(out.entropy), norm, penalty
+        if weights is None:
+            weight, clipped = tf.ones((), tf.float64), tf.zeros((), tf.float64)
+        else:
+            weight, clipped = tf.reduce_mean(weights), tf.reduce_mean(clipped)
+        return loss, tf.reduce_mean(out.entropy), norm, penalty, weight, clipped
 
     return step
 
 
 def _step_function(
-    controller: Controller, skips: tuple[tuple[int, int], ...], skip_target: float
+    controller: Controller, skips: tuple[tuple[int, int], ...], skip_target: float, importance: bool
 ) -> Callable:
-    """The controller's traced step for this penalty setting (built on first use), or the eager one."""
+    """The controller's traced step for this setting (built on first use), or the eager one."""
     if not controller.compiled:
-        return _step(controller, skips, skip_target)
-    key = ("reinforce", skips, skip_target)
+        return _step(controller, skips, skip_target, importance)
+    key = ("reinforce", skips, skip_target) + (("importance",) if importance else ())
     if key not in controller.compiled_steps:
         d = len(controller.vocab_sizes)
         scalar = tf.TensorSpec((), tf.float32)
@@ -111,8 +153,10 @@ def _step_function(
             scalar,
             scalar,
         ]
+        if importance:
+            signature += [tf.TensorSpec((None,), tf.float64), tf.TensorSpec((), tf.float64)]
         controller.compiled_steps[key] = tf.function(
-            _step(controller, skips, skip_target), input_signature=signature
+            _step(controller, skips, skip_target, importance), input_signature=signature
         )
     return controller.compiled_steps[key]
 
@@ -129,6 +173,8 @@ def update(
     skips: Sequence[tuple[int, int]] = (),
     skip_weight: float = 0.0,
     skip_target: float = 0.4,
+    old_log_probs: np.ndarray | None = None,
+    importance_clip: float = 1.0,
 ) -> UpdateStats:
     """One REINFORCE step from a batch of sampled tokens and their rewards; updates ``baseline``.
 
@@ -137,15 +183,23 @@ def update(
         skips: (decision, token of True) of the space's skip decisions (``rlnas.penalties.skip_positions``);
             with ``skip_weight > 0`` the loss adds ``skip_weight`` times the KL of their probability of
             True, over the active ones, from ``skip_target``.
+        old_log_probs: (n,) log-probability of each row under the policy that sampled it (summed over
+            its active decisions); given, each term is weighted by ``min(importance_clip, ratio)``.
+            None: no weights, the on-policy update.
     """
     adv = baseline.advantages(rewards)
     skips = tuple((int(d), int(t)) for d, t in skips) if skip_weight > 0 else ()
-    step = _step_function(controller, skips, float(skip_target) if skips else 0.0)
-    loss, entropy, norm, penalty = step(
+    importance = old_log_probs is not None
+    step = _step_function(controller, skips, float(skip_target) if skips else 0.0, importance)
+    old = []
+    if importance:
+        old = [tf.constant(np.asarray(old_log_probs), tf.float64), tf.constant(importance_clip, tf.float64)]
+    loss, entropy, norm, penalty, weight, clipped = step(
         tf.constant(np.asarray(tokens), tf.int32),
         tf.constant(np.asarray(mask), tf.float32),
         tf.constant(adv, tf.float64),
         *(tf.constant(x, tf.float32) for x in (entropy_weight, grad_clip, skip_weight)),
+        *old,
     )
     baseline.update(rewards)
     return UpdateStats(
@@ -156,4 +210,6 @@ def update(
         advantage_abs=float(np.mean(np.abs(adv))),
         baseline=float(baseline.value),  # type: ignore[arg-type]
         skip_penalty=float(penalty),
+        importance_weight=float(weight),
+        importance_clipped=float(clipped),
     )

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ from rlnas.config import SearchConfig
 from rlnas.errors import RunError, SearchAborted
 from rlnas.evaluator import Evaluator, WorkerEvaluator, train_spec
 from rlnas.monitor import Monitor
-from rlnas.parallel import EnvPool, default_workers, play, threads_per_worker, trial_seed
+from rlnas.parallel import NOT_YET, EnvPool, default_workers, play, threads_per_worker, trial_seed
 from rlnas.space import SearchSpace
 from rlnas.store import RunStore
 from rlnas.strategies import Proposal, Strategy, make_strategy
@@ -103,8 +104,38 @@ def _pool(
     )
 
 
+@dataclass(eq=False)
+class _Batch:
+    """One proposal in flight: its place in the run and its children's records as they finish.
+
+    Attributes:
+        start: index of its first architecture; the batch is the index range [start, start + m).
+        stale: proposed while the batch ahead of it was still untold, so told after one more update
+            than the policy that proposed it had seen (off-policy: ``tell`` gets its log-probs).
+        limit: positions within the budget; the rest of the batch is never used.
+        todo: positions not yet started (or answered from the cache, or waiting for a repeat).
+    """
+
+    proposal: Proposal
+    start: int
+    stale: bool
+    limit: int
+    todo: deque[int]
+    records: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return 0 < self.limit == len(self.records)
+
+
 class _Loop:
-    """The state of one search: strategy, journal, reward cache, budget. ``run`` is the loop."""
+    """The state of one search: strategy, journal, reward cache, budget. ``run`` is the loop.
+
+    With ``pipeline = 2`` two batches are in flight: batch k+1 is proposed before batch k's update
+    and its children start as workers free up; when batch k's results are all in, the strategy is told
+    exactly those, and batch k+2 is proposed. What is proposed depends only on the strategy's state,
+    never on which child finished first. ``pipeline = 1`` is the same loop with one batch in flight.
+    """
 
     def __init__(
         self,
@@ -120,87 +151,130 @@ class _Loop:
         self.strategy: Strategy = make_strategy(config, space)
         self.checkpoint = store.checkpoint_path(config.strategy)
         self.monitor = Monitor(store.tb_dir)
-        self.trials: list[dict[str, Any]] = []
+        self.trials: list[dict[str, Any]] = []  # in the order they finished
         self.finished: dict[int, dict[str, Any]] = {}  # journal records past the checkpoint (resume)
-        self.next_index = 0
+        self.next_index = 0  # first index of the oldest batch not yet told
         self.start = time.monotonic()
         self.deadline = math.inf
         self.cache: dict[str, dict[str, Any]] = {}  # key -> first successful record: repeats reuse it
+        self.inflight: deque[_Batch] = deque()  # proposed, not yet told; the oldest first
+        self.training: set[str] = set()  # keys of the children in training
+        self.waiting: dict[str, list[tuple[_Batch, int]]] = {}  # repeats of a key in training
 
     def run(self, resume: bool) -> SearchResult:
         config = self.config
-        if resume:
-            self._restore()
-        else:
+        pending = self._restore() if resume else []
+        if not resume:
             settings = "\n".join(f"{k} = {v!r}" for k, v in config.to_dict().items())
             self.monitor.text("config", f"```\n{settings}\n```")
             self.monitor.hparams_config(self.space)
             self._log_policy(0)
         if config.max_minutes:
             self.deadline = self.start + config.max_minutes * 60
-        while len(self.trials) < config.trials and time.monotonic() < self.deadline:
-            # Always a whole batch: what is proposed must not depend on the budget, or a resume
-            # with a larger --trials would propose differently from the run it continues.
-            proposal = self.strategy.ask(config.archs_per_update)
-            batch = self._evaluate(proposal)
-            if not batch or self.should_stop():
-                break
-            # The batch may be cut short by the budget: learn from what was evaluated.
-            ks = [t["index"] - self.next_index for t in batch]
-            stats = self.strategy.tell(proposal.tokens[ks], np.array([t["reward"] for t in batch]))
-            self.next_index += max(ks) + 1  # positions a budget cut off were never used: no gap
-            self._checkpoint()
-            self.monitor.scalars(len(self.trials), _batch_scalars(batch, stats, best_trial(self.trials)))
-            self._log_policy(len(self.trials))
-            self.monitor.leaderboard(len(self.trials), self.trials)
+        for proposal, stale in pending:
+            self._push(proposal, stale)
+        # Always whole batches, and always `pipeline` of them: what is proposed must not depend on the
+        # budget, or a resume with a larger --trials would propose differently from the run it continues.
+        self._propose()
+        for (batch, k), record in self.pool.run(self._jobs(), self._train):
+            key = self.space.key(batch.proposal.tokens[k])
+            self.training.discard(key)
+            if config.reevaluate_repeats:
+                record["reward"] = _mean_reward(self.trials, record, config.failed_reward)
+            self._accept(batch, k, record, trained=True)
+            self._release(key)
+            self._advance()
+        if not self.should_stop():  # a time limit cut batches short: learn from what was evaluated
+            while self.inflight and self.inflight[0].records:
+                self._tell(self.inflight.popleft())
         stopped_by = (
             "trials" if len(self.trials) >= config.trials else "interrupted" if self.should_stop() else "time"
         )
         trials = sorted(self.trials, key=lambda t: t["index"])
         return SearchResult(trials, best_trial(trials), time.monotonic() - self.start, stopped_by)
 
-    # -- one batch ---------------------------------------------------------------------------------
-    def _evaluate(self, proposal: Proposal) -> list[dict[str, Any]]:
-        """Evaluate the proposal's architectures (at most the budget left); records in index order."""
-        limit = min(len(proposal.tokens), self.config.trials - len(self.trials))
-        records: dict[int, dict[str, Any]] = {}
-        todo = list(range(limit))
-        while todo:  # a second round only for repeats of a child that was training at the same time
-            todo = self._round(proposal, todo, records)
-        return [records[k] for k in sorted(records)]
+    # -- batches in flight ---------------------------------------------------------------------
+    def _push(self, proposal: Proposal, stale: bool) -> None:
+        m = self.config.archs_per_update
+        start = self.inflight[-1].start + m if self.inflight else self.next_index
+        limit = max(0, min(len(proposal.tokens), self.config.trials - start))
+        self.inflight.append(_Batch(proposal, start, stale, limit, deque(range(limit))))
 
-    def _round(
-        self, proposal: Proposal, positions: list[int], records: dict[int, dict[str, Any]]
-    ) -> list[int]:
-        """Train (N at a time) or answer from the cache each position; returns the positions that
-        repeat an architecture trained in this very round, to answer once it has finished."""
-        deferred: list[int] = []
-        training: set[str] = set()
+    def _propose(self) -> None:
+        """Fill the pipeline: a batch asked while another is in flight will be told one update late."""
+        while len(self.inflight) < self.config.pipeline:
+            self._push(self.strategy.ask(self.config.archs_per_update), stale=bool(self.inflight))
+
+    def _advance(self) -> None:
+        """Tell every finished batch at the head of the pipeline (in order), each followed by the next
+        proposal; after a stop nothing is told, so that a resume continues exactly there."""
+        while self.inflight and self.inflight[0].complete and not self.should_stop():
+            self._tell(self.inflight.popleft())
+            self._propose()
+
+    def _tell(self, batch: _Batch) -> None:
+        """Update the strategy from the batch's rows (perhaps fewer than asked), then checkpoint."""
+        ks = sorted(batch.records)
+        rows = [batch.records[k] for k in ks]
+        log_probs = batch.proposal.log_probs
+        stats = self.strategy.tell(
+            batch.proposal.tokens[ks],
+            np.array([t["reward"] for t in rows]),
+            log_probs=log_probs[ks] if batch.stale and log_probs is not None else None,
+        )
+        self.next_index = batch.start + ks[-1] + 1  # positions a budget cut off were never used: no gap
+        self._checkpoint()
+        step = self.next_index
+        self.monitor.scalars(step, _batch_scalars(rows, stats, best_trial(self.trials)))
+        self._log_policy(step)
+        self.monitor.leaderboard(step, self.trials)
+
+    # -- children ------------------------------------------------------------------------------
+    def _jobs(self) -> Iterator[tuple[_Batch, int] | Any]:
+        """The children to train, in batch and position order, as workers free up (a generator that
+        ``EnvPool.run`` pulls from); NOT_YET while the next batch waits for an update."""
+        while not self.should_stop() and time.monotonic() < self.deadline:
+            job = self._next_job()
+            if job is not None:
+                yield job
+            elif self.waiting or self.inflight[-1].start + self.config.archs_per_update < self.config.trials:
+                yield NOT_YET
+            else:
+                return  # every position within the budget has been started or answered
+
+    def _next_job(self) -> tuple[_Batch, int] | None:
+        """The next position to train; repeats are answered from the cache (or the journal, on
+        resume) on the way, and a repeat of a child in training waits for it instead of training twice."""
         reuse = not self.config.reevaluate_repeats
+        while (batch := next((b for b in self.inflight if b.todo), None)) is not None:
+            k = batch.todo.popleft()
+            index, key = batch.start + k, self.space.key(batch.proposal.tokens[k])
+            if index in self.finished:  # resume: this child finished before the interruption
+                record = _reuse(self.finished.pop(index), batch.proposal.tokens[k])
+                self._accept(batch, k, record, new=False)
+            elif reuse and key in self.cache:
+                self._accept(batch, k, self._from_cache(batch, k))
+            elif reuse and key in self.training:
+                self.waiting.setdefault(key, []).append((batch, k))
+                continue
+            else:
+                self.training.add(key)
+                return batch, k
+            self._advance()
+        return None
 
-        def jobs():
-            for k in positions:
-                if self.should_stop() or time.monotonic() >= self.deadline:
-                    return
-                index, key = self.next_index + k, self.space.key(proposal.tokens[k])
-                if index in self.finished:  # resume: this child finished before the interruption
-                    self._accept(records, k, _reuse(self.finished.pop(index), proposal.tokens[k]), new=False)
-                elif reuse and key in self.cache:
-                    self._accept(records, k, self._from_cache(proposal, k))
-                elif reuse and key in training:
-                    deferred.append(k)
-                else:
-                    training.add(key)
-                    yield k
-
-        for k, record in self.pool.run(jobs(), lambda env, k: self._train(env, proposal, k)):
-            if self.config.reevaluate_repeats:
-                record["reward"] = _mean_reward(self.trials, record, self.config.failed_reward)
-            self._accept(records, k, record, trained=True)
-        return deferred
+    def _release(self, key: str) -> None:
+        """A child finished: answer its waiting repeats from the cache, or (it failed) train them."""
+        waiters = self.waiting.pop(key, [])
+        if key in self.cache:
+            for batch, k in waiters:
+                self._accept(batch, k, self._from_cache(batch, k))
+        else:
+            for batch, k in reversed(waiters):
+                batch.todo.appendleft(k)
 
     def _accept(
-        self, records: dict, k: int, record: dict[str, Any], *, new: bool = True, trained: bool = False
+        self, batch: _Batch, k: int, record: dict[str, Any], *, new: bool = True, trained: bool = False
     ) -> None:
         """Journal (on disk at once), show and remember one finished trial."""
         if new:
@@ -211,13 +285,14 @@ class _Loop:
                 self.on_trial(record)
         if record["status"] == "ok" and not record.get("cached"):
             self.cache.setdefault(record["key"], record)
-        records[k] = record
+        batch.records[k] = record
         self.trials.append(record)
         _check_failures(self.trials, self.config.max_consecutive_failures)
 
-    def _train(self, env: NasEnv, proposal: Proposal, k: int) -> dict[str, Any]:
-        """Play proposed sequence ``k`` through the env (in a pool thread) and return its record."""
-        index, tokens = self.next_index + k, proposal.tokens[k]
+    def _train(self, env: NasEnv, job: tuple[_Batch, int]) -> dict[str, Any]:
+        """Play proposed sequence ``k`` of a batch through the env (in a pool thread); its record."""
+        batch, k = job
+        index, tokens = batch.start + k, batch.proposal.tokens[k]
         logs = self.store.tb_dir / "children" / f"{index:05d}" if self.config.child_logs else None
         reward, info = play(env, tokens, trial_seed(self.config.seed, index), str(logs) if logs else None)
         return {
@@ -227,21 +302,21 @@ class _Loop:
             "key": info["key"],
             "architecture": info["architecture"],
             "reward": reward,
-            "log_prob": _log_prob(proposal, k),
+            "log_prob": _log_prob(batch.proposal, k),
             **info["metrics"],
             "seed": info["child_seed"],
             "elapsed": time.monotonic() - self.start,
         }
 
-    def _from_cache(self, proposal: Proposal, k: int) -> dict[str, Any]:
+    def _from_cache(self, batch: _Batch, k: int) -> dict[str, Any]:
         """The record of a repeated architecture: the first evaluation's result, no training time."""
-        index = self.next_index + k
-        first = self.cache[self.space.key(proposal.tokens[k])]
+        index, tokens = batch.start + k, batch.proposal.tokens[k]
+        first = self.cache[self.space.key(tokens)]
         return first | {
             "index": index,
             "update": index // self.config.archs_per_update,
-            "tokens": [int(t) for t in proposal.tokens[k]],
-            "log_prob": _log_prob(proposal, k),
+            "tokens": [int(t) for t in tokens],
+            "log_prob": _log_prob(batch.proposal, k),
             "fit_seconds": 0.0,
             "eval_seconds": 0.0,
             "child_seconds": 0.0,
@@ -252,17 +327,22 @@ class _Loop:
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _checkpoint(self) -> None:
-        state = {
-            "trials": len(self.trials),
+        """The strategy after an update, with the batches proposed before it that are still to come
+        (pipeline 2): they cannot be asked again from the restored state, so they are saved."""
+        state: dict[str, Any] = {
+            "trials": self.next_index,
             "next_index": self.next_index,
             "elapsed": time.monotonic() - self.start,
             "strategy": self.config.strategy,
         }
+        if self.inflight:
+            state["pending"] = [_save_proposal(b.proposal, b.stale) for b in self.inflight]
         self.strategy.save(self.checkpoint, meta=state)
-        self.store.write_json("state.json", state)  # for people; the checkpoint carries its own copy
+        self.store.write_json("state.json", {k: v for k, v in state.items() if k != "pending"})
 
-    def _restore(self) -> None:
-        """Load the last checkpoint; split the journal into trials before it and after it."""
+    def _restore(self) -> list[tuple[Proposal, bool]]:
+        """Load the last checkpoint; split the journal into trials before it and after it. Returns the
+        proposals that were in flight after the checkpointed update."""
         self.store.repair_journal()
         records = self.store.trials()  # in index order
         indices = [t["index"] for t in records]
@@ -276,6 +356,7 @@ class _Loop:
         self.cache = {
             t["key"]: t for t in reversed(self.trials) if t["status"] == "ok" and not t.get("cached")
         }
+        return [_load_proposal(p) for p in meta.get("pending", [])]
 
     def _log_policy(self, step: int) -> None:
         """Log the policy's marginals, estimated from samples drawn with their own generator (seeded by
@@ -289,6 +370,17 @@ class _Loop:
             self.pool.close()
         finally:
             self.monitor.close()
+
+
+def _save_proposal(proposal: Proposal, stale: bool) -> dict[str, Any]:
+    """A proposal as JSON (Python writes floats exactly: the log-probs come back bit for bit)."""
+    log_probs = None if proposal.log_probs is None else [float(x) for x in proposal.log_probs]
+    return {"tokens": proposal.tokens.tolist(), "log_probs": log_probs, "stale": stale}
+
+
+def _load_proposal(saved: dict[str, Any]) -> tuple[Proposal, bool]:
+    log_probs = None if saved["log_probs"] is None else np.asarray(saved["log_probs"], np.float64)
+    return Proposal(np.asarray(saved["tokens"], np.int64), log_probs), bool(saved["stale"])
 
 
 def _log_prob(proposal: Proposal, k: int) -> float | None:

@@ -8,7 +8,8 @@ Resume contract: the loop calls ``ask(m)`` for a whole batch, evaluates (perhaps
 calls ``tell`` on the evaluated rows, then ``save``. After ``restore`` into a fresh instance built from
 the same config, ``ask(m)`` returns exactly the batch the interrupted run asked for next. So every
 strategy draws all its randomness from its own checkpointed generator, and ``probe`` (monitoring)
-draws from a generator it is given.
+draws from a generator it is given. (With ``pipeline = 2`` the loop asks for batch k+1 before it
+tells batch k; it keeps that proposal in its own checkpoint meta, so the contract stays the same.)
 
 Token arrays have one column per decision of the space. Strategies here always return in-range
 tokens, even at inactive decisions, so that code reading a column (policy marginals) needs no special
@@ -52,8 +53,15 @@ class Strategy(Protocol):
         """Propose ``n`` architectures (deterministic given the strategy's state)."""
         ...
 
-    def tell(self, tokens: np.ndarray, rewards: np.ndarray) -> dict[str, float]:
-        """Learn from evaluated rows (possibly fewer than asked); scalars for TensorBoard, maybe empty."""
+    def tell(
+        self, tokens: np.ndarray, rewards: np.ndarray, log_probs: np.ndarray | None = None
+    ) -> dict[str, float]:
+        """Learn from evaluated rows (possibly fewer than asked); scalars for TensorBoard, maybe empty.
+
+        ``log_probs`` are the rows' ``Proposal.log_probs`` when the policy may have moved since it
+        proposed them (a pipelined batch, proposed before the previous update): a strategy that learns
+        a policy weights by them; None means the rows are on-policy.
+        """
         ...
 
     def save(self, path: Path, meta: dict) -> None:
@@ -79,8 +87,11 @@ def uniform_tokens(space: SearchSpace, n: int, rng: np.random.Generator) -> np.n
     return rng.integers(0, sizes, size=(n, len(sizes)), dtype=np.int64)
 
 
-def check_batch(space: SearchSpace, tokens: np.ndarray, rewards: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Validate a ``tell`` batch: one row of len(space) tokens per reward, rewards finite."""
+def check_batch(
+    space: SearchSpace, tokens: np.ndarray, rewards: np.ndarray, log_probs: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a ``tell`` batch: one row of len(space) tokens per reward, rewards finite, and (if
+    given) one log-probability per row."""
     tokens = np.asarray(tokens, np.int64)
     rewards = np.asarray(rewards, np.float64)
     if tokens.ndim != 2 or tokens.shape[1] != len(space) or rewards.shape != (tokens.shape[0],):
@@ -90,6 +101,8 @@ def check_batch(space: SearchSpace, tokens: np.ndarray, rewards: np.ndarray) -> 
         )
     if not np.all(np.isfinite(rewards)):
         raise ValueError(f"rewards must be finite (give failed children the failed reward), got {rewards}")
+    if log_probs is not None and np.shape(log_probs) != rewards.shape:
+        raise ValueError(f"tell needs one log-probability per row, got shape {np.shape(log_probs)}")
     return tokens, rewards
 
 

@@ -71,8 +71,12 @@ class EvolutionStrategy:
         check_ask(n)
         return Proposal(self._propose(n, self.rng), None)
 
-    def tell(self, tokens: np.ndarray, rewards: np.ndarray) -> dict[str, float]:
-        tokens, rewards = check_batch(self.space, tokens, rewards)
+    def tell(
+        self, tokens: np.ndarray, rewards: np.ndarray, log_probs: np.ndarray | None = None
+    ) -> dict[str, float]:
+        """Add the rows to the population; ``log_probs`` are ignored (no policy: a stale batch is just
+        older members, which evolution takes as they come)."""
+        tokens, rewards = check_batch(self.space, tokens, rewards, log_probs)
         for t, r in zip(tokens, rewards, strict=True):
             self.population.append((t.copy(), float(r)))  # the deque's maxlen ages out the oldest
         if not self.population:

@@ -41,8 +41,10 @@ class RandomStrategy:
         check_ask(n)
         return Proposal(uniform_tokens(self.space, n, self.rng), None)
 
-    def tell(self, tokens: np.ndarray, rewards: np.ndarray) -> dict[str, float]:
-        check_batch(self.space, tokens, rewards)  # nothing to learn, but a wrong batch is still a bug
+    def tell(
+        self, tokens: np.ndarray, rewards: np.ndarray, log_probs: np.ndarray | None = None
+    ) -> dict[str, float]:
+        check_batch(self.space, tokens, rewards, log_probs)  # nothing to learn; a wrong batch is a bug
         return {}
 
     def save(self, path: Path, meta: dict) -> None:

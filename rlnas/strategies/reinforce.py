@@ -1,7 +1,9 @@
 """REINFORCE on the Keras LSTM controller (Zoph & Le 2017) behind the strategy interface.
 
 ``ask`` samples from the softmax (never argmax) with the controller's checkpointed generator; ``tell``
-is one policy-gradient step on the evaluated rows against the moving-average baseline. The checkpoint
+is one policy-gradient step on the evaluated rows against the moving-average baseline. Given the rows'
+log-probabilities under the policy that proposed them (a pipelined batch, one update stale), each row
+is weighted by ``min(importance_clip, pi_now / pi_then)`` (``rlnas.reinforce``). The checkpoint
 is the controller's own ``.npz`` (weights, Adam slots, sampler state) with the baseline in its meta,
 under the key ``baseline`` as the search loop wrote it before strategies existed, so those run
 directories still resume.
@@ -46,7 +48,8 @@ class ReinforceStrategy:
     Args:
         space: the search space (for the active masks; the controller sees only vocabulary sizes).
         config: controller and update settings (``lstm_*``, ``controller_lr``, ``entropy_weight``,
-            ``baseline_decay``, ``grad_clip``, ``temperature``, ``tanh_constant``, ``seed``, and
+            ``baseline_decay``, ``grad_clip``, ``temperature``, ``tanh_constant``, ``seed``,
+            ``importance_clip`` (0: stale rows unweighted), and
             ``skip_weight``/``skip_target`` for a space with ``skip_<i>_<j>`` decisions).
     """
 
@@ -65,9 +68,18 @@ class ReinforceStrategy:
         mask = active_masks(self.space, sample.tokens)
         return Proposal(sample.tokens, (sample.log_probs * mask).sum(axis=1))
 
-    def tell(self, tokens: np.ndarray, rewards: np.ndarray) -> dict[str, float]:
-        """One update on the evaluated rows; they must be rows this controller just proposed (on-policy)."""
-        tokens, rewards = check_batch(self.space, tokens, rewards)
+    def tell(
+        self, tokens: np.ndarray, rewards: np.ndarray, log_probs: np.ndarray | None = None
+    ) -> dict[str, float]:
+        """One update on the evaluated rows.
+
+        Args:
+            log_probs: the rows' log-probabilities under the policy that proposed them; None for rows
+                this controller just proposed (on-policy, weight 1 exactly).
+        """
+        tokens, rewards = check_batch(self.space, tokens, rewards, log_probs)
+        if self.config.importance_clip == 0:
+            log_probs = None  # weights off: the plain (stale) gradient
         if not len(tokens):
             return {}
         stats = reinforce.update(
@@ -81,6 +93,8 @@ class ReinforceStrategy:
             skips=self.skips,
             skip_weight=self.config.skip_weight,
             skip_target=self.config.skip_target,
+            old_log_probs=None if log_probs is None else np.asarray(log_probs, np.float64),
+            importance_clip=self.config.importance_clip,
         )
         scalars = {
             "losses/loss": stats.loss,
@@ -88,6 +102,8 @@ class ReinforceStrategy:
             "losses/grad_norm": stats.grad_norm,
             "losses/advantage_abs": stats.advantage_abs,
             "charts/baseline": stats.baseline,
+            "losses/importance_weight": stats.importance_weight,
+            "losses/importance_clipped": stats.importance_clipped,
         }
         if self.skips:  # only where the penalty is part of the loss
             scalars["losses/skip_penalty"] = stats.skip_penalty
