@@ -238,6 +238,20 @@ def _function_space(model: str, config_path: str | None, debug: bool) -> SearchS
 
 def cmd_search(args: argparse.Namespace) -> int:
     store, config, space = _resume_run(args) if args.resume else _new_run(args)
+    from rlnas.evaluator import start_workers
+
+    # Workers first: their TensorFlow import and data load overlap ours and the controller's trace.
+    workers = start_workers(config, space) if config.executor == "local" else None
+    try:
+        return _search_and_replay(args, store, config, space, workers)
+    finally:
+        for w in workers or ():
+            w.close()  # idempotent: run_search closes them too; this covers a failure before it does
+
+
+def _search_and_replay(
+    args: argparse.Namespace, store: Any, config: SearchConfig, space: SearchSpace, workers: list | None
+) -> int:
     _load_tensorflow(args.debug)
     from rlnas.search import run_search
 
@@ -252,7 +266,13 @@ def cmd_search(args: argparse.Namespace) -> int:
         with store.locked(), stop.installed():
             try:
                 result = run_search(
-                    config, space, store, on_trial=show, resume=bool(args.resume), should_stop=stop
+                    config,
+                    space,
+                    store,
+                    evaluator=workers,
+                    on_trial=show,
+                    resume=bool(args.resume),
+                    should_stop=stop,
                 )
             finally:
                 if show is not None:

@@ -230,6 +230,26 @@ class WorkerEvaluator:
         self._pids.clear()
 
 
+def start_workers(config: SearchConfig, space: SearchSpace) -> list[WorkerEvaluator]:
+    """The search's local worker processes (``config.workers``, or the machine's default), started now.
+
+    Each worker imports TensorFlow and loads the dataset, seconds that the first child would otherwise
+    wait for. The CLI calls this before it imports TensorFlow itself, so that both imports (and the
+    controller's construction and trace) overlap on separate cores instead of running one after the other.
+    """
+    from rlnas.parallel import default_workers, threads_per_worker  # parallel imports this module
+
+    workers = config.workers or default_workers()
+    train = train_spec(config, space, threads=threads_per_worker(workers))
+    started = [
+        WorkerEvaluator(config.data_spec(), train, children_per_worker=config.children_per_worker)
+        for _ in range(workers)
+    ]
+    for evaluator in started:
+        evaluator.start()
+    return started
+
+
 def _stop(pool: ProcessPoolExecutor, *, wait: bool) -> None:
     """End a pool's worker at once: it holds nothing worth saving, and a normal interpreter
     shutdown after a hundred children (finalising TensorFlow's leftovers) took seconds."""
