@@ -33,6 +33,9 @@ import tensorflow as tf
 from rlnas.controller import Controller
 from rlnas.penalties import skip_penalty
 
+ROUND_OFF = 1e-5
+"""Relative float32 round-off of an importance ratio (log-probabilities of a few decisions summed)."""
+
 
 def reinforce_loss(
     log_probs: tf.Tensor,
@@ -58,13 +61,14 @@ def importance_weights(
     """Truncated importance weights ``min(clip, exp(log_probs - old_log_probs))`` (no gradient) and
     1.0 where the ratio was truncated, 0.0 elsewhere; each of shape (m,), float64.
 
-    The difference is taken in float64, the sampler's precision, so that a policy that has not moved
-    gives weights of 1 to float32 round-off.
+    The difference is taken in float64, the sampler's precision; still, the log-probabilities under
+    the tape are float32, so a policy that has not moved gives ratios within ~1e-6 of 1: one counts as
+    truncated only beyond that round-off.
     """
     now = tf.cast(tf.stop_gradient(log_probs), tf.float64)
     ratio = tf.exp(now - tf.cast(old_log_probs, tf.float64))
     clip = tf.cast(clip, tf.float64)
-    return tf.minimum(ratio, clip), tf.cast(ratio > clip, tf.float64)
+    return tf.minimum(ratio, clip), tf.cast(ratio > clip * (1 + ROUND_OFF), tf.float64)
 
 
 @dataclass
