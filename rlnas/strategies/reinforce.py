@@ -102,9 +102,10 @@ class ReinforceStrategy:
             "losses/grad_norm": stats.grad_norm,
             "losses/advantage_abs": stats.advantage_abs,
             "charts/baseline": stats.baseline,
-            "losses/importance_weight": stats.importance_weight,
-            "losses/importance_clipped": stats.importance_clipped,
         }
+        if log_probs is not None:  # only where the weights are part of the loss (a stale batch)
+            scalars["losses/importance_weight"] = stats.importance_weight
+            scalars["losses/importance_clipped"] = stats.importance_clipped
         if self.skips:  # only where the penalty is part of the loss
             scalars["losses/skip_penalty"] = stats.skip_penalty
         return scalars
