@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
@@ -113,23 +114,32 @@ class EnvPool:
             return
         source = iter(jobs)
         pending: dict[Future, Any] = {}
-        finished = False
+        ready: deque[tuple[Any, Future]] = deque()  # finished, not yet handed to the caller
+        exhausted = False
+
+        def fill() -> None:
+            nonlocal exhausted
+            while not exhausted and len(pending) < len(self.envs):
+                job = next(source, _END)
+                if job is _END:
+                    exhausted = True
+                elif not _check_waiting(job, len(pending) + len(ready)):
+                    pending[self._threads.submit(self._play_on_free_env, play, job)] = job
+                    continue
+                return
+
         try:
             while True:
-                while not finished and len(pending) < len(self.envs):
-                    job = next(source, _END)
-                    if job is _END:
-                        finished = True
-                        break
-                    if _check_waiting(job, len(pending)):
-                        break
-                    pending[self._threads.submit(self._play_on_free_env, play, job)] = job
-                if not pending:
-                    return
-                # A timeout keeps the main thread responsive to Ctrl-C while children train.
-                done, _ = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-                for future in done:
-                    job = pending.pop(future)
+                fill()
+                if not ready:
+                    if not pending:
+                        return
+                    # A timeout keeps the main thread responsive to Ctrl-C while children train.
+                    done, _ = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                    ready.extend((pending.pop(f), f) for f in done)
+                    fill()  # start the next children before the caller handles these results (an update)
+                if ready:
+                    job, future = ready.popleft()
                     yield job, future.result()
         finally:
             if pending:

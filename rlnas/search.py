@@ -110,8 +110,10 @@ class _Batch:
 
     Attributes:
         start: index of its first architecture; the batch is the index range [start, start + m).
-        stale: proposed while the batch ahead of it was still untold, so told after one more update
-            than the policy that proposed it had seen (off-policy: ``tell`` gets its log-probs).
+        stale: told with its sampling log-probs, for importance weights: with ``pipeline = 2`` a batch
+            is proposed while the one ahead of it is untold, so it is told one update after the policy
+            that proposed it. Every batch of a pipelined run is (the first one's weights are 1 to
+            round-off), so that one traced update step serves them all.
         limit: positions within the budget; the rest of the batch is never used.
         todo: positions not yet started (or answered from the cache, or waiting for a repeat).
     """
@@ -201,9 +203,9 @@ class _Loop:
         self.inflight.append(_Batch(proposal, start, stale, limit, deque(range(limit))))
 
     def _propose(self) -> None:
-        """Fill the pipeline: a batch asked while another is in flight will be told one update late."""
+        """Fill the pipeline (batch k+2 is asked right after update k, so it is told one update late)."""
         while len(self.inflight) < self.config.pipeline:
-            self._push(self.strategy.ask(self.config.archs_per_update), stale=bool(self.inflight))
+            self._push(self.strategy.ask(self.config.archs_per_update), stale=self.config.pipeline > 1)
 
     def _advance(self) -> None:
         """Tell every finished batch at the head of the pipeline (in order), each followed by the next

@@ -188,9 +188,9 @@ def test_each_update_gets_its_own_batch_and_stale_batches_their_sampling_log_pro
         batch = result.trials[4 * k : 4 * k + 4]  # exactly batch k's four results, in index order
         assert tokens.tolist() == [t["tokens"] for t in batch]
         assert rewards.tolist() == [t["reward"] for t in batch]
-        if pipeline == 1 or k == 0:  # proposed by the policy that learns from it: no weights at all
+        if pipeline == 1:  # proposed by the policy that learns from it: no weights at all
             assert log_probs is None
-        else:  # proposed before the previous update: weighted against the policy that proposed it
+        else:  # weighted against the policy that proposed it (batch 0: the same one, weights 1)
             assert log_probs.tolist() == [t["log_prob"] for t in batch]
 
 
@@ -237,8 +237,8 @@ def test_importance_weights_are_logged_to_tensorboard_for_stale_batches(tmp_path
         tag: [(e.step, float(tensor_util.make_ndarray(e.tensor_proto))) for e in events.Tensors(tag)]
         for tag in ("losses/importance_weight", "losses/importance_clipped")
     }
-    # batch 0 is on-policy (no weights); batches 1-3 were proposed one update before they are told
-    assert [step for step, _ in logged["losses/importance_weight"]] == [8, 12, 16]
+    assert [step for step, _ in logged["losses/importance_weight"]] == [4, 8, 12, 16]
+    assert logged["losses/importance_weight"][0][1] == pytest.approx(1.0, abs=1e-6)  # batch 0: on-policy
     assert all(0 < w <= 1.0 for _, w in logged["losses/importance_weight"])  # importance_clip = 1
     assert all(0 <= f <= 1 for _, f in logged["losses/importance_clipped"])
 
