@@ -8,6 +8,10 @@ Every child goes through :class:`envs.nas_env.NasEnv` (one code path for search,
 agents); each finished trial is appended to ``trials.jsonl`` as soon as it finishes. With N workers,
 N children of a batch train at once and finish in any order: each trial keeps the index of its place
 in the batch, and the journal is read back in index order.
+
+With ``pipeline = 2`` (asynchronous mode) the next batch is proposed before the current batch's update
+and its children start as workers free up; each update still learns from exactly its own batch, with
+importance weights for the policy that proposed it (docs/ray.md, "Asynchronous mode").
 """
 
 from __future__ import annotations
