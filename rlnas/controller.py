@@ -139,7 +139,7 @@ class Controller:
         self._sample_tokens = self._sample_graph
         if compiled:
             spec = tf.TensorSpec((len(self.vocab_sizes), None), tf.float64)
-            self._sample_tokens = tf.function(self._sample_graph, input_signature=[spec])
+            self._sample_tokens = tf.function(self._sample_graph, input_signature=[spec], autograph=False)
 
     @property
     def trainable_variables(self) -> list[tf.Variable]:

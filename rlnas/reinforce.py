@@ -160,7 +160,7 @@ def _step_function(
         if importance:
             signature += [tf.TensorSpec((None,), tf.float64), tf.TensorSpec((), tf.float64)]
         controller.compiled_steps[key] = tf.function(
-            _step(controller, skips, skip_target, importance), input_signature=signature
+            _step(controller, skips, skip_target, importance), input_signature=signature, autograph=False
         )
     return controller.compiled_steps[key]
 
