@@ -69,9 +69,15 @@ class Monitor:
         self._writer = tf.summary.create_file_writer(str(logdir))
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
+        """All ``values`` as one event: the same scalar records ``tf.summary.scalar`` writes, but one
+        op for the batch instead of one per tag (the policy's marginals are dozens of tags; one op
+        each cost ~1 ms, a fifth of the search loop's own time with instant children)."""
+        from tensorboard.compat.proto.summary_pb2 import Summary
+        from tensorboard.plugins.scalar.summary_v2 import scalar_pb
+
+        summary = Summary(value=[v for tag, x in values.items() for v in scalar_pb(tag, float(x)).value])
         with self._writer.as_default(step=step):
-            for tag, value in values.items():
-                self._tf.summary.scalar(tag, float(value))
+            self._tf.summary.experimental.write_raw_pb(summary.SerializeToString())
         self._writer.flush()
 
     def text(self, tag: str, markdown: str, step: int = 0) -> None:

@@ -165,6 +165,25 @@ def _step_function(
     return controller.compiled_steps[key]
 
 
+def prepare(
+    controller: Controller,
+    *,
+    skips: Sequence[tuple[int, int]] = (),
+    skip_weight: float = 0.0,
+    skip_target: float = 0.4,
+    importance: bool = False,
+) -> None:
+    """Trace the compiled step that :func:`update` will call with these settings, without running it.
+
+    The trace (seconds) otherwise happens inside the first update, while every worker waits for the
+    next batch; a strategy calls this on a thread of its own as the first batch trains.
+    """
+    if controller.compiled:
+        skips = tuple((int(d), int(t)) for d, t in skips) if skip_weight > 0 else ()
+        step = _step_function(controller, skips, float(skip_target) if skips else 0.0, importance)
+        step.get_concrete_function()
+
+
 def update(
     controller: Controller,
     tokens: np.ndarray,

@@ -12,6 +12,7 @@ directories still resume.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,22 @@ class ReinforceStrategy:
         self.controller = make_controller(config, space)
         self.baseline = reinforce.Baseline(decay=config.baseline_decay)
         self.skips = skip_positions(space) if config.skip_weight > 0 else []
+        # The update's trace runs beside the first batch's training instead of after it; every method
+        # that touches the variables the trace builds (Adam's slots) waits for it first.
+        self._tracing = threading.Thread(target=self._prepare, name="rlnas-trace-update", daemon=True)
+        self._tracing.start()
+
+    def _prepare(self) -> None:
+        reinforce.prepare(
+            self.controller,
+            skips=self.skips,
+            skip_weight=self.config.skip_weight,
+            skip_target=self.config.skip_target,
+            importance=self.config.pipeline > 1 and self.config.importance_clip > 0,
+        )
+
+    def _traced(self) -> None:
+        self._tracing.join()
 
     def ask(self, n: int) -> Proposal:
         check_ask(n)
@@ -77,6 +94,7 @@ class ReinforceStrategy:
             log_probs: the rows' log-probabilities under the policy that proposed them; None for rows
                 this controller just proposed (on-policy, weight 1 exactly).
         """
+        self._traced()
         tokens, rewards = check_batch(self.space, tokens, rewards, log_probs)
         if self.config.importance_clip == 0:
             log_probs = None  # weights off: the plain (stale) gradient
@@ -116,14 +134,17 @@ class ReinforceStrategy:
         A fresh controller costs a trace of a second or two, more than a lookup-table run of 25 updates
         spends on everything else; a benchmark of many seeds can reset one strategy instead.
         """
+        self._traced()
         self.config = dataclasses.replace(self.config, seed=seed)
         self.controller.reset(seed)
         self.baseline = reinforce.Baseline(decay=self.config.baseline_decay)
 
     def save(self, path: Path, meta: dict) -> None:
+        self._traced()
         self.controller.save(path, meta={**meta, BASELINE_KEY: self.baseline.value})
 
     def restore(self, path: Path) -> dict:
+        self._traced()
         meta = self.controller.restore(path)
         self.baseline.value = meta.pop(BASELINE_KEY, None)
         return meta
