@@ -51,6 +51,11 @@ VARIANTS: dict[str, dict] = {
     "m=4/lr=0.005": {"archs_per_update": 4, "controller_lr": 0.005},
     "m=4/lr=0.003/entropy=0.01": {"archs_per_update": 4, "controller_lr": 0.003, "entropy_weight": 0.01},
     "m=4/lr=0.002": {"archs_per_update": 4, "controller_lr": 0.002},
+    # third round, after benchmarks/factorized_policy.py: larger steps at m = 4 and 8
+    "m=4/lr=0.01": {"archs_per_update": 4, "controller_lr": 0.01},
+    "m=4/lr=0.02": {"archs_per_update": 4, "controller_lr": 0.02},
+    "m=8/lr=0.01": {"archs_per_update": 8, "controller_lr": 0.01},
+    "m=8/lr=0.02": {"archs_per_update": 8, "controller_lr": 0.02},
 }
 
 
