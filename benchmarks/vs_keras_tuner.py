@@ -145,14 +145,21 @@ def resolved_workers(workers: int | None) -> tuple[int, int]:
 
 
 def run_rlnas(
-    dataset: str, children: int, epochs: int, workers: int | None, seed: int, runs_dir: Path
+    dataset: str,
+    children: int,
+    epochs: int,
+    workers: int | None,
+    seed: int,
+    runs_dir: Path,
+    extra: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Time one ``rlnas search`` process and summarise its trials.jsonl."""
+    """Time one ``rlnas search`` process (``extra``: more flags) and summarise its trials.jsonl."""
     name = f"w{workers or 'default'}-{time.monotonic_ns()}"
     cmd = [str(Path(sys.executable).with_name("rlnas")), "search", "--dataset", dataset]
     cmd += ["--trials", str(children), "--epochs", str(epochs), "--seed", str(seed), "--replay-top", "0"]
     cmd += ["--quiet", "--runs-dir", str(runs_dir), "--name", name]
     cmd += ["--workers", str(workers)] if workers else []
+    cmd += extra or []
     times, out = timed(cmd)
     wall = times["wall_seconds"]
     lines = (runs_dir / name / "trials.jsonl").read_text().splitlines()

@@ -1,4 +1,5 @@
-"""How many worker processes ``rlnas search`` should use: children per minute for each --workers.
+"""How many worker processes ``rlnas search`` should use: children per minute for each --workers
+(and each --pipeline: synchronous batches, or the next batch training during the update).
 
 What it measures
     ``rlnas search --dataset D --trials N --epochs E --replay-top 0 --quiet --workers W`` as a
@@ -18,6 +19,7 @@ Why
 How to run
     .venv/bin/python benchmarks/workers.py                        # mnist_5k, 32 children, epochs 2
     .venv/bin/python benchmarks/workers.py --repeats 2 --workers-list 1,2
+    .venv/bin/python benchmarks/workers.py --trials 96 --workers-list 1 --pipeline-list 1,2
     Results: benchmarks/results/workers.{json,md}. Run it on an otherwise idle machine.
 
 How to read it
@@ -51,6 +53,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
     return {
         "workers": runs[0]["workers"],
+        "pipeline": runs[0]["pipeline"],
         "threads_per_worker": runs[0]["threads_per_worker"],
         "repeats": len(runs),
         "wall_seconds": statistics.fmean(walls),
@@ -73,13 +76,14 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def report(dataset: str, trials: int, epochs: int, rows: list[dict[str, Any]]) -> str:
     best = max(rows, key=lambda r: r["children_per_minute"])
-    one = next((r for r in rows if r["workers"] == 1), None)
+    ones = [r for r in rows if r["workers"] == 1]
     lines = [
         f"### rlnas search throughput by --workers: {dataset}, {trials} trials, epochs={epochs}, "
         f"{os.cpu_count()} CPUs",
         table(
             [
                 "--workers",
+                "--pipeline",
                 "TF threads each",
                 "runs",
                 "wall (s)",
@@ -96,6 +100,7 @@ def report(dataset: str, trials: int, epochs: int, rows: list[dict[str, Any]]) -
             [
                 (
                     r["workers"],
+                    r["pipeline"],
                     r["threads_per_worker"],
                     r["repeats"],
                     r["wall_seconds"],
@@ -112,17 +117,18 @@ def report(dataset: str, trials: int, epochs: int, rows: list[dict[str, Any]]) -
                 for r in rows
             ],
         ),
-        f"Most children per minute of wall time: --workers {best['workers']} "
-        f"({best['children_per_minute']:.1f}/min).",
+        f"Most children per minute of wall time: --workers {best['workers']} --pipeline "
+        f"{best['pipeline']} ({best['children_per_minute']:.1f}/min).",
         "CPU = user + system seconds of the search and its workers; load = 1-minute load average "
         f"before the first / after the last run (above {os.cpu_count()}: other jobs shared the machine).",
     ]
-    if one is not None:
+    for one in ones:
         met = one["wall_over_fit_eval"] <= OVERHEAD_TARGET
         lines.append(
-            f"One worker: wall / sum(fit+eval) = {one['wall_over_fit_eval']:.3f} including process "
-            f"start-up, {one['loop_over_fit_eval']:.3f} for the search loop alone "
-            f"(target <= {OVERHEAD_TARGET}: {'met' if met else 'not met'} by the wall figure)."
+            f"One worker, --pipeline {one['pipeline']}: wall / sum(fit+eval) = "
+            f"{one['wall_over_fit_eval']:.3f} including process start-up, {one['loop_over_fit_eval']:.3f} "
+            f"for the search loop alone (target <= {OVERHEAD_TARGET}: {'met' if met else 'not met'} by "
+            "the wall figure)."
         )
     return "\n\n".join(lines)
 
@@ -134,19 +140,23 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers-list", default="1,2", help="comma-separated worker counts (default 1,2)")
-    p.add_argument("--repeats", type=int, default=1, help="runs of each worker count (default 1)")
+    p.add_argument("--pipeline-list", default="1", help="comma-separated --pipeline values (default 1)")
+    p.add_argument("--repeats", type=int, default=1, help="runs of each setting (default 1)")
     args = p.parse_args()
-    counts = [int(w) for w in args.workers_list.split(",")]
-    runs: dict[int, list[dict[str, Any]]] = {w: [] for w in counts}
+    pipelines = [int(x) for x in args.pipeline_list.split(",")]
+    settings = [(int(w), pipe) for w in args.workers_list.split(",") for pipe in pipelines]
+    runs: dict[tuple[int, int], list[dict[str, Any]]] = {s: [] for s in settings}
     with tempfile.TemporaryDirectory(prefix="rlnas-workers-") as tmp:
         for rep in range(args.repeats):
-            for w in counts if rep % 2 == 0 else counts[::-1]:
-                r = run_rlnas(args.dataset, args.trials, args.epochs, w, args.seed, Path(tmp))
-                runs[w].append(r)
-                print(f"--workers {w}: {r['wall_seconds']:.1f}s, {r['trained']} trained", file=sys.stderr)
-    rows = [summarise(runs[w]) for w in counts]
+            for w, pipe in settings if rep % 2 == 0 else settings[::-1]:
+                extra = ["--pipeline", str(pipe)]
+                r = run_rlnas(args.dataset, args.trials, args.epochs, w, args.seed, Path(tmp), extra)
+                runs[w, pipe].append(r | {"pipeline": pipe})
+                print(f"--workers {w} --pipeline {pipe}: {r['wall_seconds']:.1f}s", file=sys.stderr)
+    rows = [summarise(runs[s]) for s in settings]
     md = report(args.dataset, args.trials, args.epochs, rows)
-    emit(args.out, "workers", md, {"summary": rows, "runs": runs, "overhead_target": OVERHEAD_TARGET})
+    raw = {f"{w}x{pipe}": r for (w, pipe), r in runs.items()}
+    emit(args.out, "workers", md, {"summary": rows, "runs": raw, "overhead_target": OVERHEAD_TARGET})
     args.out.with_suffix(".md").write_text(md + "\n", encoding="utf-8")
 
 
