@@ -28,9 +28,9 @@ import numpy as np
 from envs.nas_env import NasEnv
 from rlnas.config import SearchConfig
 from rlnas.errors import RunError, SearchAborted
-from rlnas.evaluator import Evaluator, WorkerEvaluator, train_spec
+from rlnas.evaluator import Evaluator, start_workers
 from rlnas.monitor import Monitor
-from rlnas.parallel import NOT_YET, EnvPool, default_workers, play, threads_per_worker, trial_seed
+from rlnas.parallel import NOT_YET, EnvPool, play, trial_seed
 from rlnas.space import SearchSpace
 from rlnas.store import RunStore
 from rlnas.strategies import Proposal, Strategy, make_strategy
@@ -90,15 +90,7 @@ def _pool(
 
         evaluator = make_ray_evaluators(config, space)
     if evaluator is None:
-        workers = config.workers or default_workers()
-        train = train_spec(config, space, threads=threads_per_worker(workers))
-        spec = config.data_spec()
-        evaluator = [
-            WorkerEvaluator(spec, train, children_per_worker=config.children_per_worker)
-            for _ in range(workers)
-        ]
-        for e in evaluator:
-            e.start()
+        evaluator = start_workers(config, space)
     evaluators = list(evaluator) if isinstance(evaluator, Sequence) else [evaluator]
     return EnvPool(
         [
