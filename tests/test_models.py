@@ -44,6 +44,16 @@ def test_example_config_is_the_factory_space_and_checks(model):
     check_space(from_toml)
 
 
+def test_fashion_conv_example_checks_and_every_sampled_architecture_builds():
+    """examples/conv_fashion.toml: a narrowed conv chain; its samples build on 28x28 and on 5x5."""
+    config, conv_fashion, _ = load_config("examples/conv_fashion.toml")
+    check_space(conv_fashion)
+    assert conv_fashion.model == "conv" and conv_fashion.size() == 1_677_312
+    assert config.max_params == 300_000
+    for shape in ((28, 28), (5, 5)):
+        assert min(build_all("conv", sample(conv_fashion, 12), shape)) > 0
+
+
 def test_rlnas_space_prints_an_example(capsys):
     from rlnas.cli import main
 
