@@ -353,6 +353,7 @@ RESUMABLE = (
     "max_minutes",
     "replay_top",
     "replay_epochs",
+    "replay_schedule",
     "children_per_worker",
     "workers",
     "executor",

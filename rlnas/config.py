@@ -42,6 +42,8 @@ from rlnas.space import Decision, SearchSpace, cell_space, conv_space, default_s
 
 STRATEGIES = ("reinforce", "random", "evolution")
 EXECUTORS = ("local", "ray")
+SCHEDULES = ("cosine", "constant")
+"""Learning-rate schedules of the replay (rlnas.child.cosine_decay)."""
 PIPELINES = (1, 2)
 """Batches in flight at once: 1 is synchronous; 2 proposes the next batch before the current one's update."""
 
@@ -106,6 +108,9 @@ class SearchConfig:
     child_logs: bool = _f(False, "write each child's training curves to TensorBoard (tb/children/<index>)")
     replay_top: int = _f(1, "after the search, retrain this many best architectures (0: skip)")
     replay_epochs: int = _f(10, "training epochs of each replayed architecture")
+    replay_schedule: str = _f(
+        "cosine", "learning rate over the replay's epochs: cosine (decays to ~0) or constant"
+    )
 
     def __post_init__(self) -> None:
         for name in (
@@ -134,6 +139,11 @@ class SearchConfig:
         ):
             raise ConfigError(
                 f"importance_clip must be >= 0 (0 turns the weights off), got {self.importance_clip!r}"
+            )
+        if self.replay_schedule not in SCHEDULES:
+            raise ConfigError(
+                f"unknown replay_schedule {self.replay_schedule!r}; allowed: {', '.join(SCHEDULES)}"
+                + did_you_mean(str(self.replay_schedule), SCHEDULES)
             )
         if self.replay_top < 0:
             raise ConfigError(f"replay_top must be >= 0, got {self.replay_top!r}")

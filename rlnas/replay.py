@@ -78,6 +78,7 @@ def replay(
             seed=search["seed"] if seed is None else seed,
             on_model=lambda model, p=path: _save_atomically(model, p),
             model=config["space"].get("model", "mlp"),
+            schedule=make_config(search).replay_schedule,  # a run from before the key: the default
         )
         result = ReplayResult(
             rank,

@@ -153,6 +153,16 @@ def test_entropy_weight_must_be_non_negative(bad: float) -> None:
     assert SearchConfig(entropy_weight=0).entropy_weight == 0
 
 
+def test_replay_schedule_is_cosine_by_default_and_checked() -> None:
+    assert SearchConfig().replay_schedule == "cosine"
+    assert SearchConfig(replay_schedule="constant").replay_schedule == "constant"
+    with pytest.raises(
+        ConfigError,
+        match=r"^unknown replay_schedule 'cosin'; allowed: cosine, constant \(did you mean 'cosine'\?\)$",
+    ):
+        SearchConfig(replay_schedule="cosin")
+
+
 def test_replay_top_must_be_non_negative() -> None:
     with pytest.raises(ConfigError, match=r"^replay_top must be >= 0, got -1$"):
         SearchConfig(replay_top=-1)

@@ -243,3 +243,30 @@ def test_early_stopping_stops_when_validation_loss_rises_and_keeps_the_best_weig
     assert full.epochs_run == 12
     assert stopped.status == "ok" and stopped.epochs_run == 2  # epoch 2 was worse than epoch 1: stop
     assert stopped.val_loss < full.val_loss
+
+
+# -- the replay's learning-rate schedule ---------------------------------------------------------
+def test_cosine_decay_starts_at_the_rate_and_halves_at_the_middle():
+    from rlnas.child import cosine_decay
+
+    assert cosine_decay(0.01, 0, 10) == 0.01
+    assert cosine_decay(0.01, 5, 10) == pytest.approx(0.005)
+    assert 0 < cosine_decay(0.01, 9, 10) < 0.0003
+
+
+COSINE_LAST = 0.02 * 0.5 * (1 + np.cos(np.pi * 3 / 4))  # epoch 3 of 4
+
+
+@pytest.mark.parametrize("schedule, last", [("cosine", COSINE_LAST), ("constant", 0.02)])
+def test_training_with_a_schedule_ends_at_its_last_epochs_rate(schedule, last):
+    x, y = images(32, 6, 0)
+    rates = []
+
+    def keep_rate(net):
+        rates.append(float(net.optimizer.learning_rate.numpy()))
+
+    arch = {"num_layers": 1, "units_0": 8, "lr": 0.02}
+    kw = {"num_classes": 2, "epochs": 4, "batch_size": 16, "seed": 0}
+    r = train_and_evaluate(arch, x, y, x, y, **kw, schedule=schedule, on_model=keep_rate)
+    assert r.status == "ok", r.error
+    assert rates == [pytest.approx(last, rel=1e-5)]
