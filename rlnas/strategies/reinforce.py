@@ -62,8 +62,8 @@ class ReinforceStrategy:
         self.controller = make_controller(config, space)
         self.baseline = reinforce.Baseline(decay=config.baseline_decay)
         self.skips = skip_positions(space) if config.skip_weight > 0 else []
-        # The update's trace runs beside the first batch's training instead of after it; every method
-        # that touches the variables the trace builds (Adam's slots) waits for it first.
+        # The update's trace runs beside the first batch's training instead of after it. tell, save,
+        # restore and reset wait for it, so that no update or change of the weights overlaps the trace.
         self._tracing = threading.Thread(target=self._prepare, name="rlnas-trace-update", daemon=True)
         self._tracing.start()
 
