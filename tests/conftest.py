@@ -53,3 +53,30 @@ def tiny_npz(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.npz"
     np.savez(path, x=x, y=y.astype(np.uint8))
     return path
+
+
+class Interrupting(SyntheticEvaluator):
+    """Raises KeyboardInterrupt (as a second Ctrl-C would) on its ``at``-th child."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+
+    def evaluate(self, arch, seed):
+        if len(self.calls) + 1 == self.at:
+            raise KeyboardInterrupt
+        return super().evaluate(arch, seed)
+
+
+def search_in(tmp_path, name, config, space, evaluator, *, should_stop=lambda: False, resume=False):
+    """Run (or resume) a search into ``tmp_path/name`` as the CLI would lay it out; (store, result)."""
+    from rlnas.search import run_search
+    from rlnas.store import RunStore
+
+    if resume:
+        store = RunStore(tmp_path / name)
+    else:
+        store = RunStore.create(tmp_path / name)
+        store.write_json("config.json", {"search": config.to_dict(), "space": space.to_dict()})
+    result = run_search(config, space, store, evaluator=evaluator, should_stop=should_stop, resume=resume)
+    return store, result

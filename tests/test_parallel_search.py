@@ -10,10 +10,9 @@ from envs.nas_env import NasEnv
 from rlnas.child import ChildResult
 from rlnas.config import SearchConfig
 from rlnas.parallel import EnvPool, default_workers, play, threads_per_worker
-from rlnas.search import run_search
 from rlnas.space import Decision, SearchSpace, default_space
 from rlnas.store import RunStore
-from tests.conftest import SyntheticEvaluator
+from tests.conftest import SyntheticEvaluator, search_in
 
 
 class Concurrency(SyntheticEvaluator):
@@ -37,13 +36,7 @@ class Concurrency(SyntheticEvaluator):
 def _search(tmp_path, name, evaluator, space=None, should_stop=lambda: False, resume=False, **overrides):
     space = space or default_space()
     config = SearchConfig(**({"trials": 24, "archs_per_update": 8, "seed": 3} | overrides))
-    if resume:
-        store = RunStore(tmp_path / name)
-    else:
-        store = RunStore.create(tmp_path / name)
-        store.write_json("config.json", {"search": config.to_dict(), "space": space.to_dict()})
-    result = run_search(config, space, store, evaluator=evaluator, should_stop=should_stop, resume=resume)
-    return store, result
+    return search_in(tmp_path, name, config, space, evaluator, should_stop=should_stop, resume=resume)
 
 
 def _summary(trials):

@@ -21,7 +21,7 @@ from rlnas.search import run_search
 from rlnas.space import Decision, SearchSpace, default_space
 from rlnas.store import RunStore
 from rlnas.strategies import make_strategy
-from tests.conftest import SyntheticEvaluator
+from tests.conftest import Interrupting, SyntheticEvaluator, search_in
 
 BASE = {"trials": 24, "archs_per_update": 4, "seed": 3, "pipeline": 2}
 
@@ -42,13 +42,7 @@ class Jittery(SyntheticEvaluator):
 def _search(tmp_path, name, evaluator, *, resume=False, should_stop=lambda: False, space=None, **overrides):
     space = space or default_space()
     config = SearchConfig(**(BASE | overrides))
-    if resume:
-        store = RunStore(tmp_path / name)
-    else:
-        store = RunStore.create(tmp_path / name)
-        store.write_json("config.json", {"search": config.to_dict(), "space": space.to_dict()})
-    result = run_search(config, space, store, evaluator=evaluator, should_stop=should_stop, resume=resume)
-    return store, result
+    return search_in(tmp_path, name, config, space, evaluator, should_stop=should_stop, resume=resume)
 
 
 def _summary(trials):
@@ -313,19 +307,6 @@ def test_a_pipelined_run_resumes_exactly_as_it_would_have_gone_on(tmp_path, stra
     assert sum(len(e.calls) for e in again) == sum(
         1 for t in whole.trials if not t.get("cached") and t["index"] not in trained_before
     )
-
-
-class Interrupting(SyntheticEvaluator):
-    """Raises KeyboardInterrupt (as a second Ctrl-C would) on its ``at``-th child."""
-
-    def __init__(self, at: int) -> None:
-        super().__init__()
-        self.at = at
-
-    def evaluate(self, arch, seed):
-        if len(self.calls) + 1 == self.at:
-            raise KeyboardInterrupt
-        return super().evaluate(arch, seed)
 
 
 def test_a_pipelined_run_killed_mid_batch_resumes_exactly(tmp_path):

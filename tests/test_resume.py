@@ -15,22 +15,9 @@ from rlnas.errors import RunError
 from rlnas.search import run_search
 from rlnas.space import default_space
 from rlnas.store import RunStore
-from tests.conftest import SyntheticEvaluator
+from tests.conftest import Interrupting, SyntheticEvaluator
 
 CONFIG = SearchConfig(trials=24, archs_per_update=8, seed=5)
-
-
-class Interrupting(SyntheticEvaluator):
-    """Raises KeyboardInterrupt (as Ctrl-C would) on its ``at``-th child."""
-
-    def __init__(self, at: int) -> None:
-        super().__init__()
-        self.at = at
-
-    def evaluate(self, arch, seed):
-        if len(self.calls) + 1 == self.at:
-            raise KeyboardInterrupt
-        return super().evaluate(arch, seed)
 
 
 def _store(tmp_path, name, config=CONFIG):
