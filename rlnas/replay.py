@@ -58,8 +58,9 @@ def replay(
     chosen = top_k(store.trials(), top)
     if not chosen:
         raise RunError(f"run {str(store.path)!r} has no successful trial to replay yet")
+    settings = make_config(search)  # a run from before a key was added gets its default
     # Replay always trains on the full train split, whatever fraction the search used.
-    ds = data.load(replace(make_config(search).data_spec(), train_fraction=1.0))
+    ds = data.load(replace(settings.data_spec(), train_fraction=1.0))
     x = np.concatenate([ds.x_train, ds.x_val])
     y = np.concatenate([ds.y_train, ds.y_val])
     store.replay_dir.mkdir(exist_ok=True)
@@ -78,7 +79,7 @@ def replay(
             seed=search["seed"] if seed is None else seed,
             on_model=lambda model, p=path: _save_atomically(model, p),
             model=config["space"].get("model", "mlp"),
-            schedule=make_config(search).replay_schedule,  # a run from before the key: the default
+            schedule=settings.replay_schedule,
         )
         result = ReplayResult(
             rank,
