@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from rlnas.config import SearchConfig
 from rlnas.controller import Controller
-from rlnas.reinforce import Baseline, UpdateStats, reinforce_loss, update
+from rlnas.reinforce import Baseline, UpdateStats, prepare, reinforce_loss, update
 from rlnas.space import SearchSpace, default_space
 from rlnas.strategies.reinforce import make_controller
 
@@ -343,6 +343,35 @@ def test_compiled_update_matches_the_eager_update(skip_weight: float) -> None:
     assert not eager.compiled_steps
     (step,) = compiled.compiled_steps.values()
     assert step.experimental_get_tracing_count() == 1  # batch sizes 8, 2 and 5: one trace
+
+
+@pytest.mark.parametrize("importance", [False, True])
+def test_prepare_warms_the_step_without_changing_the_controller(importance: bool) -> None:
+    """prepare runs the compiled step once (the first call is slow): every weight, Adam slot and the
+    step counter stay exactly as they were, and the updates after it are those of a fresh controller."""
+
+    def state(c: Controller) -> list[np.ndarray]:
+        return weights(c) + [v.numpy().copy() for v in c.optimizer.variables]
+
+    def updates(c: Controller) -> list[np.ndarray]:
+        b = Baseline()
+        for k in range(3):
+            s = c.sample(4)
+            old = s.log_probs.sum(axis=1) if importance else None
+            update(c, s.tokens, np.ones(s.tokens.shape, bool), s.tokens[:, 0] / (k + 2.0), b,
+                   entropy_weight=1e-3, grad_clip=5.0, old_log_probs=old)  # fmt: skip
+        return state(c)
+
+    warmed, fresh = Controller((3, 4, 2), seed=8, **SMALL), Controller((3, 4, 2), seed=8, **SMALL)
+    before = state(warmed)
+    prepare(warmed, importance=importance, skips=[(1, 1)], skip_weight=0.0)
+    for x, y in zip(before, state(warmed), strict=True):
+        np.testing.assert_array_equal(x, y)
+    (step,) = warmed.compiled_steps.values()
+    assert step.experimental_get_tracing_count() == 1
+    for x, y in zip(updates(warmed), updates(fresh), strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert step.experimental_get_tracing_count() == 1  # the updates used the warmed trace
 
 
 # -- the skip penalty ------------------------------------------------------------------------------
