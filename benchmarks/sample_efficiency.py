@@ -59,11 +59,7 @@ VARIANTS: dict[str, dict] = {
 }
 
 
-def evals_median(runs: list, threshold: float, budget: int) -> float:
-    return float(np.median([bench.evals_to_reach(r.rewards, threshold) or budget + 1 for r in runs]))
-
-
-def row(name: str, runs: list, random_runs: list, values: np.ndarray, budget: int) -> dict:
+def row(name: str, runs: list, random_runs: list, values: np.ndarray) -> dict:
     best = float(values.max())
     final = np.array([best - r.rewards.max() for r in runs])
     base = np.array([best - r.rewards.max() for r in random_runs])
@@ -71,9 +67,10 @@ def row(name: str, runs: list, random_runs: list, values: np.ndarray, budget: in
     out = {"variant": name, "regret": float(final.mean()), "diff": diff}
     for frac in (0.01, 0.001):
         t = bench.top_threshold(values, frac)
-        mine, theirs = evals_median(runs, t, budget), evals_median(random_runs, t, budget)
-        out[f"top{frac:g}"] = mine
-        out[f"top{frac:g}_ratio"] = mine / theirs
+        mine, theirs = bench.evals_to_top(runs, t), bench.evals_to_top(random_runs, t)
+        out[f"top{frac:g}"] = float(np.median(mine))
+        ratio = bench.median_ratio_ci(mine, theirs)
+        out[f"top{frac:g}_ratio"], out[f"top{frac:g}_ratio_ci"] = ratio[0], ratio[1:]
         out[f"top{frac:g}_reached"] = sum(bench.evals_to_reach(r.rewards, t) is not None for r in runs)
     out["unique"] = float(np.mean([r.unique for r in runs]))
     return out
@@ -102,10 +99,11 @@ def main() -> None:
 
     start = time.monotonic()
     baselines = {name: run(name) for name in ("random", "evolution")}
-    rows = [row(n, r, baselines["random"], table.values, args.budget) for n, r in baselines.items()]
+    rows = [row(n, r, baselines["random"], table.values) for n, r in baselines.items()]
     for name in args.variants.split(","):
-        rows.append(row(f"reinforce {name}", run("reinforce", **VARIANTS[name]), baselines["random"],
-                        table.values, args.budget))  # fmt: skip
+        rows.append(
+            row(f"reinforce {name}", run("reinforce", **VARIANTS[name]), baselines["random"], table.values)
+        )
         print(_line(rows[-1]), flush=True)
     lines = [
         f"# Sample efficiency on {args.table}",
@@ -114,10 +112,11 @@ def main() -> None:
         f"{args.budget} evaluations each (repeats count); {time.monotonic() - start:.0f}s in all.",
         "Regret = table best - best found after the budget. Evals = median evaluations to reach the top "
         "1% / 0.1% of the table (a seed that never does counts as budget + 1); ratio = that / random "
-        "search's. Diff = mean regret minus random search's, 95% Welch interval (below 0 is better).",
+        "search's, with a 95% bootstrap interval over seeds. Diff = mean regret minus random search's, "
+        "95% Welch interval (below 0 is better).",
         "",
-        "| strategy | mean regret | diff vs random [95%] | evals top 1% (ratio, seeds) | "
-        "evals top 0.1% (ratio, seeds) | distinct archs |",
+        "| strategy | mean regret | diff vs random [95%] | evals top 1% (ratio [95%], seeds) | "
+        "evals top 0.1% (ratio [95%], seeds) | distinct archs |",
         "|---|---|---|---|---|---|",
         *(_line(r) for r in rows),
     ]
@@ -131,9 +130,13 @@ def _line(r: dict) -> str:
     d = r["diff"]
     return (
         f"| {r['variant']} | {r['regret']:.4f} | {d[0]:+.4f} [{d[1]:+.4f}, {d[2]:+.4f}] | "
-        f"{r['top0.01']:.0f} ({r['top0.01_ratio']:.2f}, {r['top0.01_reached']}) | "
-        f"{r['top0.001']:.0f} ({r['top0.001_ratio']:.2f}, {r['top0.001_reached']}) | {r['unique']:.0f} |"
+        f"{_evals(r, 'top0.01')} | {_evals(r, 'top0.001')} | {r['unique']:.0f} |"
     )
+
+
+def _evals(r: dict, key: str) -> str:
+    low, high = r[f"{key}_ratio_ci"]
+    return f"{r[key]:.0f} ({r[f'{key}_ratio']:.2f} [{low:.2f}, {high:.2f}], {r[f'{key}_reached']})"
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ from rlnas.bench import (
     bench,
     diff_ci,
     evals_to_reach,
+    evals_to_top,
     mean_ci,
+    median_ratio_ci,
     plot,
     regret_curve,
     run_strategy,
@@ -121,8 +123,31 @@ def test_summarize_hand_made_runs() -> None:
     assert "2.5 (2/2)" in evolution_row and ">4 (1/2)" in evolution_row
     # final regret: evolution (0, 0.01) minus random (0.2, 0.1): mean -0.145
     assert "-0.1450 [" in evolution_row
+    # top 1%: evolution's median 2.5 over random's 5 (never: the budget + 1); resampled medians 2..3 / 5.
+    assert "top 1% evals / random's" in text and "0.50 [0.40, 0.60]" in evolution_row
     with pytest.raises(ValueError, match="each with at least one run"):
         summarize({"random": []}, all_values)
+
+
+def test_evals_to_top_counts_a_run_that_never_got_there_as_its_length_plus_one() -> None:
+    runs = [np.array([0.1, 0.9, 0.95]), np.array([0.1, 0.2, 0.3]), Run(np.array([0.99]), 1, 0.0)]
+    np.testing.assert_array_equal(evals_to_top(runs, 0.9), [2, 4, 1])
+
+
+def test_median_ratio_ci_on_hand_made_samples() -> None:
+    assert median_ratio_ci([10, 10, 10], [40, 40, 40]) == (0.25, 0.25, 0.25)  # no spread, no doubt
+    ratio, low, high = median_ratio_ci([5, 10, 15, 20, 200], [10, 20, 30, 40, 201])
+    assert ratio == pytest.approx(0.5) and low < 0.5 < high  # spread: the interval is wide
+    assert median_ratio_ci([5, 10, 15, 20, 200], [10, 20, 30, 40, 201]) == (ratio, low, high)  # seeded
+    same = median_ratio_ci(np.arange(1, 21), np.arange(1, 21))
+    assert same[0] == 1.0 and same[1] < 1.0 < same[2]
+    # more seeds, a narrower interval around the same ratio
+    wide, narrow = (median_ratio_ci(np.linspace(10, 30, n), np.linspace(20, 60, n)) for n in (7, 101))
+    assert wide[0] == narrow[0] == 0.5 and narrow[2] - narrow[1] < (wide[2] - wide[1]) / 2
+    with pytest.raises(ValueError, match="two non-empty 1-D samples"):
+        median_ratio_ci([], [1.0])
+    with pytest.raises(ValueError, match="level must be in"):
+        median_ratio_ci([1.0], [1.0], level=1.0)
 
 
 def test_plot_writes_a_png(tmp_path: Path) -> None:
