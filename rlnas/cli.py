@@ -59,7 +59,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         if f.type == "bool":  # a switch: present means True; absent leaves the config file's value
             group.add_argument(
                 "--" + f.name.replace("_", "-"), dest=f.name, action="store_const", const=True,
-                default=None, help=f"{f.metadata['help']} (default: {f.default})",
+                default=None, help=_flag_help(f),
             )  # fmt: skip
             continue
         kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
@@ -69,8 +69,14 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
             type=_typed(kind),
             default=None,
             metavar=f.name.upper(),
-            help=f"{f.metadata['help']} (default: {f.default})",
+            help=_flag_help(f),
         )
+
+
+def _flag_help(f: Any) -> str:
+    """A field's help with its default, unless the help already says it (a default that depends)."""
+    text = f.metadata["help"]
+    return text if "(default:" in text else f"{text} (default: {f.default})"
 
 
 def build_parser() -> argparse.ArgumentParser:

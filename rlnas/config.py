@@ -41,6 +41,11 @@ from rlnas.errors import ConfigError, did_you_mean
 from rlnas.space import Decision, SearchSpace, cell_space, conv_space, default_space, log_grid, skip_space
 
 STRATEGIES = ("reinforce", "random", "evolution")
+CONTROLLERS = ("lstm", "factorized")
+"""reinforce's policy (rlnas.controller.Controller's ``kind``)."""
+CONTROLLER_LR = {"lstm": 0.005, "factorized": 0.02}
+"""Default Adam step per policy: a free logit vector needs a larger step than the LSTM's weights to move
+the policy as far (both chosen on two lookup tables, BENCHMARKS.md)."""
 EXECUTORS = ("local", "ray")
 SCHEDULES = ("cosine", "constant")
 """Learning-rate schedules of the replay (rlnas.child.cosine_decay)."""
@@ -66,7 +71,9 @@ class SearchConfig:
     val_fraction: float = _f(0.2, "fraction of the data held out for validation (the reward)")
     test_fraction: float = _f(0.2, "fraction held out for the final test score (never seen by the search)")
     seed: int = _f(0, "seed of the controller, the sampling and the children; same seed, same run")
-    strategy: str = _f("reinforce", "search strategy: reinforce (the RNN controller), random, or evolution")
+    strategy: str = _f(
+        "reinforce", "search strategy: reinforce (a controller, see controller), random, or evolution"
+    )
     workers: int | None = _f(None, "children trained at once, each in its own worker process (default: auto)")
     archs_per_update: int = _f(4, "architectures sampled per REINFORCE update (m)")
     pipeline: int = _f(
@@ -76,7 +83,13 @@ class SearchConfig:
         1.0,
         "pipeline 2: cap c of the importance weight min(c, pi_new/pi_old); 0: no weights (stale gradient)",
     )
-    controller_lr: float = _f(0.005, "Adam learning rate of the controller")
+    controller: str = _f(
+        "lstm",
+        "reinforce's policy: lstm (Zoph & Le's RNN) or factorized (one free logit vector per decision)",
+    )
+    controller_lr: float | None = _f(
+        None, "Adam learning rate of the controller (default: 0.005 for lstm, 0.02 for factorized)"
+    )
     entropy_weight: float = _f(1e-3, "weight of the entropy bonus in the REINFORCE loss")
     skip_weight: float = _f(0.0, "weight of the ENAS skip-density KL penalty in the REINFORCE loss (0: off)")
     skip_target: float = _f(0.4, "skip density (probability of each skip_<i>_<j>) the penalty pulls towards")
@@ -127,8 +140,10 @@ class SearchConfig:
             "tournament_size",
         ):
             _positive(name, getattr(self, name), integer=True)
-        for name in ("controller_lr", "temperature", "init_range", "grad_clip"):
+        for name in ("temperature", "init_range", "grad_clip"):
             _positive(name, getattr(self, name))
+        if self.controller_lr is not None:
+            _positive("controller_lr", self.controller_lr)
         if type(self.pipeline) is not int or self.pipeline not in PIPELINES:
             raise ConfigError(
                 f"pipeline must be 1 (synchronous) or 2 (the next batch trains during the update), "
@@ -140,11 +155,18 @@ class SearchConfig:
             raise ConfigError(
                 f"importance_clip must be >= 0 (0 turns the weights off), got {self.importance_clip!r}"
             )
-        if self.replay_schedule not in SCHEDULES:
-            raise ConfigError(
-                f"unknown replay_schedule {self.replay_schedule!r}; allowed: {', '.join(SCHEDULES)}"
-                + did_you_mean(str(self.replay_schedule), SCHEDULES)
-            )
+        for name, allowed in (
+            ("replay_schedule", SCHEDULES),
+            ("strategy", STRATEGIES),
+            ("controller", CONTROLLERS),
+            ("executor", EXECUTORS),
+        ):
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ConfigError(
+                    f"unknown {name} {value!r}; allowed: {', '.join(allowed)}"
+                    + did_you_mean(str(value), allowed)
+                )
         if self.replay_top < 0:
             raise ConfigError(f"replay_top must be >= 0, got {self.replay_top!r}")
         if not self.entropy_weight >= 0:
@@ -161,19 +183,9 @@ class SearchConfig:
         for name in ("child_logs", "reevaluate_repeats"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(
-                f"unknown strategy {self.strategy!r}; allowed: {', '.join(STRATEGIES)}"
-                + did_you_mean(str(self.strategy), STRATEGIES)
-            )
         from rlnas.objectives import parse_objective
 
         parse_objective(self.objective)
-        if self.executor not in EXECUTORS:
-            raise ConfigError(
-                f"unknown executor {self.executor!r}; allowed: {', '.join(EXECUTORS)}"
-                + did_you_mean(str(self.executor), EXECUTORS)
-            )
         _positive("cpus_per_child", self.cpus_per_child)
         if isinstance(self.gpus_per_child, bool) or not (
             isinstance(self.gpus_per_child, int | float) and 0 <= self.gpus_per_child < math.inf
@@ -194,6 +206,11 @@ class SearchConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def policy_lr(self) -> float:
+        """The controller's Adam step: ``controller_lr``, or the default of its ``controller``."""
+        return self.controller_lr if self.controller_lr is not None else CONTROLLER_LR[self.controller]
 
     def data_spec(self) -> DataSpec:
         """The dataset description shared by the search, its workers and replay."""

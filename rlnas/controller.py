@@ -59,11 +59,19 @@ class PolicyPass(NamedTuple):
     watched: Any
 
 
+CONTROLLERS = ("lstm", "factorized")
+"""Policies: Zoph & Le's autoregressive LSTM, or one free logit vector per decision."""
+
+
 class Controller:
-    """Autoregressive LSTM policy over a sequence of categorical decisions.
+    """Autoregressive LSTM policy over a sequence of categorical decisions (or a factorized one).
 
     Args:
         vocab_sizes: number of values of each decision, in emission order.
+        kind: ``"lstm"``, or ``"factorized"``: no recurrent state, decision i's logits are a free
+            vector of its own (independent decisions). The simplest policy REINFORCE can train; with a
+            few hundred samples it learns where the LSTM barely moves from random search
+            (BENCHMARKS.md, "Sample efficiency"). ``units`` and ``layers`` do not apply to it.
         units: LSTM units per layer (35 in Zoph & Le).
         layers: number of stacked LSTM layers (2 in Zoph & Le).
         init_range: weights start uniform in [-init_range, init_range] (0.08 in Zoph & Le).
@@ -86,6 +94,7 @@ class Controller:
         self,
         vocab_sizes: Sequence[int],
         *,
+        kind: str = "lstm",
         units: int = 35,
         layers: int = 2,
         init_range: float = 0.08,
@@ -95,8 +104,12 @@ class Controller:
         seed: int = 0,
         compiled: bool = True,
     ) -> None:
+        if kind not in CONTROLLERS:
+            raise ValueError(f"controller kind must be one of {CONTROLLERS}, got {kind!r}")
         self.vocab_sizes = tuple(int(v) for v in vocab_sizes)
+        self.kind = kind
         self._settings = {
+            "kind": kind,
             "units": units,
             "layers": layers,
             "init_range": init_range,
@@ -113,24 +126,31 @@ class Controller:
             return keras.initializers.RandomUniform(-init_range, init_range, seed=seed * 1000 + k)
 
         k = iter(range(10_000))
-        self.cells = [
-            keras.layers.LSTMCell(
-                units,
-                kernel_initializer=init(next(k)),
-                recurrent_initializer=init(next(k)),
-                bias_initializer=init(next(k)),
-            )
-            for _ in range(layers)
-        ]
-        # Decision i embeds the token of decision i-1; decision 0 embeds a single start token.
-        in_vocab = (1, *self.vocab_sizes[:-1])
-        self.embeddings = [
-            keras.layers.Embedding(v, units, embeddings_initializer=init(next(k))) for v in in_vocab
-        ]
-        self.heads = [
-            keras.layers.Dense(v, kernel_initializer=init(next(k)), bias_initializer=init(next(k)))
-            for v in self.vocab_sizes
-        ]
+        self.cells: list[Any] = []
+        self.embeddings: list[Any] = []
+        if kind == "factorized":  # decision i's logits: row 0 of a one-row embedding, looked up by 0
+            self.heads = [
+                keras.layers.Embedding(1, v, embeddings_initializer=init(next(k))) for v in self.vocab_sizes
+            ]
+        else:
+            self.cells = [
+                keras.layers.LSTMCell(
+                    units,
+                    kernel_initializer=init(next(k)),
+                    recurrent_initializer=init(next(k)),
+                    bias_initializer=init(next(k)),
+                )
+                for _ in range(layers)
+            ]
+            # Decision i embeds the token of decision i-1; decision 0 embeds a single start token.
+            in_vocab = (1, *self.vocab_sizes[:-1])
+            self.embeddings = [
+                keras.layers.Embedding(v, units, embeddings_initializer=init(next(k))) for v in in_vocab
+            ]
+            self.heads = [
+                keras.layers.Dense(v, kernel_initializer=init(next(k)), bias_initializer=init(next(k)))
+                for v in self.vocab_sizes
+            ]
         self.optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
         self._run(tf.zeros((1, len(self.vocab_sizes)), tf.int32))  # build every variable
         self.optimizer.build(self.trainable_variables)
@@ -148,13 +168,18 @@ class Controller:
 
     # -- the recurrent pass ----------------------------------------------------------------------
     def _logits(self, i: int, prev: tf.Tensor, states: list) -> tuple[tf.Tensor, list]:
-        """One step: embed the previous token, run the LSTM stack, apply decision i's head."""
-        x = self.embeddings[i](prev)
-        new_states = []
-        for cell, state in zip(self.cells, states, strict=True):
-            x, state = cell(x, state)
-            new_states.append(state)
-        logits = self.heads[i](x) / self.temperature
+        """One step: embed the previous token, run the LSTM stack, apply decision i's head (factorized:
+        decision i's own logits, whatever came before)."""
+        if self.cells:
+            x = self.embeddings[i](prev)
+            new_states = []
+            for cell, state in zip(self.cells, states, strict=True):
+                x, state = cell(x, state)
+                new_states.append(state)
+            logits = self.heads[i](x)
+        else:
+            logits, new_states = self.heads[i](tf.zeros_like(prev)), states
+        logits = logits / self.temperature
         if self.tanh_constant:  # None or 0: off
             logits = self.tanh_constant * tf.tanh(logits)
         return logits, new_states

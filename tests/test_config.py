@@ -30,7 +30,7 @@ def test_defaults_are_valid_and_frozen() -> None:
     cfg = SearchConfig()
     assert cfg.trials == 96
     assert cfg.archs_per_update == 4
-    assert cfg.controller_lr == 0.005
+    assert (cfg.controller, cfg.controller_lr, cfg.policy_lr) == ("lstm", None, 0.005)
     assert cfg.baseline_decay == 0.8
     assert cfg.entropy_weight == 1e-3
     assert cfg.grad_clip == 5.0
@@ -111,6 +111,16 @@ def test_integers_must_be_whole_numbers(name: str, bad: object) -> None:
 def test_non_positive_floats(name: str, bad: float) -> None:
     with pytest.raises(ConfigError, match=rf"^{name} must be positive, got {re.escape(repr(bad))}$"):
         SearchConfig(**{name: bad})
+
+
+def test_controller_and_its_default_step() -> None:
+    assert SearchConfig(controller="factorized").policy_lr == 0.02
+    assert SearchConfig(controller="factorized", controller_lr=0.01).policy_lr == 0.01
+    assert SearchConfig(controller_lr=0.02).policy_lr == 0.02
+    with pytest.raises(
+        ConfigError, match=r"^unknown controller 'factorised'; allowed: lstm, factorized.*factorized"
+    ):
+        SearchConfig(controller="factorised")
 
 
 @pytest.mark.parametrize("name", ["controller_lr", "temperature"])

@@ -106,6 +106,35 @@ def test_sampling_follows_a_peaked_policy() -> None:
     assert (counts > 0).sum() >= 3
 
 
+def test_factorized_controller_samples_each_decision_independently() -> None:
+    c = Controller(VOCAB, kind="factorized", seed=3)
+    assert [tuple(v.shape) for v in c.trainable_variables] == [(1, v) for v in VOCAB]  # logits, no LSTM
+    s = c.sample(64)
+    assert s.tokens.shape == (64, len(VOCAB)) and np.all(s.tokens < np.array(VOCAB))
+    np.testing.assert_allclose(s.entropies, np.broadcast_to(np.log(VOCAB), s.entropies.shape), rtol=0.02)
+    for i in range(len(VOCAB)):  # decision i's policy ignores the tokens before it
+        np.testing.assert_array_equal(
+            c.probabilities(i, np.zeros(i, int)), c.probabilities(i, s.tokens[0, :i])
+        )
+    logp, _ = c.log_prob(s.tokens)
+    np.testing.assert_allclose(logp.numpy(), s.log_probs.sum(axis=1), atol=1e-5)
+    with pytest.raises(ValueError, match="controller kind must be one of"):
+        Controller(VOCAB, kind="gru")
+
+
+def test_factorized_checkpoint_round_trip_and_reset(tmp_path: Path) -> None:
+    a = Controller(VOCAB, kind="factorized", seed=5, init_range=1.0)
+    a.save(tmp_path / "c.npz", meta={"step": 1})
+    b = Controller(VOCAB, kind="factorized", seed=6, init_range=1.0)
+    assert b.restore(tmp_path / "c.npz") == {"step": 1}
+    assert_same_sample(a.sample(9), b.sample(9))
+    b.reset(5)
+    assert b.kind == "factorized"
+    assert_same_sample(Controller(VOCAB, kind="factorized", seed=5, init_range=1.0).sample(4), b.sample(4))
+    with pytest.raises(RunError, match="cannot read controller checkpoint"):
+        small(seed=1).restore(tmp_path / "c.npz")  # an LSTM cannot take a factorized checkpoint
+
+
 # -- log-probabilities -----------------------------------------------------------------------------
 def test_log_prob_equals_the_sampled_log_probs_summed_over_the_mask() -> None:
     space = default_space()

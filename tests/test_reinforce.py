@@ -251,9 +251,9 @@ def match_rewards(tokens: np.ndarray, masks: np.ndarray, target: list[int]) -> n
     return hits.sum(axis=1) / len(target)
 
 
-def learn(seed: int, samples: int = 400) -> tuple[float, float, list[float]]:
+def learn(seed: int, samples: int = 400, controller: str = "lstm") -> tuple[float, float, list[float]]:
     """REINFORCE with the library's defaults towards a hidden 3-layer target; returns p0, p1, rewards."""
-    cfg = SearchConfig(seed=seed)
+    cfg = SearchConfig(seed=seed, controller=controller)
     space = default_space()
     controller = make_controller(cfg, space)  # exactly what `rlnas search` builds
     rng = np.random.default_rng(1000 + seed)
@@ -287,9 +287,10 @@ def test_match_rewards() -> None:
     np.testing.assert_allclose(match_rewards(tokens, masks, target), [1.0, 3 / 7, 1 / 7])
 
 
+@pytest.mark.parametrize("controller", ["lstm", "factorized"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_controller_learns_a_hidden_target(seed: int) -> None:
-    p0, p1, rewards = learn(seed)
+def test_controller_learns_a_hidden_target(seed: int, controller: str) -> None:
+    p0, p1, rewards = learn(seed, controller=controller)
     # Measured with the defaults (m 4, controller_lr 0.005, baseline decay 0.8, tanh_constant 2.5) on
     # seeds 0..11: 12 of 12 pass (the earlier m 8, lr 0.01, decay 0.95 passed 22 of 24). Without the
     # tanh bound, lr 0.02 passed 4 of 12 (the policy collapses on a wrong units_2 before it is active

@@ -32,10 +32,11 @@ def make_controller(config: SearchConfig, space: SearchSpace, *, compiled: bool 
     """The controller a config describes, for ``space``'s vocabularies (``compiled=False``: eager)."""
     return Controller(
         space.vocab_sizes,
+        kind=config.controller,
         units=config.lstm_units,
         layers=config.lstm_layers,
         init_range=config.init_range,
-        learning_rate=config.controller_lr,
+        learning_rate=config.policy_lr,
         temperature=config.temperature,
         tanh_constant=config.tanh_constant,
         seed=config.seed,
