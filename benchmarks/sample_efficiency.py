@@ -32,31 +32,46 @@ from rlnas.parallel import play
 from rlnas.quiet import quiet_tensorflow
 from rlnas.tabular import load_table
 
-VARIANTS: dict[str, dict] = {
-    "defaults": {},
-    "lr=0.03": {"controller_lr": 0.03},
-    "lr=0.003": {"controller_lr": 0.003},
-    "m=4": {"archs_per_update": 4},
-    "m=2": {"archs_per_update": 2},
-    "m=4/lr=0.03": {"archs_per_update": 4, "controller_lr": 0.03},
-    "m=4/lr=0.003": {"archs_per_update": 4, "controller_lr": 0.003},
-    "m=2/lr=0.003": {"archs_per_update": 2, "controller_lr": 0.003},
-    "m=4/baseline=0.8": {"archs_per_update": 4, "baseline_decay": 0.8},
-    "m=4/entropy=0.01": {"archs_per_update": 4, "entropy_weight": 0.01},
-    "m=4/tanh=5": {"archs_per_update": 4, "tanh_constant": 5.0},
-    "m=4/temperature=2": {"archs_per_update": 4, "temperature": 2.0},
-    # second round, around the best of the first
-    "m=4/lr=0.003/baseline=0.8": {"archs_per_update": 4, "controller_lr": 0.003, "baseline_decay": 0.8},
-    "m=4/lr=0.005/baseline=0.8": {"archs_per_update": 4, "controller_lr": 0.005, "baseline_decay": 0.8},
-    "m=4/lr=0.005": {"archs_per_update": 4, "controller_lr": 0.005},
-    "m=4/lr=0.003/entropy=0.01": {"archs_per_update": 4, "controller_lr": 0.003, "entropy_weight": 0.01},
-    "m=4/lr=0.002": {"archs_per_update": 4, "controller_lr": 0.002},
-    # third round, after benchmarks/factorized_policy.py: larger steps at m = 4 and 8
-    "m=4/lr=0.01": {"archs_per_update": 4, "controller_lr": 0.01},
-    "m=4/lr=0.02": {"archs_per_update": 4, "controller_lr": 0.02},
-    "m=8/lr=0.01": {"archs_per_update": 8, "controller_lr": 0.01},
-    "m=8/lr=0.02": {"archs_per_update": 8, "controller_lr": 0.02},
+ALIASES = {
+    "controller": "controller",
+    "m": "archs_per_update",
+    "lr": "controller_lr",
+    "baseline": "baseline_decay",
+    "entropy": "entropy_weight",
+    "tanh": "tanh_constant",
+    "temperature": "temperature",
+    "layers": "lstm_layers",
+    "units": "lstm_units",
 }
+"""Short names for the settings a variant overrides, as in ``m=4/lr=0.005/baseline=0.8``."""
+
+# Earlier rounds, kept so that their result files can be reproduced with --variants.
+ROUNDS = {
+    1: "defaults,lr=0.03,lr=0.003,m=4,m=2,m=4/lr=0.03,m=4/lr=0.003,m=2/lr=0.003,m=4/baseline=0.8,"
+    "m=4/entropy=0.01,m=4/tanh=5,m=4/temperature=2",
+    2: "m=4/lr=0.003/baseline=0.8,m=4/lr=0.005/baseline=0.8,m=4/lr=0.005,m=4/lr=0.003/entropy=0.01,"
+    "m=4/lr=0.002",
+    3: "defaults,m=4/lr=0.01,m=4/lr=0.02,m=8/lr=0.01,m=8/lr=0.02",
+}
+
+
+def parse_variant(name: str) -> dict[str, float | str]:
+    """``defaults`` -> {}; ``m=4/lr=0.01`` -> {"archs_per_update": 4, "controller_lr": 0.01}."""
+    if name == "defaults":
+        return {}
+    overrides: dict[str, float | str] = {}
+    for part in name.split("/"):
+        key, _, value = part.partition("=")
+        if key not in ALIASES or not value:
+            raise SystemExit(
+                f"bad variant {name!r}: use NAME=VALUE parts joined by '/', NAME one of {list(ALIASES)}"
+            )
+        if key == "controller":
+            overrides[key] = value
+        else:
+            number = float(value)
+            overrides[ALIASES[key]] = int(number) if key in ("m", "layers", "units") else number
+    return overrides
 
 
 def row(name: str, runs: list, random_runs: list, values: np.ndarray) -> dict:
@@ -82,7 +97,9 @@ def main() -> None:
     p.add_argument("--config", required=True)
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--budget", type=int, default=200)
-    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names of VARIANTS")
+    p.add_argument(
+        "--variants", default=ROUNDS[3], help="comma-separated variants, e.g. defaults,m=8/lr=0.01"
+    )
     p.add_argument("--out", default="sample_efficiency")
     args = p.parse_args()
     quiet_tensorflow()
@@ -102,7 +119,12 @@ def main() -> None:
     rows = [row(n, r, baselines["random"], table.values) for n, r in baselines.items()]
     for name in args.variants.split(","):
         rows.append(
-            row(f"reinforce {name}", run("reinforce", **VARIANTS[name]), baselines["random"], table.values)
+            row(
+                f"reinforce {name}",
+                run("reinforce", **parse_variant(name)),
+                baselines["random"],
+                table.values,
+            )
         )
         print(_line(rows[-1]), flush=True)
     lines = [
