@@ -64,6 +64,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "trained": mean("trained"),
         "cached": mean("cached"),
         "sum_fit_eval_seconds": mean("sum_fit_eval_seconds"),
+        "sum_child_seconds": mean("sum_child_seconds"),
         "children_per_minute": statistics.fmean(60 * r["trained"] / r["wall_seconds"] for r in runs),
         "loop_children_per_minute": statistics.fmean(
             60 * r["trained"] / r["search_loop_seconds"] for r in runs
@@ -124,6 +125,7 @@ def report(dataset: str, trials: int, epochs: int, rows: list[dict[str, Any]]) -
     ]
     for one in ones:
         met = one["wall_over_fit_eval"] <= OVERHEAD_TARGET
+        lines.append(_where_the_time_goes(one))
         lines.append(
             f"One worker, --pipeline {one['pipeline']}: wall / sum(fit+eval) = "
             f"{one['wall_over_fit_eval']:.3f} including process start-up, {one['loop_over_fit_eval']:.3f} "
@@ -131,6 +133,26 @@ def report(dataset: str, trials: int, epochs: int, rows: list[dict[str, Any]]) -
             "the wall figure)."
         )
     return "\n\n".join(lines)
+
+
+def _where_the_time_goes(r: dict[str, Any]) -> str:
+    """One worker: the seconds outside the children's fit+evaluate, split by where they are spent."""
+    fit_eval, child, loop = r["sum_fit_eval_seconds"], r["sum_child_seconds"], r["search_loop_seconds"]
+    per_child = 1000 * (child - fit_eval) / r["trained"]
+    parts = {
+        "before and after the search loop (process start, TensorFlow's import, exit)": r["wall_seconds"]
+        - loop,
+        f"in the worker around each fit ({per_child:.0f} ms a child: Keras build, compile, clean-up)": (
+            child - fit_eval
+        ),
+        "in the search loop between children (updates, checkpoints, logging, the first child's wait "
+        "for its worker)": loop - child,
+    }
+    share = ", ".join(f"{x:.1f} s {where} = {100 * x / fit_eval:.1f}%" for where, x in parts.items())
+    return (
+        f"One worker, --pipeline {r['pipeline']}, outside the children's fit+evaluate ({fit_eval:.1f} s): "
+        f"{share}."
+    )
 
 
 def main() -> None:
