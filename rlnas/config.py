@@ -42,7 +42,8 @@ from rlnas.space import Decision, SearchSpace, cell_space, conv_space, default_s
 
 STRATEGIES = ("reinforce", "random", "evolution")
 CONTROLLERS = ("lstm", "factorized")
-"""reinforce's policy (rlnas.controller.Controller's ``kind``)."""
+"""reinforce's policy (rlnas.controller.Controller's ``kind``): Zoph & Le's autoregressive LSTM, or one
+free logit vector per decision."""
 CONTROLLER_LR = {"lstm": 0.005, "factorized": 0.02}
 """Default Adam step per policy: a free logit vector needs a larger step than the LSTM's weights to move
 the policy as far (both chosen on two lookup tables, BENCHMARKS.md)."""
@@ -72,7 +73,8 @@ class SearchConfig:
     test_fraction: float = _f(0.2, "fraction held out for the final test score (never seen by the search)")
     seed: int = _f(0, "seed of the controller, the sampling and the children; same seed, same run")
     strategy: str = _f(
-        "reinforce", "search strategy: reinforce (a controller, see controller), random, or evolution"
+        "reinforce",
+        "search strategy: reinforce (a policy trained by REINFORCE; see controller), random, or evolution",
     )
     workers: int | None = _f(None, "children trained at once, each in its own worker process (default: auto)")
     archs_per_update: int = _f(4, "architectures sampled per REINFORCE update (m)")

@@ -29,6 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from rlnas.config import CONTROLLERS
 from rlnas.errors import RunError
 
 
@@ -57,10 +58,6 @@ class PolicyPass(NamedTuple):
     log_prob: Any
     entropy: Any
     watched: Any
-
-
-CONTROLLERS = ("lstm", "factorized")
-"""Policies: Zoph & Le's autoregressive LSTM, or one free logit vector per decision."""
 
 
 class Controller:
