@@ -88,6 +88,9 @@ def test_mnas_needs_the_childs_params():
 
 # -- the environment -----------------------------------------------------------------------------
 def run_episode(env: NasEnv) -> tuple[float, dict]:
+    """One episode of masked random actions, seeded: unseeded, 1 in 42 episodes drew the synthetic
+    evaluator's perfect architecture (accuracy 1.0, whose cube is itself)."""
+    env.action_space.seed(0)
     _, info = env.reset(seed=0)
     while True:
         _, reward, done, _, info = env.step(env.action_space.sample(mask=info["action_mask"]))
