@@ -80,6 +80,38 @@ def emit(out: Path, name: str, markdown: str, results: dict[str, Any]) -> None:
     print(f"\n(written to {out})", file=sys.stderr)
 
 
+def table_figures(runs: Sequence[Any], random_runs: Sequence[Any], values: Any) -> dict[str, Any]:
+    """What the lookup-table scripts report for one policy, from each seed's rewards in evaluation order:
+    mean final regret, its difference from random search's (Welch interval), and for the top 1% and
+    0.1% of the table the median evaluations to reach it (a seed that never does counts as budget + 1),
+    its ratio to random search's with a bootstrap interval, and how many seeds got there."""
+    import numpy as np
+
+    from rlnas import bench
+
+    best = float(np.nanmax(values))
+    final = np.array([best - np.max(r) for r in runs])
+    out: dict[str, Any] = {
+        "regret": float(final.mean()),
+        "diff": bench.diff_ci(final, [best - np.max(r) for r in random_runs]),
+    }
+    for frac in (0.01, 0.001):
+        t = bench.top_threshold(values, frac)
+        mine, theirs = bench.evals_to_top(runs, t), bench.evals_to_top(random_runs, t)
+        ratio = bench.median_ratio_ci(mine, theirs)
+        out[f"top{frac:g}"] = float(np.median(mine))
+        out[f"top{frac:g}_ratio"], out[f"top{frac:g}_ratio_ci"] = ratio[0], ratio[1:]
+        out[f"top{frac:g}_reached"] = sum(bench.evals_to_reach(r, t) is not None for r in runs)
+    return out
+
+
+def write_report(name: str, lines: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    """Write a lookup-table report as results/NAME.md (``lines``) and NAME.json (``rows``), and print it."""
+    (RESULTS_DIR / f"{name}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS_DIR / f"{name}.json").write_text(json.dumps(rows, indent=1))
+    print("\n".join(lines))
+
+
 @contextmanager
 def temp_store() -> Iterator[RunStore]:
     """A fresh run directory in a temporary folder, removed afterwards."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 from pathlib import Path
 
@@ -30,7 +29,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rlnas import bench
+from _common import table_figures, write_report
+
 from rlnas.config import load_config
 from rlnas.space import SearchSpace
 from rlnas.tabular import Table, load_table
@@ -95,21 +95,6 @@ def factorized_run(
     raise AssertionError("unreachable")
 
 
-def figures(runs: list[np.ndarray], random_runs: list[np.ndarray], values: np.ndarray, budget: int) -> dict:
-    best = float(values.max())
-    regret = np.array([best - r.max() for r in runs])
-    out = {
-        "regret": float(regret.mean()),
-        "diff": bench.diff_ci(regret, [best - r.max() for r in random_runs]),
-    }
-    for frac in (0.01, 0.001):
-        t = bench.top_threshold(values, frac)
-        mine = float(np.median([bench.evals_to_reach(r, t) or budget + 1 for r in runs]))
-        theirs = float(np.median([bench.evals_to_reach(r, t) or budget + 1 for r in random_runs]))
-        out[f"top{frac:g}"], out[f"top{frac:g}_ratio"] = mine, mine / theirs
-    return out
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--table", required=True)
@@ -122,11 +107,11 @@ def main() -> None:
     table = load_table(args.table, space)
     reward, values, seeds = Lookup(table), table.values, range(args.seeds)
     random_runs = [random_run(space, reward, s, args.budget) for s in seeds]
-    rows = [{"policy": "random", "budget": "-", **figures(random_runs, random_runs, values, args.budget)}]
+    rows = [{"policy": "random", "budget": "-", **table_figures(random_runs, random_runs, values)}]
     for distinct, m, lr in itertools.product((False, True), BATCHES, STEP_SIZES):
         runs = [factorized_run(space, reward, s, args.budget, m, lr, distinct=distinct) for s in seeds]
         row = {"policy": f"factorized m={m} lr={lr}", "budget": "distinct" if distinct else "repeats"}
-        rows.append(row | figures(runs, random_runs, values, args.budget))
+        rows.append(row | table_figures(runs, random_runs, values))
         print(_line(rows[-1]), flush=True)
     lines = [
         f"# A factorized policy with REINFORCE on {args.table}",
@@ -139,10 +124,7 @@ def main() -> None:
         "|---|---|---|---|---|---|",
         *(_line(r) for r in rows),
     ]
-    out = Path(__file__).parent / "results"
-    (out / f"{args.out}.md").write_text("\n".join(lines) + "\n")
-    (out / f"{args.out}.json").write_text(json.dumps(rows, indent=1))
-    print("\n".join(lines))
+    write_report(args.out, lines, rows)
 
 
 def _line(r: dict) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _common import table_figures, write_report
 
 from envs.tabular_env import TabularNasEnv
 from rlnas import bench
@@ -75,18 +76,10 @@ def parse_variant(name: str) -> dict[str, float | str]:
 
 
 def row(name: str, runs: list, random_runs: list, values: np.ndarray) -> dict:
-    best = float(values.max())
-    final = np.array([best - r.rewards.max() for r in runs])
-    base = np.array([best - r.rewards.max() for r in random_runs])
-    diff = bench.diff_ci(final, base)
-    out = {"variant": name, "regret": float(final.mean()), "diff": diff}
-    for frac in (0.01, 0.001):
-        t = bench.top_threshold(values, frac)
-        mine, theirs = bench.evals_to_top(runs, t), bench.evals_to_top(random_runs, t)
-        out[f"top{frac:g}"] = float(np.median(mine))
-        ratio = bench.median_ratio_ci(mine, theirs)
-        out[f"top{frac:g}_ratio"], out[f"top{frac:g}_ratio_ci"] = ratio[0], ratio[1:]
-        out[f"top{frac:g}_reached"] = sum(bench.evals_to_reach(r.rewards, t) is not None for r in runs)
+    out = {
+        "variant": name,
+        **table_figures([r.rewards for r in runs], [r.rewards for r in random_runs], values),
+    }
     out["unique"] = float(np.mean([r.unique for r in runs]))
     return out
 
@@ -142,10 +135,7 @@ def main() -> None:
         "|---|---|---|---|---|---|",
         *(_line(r) for r in rows),
     ]
-    out = Path(__file__).parent / "results"
-    (out / f"{args.out}.md").write_text("\n".join(lines) + "\n")
-    (out / f"{args.out}.json").write_text(json.dumps(rows, indent=1))
-    print("\n".join(lines))
+    write_report(args.out, lines, rows)
 
 
 def _line(r: dict) -> str:
