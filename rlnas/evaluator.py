@@ -237,7 +237,7 @@ def start_workers(config: SearchConfig, space: SearchSpace) -> list[WorkerEvalua
     wait for. The CLI calls this before it imports TensorFlow itself, so that both imports (and the
     controller's construction and trace) overlap on separate cores instead of running one after the other.
     """
-    from rlnas.parallel import default_workers, threads_per_worker  # parallel imports this module
+    from rlnas.resources import default_workers, threads_per_worker
 
     workers = config.workers or default_workers()
     train = train_spec(config, space, threads=threads_per_worker(workers))

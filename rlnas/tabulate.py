@@ -18,7 +18,8 @@ from rlnas import tabular
 from rlnas.config import SearchConfig
 from rlnas.errors import ConfigError, SearchAborted
 from rlnas.evaluator import Evaluator, WorkerEvaluator, train_spec
-from rlnas.parallel import EnvPool, play, threads_per_worker, trial_seed
+from rlnas.parallel import EnvPool, play, trial_seed
+from rlnas.resources import threads_per_worker
 from rlnas.space import SearchSpace
 
 
