@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rlnas.child import build_model, check_input_shape, check_space, train_and_evaluate
+from rlnas.child import TrainSpec, build_model, check_input_shape, check_space, train_and_evaluate
 from rlnas.config import load_config
 from rlnas.errors import ConfigError
 from rlnas.space import Decision, SearchSpace, cell_space, conv_space, default_space, skip_space
+from tests.arrays import as_dataset
 
 FACTORIES = {"conv": conv_space, "skip": skip_space, "cell": cell_space}
 
@@ -219,17 +220,16 @@ def images(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def test_tiny_fit_of_each_model(model):
     x, y = images(64, 10, 0)
     arch = sample(FACTORIES[model](), 1)[0] if model in FACTORIES else sample(default_space(), 1)[0]
-    r = train_and_evaluate(
-        arch, x, y, x[:16], y[:16], num_classes=2, epochs=1, batch_size=32, seed=0, model=model
-    )
+    spec = TrainSpec(epochs=1, batch_size=32, model=model)
+    r = train_and_evaluate(arch, as_dataset(x, y, x[:16], y[:16], 2), spec, seed=0)
     assert r.status == "ok", r.error
     assert r.params > 0 and r.epochs_run == 1 and 0 <= r.val_accuracy <= 1
 
 
 def test_wrong_model_for_the_architecture_is_a_failed_child_not_a_crash():
     x, y = images(8, 6, 0)
-    r = train_and_evaluate({"num_layers": 1}, x.reshape(8, -1), y, x[:4].reshape(4, -1), y[:4],
-                           num_classes=2, epochs=1, batch_size=8, seed=0, model="conv")  # fmt: skip
+    flat = as_dataset(x.reshape(8, -1), y, x[:4].reshape(4, -1), y[:4], 2)
+    r = train_and_evaluate({"num_layers": 1}, flat, TrainSpec(epochs=1, batch_size=8, model="conv"), seed=0)
     assert r.status == "failed" and "needs images" in r.error
 
 
@@ -237,9 +237,9 @@ def test_early_stopping_stops_when_validation_loss_rises_and_keeps_the_best_weig
     """The eval labels are the train labels flipped: the better the fit, the worse the eval loss."""
     x, y = images(96, 6, 0)
     arch = {"num_layers": 1, "units_0": 16, "lr": 0.01}
-    kw = {"num_classes": 2, "epochs": 12, "batch_size": 16, "seed": 0}
-    full = train_and_evaluate(arch, x, y, x, 1 - y, **kw)
-    stopped = train_and_evaluate(arch, x, y, x, 1 - y, early_stopping=1, **kw)
+    flipped = as_dataset(x, y, x, 1 - y, 2)
+    full = train_and_evaluate(arch, flipped, TrainSpec(epochs=12, batch_size=16), seed=0)
+    stopped = train_and_evaluate(arch, flipped, TrainSpec(epochs=12, batch_size=16, early_stopping=1), seed=0)
     assert full.epochs_run == 12
     assert stopped.status == "ok" and stopped.epochs_run == 2  # epoch 2 was worse than epoch 1: stop
     assert stopped.val_loss < full.val_loss
@@ -266,7 +266,7 @@ def test_training_with_a_schedule_ends_at_its_last_epochs_rate(schedule, last):
         rates.append(float(net.optimizer.learning_rate.numpy()))
 
     arch = {"num_layers": 1, "units_0": 8, "lr": 0.02}
-    kw = {"num_classes": 2, "epochs": 4, "batch_size": 16, "seed": 0}
-    r = train_and_evaluate(arch, x, y, x, y, **kw, schedule=schedule, on_model=keep_rate)
+    spec = TrainSpec(epochs=4, batch_size=16, schedule=schedule)
+    r = train_and_evaluate(arch, as_dataset(x, y, x, y, 2), spec, seed=0, on_model=keep_rate)
     assert r.status == "ok", r.error
     assert rates == [pytest.approx(last, rel=1e-5)]
