@@ -270,3 +270,39 @@ def test_training_with_a_schedule_ends_at_its_last_epochs_rate(schedule, last):
     r = train_and_evaluate(arch, as_dataset(x, y, x, y, 2), spec, seed=0, on_model=keep_rate)
     assert r.status == "ok", r.error
     assert rates == [pytest.approx(last, rel=1e-5)]
+
+
+# -- how a child is trained: one TrainSpec from the run's config ----------------------------------
+def test_train_spec_of_the_search_and_of_the_final_training():
+    from rlnas.child import train_spec
+    from rlnas.config import SearchConfig
+
+    config = SearchConfig(
+        epochs=3, batch_size=64, max_params=5000, child_time_limit=30.0, early_stopping=2,
+        replay_epochs=7, replay_schedule="constant",
+    )  # fmt: skip
+    search = train_spec(config, "conv", threads=2)
+    assert search == TrainSpec(3, 64, 5000, 30.0, 2, "conv", early_stopping=2)
+    final = train_spec(config, "conv", final=True)
+    # Replay never stops early (it would select on test) nor applies max_params or the time limit.
+    assert final == TrainSpec(epochs=7, batch_size=64, model="conv", schedule="constant", final=True)
+
+
+def test_train_spec_refuses_early_stopping_on_test_and_unknown_schedules():
+    with pytest.raises(ConfigError, match=r"final training.*cannot stop early"):
+        TrainSpec(final=True, early_stopping=2)
+    with pytest.raises(ConfigError, match="unknown schedule 'cosin'; allowed: constant, cosine"):
+        TrainSpec(schedule="cosin")
+
+
+def test_the_final_training_fits_on_train_and_validation_and_scores_on_test():
+    from rlnas.child import _splits
+    from rlnas.data import Dataset
+
+    x = np.arange(10, dtype=np.float32).reshape(10, 1)
+    ds = Dataset("d", x[:6], np.zeros(6), x[6:8], np.ones(2), x[8:], np.full(2, 2), 3)
+    (fit_x, fit_y), (eval_x, eval_y) = _splits(ds, final=False)
+    assert fit_x.tolist() == x[:6].tolist() and eval_y.tolist() == [1, 1]
+    (fit_x, fit_y), (eval_x, eval_y) = _splits(ds, final=True)
+    assert fit_x.tolist() == x[:8].tolist() and fit_y.tolist() == [0] * 6 + [1, 1]
+    assert eval_x.tolist() == x[8:].tolist() and eval_y.tolist() == [2, 2]
