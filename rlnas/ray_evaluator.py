@@ -28,8 +28,8 @@ from rlnas.child import ChildResult, TrainSpec, train_and_evaluate, train_spec
 from rlnas.errors import ConfigError
 from rlnas.quiet import quiet_tensorflow
 
-if TYPE_CHECKING:  # only for hints: the config may import check_resources from here without a cycle
-    from rlnas.config import SearchConfig
+if TYPE_CHECKING:  # only for hints
+    from rlnas.evaluator import WorkerConfig
     from rlnas.space import SearchSpace
 
 INSTALL = "pip install 'rlnas[ray]'"
@@ -248,7 +248,7 @@ class RayEvaluator:
 
 
 def make_ray_evaluators(
-    config: SearchConfig, space: SearchSpace, *, num_cpus: int | None = None
+    config: WorkerConfig, space: SearchSpace, *, num_cpus: int | None = None
 ) -> list[RayEvaluator]:
     """The evaluators of ``rlnas search --executor ray``: one per child that fits on the cluster at once.
 
