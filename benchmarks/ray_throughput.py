@@ -33,8 +33,8 @@ def measure(executor: str, workers: int, trials: int, seed: int) -> dict[str, An
     """One search; its setup and search times and the rates derived from them."""
     from rlnas.config import SearchConfig
     from rlnas.evaluator import TrainSpec
-    from rlnas.parallel import cpu_count, threads_per_worker
     from rlnas.ray_evaluator import RayCluster
+    from rlnas.resources import cpu_count, threads_per_worker
     from rlnas.search import run_search
     from rlnas.space import default_space
 

@@ -138,7 +138,7 @@ def run_keras_tuner(dataset: str, children: int, epochs: int, seed: int, tmp: Pa
 
 def resolved_workers(workers: int | None) -> tuple[int, int]:
     """(workers, TF threads per worker) as rlnas/search.py resolves them on this machine."""
-    from rlnas.parallel import default_workers, threads_per_worker
+    from rlnas.resources import default_workers, threads_per_worker
 
     n = workers or default_workers()
     return n, threads_per_worker(n)

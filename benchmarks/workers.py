@@ -5,7 +5,7 @@ What it measures
     ``rlnas search --dataset D --trials N --epochs E --replay-top 0 --quiet --workers W`` as a
     subprocess (the CLI users run, process start-up included), for each W of ``--workers-list``,
     ``--repeats`` times in alternating order (so a drift of the machine does not favour one W).
-    Each worker gets ``threads_per_worker(W)`` TensorFlow threads (rlnas/parallel.py: the cores
+    Each worker gets ``threads_per_worker(W)`` TensorFlow threads (rlnas/resources.py: the cores
     split evenly), listed in the table. From each run's trials.jsonl: trained children (cache hits
     excluded), ``elapsed`` of the last trial (the search loop, after start-up) and the children's
     own ``fit_seconds + eval_seconds``.

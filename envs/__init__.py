@@ -1,7 +1,8 @@
 """Gymnasium environments of rlnas; importing this package registers them.
 
 ``gymnasium.make("rlnas/NAS-v0")`` gives the default MLP space on the bundled MNIST subset; pass
-``space=``, ``dataset=``, ``epochs=`` ... as keyword arguments (see :class:`envs.nas_env.NasEnv`).
+``space=``, ``dataset=``, ``epochs=`` ... as keyword arguments, or ``config=SearchConfig(...)`` to train
+children exactly as ``rlnas search`` does with it (see :class:`envs.nas_env.NasEnv`).
 ``gymnasium.make("rlnas/NASTabular-v0", table="table.csv", space=...)`` answers from a lookup table
 written by ``rlnas tabulate`` (see :class:`envs.tabular_env.TabularNasEnv`).
 """

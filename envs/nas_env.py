@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from rlnas.child import ChildResult, check_space
+from rlnas.child import ChildResult, TrainSpec, check_space
 from rlnas.config import space_from_dict
 from rlnas.data import DataSpec
-from rlnas.errors import InvalidActionError
-from rlnas.evaluator import Evaluator, LocalEvaluator, TrainSpec
+from rlnas.errors import ConfigError, InvalidActionError
+from rlnas.evaluator import Evaluator, LocalEvaluator, WorkerConfig, worker_evaluators
 from rlnas.objectives import Objective, parse_objective
 from rlnas.space import INACTIVE, SearchSpace, default_space
 
@@ -66,13 +67,17 @@ class NasEnv(gym.Env):
 
     ## Arguments
     space: a ``SearchSpace`` or its ``to_dict()`` form (default: the MLP space).
-    dataset, data_dir, train_fraction: which data the children train on (default: bundled mnist_5k).
-    epochs, batch_size, max_params: how each child is trained.
-    failed_reward: reward of a child that fails.
+    config: a :class:`rlnas.config.SearchConfig`: children are then trained exactly as ``rlnas search``
+        trains them with it (its data splits, :func:`rlnas.child.train_spec`, its worker processes
+        or Ray), and ``failed_reward`` and ``objective`` default to its own.
+    dataset, data_dir, train_fraction: without ``config``, which data the children train on
+        (default: bundled mnist_5k), in this process.
+    epochs, batch_size, max_params: without ``config``, how each child is trained (default 2, 128, none).
+    failed_reward: reward of a child that fails (default 0).
     objective: how a trained child's metrics become its reward: an :class:`rlnas.objectives.Objective`
         or its text (``val_accuracy``, ``val_loss:min``, ``accuracy_cubed``, ``mnas:target=100000``).
-    evaluator: anything with ``evaluate(arch, seed) -> ChildResult``; overrides the data arguments
-        (the search passes its worker-process evaluator; tests pass cheap synthetic ones).
+    evaluator: anything with ``evaluate(arch, seed) -> ChildResult``; overrides ``config`` and the data
+        arguments (the search passes its worker-process evaluator; tests pass cheap synthetic ones).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
@@ -81,15 +86,16 @@ class NasEnv(gym.Env):
         self,
         space: SearchSpace | Mapping[str, Any] | None = None,
         *,
-        dataset: str = "mnist_5k",
+        config: EnvConfig | None = None,
+        dataset: str | None = None,
         data_dir: str | None = None,
-        train_fraction: float = 1.0,
-        epochs: int = 2,
-        batch_size: int = 128,
+        train_fraction: float | None = None,
+        epochs: int | None = None,
+        batch_size: int | None = None,
         max_params: int | None = None,
-        failed_reward: float = 0.0,
+        failed_reward: float | None = None,
         evaluator: Evaluator | None = None,
-        objective: str | Objective = "val_accuracy",
+        objective: str | Objective | None = None,
     ) -> None:
         if space is None:
             space = default_space()
@@ -97,12 +103,20 @@ class NasEnv(gym.Env):
             space = space_from_dict(space)
         check_space(space)
         self.space = space
+        training = {"dataset": dataset, "data_dir": data_dir, "train_fraction": train_fraction}
+        training |= {"epochs": epochs, "batch_size": batch_size, "max_params": max_params}
+        training = {k: v for k, v in training.items() if v is not None}
+        if config is not None and training:
+            raise ConfigError(
+                f"NasEnv got both config and {', '.join(training)}: set them in the config instead"
+            )
+        if failed_reward is None:
+            failed_reward = config.failed_reward if config is not None else 0.0
         self.failed_reward = failed_reward
+        if objective is None:
+            objective = config.objective if config is not None else "val_accuracy"
         self.objective = objective if isinstance(objective, Objective) else parse_objective(objective)
-        self.evaluator = evaluator or LocalEvaluator(
-            DataSpec(name=dataset, data_dir=data_dir, train_fraction=train_fraction),
-            TrainSpec(epochs=epochs, batch_size=batch_size, max_params=max_params, model=space.model),
-        )
+        self.evaluator = evaluator or _default_evaluator(space, config, training)
         self._width = max(space.vocab_sizes)
         self.action_space = MaskedDiscrete(self._width)
         self.observation_space = spaces.MultiDiscrete([len(space) + 1, self._width + 1])
@@ -175,3 +189,27 @@ class NasEnv(gym.Env):
 
     def close(self) -> None:
         self.evaluator.close()
+
+
+class EnvConfig(WorkerConfig, Protocol):
+    """What the env reads of a :class:`rlnas.config.SearchConfig` (a protocol: no import upward)."""
+
+    failed_reward: float
+    objective: str
+    executor: str
+
+
+def _default_evaluator(space: SearchSpace, config: EnvConfig | None, training: dict[str, Any]) -> Evaluator:
+    """The search's own evaluator for ``config`` (one of its workers: the same splits, the same
+    :func:`rlnas.child.train_spec`, its time limit and its share of the cores), or without a config
+    an in-process one from the data and training arguments (constructing it loads nothing)."""
+    if config is None:
+        data = {k: training[k] for k in ("dataset", "data_dir", "train_fraction") if k in training}
+        data["name"] = data.pop("dataset", "mnist_5k")
+        train = {k: training[k] for k in ("epochs", "batch_size", "max_params") if k in training}
+        return LocalEvaluator(DataSpec(**data), TrainSpec(**train, model=space.model))
+    if config.executor == "ray":
+        from rlnas.ray_evaluator import make_ray_evaluators
+
+        return make_ray_evaluators(dataclasses.replace(config, workers=1), space)[0]
+    return worker_evaluators(config, space.model, count=1)[0]

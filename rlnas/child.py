@@ -6,8 +6,12 @@ in, compiled model out; no global state beyond Keras's own) and ``train_and_eval
 for a bad child: whatever goes wrong becomes a result with ``status="failed"`` and a reason, because
 one exploding network must not end a search.
 
+There is one way to train a child, ``train_and_evaluate(arch, dataset, spec, seed=...)``, and one
+:class:`TrainSpec` that says how; :func:`train_spec` derives it from a run's config for every caller
+(the worker processes, Ray, the env, the tuner, ``rlnas tabulate`` and replay).
+
 A ``model`` written ``"module:function"`` (or given as the function itself) is a keras-tuner model
-function: it is replayed with the architecture (:func:`rlnas.hyperparameters.build_from_function`)
+function: it is replayed with the architecture (:func:`rlnas.function_model.build_from_function`)
 and trained as its author compiled it (loss, optimizer, metrics); labels are handed over in the
 form its loss expects, and it is scored by its own accuracy metric.
 """
@@ -18,12 +22,14 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from rlnas.data import Dataset
 from rlnas.errors import ChildError, ConfigError
-from rlnas.hyperparameters import build_from_function, fit_labels, load_function, loss_and_accuracy
+from rlnas.function_model import build_from_function, fit_labels, loss_and_accuracy
+from rlnas.hyperparameters import load_function
 from rlnas.models import MODELS, check_input_shape, get_model, is_function
 from rlnas.models.common import DROPOUT_RATE
 from rlnas.models.mlp import DEFAULTS as MLP_DEFAULTS
@@ -34,10 +40,12 @@ __all__ = [
     "MLP_DEFAULTS",
     "MODELS",
     "ChildResult",
+    "TrainSpec",
     "build_model",
     "check_input_shape",
     "check_space",
     "train_and_evaluate",
+    "train_spec",
 ]
 
 
@@ -83,7 +91,7 @@ def build_model(
     if is_function(model):
         raise ConfigError(
             f"build_model cannot build model function {model!r}: it compiles its own model; "
-            "use rlnas.hyperparameters.build_from_function(load_function(model), arch)"
+            "use rlnas.function_model.build_from_function(model, arch)"
         )
     net = get_model(model).build(arch, tuple(input_shape), num_classes)
     net.compile(
@@ -94,39 +102,96 @@ def build_model(
     return net
 
 
+SCHEDULES = ("constant", "cosine")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """How a child is trained: the one description every executor, the env, replay and the tuner use."""
+
+    epochs: int = 2
+    batch_size: int = 128
+    max_params: int | None = None
+    time_limit: float | None = None  # seconds; enforced by WorkerEvaluator (it kills the worker)
+    threads: int | None = None  # TensorFlow threads per worker process (None: TensorFlow decides)
+    model: str | Callable[..., Any] = "mlp"  # the space's builder, "module:function", or the function
+    early_stopping: int | None = None  # patience in epochs on the eval split's loss
+    schedule: str = "constant"  # or "cosine": decay the learning rate over the epochs (cosine_decay)
+    final: bool = False  # replay's training: on train+val, scored once on test (never early-stopped)
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule {self.schedule!r}; allowed: {', '.join(SCHEDULES)}")
+        if self.final and self.early_stopping:
+            raise ConfigError("a final training (scored on test) cannot stop early: it would select on test")
+
+
+class TrainingConfig(Protocol):
+    """What :func:`train_spec` reads of a config; :class:`rlnas.config.SearchConfig` has it all.
+
+    A protocol rather than the config class itself, so that this layer imports nothing above it.
+    """
+
+    epochs: int
+    batch_size: int
+    max_params: int | None
+    child_time_limit: float | None
+    early_stopping: int | None
+    replay_epochs: int
+    replay_schedule: str
+
+
+def train_spec(
+    config: TrainingConfig,
+    model: str | Callable[..., Any],
+    *,
+    threads: int | None = None,
+    final: bool = False,
+) -> TrainSpec:
+    """How a run's children are trained, from its config: the one place every caller gets it from.
+
+    ``final``: replay's training instead of the search's: ``replay_epochs`` with ``replay_schedule``
+    on train+val, scored on test, with neither early stopping (it would select on test) nor
+    ``max_params`` (the architecture passed it during the search) nor a time limit.
+    """
+    if final:
+        return TrainSpec(
+            epochs=config.replay_epochs,
+            batch_size=config.batch_size,
+            model=model,
+            schedule=config.replay_schedule,
+            final=True,
+        )
+    return TrainSpec(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        max_params=config.max_params,
+        time_limit=config.child_time_limit,
+        threads=threads,
+        model=model,
+        early_stopping=config.early_stopping,
+    )
+
+
 def train_and_evaluate(
     arch: Mapping[str, Any],
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_eval: np.ndarray,
-    y_eval: np.ndarray,
+    dataset: Dataset,
+    spec: TrainSpec,
     *,
-    num_classes: int,
-    epochs: int,
-    batch_size: int,
     seed: int,
-    max_params: int | None = None,
-    on_model: Callable[[Any], None] | None = None,
     log_dir: str | None = None,
-    model: str | Callable[..., Any] = "mlp",
-    early_stopping: int | None = None,
+    on_model: Callable[[Any], None] | None = None,
     fit_kwargs: Mapping[str, Any] | None = None,
-    schedule: str = "constant",
 ) -> ChildResult:
-    """Train a fresh child on (x_train, y_train) and score it on (x_eval, y_eval).
+    """Train a fresh child of ``arch`` on ``dataset`` as ``spec`` says, and score it.
 
+    The search's training (``spec.final`` false) fits on the train split and scores on the
+    validation split; replay's (``spec.final``) fits on train+val and scores on the test split.
     Keras's global state is cleared first and the child is seeded, so equal inputs give equal
     results. ``on_model`` receives the trained model (replay uses it to save the model).
     ``log_dir``: write this child's training curves there (TensorBoard; the evaluation data is
     then also scored after every epoch, which costs time but changes no weight).
-    ``model``: the builder (``[space] model``) that reads ``arch``, a ``"module:function"`` model
-    function, or the function itself (a keras-tuner search in the caller's process).
-    ``early_stopping``: stop after this many epochs without a lower loss on (x_eval, y_eval) and
-    restore the best epoch's weights. The search's eval split is its validation split; replay's is
-    the test split, so replay must not pass this (it would select on test).
     ``fit_kwargs``: more keywords for ``fit`` (a keras-tuner ``search``'s ``callbacks``, ``shuffle``).
-    ``schedule``: ``"cosine"`` decays the compiled learning rate over the epochs (:func:`cosine_decay`;
-    replay's final training), ``"constant"`` keeps it (the search's short, ranking trainings).
     Never raises for a bad child: returns ``status="failed"`` with the reason instead.
     """
     import keras
@@ -137,37 +202,9 @@ def train_and_evaluate(
     keras.backend.clear_session(free_memory=False)
     keras.utils.set_random_seed(seed)
     try:
-        net = _compiled(model, arch, x_train.shape[1:], num_classes)
-        params = int(net.count_params())
-        if max_params is not None and params > max_params:
-            raise ChildError(f"{params:,} parameters exceed max_params={max_params:,}")
-        # Labels as the loss wants them: a model function may compile a one-hot loss.
-        y_train, y_eval = fit_labels(net, y_train, num_classes), fit_labels(net, y_eval, num_classes)
-        extras = _fit_extras(x_eval, y_eval, log_dir, early_stopping)
-        kwargs = {**(fit_kwargs or {}), **extras}
-        kwargs["callbacks"] = [*(fit_kwargs or {}).get("callbacks", []), *extras.get("callbacks", [])]
-        if schedule == "cosine":
-            kwargs["callbacks"].append(cosine_callback(epochs))
-        t0 = time.perf_counter()
-        hist = net.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=0, **kwargs)
-        t1 = time.perf_counter()
-        val_loss, val_acc = loss_and_accuracy(net, x_eval, y_eval)  # a function may add metrics
-        t2 = time.perf_counter()
-        train_loss = float(hist.history["loss"][-1])
-        if not all(math.isfinite(v) for v in (train_loss, val_loss, val_acc)):
-            raise ChildError(f"non-finite loss (train {train_loss}, val {val_loss})")
+        net, result = _fit_and_score(arch, dataset, spec, log_dir, fit_kwargs)
         if on_model is not None:
             on_model(net)
-        result = ChildResult(
-            "ok",
-            val_acc,
-            val_loss,
-            train_loss,
-            params,
-            t1 - t0,
-            t2 - t1,
-            epochs_run=len(hist.history["loss"]),
-        )
     except Exception as exc:
         result = ChildResult("failed", error=f"{type(exc).__name__}: {exc}"[:500])
     return replace(result, child_seconds=time.perf_counter() - start)
@@ -200,6 +237,50 @@ def cosine_callback(epochs: int) -> Any:
                 self.model.optimizer.learning_rate.assign(cosine_decay(self.start, epoch, epochs))
 
     return CosineDecay()
+
+
+def _fit_and_score(
+    arch: Mapping[str, Any],
+    dataset: Dataset,
+    spec: TrainSpec,
+    log_dir: str | None,
+    fit_kwargs: Mapping[str, Any] | None,
+) -> tuple[Any, ChildResult]:
+    """(trained model, its result); raises for a bad child, which the caller records as failed."""
+    (x_train, y_train), (x_eval, y_eval) = _splits(dataset, final=spec.final)
+    net = _compiled(spec.model, arch, x_train.shape[1:], dataset.num_classes)
+    params = int(net.count_params())
+    if spec.max_params is not None and params > spec.max_params:
+        raise ChildError(f"{params:,} parameters exceed max_params={spec.max_params:,}")
+    # Labels as the loss wants them: a model function may compile a one-hot loss.
+    y_train = fit_labels(net, y_train, dataset.num_classes)
+    y_eval = fit_labels(net, y_eval, dataset.num_classes)
+    extras = _fit_extras(x_eval, y_eval, log_dir, spec.early_stopping)
+    kwargs = {**(fit_kwargs or {}), **extras}
+    kwargs["callbacks"] = [*(fit_kwargs or {}).get("callbacks", []), *extras.get("callbacks", [])]
+    if spec.schedule == "cosine":
+        kwargs["callbacks"].append(cosine_callback(spec.epochs))
+    t0 = time.perf_counter()
+    hist = net.fit(x_train, y_train, epochs=spec.epochs, batch_size=spec.batch_size, verbose=0, **kwargs)
+    t1 = time.perf_counter()
+    val_loss, val_acc = loss_and_accuracy(net, x_eval, y_eval)  # a function may add metrics
+    t2 = time.perf_counter()
+    train_loss = float(hist.history["loss"][-1])
+    if not all(math.isfinite(v) for v in (train_loss, val_loss, val_acc)):
+        raise ChildError(f"non-finite loss (train {train_loss}, val {val_loss})")
+    epochs_run = len(hist.history["loss"])
+    return net, ChildResult(
+        "ok", val_acc, val_loss, train_loss, params, t1 - t0, t2 - t1, epochs_run=epochs_run
+    )
+
+
+def _splits(dataset: Dataset, *, final: bool) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """(fit split, eval split): train and validation during the search; train+validation and test
+    for the final training, the only place the test split is touched."""
+    if not final:
+        return (dataset.x_train, dataset.y_train), (dataset.x_val, dataset.y_val)
+    fit = (np.concatenate([dataset.x_train, dataset.x_val]), np.concatenate([dataset.y_train, dataset.y_val]))
+    return fit, (dataset.x_test, dataset.y_test)
 
 
 def _compiled(

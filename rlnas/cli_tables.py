@@ -42,7 +42,7 @@ def add_parsers(sub: Any, typed: Any, add_config_flags: Any) -> None:
 
 def cmd_tabulate(args: argparse.Namespace) -> int:
     from rlnas.cli import EXIT_INTERRUPTED, _load_tensorflow, _resolve_search, _StopOnCtrlC
-    from rlnas.parallel import default_workers
+    from rlnas.resources import default_workers
 
     config, space = _resolve_search(args)
     workers = config.workers or default_workers()

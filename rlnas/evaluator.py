@@ -12,46 +12,29 @@ import contextlib
 import multiprocessing
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rlnas import data
-from rlnas.child import ChildResult, train_and_evaluate
+from rlnas.child import ChildResult, TrainingConfig, TrainSpec, train_and_evaluate, train_spec
 from rlnas.errors import ChildError
 from rlnas.quiet import quiet_tensorflow
+from rlnas.resources import default_workers, threads_per_worker
 
 if TYPE_CHECKING:
-    from rlnas.config import SearchConfig
     from rlnas.space import SearchSpace
 
 
-@dataclass(frozen=True)
-class TrainSpec:
-    """How each child is trained during the search."""
+class WorkerConfig(TrainingConfig, Protocol):
+    """What :func:`worker_evaluators` reads of a config (:class:`rlnas.config.SearchConfig` has it all);
+    a protocol, so that this layer imports nothing above it."""
 
-    epochs: int = 2
-    batch_size: int = 128
-    max_params: int | None = None
-    time_limit: float | None = None  # seconds; enforced by WorkerEvaluator (it kills the worker)
-    threads: int | None = None  # TensorFlow threads per worker process (None: TensorFlow decides)
-    model: str = "mlp"  # the space's child builder
-    early_stopping: int | None = None  # patience in epochs on validation loss
+    workers: int | None
+    children_per_worker: int
 
-
-def train_spec(config: SearchConfig, space: SearchSpace, *, threads: int | None = None) -> TrainSpec:
-    """How the search's children are trained, from its config: one place for every executor."""
-    return TrainSpec(
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        max_params=config.max_params,
-        time_limit=config.child_time_limit,
-        threads=threads,
-        model=space.model,
-        early_stopping=config.early_stopping,
-    )
+    def data_spec(self) -> data.DataSpec: ...
 
 
 class Evaluator(Protocol):
@@ -62,27 +45,6 @@ class Evaluator(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def evaluate_on(
-    dataset: data.Dataset, train: TrainSpec, arch: Mapping[str, Any], seed: int, log_dir: str | None = None
-) -> ChildResult:
-    """Train on the train split, score on the validation split (the test split is never touched)."""
-    return train_and_evaluate(
-        arch,
-        dataset.x_train,
-        dataset.y_train,
-        dataset.x_val,
-        dataset.y_val,
-        num_classes=dataset.num_classes,
-        epochs=train.epochs,
-        batch_size=train.batch_size,
-        seed=seed,
-        max_params=train.max_params,
-        log_dir=log_dir,
-        model=train.model,
-        early_stopping=train.early_stopping,
-    )
 
 
 class LocalEvaluator:
@@ -99,7 +61,7 @@ class LocalEvaluator:
     def evaluate(self, arch: Mapping[str, Any], seed: int, log_dir: str | None = None) -> ChildResult:
         if self._dataset is None:
             self._dataset = data.load(self.spec)
-        return evaluate_on(self._dataset, self.train, arch, seed, log_dir)
+        return train_and_evaluate(arch, self._dataset, self.train, seed=seed, log_dir=log_dir)
 
     def close(self) -> None:
         self._dataset = None
@@ -126,7 +88,7 @@ def _worker_evaluate(
     train: TrainSpec, arch: Mapping[str, Any], seed: int, log_dir: str | None
 ) -> ChildResult:
     assert _WORKER_DATASET is not None, "worker initializer did not run"
-    return evaluate_on(_WORKER_DATASET, train, arch, seed, log_dir)
+    return train_and_evaluate(arch, _WORKER_DATASET, train, seed=seed, log_dir=log_dir)
 
 
 _STANDBY_LEAD = 3
@@ -230,21 +192,30 @@ class WorkerEvaluator:
         self._pids.clear()
 
 
-def start_workers(config: SearchConfig, space: SearchSpace) -> list[WorkerEvaluator]:
+def worker_evaluators(
+    config: WorkerConfig, model: str | Callable[..., Any], *, count: int | None = None
+) -> list[WorkerEvaluator]:
+    """The search's local worker evaluators, not started yet.
+
+    There are ``config.workers`` of them (or the machine's default), each with its share of the
+    cores; ``count`` makes fewer of the same (the env builds one, sized as one of the search's).
+    """
+    workers = config.workers or default_workers()
+    train = train_spec(config, model, threads=threads_per_worker(workers))
+    return [
+        WorkerEvaluator(config.data_spec(), train, children_per_worker=config.children_per_worker)
+        for _ in range(count or workers)
+    ]
+
+
+def start_workers(config: WorkerConfig, space: SearchSpace) -> list[WorkerEvaluator]:
     """The search's local worker processes (``config.workers``, or the machine's default), started now.
 
     Each worker imports TensorFlow and loads the dataset, seconds that the first child would otherwise
     wait for. The CLI calls this before it imports TensorFlow itself, so that both imports (and the
     controller's construction and trace) overlap on separate cores instead of running one after the other.
     """
-    from rlnas.parallel import default_workers, threads_per_worker  # parallel imports this module
-
-    workers = config.workers or default_workers()
-    train = train_spec(config, space, threads=threads_per_worker(workers))
-    started = [
-        WorkerEvaluator(config.data_spec(), train, children_per_worker=config.children_per_worker)
-        for _ in range(workers)
-    ]
+    started = worker_evaluators(config, space.model)
     for evaluator in started:
         evaluator.start()
     return started

@@ -24,13 +24,12 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from rlnas import data
-from rlnas.child import ChildResult
+from rlnas.child import ChildResult, TrainSpec, train_and_evaluate, train_spec
 from rlnas.errors import ConfigError
-from rlnas.evaluator import TrainSpec, evaluate_on, train_spec
 from rlnas.quiet import quiet_tensorflow
 
-if TYPE_CHECKING:  # only for hints: the config may import check_resources from here without a cycle
-    from rlnas.config import SearchConfig
+if TYPE_CHECKING:  # only for hints
+    from rlnas.evaluator import WorkerConfig
     from rlnas.space import SearchSpace
 
 INSTALL = "pip install 'rlnas[ray]'"
@@ -85,7 +84,7 @@ def _run_child(
 ) -> ChildResult:
     """The body of one Ray task: the very training the local worker processes run."""
     _prepare_worker(train.threads)
-    return evaluate_on(dataset, train, arch, seed, log_dir)
+    return train_and_evaluate(arch, dataset, train, seed=seed, log_dir=log_dir)
 
 
 class RayCluster:
@@ -249,7 +248,7 @@ class RayEvaluator:
 
 
 def make_ray_evaluators(
-    config: SearchConfig, space: SearchSpace, *, num_cpus: int | None = None
+    config: WorkerConfig, space: SearchSpace, *, num_cpus: int | None = None
 ) -> list[RayEvaluator]:
     """The evaluators of ``rlnas search --executor ray``: one per child that fits on the cluster at once.
 
@@ -262,7 +261,7 @@ def make_ray_evaluators(
     """
     cpus, gpus = getattr(config, "cpus_per_child", 1.0), getattr(config, "gpus_per_child", 0.0)
     check_resources(cpus, gpus)
-    train = train_spec(config, space)
+    train = train_spec(config, space.model)
     cluster = RayCluster(
         config.data_spec(),
         train,

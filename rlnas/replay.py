@@ -11,10 +11,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rlnas import data
-from rlnas.child import train_and_evaluate
+from rlnas.child import train_and_evaluate, train_spec
 from rlnas.config import make_config
 from rlnas.errors import RunError
 from rlnas.store import RunStore, top_k
@@ -61,25 +59,18 @@ def replay(
     settings = make_config(search)  # a run from before a key was added gets its default
     # Replay always trains on the full train split, whatever fraction the search used.
     ds = data.load(replace(settings.data_spec(), train_fraction=1.0))
-    x = np.concatenate([ds.x_train, ds.x_val])
-    y = np.concatenate([ds.y_train, ds.y_val])
+    spec = train_spec(settings, config["space"].get("model", "mlp"), final=True)
+    spec = replace(spec, epochs=epochs) if epochs else spec
     store.replay_dir.mkdir(exist_ok=True)
     results = []
     for rank, trial in enumerate(chosen, start=1):
         path = store.replay_dir / f"rank{rank}-{trial['key']}.keras"
         r = train_and_evaluate(
             trial["architecture"],
-            x,
-            y,
-            ds.x_test,
-            ds.y_test,
-            num_classes=ds.num_classes,
-            epochs=epochs or search["replay_epochs"],
-            batch_size=search["batch_size"],
+            ds,
+            spec,
             seed=search["seed"] if seed is None else seed,
             on_model=lambda model, p=path: _save_atomically(model, p),
-            model=config["space"].get("model", "mlp"),
-            schedule=settings.replay_schedule,
         )
         result = ReplayResult(
             rank,

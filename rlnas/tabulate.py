@@ -15,10 +15,12 @@ from typing import Any
 
 from envs.nas_env import NasEnv
 from rlnas import tabular
+from rlnas.child import train_spec
 from rlnas.config import SearchConfig
 from rlnas.errors import ConfigError, SearchAborted
-from rlnas.evaluator import Evaluator, WorkerEvaluator, train_spec
-from rlnas.parallel import EnvPool, play, threads_per_worker, trial_seed
+from rlnas.evaluator import Evaluator, WorkerEvaluator
+from rlnas.parallel import EnvPool, play, trial_seed
+from rlnas.resources import threads_per_worker
 from rlnas.space import SearchSpace
 
 
@@ -113,5 +115,5 @@ def tabulate(
 
 
 def _worker_factory(config: SearchConfig, space: SearchSpace, workers: int) -> Callable[[], Evaluator]:
-    train = train_spec(config, space, threads=threads_per_worker(workers))
+    train = train_spec(config, space.model, threads=threads_per_worker(workers))
     return lambda: WorkerEvaluator(config.data_spec(), train, children_per_worker=config.children_per_worker)

@@ -29,10 +29,9 @@ from typing import Any
 import numpy as np
 
 from rlnas import data
-from rlnas.child import ChildResult, train_and_evaluate
+from rlnas.child import ChildResult, TrainSpec, train_and_evaluate, train_spec
 from rlnas.config import make_config
 from rlnas.errors import ChildError, ConfigError, RunError
-from rlnas.evaluator import TrainSpec, train_spec
 from rlnas.hyperparameters import MAX_RUNS, HyperParameters, importable, load_function, space_from_function
 from rlnas.store import RunStore, top_k
 from rlnas.text import format_arch, format_value
@@ -70,22 +69,15 @@ class FunctionEvaluator:
         self, arch: Mapping[str, Any], seed: int, log_dir: str | None = None
     ) -> tuple[Any, ChildResult]:
         """(trained model or None, result); the same ``arch`` and ``seed`` give the same model."""
-        ds, kept = self.dataset, []
+        kept: list[Any] = []
+        spec = dataclasses.replace(self.spec, model=self.fn)  # the function itself: no import by name
         result = train_and_evaluate(
             arch,
-            ds.x_train,
-            ds.y_train,
-            ds.x_val,
-            ds.y_val,
-            num_classes=ds.num_classes,
-            epochs=self.spec.epochs,
-            batch_size=self.spec.batch_size,
+            self.dataset,
+            spec,
             seed=seed,
-            max_params=self.spec.max_params,
-            on_model=kept.append,
             log_dir=log_dir,
-            model=self.fn,
-            early_stopping=self.spec.early_stopping,
+            on_model=kept.append,
             fit_kwargs=self.fit_kwargs,
         )
         return (kept[0] if kept else None), result
@@ -196,7 +188,7 @@ class ReinforceSearch:
         dataset = data.load(self.config.data_spec())  # checks the arrays once, before any worker
         store.write_json("config.json", {"search": self.config.to_dict(), "space": self.space.to_dict()})
         self._evaluator = FunctionEvaluator(
-            self._fn, dataset, train_spec(self.config, self.space), fit_kwargs=fit_kwargs
+            self._fn, dataset, train_spec(self.config, self.space.model), fit_kwargs=fit_kwargs
         )
         self.in_process = self.in_process or _needs_this_process(self._fn, fit_kwargs)
         show = _print_trial(self.config.trials) if verbose else None

@@ -123,3 +123,66 @@ def test_real_child_is_trained_on_train_and_scored_on_validation(tiny_npz):
     assert reward == info["metrics"]["val_accuracy"] > 0.6  # 3 classes: chance is 1/3
     assert info["metrics"]["params"] == 8 * 8 * 16 + 16 + 16 * 3 + 3
     env.close()
+
+
+# -- the env trains children as the search does ----------------------------------------------------
+def test_env_from_a_config_uses_the_searchs_own_worker_training(tiny_npz):
+    from rlnas.child import train_spec
+    from rlnas.config import SearchConfig
+    from rlnas.evaluator import WorkerEvaluator
+    from rlnas.resources import threads_per_worker
+
+    config = SearchConfig(
+        dataset=str(tiny_npz), epochs=3, val_fraction=0.3, early_stopping=2, child_time_limit=60.0,
+        workers=2, children_per_worker=5, failed_reward=-1.0, objective="val_loss:min",
+    )  # fmt: skip
+    env = NasEnv(config=config)
+    evaluator = env.evaluator
+    assert isinstance(evaluator, WorkerEvaluator) and evaluator._active is None  # no process yet
+    assert evaluator.train == train_spec(config, env.space.model, threads=threads_per_worker(2))
+    assert evaluator.train.early_stopping == 2 and evaluator.train.time_limit == 60.0
+    assert evaluator.spec == config.data_spec() and evaluator.children_per_worker == 5
+    assert env.failed_reward == -1.0 and env.objective.metric == "val_loss"
+    explicit = NasEnv(config=config, failed_reward=0.5, objective="val_accuracy")
+    assert explicit.failed_reward == 0.5 and explicit.objective.metric == "val_accuracy"
+
+
+def test_env_refuses_a_config_and_training_arguments_together(tiny_npz):
+    from rlnas.config import SearchConfig
+
+    with pytest.raises(ConfigError, match="NasEnv got both config and dataset, epochs"):
+        NasEnv(config=SearchConfig(), dataset=str(tiny_npz), epochs=3)
+
+
+def test_env_without_a_config_trains_in_this_process_as_before():
+    from rlnas.child import TrainSpec
+    from rlnas.data import DataSpec
+    from rlnas.evaluator import LocalEvaluator
+
+    env = NasEnv(dataset="mnist_5k", epochs=3, max_params=1000)
+    assert isinstance(env.evaluator, LocalEvaluator)
+    assert env.evaluator.spec == DataSpec("mnist_5k")
+    assert env.evaluator.train == TrainSpec(epochs=3, max_params=1000, model="mlp")
+    assert env.failed_reward == 0.0 and env.objective.metric == "val_accuracy"
+
+
+def test_real_child_from_a_config_trains_in_a_worker(tiny_npz):
+    from rlnas.config import SearchConfig
+
+    space = SearchSpace(
+        [
+            Decision("num_layers", (1,), "int"),
+            Decision("units_0", (16,), "int"),
+            Decision("lr", (0.01,), "float"),
+        ]
+    )
+    env = NasEnv(space, config=SearchConfig(dataset=str(tiny_npz), epochs=5, batch_size=32, workers=1))
+    try:
+        env.reset(seed=0)
+        env.step(0)
+        env.step(0)
+        _, reward, terminated, _, info = env.step(0)
+    finally:
+        env.close()
+    assert terminated and info["metrics"]["status"] == "ok", info["metrics"]["error"]
+    assert reward == info["metrics"]["val_accuracy"] > 0.6

@@ -8,8 +8,9 @@ import time
 import psutil
 import pytest
 
+from rlnas.child import TrainSpec
 from rlnas.data import DataSpec
-from rlnas.evaluator import LocalEvaluator, TrainSpec, WorkerEvaluator
+from rlnas.evaluator import LocalEvaluator, WorkerEvaluator
 
 ARCH = {"num_layers": 2, "units_0": 16, "units_1": 8, "activation": "tanh", "dropout": True, "lr": 0.01}
 
@@ -86,3 +87,18 @@ def test_a_child_over_max_params_fails_without_training(tiny_npz):
     result = local.evaluate(ARCH, seed=0)
     assert result.status == "failed"
     assert "parameters exceed max_params=100" in result.error and result.fit_seconds == 0
+
+
+def test_worker_evaluators_split_the_cores_and_start_nothing(tiny_npz):
+    from rlnas.child import train_spec
+    from rlnas.config import SearchConfig
+    from rlnas.evaluator import worker_evaluators
+    from rlnas.resources import threads_per_worker
+
+    config = SearchConfig(dataset=str(tiny_npz), epochs=3, early_stopping=1, workers=2, children_per_worker=7)
+    made = worker_evaluators(config, "mlp")
+    assert len(made) == 2 and all(e._active is None for e in made)  # processes start on start()
+    assert {e.train for e in made} == {train_spec(config, "mlp", threads=threads_per_worker(2))}
+    assert all(e.spec == config.data_spec() and e.children_per_worker == 7 for e in made)
+    (one,) = worker_evaluators(config, "mlp", count=1)
+    assert one.train == made[0].train  # one env's worker is sized as one of the search's

@@ -7,6 +7,7 @@ user's situation (``rlnas search --model mymodel:build`` in the directory holdin
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -16,11 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlnas.child import build_model, check_input_shape, check_space, train_and_evaluate
+from rlnas.child import TrainSpec, build_model, check_input_shape, check_space, train_and_evaluate
 from rlnas.config import make_config
 from rlnas.errors import ConfigError
 from rlnas.hyperparameters import space_from_function
 from rlnas.space import Decision, SearchSpace
+from tests.arrays import as_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = """
@@ -83,10 +85,9 @@ def test_build_model_refuses_a_model_function(function_dir: Path) -> None:
 def test_train_and_evaluate_trains_the_function_as_it_compiled_it(function_dir: Path) -> None:
     x, y = _ten_classes()
     kept, logs = [], function_dir / "logs"
-    r = train_and_evaluate(
-        {"units": 8, "lr": 0.5}, x[:80] / 255, y[:80], x[80:] / 255, y[80:], num_classes=10,
-        epochs=3, batch_size=16, seed=0, model="fm_small:build", on_model=kept.append, log_dir=str(logs),
-    )  # fmt: skip
+    ds = as_dataset(x[:80] / 255, y[:80], x[80:] / 255, y[80:], 10)
+    spec = TrainSpec(epochs=3, batch_size=16, model="fm_small:build")
+    r = train_and_evaluate({"units": 8, "lr": 0.5}, ds, spec, seed=0, on_model=kept.append, log_dir=str(logs))
     assert r.status == "ok", r.error
     assert r.params == 8 * 8 * 8 + 8 + 8 * 10 + 10 and r.epochs_run == 3
     assert 0.0 <= r.val_accuracy <= 1.0 and r.val_accuracy > 0.2  # well above chance (0.1)
@@ -97,18 +98,20 @@ def test_train_and_evaluate_trains_the_function_as_it_compiled_it(function_dir: 
 
 def test_early_stopping_and_max_params_apply_to_model_functions(function_dir: Path) -> None:
     x, y = _ten_classes(40)
-    common = dict(num_classes=10, batch_size=16, seed=0, model="fm_small:build")
+    ds, spec = as_dataset(x, y, x, y, 10), TrainSpec(batch_size=16, model="fm_small:build")
     # Learning rate 0: the validation loss never improves, so patience 1 ends the fit after 2 epochs.
-    frozen = train_and_evaluate({"units": 4, "lr": 0.0}, x, y, x, y, epochs=6, early_stopping=1, **common)
+    patient = dataclasses.replace(spec, epochs=6, early_stopping=1)
+    frozen = train_and_evaluate({"units": 4, "lr": 0.0}, ds, patient, seed=0)
     assert frozen.status == "ok" and frozen.epochs_run == 2
-    big = train_and_evaluate({"units": 8, "lr": 0.5}, x, y, x, y, epochs=1, max_params=100, **common)
+    small = dataclasses.replace(spec, epochs=1, max_params=100)
+    big = train_and_evaluate({"units": 8, "lr": 0.5}, ds, small, seed=0)
     assert big.status == "failed" and "610 parameters exceed max_params=100" in big.error
 
 
 # -- worker processes, the search, replay ------------------------------------------------------------
 def test_a_worker_process_imports_the_function_from_the_current_directory(function_dir: Path) -> None:
     from rlnas.data import DataSpec
-    from rlnas.evaluator import TrainSpec, WorkerEvaluator
+    from rlnas.evaluator import WorkerEvaluator
 
     x, y = _ten_classes(60)
     np.savez("tiny.npz", x_train=x[:40], y_train=y[:40], x_val=x[40:], y_val=y[40:])

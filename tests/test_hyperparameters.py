@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 
 from rlnas.errors import ConfigError
+from rlnas.function_model import build_from_function, fit_labels
 from rlnas.hyperparameters import (
     HyperParameters,
-    build_from_function,
-    fit_labels,
     function_name,
     importable,
     load_function,

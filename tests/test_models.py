@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rlnas.child import build_model, check_input_shape, check_space, train_and_evaluate
+from rlnas.child import TrainSpec, build_model, check_input_shape, check_space, train_and_evaluate
 from rlnas.config import load_config
 from rlnas.errors import ConfigError
 from rlnas.space import Decision, SearchSpace, cell_space, conv_space, default_space, skip_space
+from tests.arrays import as_dataset
 
 FACTORIES = {"conv": conv_space, "skip": skip_space, "cell": cell_space}
 
@@ -219,17 +220,16 @@ def images(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def test_tiny_fit_of_each_model(model):
     x, y = images(64, 10, 0)
     arch = sample(FACTORIES[model](), 1)[0] if model in FACTORIES else sample(default_space(), 1)[0]
-    r = train_and_evaluate(
-        arch, x, y, x[:16], y[:16], num_classes=2, epochs=1, batch_size=32, seed=0, model=model
-    )
+    spec = TrainSpec(epochs=1, batch_size=32, model=model)
+    r = train_and_evaluate(arch, as_dataset(x, y, x[:16], y[:16], 2), spec, seed=0)
     assert r.status == "ok", r.error
     assert r.params > 0 and r.epochs_run == 1 and 0 <= r.val_accuracy <= 1
 
 
 def test_wrong_model_for_the_architecture_is_a_failed_child_not_a_crash():
     x, y = images(8, 6, 0)
-    r = train_and_evaluate({"num_layers": 1}, x.reshape(8, -1), y, x[:4].reshape(4, -1), y[:4],
-                           num_classes=2, epochs=1, batch_size=8, seed=0, model="conv")  # fmt: skip
+    flat = as_dataset(x.reshape(8, -1), y, x[:4].reshape(4, -1), y[:4], 2)
+    r = train_and_evaluate({"num_layers": 1}, flat, TrainSpec(epochs=1, batch_size=8, model="conv"), seed=0)
     assert r.status == "failed" and "needs images" in r.error
 
 
@@ -237,9 +237,9 @@ def test_early_stopping_stops_when_validation_loss_rises_and_keeps_the_best_weig
     """The eval labels are the train labels flipped: the better the fit, the worse the eval loss."""
     x, y = images(96, 6, 0)
     arch = {"num_layers": 1, "units_0": 16, "lr": 0.01}
-    kw = {"num_classes": 2, "epochs": 12, "batch_size": 16, "seed": 0}
-    full = train_and_evaluate(arch, x, y, x, 1 - y, **kw)
-    stopped = train_and_evaluate(arch, x, y, x, 1 - y, early_stopping=1, **kw)
+    flipped = as_dataset(x, y, x, 1 - y, 2)
+    full = train_and_evaluate(arch, flipped, TrainSpec(epochs=12, batch_size=16), seed=0)
+    stopped = train_and_evaluate(arch, flipped, TrainSpec(epochs=12, batch_size=16, early_stopping=1), seed=0)
     assert full.epochs_run == 12
     assert stopped.status == "ok" and stopped.epochs_run == 2  # epoch 2 was worse than epoch 1: stop
     assert stopped.val_loss < full.val_loss
@@ -266,7 +266,43 @@ def test_training_with_a_schedule_ends_at_its_last_epochs_rate(schedule, last):
         rates.append(float(net.optimizer.learning_rate.numpy()))
 
     arch = {"num_layers": 1, "units_0": 8, "lr": 0.02}
-    kw = {"num_classes": 2, "epochs": 4, "batch_size": 16, "seed": 0}
-    r = train_and_evaluate(arch, x, y, x, y, **kw, schedule=schedule, on_model=keep_rate)
+    spec = TrainSpec(epochs=4, batch_size=16, schedule=schedule)
+    r = train_and_evaluate(arch, as_dataset(x, y, x, y, 2), spec, seed=0, on_model=keep_rate)
     assert r.status == "ok", r.error
     assert rates == [pytest.approx(last, rel=1e-5)]
+
+
+# -- how a child is trained: one TrainSpec from the run's config ----------------------------------
+def test_train_spec_of_the_search_and_of_the_final_training():
+    from rlnas.child import train_spec
+    from rlnas.config import SearchConfig
+
+    config = SearchConfig(
+        epochs=3, batch_size=64, max_params=5000, child_time_limit=30.0, early_stopping=2,
+        replay_epochs=7, replay_schedule="constant",
+    )  # fmt: skip
+    search = train_spec(config, "conv", threads=2)
+    assert search == TrainSpec(3, 64, 5000, 30.0, 2, "conv", early_stopping=2)
+    final = train_spec(config, "conv", final=True)
+    # Replay never stops early (it would select on test) nor applies max_params or the time limit.
+    assert final == TrainSpec(epochs=7, batch_size=64, model="conv", schedule="constant", final=True)
+
+
+def test_train_spec_refuses_early_stopping_on_test_and_unknown_schedules():
+    with pytest.raises(ConfigError, match=r"final training.*cannot stop early"):
+        TrainSpec(final=True, early_stopping=2)
+    with pytest.raises(ConfigError, match="unknown schedule 'cosin'; allowed: constant, cosine"):
+        TrainSpec(schedule="cosin")
+
+
+def test_the_final_training_fits_on_train_and_validation_and_scores_on_test():
+    from rlnas.child import _splits
+    from rlnas.data import Dataset
+
+    x = np.arange(10, dtype=np.float32).reshape(10, 1)
+    ds = Dataset("d", x[:6], np.zeros(6), x[6:8], np.ones(2), x[8:], np.full(2, 2), 3)
+    (fit_x, fit_y), (eval_x, eval_y) = _splits(ds, final=False)
+    assert fit_x.tolist() == x[:6].tolist() and eval_y.tolist() == [1, 1]
+    (fit_x, fit_y), (eval_x, eval_y) = _splits(ds, final=True)
+    assert fit_x.tolist() == x[:8].tolist() and fit_y.tolist() == [0] * 6 + [1, 1]
+    assert eval_x.tolist() == x[8:].tolist() and eval_y.tolist() == [2, 2]

@@ -9,7 +9,8 @@ import pytest
 from envs.nas_env import NasEnv
 from rlnas.child import ChildResult
 from rlnas.config import SearchConfig
-from rlnas.parallel import EnvPool, default_workers, play, threads_per_worker
+from rlnas.parallel import EnvPool, play
+from rlnas.resources import default_workers, threads_per_worker
 from rlnas.space import Decision, SearchSpace, default_space
 from rlnas.store import RunStore
 from tests.conftest import SyntheticEvaluator, search_in

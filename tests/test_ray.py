@@ -11,10 +11,11 @@ import time
 import psutil
 import pytest
 
+from rlnas.child import TrainSpec
 from rlnas.config import SearchConfig
 from rlnas.data import DataSpec
 from rlnas.errors import ConfigError
-from rlnas.evaluator import TrainSpec, WorkerEvaluator
+from rlnas.evaluator import WorkerEvaluator
 from rlnas.ray_evaluator import RayCluster, check_resources, make_ray_evaluators, require_ray
 from rlnas.search import run_search
 from rlnas.space import default_space

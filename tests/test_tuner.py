@@ -11,7 +11,7 @@ import pytest
 
 from examples.keras_tuner_model import build_model
 from rlnas.errors import ConfigError, RunError
-from rlnas.hyperparameters import fit_labels, loss_and_accuracy
+from rlnas.function_model import fit_labels, loss_and_accuracy
 from rlnas.tuner import ReinforceSearch
 
 
