@@ -309,3 +309,19 @@ def test_reinforce_reset_gives_what_a_fresh_strategy_of_that_seed_gives() -> Non
         rewards = (a.tokens[:, 0] == 1).astype(float)
         sa, sb = used.tell(a.tokens, rewards), fresh.tell(b.tokens, rewards)
         assert sa == pytest.approx(sb, rel=1e-5)
+
+
+def test_a_process_that_exits_while_the_update_traces_exits_cleanly(tmp_path):
+    """The update's trace runs on a thread; ending the process meanwhile must not abort it (exit 134)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from rlnas.config import SearchConfig\n"
+        "from rlnas.space import default_space\n"
+        "from rlnas.strategies import make_strategy\n"
+        "make_strategy(SearchConfig(lstm_units=8), default_space()).ask(2)\n"
+    )
+    env = {**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -65,7 +65,9 @@ class ReinforceStrategy:
         self.skips = skip_positions(space) if config.skip_weight > 0 else []
         # The update's trace runs beside the first batch's training instead of after it. tell, save,
         # restore and reset wait for it, so that no update or change of the weights overlaps the trace.
-        self._tracing = threading.Thread(target=self._prepare, name="rlnas-trace-update", daemon=True)
+        # Not a daemon: a process that ends while TensorFlow traces on a daemon thread aborts in C++
+        # ("terminate called ... exception not rethrown", exit 134) instead of exiting with its status.
+        self._tracing = threading.Thread(target=self._prepare, name="rlnas-trace-update", daemon=False)
         self._tracing.start()
 
     def _prepare(self) -> None:
