@@ -10,12 +10,13 @@ import numpy as np
 from gymnasium import spaces
 
 from rlnas.child import ChildResult, check_space
-from rlnas.config import space_from_dict
 from rlnas.data import DataSpec
 from rlnas.errors import InvalidActionError
 from rlnas.evaluator import Evaluator, LocalEvaluator, TrainSpec
+from rlnas.models import standard_space
 from rlnas.objectives import Objective, parse_objective
 from rlnas.space import INACTIVE, SearchSpace, default_space
+from rlnas.space_toml import space_from_dict
 
 
 class MaskedDiscrete(spaces.Discrete):
@@ -94,7 +95,7 @@ class NasEnv(gym.Env):
         if space is None:
             space = default_space()
         elif not isinstance(space, SearchSpace):
-            space = space_from_dict(space)
+            space = space_from_dict(space, standard_space=standard_space)
         check_space(space)
         self.space = space
         self.failed_reward = failed_reward

@@ -15,8 +15,8 @@ import numpy as np
 
 from rlnas import data
 from rlnas.child import train_and_evaluate
-from rlnas.config import make_config
 from rlnas.errors import RunError
+from rlnas.resolve import resolve
 from rlnas.store import RunStore, top_k
 
 
@@ -58,7 +58,7 @@ def replay(
     chosen = top_k(store.trials(), top)
     if not chosen:
         raise RunError(f"run {str(store.path)!r} has no successful trial to replay yet")
-    settings = make_config(search)  # a run from before a key was added gets its default
+    settings = resolve(resume_from=config, run=str(store.path)).config  # a missing key gets its default
     # Replay always trains on the full train split, whatever fraction the search used.
     ds = data.load(replace(settings.data_spec(), train_fraction=1.0))
     x = np.concatenate([ds.x_train, ds.x_val])
