@@ -71,6 +71,13 @@ def resolve(
         if file is not None or model is not None:
             raise ConfigError("a resumed run keeps its own config and space; give no config file or model")
         return _resumed(resume_from, flags, run)
+    return _new(file, flags, model, before_model)
+
+
+def _new(
+    file: str | Path | None, flags: dict[str, Any], model: str | None, before: Callable[[], None] | None
+) -> Resolved:
+    """Defaults < the file's [search] < flags; the file's [space], or the space ``model`` declares."""
     data = read_toml(file) if file is not None else {}
     search, space_table = tables(data)
     make_config(search)  # the file's own mistakes are reported as the file's, even if a flag overrides
@@ -82,8 +89,8 @@ def resolve(
                 f"--model {model} declares the search space; remove the [space] table from {file} "
                 "or drop --model"
             )
-        if before_model is not None:
-            before_model()
+        if before is not None:
+            before()
         from rlnas.hyperparameters import space_from_function
 
         space = space_from_function(model)

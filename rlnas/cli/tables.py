@@ -105,23 +105,10 @@ def _path(text: str) -> Path:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from rlnas.config import STRATEGIES
-    from rlnas.errors import did_you_mean
     from rlnas.resolve import resolve
 
     config, space = resolve(args.config, flag_values(args))
-    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    for name in strategies:
-        if name not in STRATEGIES:
-            raise ConfigError(
-                f"unknown strategy {name!r} in --strategies; allowed: {', '.join(STRATEGIES)}"
-                + did_you_mean(name, STRATEGIES)
-            )
-    if not strategies:
-        raise ConfigError("--strategies is empty; name at least one of " + ", ".join(STRATEGIES))
-    for flag, value in (("--budget", args.budget), ("--seeds", args.seeds)):
-        if value < 1:
-            raise ConfigError(f"{flag} must be at least 1, got {value}")
+    strategies = _strategies(args)
     from envs.tabular_env import TabularNasEnv
     from rlnas import bench
     from rlnas.lookup_table import load_table
@@ -155,9 +142,34 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(bench.summarize(results, table.values))
     print(f"plot: {bench.plot(results, table.values, args.plot)}")
     if args.json:
-        import json
-
-        runs = {k: [r.rewards.tolist() for r in v] for k, v in results.items()}
-        Path(args.json).write_text(json.dumps({"table": args.table, "budget": args.budget, "runs": runs}))
-        print(f"runs: {args.json}")
+        _write_runs(args, results)
     return 0
+
+
+def _strategies(args: argparse.Namespace) -> list[str]:
+    """The strategies of ``--strategies``, with ``--budget`` and ``--seeds`` checked."""
+    from rlnas.config import STRATEGIES
+    from rlnas.errors import did_you_mean
+
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    for name in strategies:
+        if name not in STRATEGIES:
+            raise ConfigError(
+                f"unknown strategy {name!r} in --strategies; allowed: {', '.join(STRATEGIES)}"
+                + did_you_mean(name, STRATEGIES)
+            )
+    if not strategies:
+        raise ConfigError("--strategies is empty; name at least one of " + ", ".join(STRATEGIES))
+    for flag, value in (("--budget", args.budget), ("--seeds", args.seeds)):
+        if value < 1:
+            raise ConfigError(f"{flag} must be at least 1, got {value}")
+    return strategies
+
+
+def _write_runs(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """``--json``: every run's rewards, for plots of one's own."""
+    import json
+
+    runs = {k: [r.rewards.tolist() for r in v] for k, v in results.items()}
+    Path(args.json).write_text(json.dumps({"table": args.table, "budget": args.budget, "runs": runs}))
+    print(f"runs: {args.json}")
