@@ -171,9 +171,9 @@ def regret(args) -> dict[str, Any]:
     from envs.tabular_env import TabularNasEnv
     from rlnas import bench
     from rlnas.config import load_config
+    from rlnas.lookup_table import load_table
     from rlnas.parallel import play
     from rlnas.strategies import make_strategy
-    from rlnas.tabular import load_table
 
     config, space, _ = load_config(args.table_config)
     config = dataclasses.replace(config, archs_per_update=M)

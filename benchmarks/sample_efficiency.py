@@ -29,9 +29,9 @@ from _common import table_figures, write_report
 from envs.tabular_env import TabularNasEnv
 from rlnas import bench
 from rlnas.config import load_config
+from rlnas.lookup_table import load_table
 from rlnas.parallel import play
 from rlnas.quiet import quiet_tensorflow
-from rlnas.tabular import load_table
 
 ALIASES = {
     "controller": "controller",

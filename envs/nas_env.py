@@ -11,12 +11,13 @@ import numpy as np
 from gymnasium import spaces
 
 from rlnas.child import ChildResult, TrainSpec, check_space
-from rlnas.config import space_from_dict
 from rlnas.data import DataSpec
 from rlnas.errors import ConfigError, InvalidActionError
 from rlnas.evaluator import Evaluator, LocalEvaluator, WorkerConfig, worker_evaluators
+from rlnas.models import standard_space
 from rlnas.objectives import Objective, parse_objective
 from rlnas.space import INACTIVE, SearchSpace, default_space
+from rlnas.space_toml import space_from_dict
 
 
 class MaskedDiscrete(spaces.Discrete):
@@ -100,7 +101,7 @@ class NasEnv(gym.Env):
         if space is None:
             space = default_space()
         elif not isinstance(space, SearchSpace):
-            space = space_from_dict(space)
+            space = space_from_dict(space, standard_space=standard_space)
         check_space(space)
         self.space = space
         training = {"dataset": dataset, "data_dir": data_dir, "train_fraction": train_fraction}

@@ -2,7 +2,7 @@
 
 Same decisions, spaces and episode as :class:`envs.nas_env.NasEnv` (it *is* one, with a table in
 place of training), so an agent tuned here runs unchanged on the real env. Tables come from
-``rlnas tabulate`` (format: :mod:`rlnas.tabular`).
+``rlnas tabulate`` (format: :mod:`rlnas.lookup_table`).
 
 ## Rewards
 The table's validation accuracy of the architecture on the last step (``failed_reward`` for an
@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from envs.nas_env import NasEnv
-from rlnas.config import space_from_dict
+from rlnas.lookup_table import Table, TableEvaluator, load_table
+from rlnas.models import standard_space
 from rlnas.space import SearchSpace, default_space
-from rlnas.tabular import Table, TableEvaluator, load_table
+from rlnas.space_toml import space_from_dict
 
 
 class TabularNasEnv(NasEnv):
@@ -40,6 +41,6 @@ class TabularNasEnv(NasEnv):
         if space is None:
             space = table.space if isinstance(table, Table) else default_space()
         elif not isinstance(space, SearchSpace):
-            space = space_from_dict(space)
+            space = space_from_dict(space, standard_space=standard_space)
         self.table = table if isinstance(table, Table) else load_table(table, space)
         super().__init__(space, evaluator=TableEvaluator(self.table), failed_reward=failed_reward)

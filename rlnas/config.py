@@ -1,7 +1,9 @@
 """The search configuration: one frozen dataclass, read from TOML and overridden by CLI flags.
 
 Everything here is validated before TensorFlow is imported, so a typo costs the user a one-line
-error, not ten seconds of start-up noise and a traceback.
+error, not ten seconds of start-up noise and a traceback. Each field's rule is one row of
+``_RULES``; :func:`rlnas.resolve.resolve` is where file, flags and a resumed run are merged. (A little
+over 300 lines: one line per setting, twice, in the dataclass and in the rule table.)
 
 A config file has two optional tables::
 
@@ -9,21 +11,11 @@ A config file has two optional tables::
     trials = 64
     epochs = 2
 
-    [space]             # omit for the default MLP space
+    [space]             # omit for the default MLP space; see rlnas.space_toml
     model = "mlp"
     [[space.decisions]]
     name = "num_layers"
-    kind = "int"
     values = [1, 2, 3]
-    [[space.decisions]]
-    name = "units_1"
-    kind = "int"
-    range = [32, 512, 32]          # first, last (inclusive), step
-    when = { num_layers = [2, 3] }  # exists only for these values of an earlier decision
-    [[space.decisions]]
-    name = "lr"
-    kind = "float"
-    log_range = [1e-4, 1e-2, 7]    # low, high, number of grid points
 """
 
 from __future__ import annotations
@@ -31,27 +23,25 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from rlnas import space_toml
+from rlnas.controller_kinds import CONTROLLER_LR, CONTROLLERS
 from rlnas.data import DataSpec
 from rlnas.errors import ConfigError, did_you_mean
-from rlnas.space import Decision, SearchSpace, cell_space, conv_space, default_space, log_grid, skip_space
+from rlnas.models import standard_space
+from rlnas.space import SearchSpace
 
 STRATEGIES = ("reinforce", "random", "evolution")
-CONTROLLERS = ("lstm", "factorized")
-"""reinforce's policy (rlnas.controller.Controller's ``kind``): Zoph & Le's autoregressive LSTM, or one
-free logit vector per decision."""
-CONTROLLER_LR = {"lstm": 0.005, "factorized": 0.02}
-"""Default Adam step per policy: a free logit vector needs a larger step than the LSTM's weights to move
-the policy as far (both chosen on two lookup tables, BENCHMARKS.md)."""
 EXECUTORS = ("local", "ray")
 SCHEDULES = ("cosine", "constant")
 """Learning-rate schedules of the replay (rlnas.child.cosine_decay)."""
 PIPELINES = (1, 2)
 """Batches in flight at once: 1 is synchronous; 2 proposes the next batch before the current one's update."""
+__all__ = ["CONTROLLERS", "CONTROLLER_LR", "SearchConfig", "load_config", "make_config", "space_from_dict"]
 
 
 def _f(default: Any, help: str) -> Any:
@@ -128,82 +118,8 @@ class SearchConfig:
     )
 
     def __post_init__(self) -> None:
-        for name in (
-            "trials",
-            "epochs",
-            "batch_size",
-            "archs_per_update",
-            "lstm_units",
-            "lstm_layers",
-            "children_per_worker",
-            "replay_epochs",
-            "max_consecutive_failures",
-            "population_size",
-            "tournament_size",
-        ):
-            _positive(name, getattr(self, name), integer=True)
-        for name in ("temperature", "init_range", "grad_clip"):
-            _positive(name, getattr(self, name))
-        if self.controller_lr is not None:
-            _positive("controller_lr", self.controller_lr)
-        if type(self.pipeline) is not int or self.pipeline not in PIPELINES:
-            raise ConfigError(
-                f"pipeline must be 1 (synchronous) or 2 (the next batch trains during the update), "
-                f"got {self.pipeline!r}"
-            )
-        if isinstance(self.importance_clip, bool) or not (
-            isinstance(self.importance_clip, int | float) and 0 <= self.importance_clip < math.inf
-        ):
-            raise ConfigError(
-                f"importance_clip must be >= 0 (0 turns the weights off), got {self.importance_clip!r}"
-            )
-        for name, allowed in (
-            ("replay_schedule", SCHEDULES),
-            ("strategy", STRATEGIES),
-            ("controller", CONTROLLERS),
-            ("executor", EXECUTORS),
-        ):
-            value = getattr(self, name)
-            if value not in allowed:
-                raise ConfigError(
-                    f"unknown {name} {value!r}; allowed: {', '.join(allowed)}"
-                    + did_you_mean(str(value), allowed)
-                )
-        if self.replay_top < 0:
-            raise ConfigError(f"replay_top must be >= 0, got {self.replay_top!r}")
-        if not self.entropy_weight >= 0:
-            raise ConfigError(f"entropy_weight must be >= 0, got {self.entropy_weight!r}")
-        if not self.skip_weight >= 0:
-            raise ConfigError(f"skip_weight must be >= 0, got {self.skip_weight!r}")
-        if not 0 < self.skip_target < 1:
-            raise ConfigError(f"skip_target must be in (0, 1), got {self.skip_target!r}")
-        if not 0 <= self.baseline_decay < 1:
-            raise ConfigError(f"baseline_decay must be in [0, 1), got {self.baseline_decay!r}")
-        for name in ("max_minutes", "child_time_limit"):
-            if getattr(self, name) is not None:
-                _positive(name, getattr(self, name))
-        for name in ("child_logs", "reevaluate_repeats"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        from rlnas.objectives import parse_objective
-
-        parse_objective(self.objective)
-        _positive("cpus_per_child", self.cpus_per_child)
-        if isinstance(self.gpus_per_child, bool) or not (
-            isinstance(self.gpus_per_child, int | float) and 0 <= self.gpus_per_child < math.inf
-        ):
-            raise ConfigError(f"gpus_per_child must be >= 0, got {self.gpus_per_child!r}")
-        for name in ("workers", "early_stopping"):
-            if getattr(self, name) is not None:
-                _positive(name, getattr(self, name), integer=True)
-        if self.max_params is not None:
-            _positive("max_params", self.max_params, integer=True)
-        if self.tanh_constant is not None and not (
-            isinstance(self.tanh_constant, int | float) and 0 <= self.tanh_constant < math.inf
-        ):
-            raise ConfigError(f"tanh_constant must be >= 0 (0 turns it off), got {self.tanh_constant!r}")
-        if not 0 < self.train_fraction <= 1:
-            raise ConfigError(f"train_fraction must be in (0, 1], got {self.train_fraction!r}")
+        for name, check in _RULES.items():
+            check(name, getattr(self, name))
         self.data_spec()  # validates the split fractions now, not when the data is first loaded
 
     def to_dict(self) -> dict[str, Any]:
@@ -225,6 +141,11 @@ class SearchConfig:
         )
 
 
+# -- validation: one rule per field -----------------------------------------------------------------
+Check = Callable[[str, Any], None]
+"""``check(name, value)`` raises ConfigError naming the field and echoing the bad value."""
+
+
 def _positive(name: str, value: Any, *, integer: bool = False) -> None:
     kind = int if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kind):
@@ -233,11 +154,109 @@ def _positive(name: str, value: Any, *, integer: bool = False) -> None:
         raise ConfigError(f"{name} must be positive, got {value!r}")
 
 
+def _whole(name: str, value: Any) -> None:
+    _positive(name, value, integer=True)
+
+
+def _optional(check: Check) -> Check:
+    """None allowed (the setting is off or automatic), anything else checked."""
+
+    def run(name: str, value: Any) -> None:
+        if value is not None:
+            check(name, value)
+
+    return run
+
+
+def _must(ok: Callable[[Any], bool], rule: str) -> Check:
+    """A value ``ok`` accepts, else "<name> must be <rule>, got <value>" (also for a wrong type)."""
+
+    def run(name: str, value: Any) -> None:
+        try:
+            accepted = ok(value)
+        except TypeError:  # "x" < 0: the wrong type is as bad as the wrong value
+            accepted = False
+        if not accepted:
+            raise ConfigError(f"{name} must be {rule}, got {value!r}")
+
+    return run
+
+
+def _one_of(allowed: tuple[str, ...]) -> Check:
+    def run(name: str, value: Any) -> None:
+        if value not in allowed:
+            raise ConfigError(
+                f"unknown {name} {value!r}; allowed: {', '.join(allowed)}" + did_you_mean(str(value), allowed)
+            )
+
+    return run
+
+
+def _objective(name: str, value: Any) -> None:
+    from rlnas.objectives import parse_objective  # its ConfigError says what is wrong
+
+    parse_objective(value)
+
+
+def _finite_number(value: Any, low: float = 0) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and low <= value < math.inf
+
+
+_RULES: dict[str, Check] = {
+    "trials": _whole,
+    "max_minutes": _optional(_positive),
+    "epochs": _whole,
+    "batch_size": _whole,
+    "train_fraction": _must(lambda v: 0 < v <= 1, "in (0, 1]"),
+    "strategy": _one_of(STRATEGIES),
+    "workers": _optional(_whole),
+    "archs_per_update": _whole,
+    "pipeline": _must(
+        lambda v: type(v) is int and v in PIPELINES,
+        "1 (synchronous) or 2 (the next batch trains during the update)",
+    ),
+    "importance_clip": _must(_finite_number, ">= 0 (0 turns the weights off)"),
+    "controller": _one_of(CONTROLLERS),
+    "controller_lr": _optional(_positive),
+    "entropy_weight": _must(lambda v: v >= 0, ">= 0"),
+    "skip_weight": _must(lambda v: v >= 0, ">= 0"),
+    "skip_target": _must(lambda v: 0 < v < 1, "in (0, 1)"),
+    "baseline_decay": _must(lambda v: 0 <= v < 1, "in [0, 1)"),
+    "grad_clip": _positive,
+    "temperature": _positive,
+    "tanh_constant": _optional(
+        _must(lambda v: isinstance(v, int | float) and 0 <= v < math.inf, ">= 0 (0 turns it off)")
+    ),
+    "lstm_units": _whole,
+    "lstm_layers": _whole,
+    "init_range": _positive,
+    "population_size": _whole,
+    "tournament_size": _whole,
+    "early_stopping": _optional(_whole),
+    "objective": _objective,
+    "max_params": _optional(_whole),
+    "child_time_limit": _optional(_positive),
+    "max_consecutive_failures": _whole,
+    "executor": _one_of(EXECUTORS),
+    "cpus_per_child": _positive,
+    "gpus_per_child": _must(_finite_number, ">= 0"),
+    "children_per_worker": _whole,
+    "reevaluate_repeats": _must(lambda v: isinstance(v, bool), "true or false"),
+    "child_logs": _must(lambda v: isinstance(v, bool), "true or false"),
+    "replay_top": _must(lambda v: not v < 0, ">= 0"),
+    "replay_epochs": _whole,
+    "replay_schedule": _one_of(SCHEDULES),
+}
+"""The rule of every field that has one, in field order (the first bad field is the one reported);
+dataset, data_dir, seed, val/test fractions and the rest are checked by :meth:`SearchConfig.data_spec`
+or need no check."""
+
+
 FIELD_TYPES: dict[str, Any] = {f.name: f.type for f in fields(SearchConfig)}
 
 
-def make_config(values: Mapping[str, Any]) -> SearchConfig:
-    """Build a SearchConfig from a mapping, rejecting unknown keys with a suggestion."""
+def check_keys(values: Mapping[str, Any]) -> None:
+    """Reject a key that is no SearchConfig field, with a suggestion."""
     for key in values:
         if key not in FIELD_TYPES:
             raise ConfigError(
@@ -245,6 +264,11 @@ def make_config(values: Mapping[str, Any]) -> SearchConfig:
                 + did_you_mean(key, FIELD_TYPES)
                 + "; run `rlnas search --help` for the list"
             )
+
+
+def make_config(values: Mapping[str, Any]) -> SearchConfig:
+    """Build a SearchConfig from a mapping, rejecting unknown keys with a suggestion."""
+    check_keys(values)
     try:
         return SearchConfig(**values)
     except TypeError as exc:  # pragma: no cover - guarded by the key check above
@@ -271,109 +295,24 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_config(path: str | Path | None) -> tuple[SearchConfig, SearchSpace, dict[str, Any]]:
-    """Read a config file (or nothing) into (config, space, raw [search] table for overrides)."""
-    data = read_toml(path) if path is not None else {}
+def tables(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``[search]`` and ``[space]`` tables of a read config file (each empty when absent)."""
     search = data.get("search", {})
     if not isinstance(search, dict):
         raise ConfigError("[search] must be a table")
     space = data.get("space", {})
     if not isinstance(space, dict):
         raise ConfigError("[space] must be a table")
+    return search, space
+
+
+def load_config(path: str | Path | None) -> tuple[SearchConfig, SearchSpace, dict[str, Any]]:
+    """Read a config file (or nothing) into (config, space, raw [search] table for overrides)."""
+    search, space = tables(read_toml(path) if path is not None else {})
     return make_config(search), space_from_dict(space), search
 
 
-_DECISION_KEYS = ("name", "kind", "values", "range", "log_range", "when")
-
-
 def space_from_dict(data: Mapping[str, Any]) -> SearchSpace:
-    """Build a SearchSpace from the ``[space]`` table (see the module docstring)."""
-    unknown = set(data) - {"model", "decisions", "lr_grid"}
-    if unknown:
-        key = sorted(unknown)[0]
-        raise ConfigError(
-            f"unknown key {key!r} in [space]" + did_you_mean(key, ["model", "decisions", "lr_grid"])
-        )
-    model = data.get("model", "mlp")
-    lr_grid = data.get("lr_grid")
-    if lr_grid is not None and (isinstance(lr_grid, bool) or not isinstance(lr_grid, int)):
-        raise ConfigError(f"[space] lr_grid must be a whole number of grid points, got {lr_grid!r}")
-    if "decisions" not in data:
-        if isinstance(model, str) and ":" in model:  # a keras-tuner model function declares its space
-            from rlnas.hyperparameters import space_from_function
-
-            return space_from_function(model)
-        return _factory_space(model, lr_grid)
-    raw = data["decisions"]
-    if not isinstance(raw, list):
-        raise ConfigError("[space] decisions must be an array of tables ([[space.decisions]])")
-    return SearchSpace([_decision(d, i) for i, d in enumerate(raw)], model=model)
-
-
-_FACTORIES = {"mlp": default_space, "conv": conv_space, "skip": skip_space, "cell": cell_space}
-"""Models whose standard space ``[space] model = "..."`` alone selects (see docs/spaces.md)."""
-
-
-def _factory_space(model: str, lr_grid: int | None) -> SearchSpace:
-    """The standard space of a built-in model (each keeps its own lr grid unless ``lr_grid`` is given)."""
-    if model not in _FACTORIES:
-        raise ConfigError(f"[space] model {model!r} needs its decisions listed in [[space.decisions]]")
-    return _FACTORIES[model](**({"lr_grid": lr_grid} if lr_grid is not None else {}))
-
-
-def _decision(d: Any, i: int) -> Decision:
-    if not isinstance(d, dict):
-        raise ConfigError(f"decision #{i + 1} must be a table, got {d!r}")
-    for key in d:
-        if key not in _DECISION_KEYS:
-            raise ConfigError(f"decision #{i + 1}: unknown key {key!r}" + did_you_mean(key, _DECISION_KEYS))
-    name = d.get("name")
-    if not name:
-        raise ConfigError(f"decision #{i + 1} has no name")
-    given = [k for k in ("values", "range", "log_range") if k in d]
-    if len(given) != 1:
-        raise ConfigError(f"decision {name!r}: give exactly one of values, range, log_range")
-    kind = d.get("kind") or _guess_kind(d)
-    values = d.get("values")
-    if "range" in d:
-        values = _int_range(name, d["range"])
-    elif "log_range" in d:
-        r = d["log_range"]
-        if not (isinstance(r, list) and len(r) == 3 and all(_is_number(x) for x in r) and _is_int(r[2])):
-            raise ConfigError(f"decision {name!r}: log_range is [low, high, count], got {r!r}")
-        values = list(log_grid(float(r[0]), float(r[1]), int(r[2])))
-    when = d.get("when", {})
-    if not isinstance(when, dict):
-        raise ConfigError(f"decision {name!r}: when must be a table like {{ num_layers = [2, 3] }}")
-    return Decision(name, values, kind, when)
-
-
-def _int_range(name: str, r: Any) -> list[int]:
-    if not (isinstance(r, list) and len(r) in (2, 3) and all(_is_int(x) for x in r)):
-        raise ConfigError(f"decision {name!r}: range is [first, last] or [first, last, step], got {r!r}")
-    step = r[2] if len(r) == 3 else 1
-    if step <= 0 or r[1] < r[0]:
-        raise ConfigError(f"decision {name!r}: range {r!r} is empty; need first <= last, step > 0")
-    return list(range(r[0], r[1] + 1, step))
-
-
-def _guess_kind(d: Mapping[str, Any]) -> str:
-    if "range" in d:
-        return "int"
-    if "log_range" in d:
-        return "float"
-    vals = d["values"] if isinstance(d["values"], list) else []
-    for kind, typ in (("bool", bool), ("int", int), ("float", float)):
-        if vals and all(type(v) is typ for v in vals):
-            return kind
-    if vals and all(_is_number(v) for v in vals):  # [0, 0.5]: TOML reads 0 as an int
-        return "float"
-    return "choice"
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool)
+    """The ``[space]`` table (or a stored ``to_dict()``) as a SearchSpace; a table that names only a
+    built-in model gets its standard space (:func:`rlnas.space_toml.space_from_dict`)."""
+    return space_toml.space_from_dict(data, standard_space=standard_space)

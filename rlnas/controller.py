@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from rlnas.config import CONTROLLERS
+from rlnas.controller_kinds import CONTROLLERS
 from rlnas.errors import RunError
 
 

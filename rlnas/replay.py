@@ -13,8 +13,8 @@ from typing import Any
 
 from rlnas import data
 from rlnas.child import train_and_evaluate, train_spec
-from rlnas.config import make_config
 from rlnas.errors import RunError
+from rlnas.resolve import resolve
 from rlnas.store import RunStore, top_k
 
 
@@ -56,7 +56,7 @@ def replay(
     chosen = top_k(store.trials(), top)
     if not chosen:
         raise RunError(f"run {str(store.path)!r} has no successful trial to replay yet")
-    settings = make_config(search)  # a run from before a key was added gets its default
+    settings = resolve(resume_from=config, run=str(store.path)).config  # a missing key gets its default
     # Replay always trains on the full train split, whatever fraction the search used.
     ds = data.load(replace(settings.data_spec(), train_fraction=1.0))
     spec = train_spec(settings, config["space"].get("model", "mlp"), final=True)

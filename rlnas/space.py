@@ -269,7 +269,7 @@ class SearchSpace:
 
     # -- serialisation ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (JSON/TOML friendly); :func:`rlnas.config.space_from_dict` reads it back."""
+        """Plain data (JSON/TOML friendly); :func:`rlnas.space_toml.space_from_dict` reads it back."""
         return {
             "model": self.model,
             "decisions": [

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from envs.nas_env import NasEnv
-from rlnas import tabular
+from rlnas import lookup_table
 from rlnas.child import train_spec
 from rlnas.config import SearchConfig
 from rlnas.errors import ConfigError, SearchAborted
@@ -40,15 +40,15 @@ def existing_keys(space: SearchSpace, out: Path, *, ok_only: bool = True) -> set
     ConfigError if ``out`` is not a table of ``space``."""
     if not out.exists() or out.stat().st_size == 0:
         return set()
-    tabular.repair(out)
-    names, rows = tabular.read_rows(out)
-    if names != tabular.header(space):
+    lookup_table.repair(out)
+    names, rows = lookup_table.read_rows(out)
+    if names != lookup_table.header(space):
         raise ConfigError(
             f"{str(out)!r} exists with other columns than a table of this space has; "
             "choose another --out or delete it"
         )
     return {
-        space.key(tabular.row_tokens(space, row, line))
+        space.key(lookup_table.row_tokens(space, row, line))
         for line, row in enumerate(rows, start=2)
         if not ok_only or row.get("status") == "ok"
     }
@@ -96,8 +96,8 @@ def tabulate(
     trained = failed = streak = 0
     try:
         for (_, tokens), metrics in pool.run(jobs(), train):
-            row = tabular.result_row(space, tokens, metrics)
-            tabular.append_rows(out, tabular.header(space), [row])
+            row = lookup_table.result_row(space, tokens, metrics)
+            lookup_table.append_rows(out, lookup_table.header(space), [row])
             trained += 1
             failed += metrics["status"] != "ok"
             streak = streak + 1 if metrics["status"] != "ok" else 0

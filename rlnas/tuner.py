@@ -30,9 +30,9 @@ import numpy as np
 
 from rlnas import data
 from rlnas.child import ChildResult, TrainSpec, train_and_evaluate, train_spec
-from rlnas.config import make_config
 from rlnas.errors import ChildError, ConfigError, RunError
 from rlnas.hyperparameters import MAX_RUNS, HyperParameters, importable, load_function, space_from_function
+from rlnas.resolve import resolve
 from rlnas.store import RunStore, top_k
 from rlnas.text import format_arch, format_value
 
@@ -138,7 +138,7 @@ class ReinforceSearch:
         self._fn = load_function(hypermodel) if isinstance(hypermodel, str) else hypermodel
         self.hypermodel = _HyperModel(self._fn)
         settings = {KERAS_TUNER_NAMES.get(k, k): v for k, v in settings.items()}
-        self.config = make_config({"replay_top": 0, **settings, "trials": max_trials, "seed": seed})
+        self.config = resolve(flags={"replay_top": 0, **settings, "trials": max_trials, "seed": seed}).config
         self.space = space_from_function(hypermodel, grid=grid, max_runs=max_runs)
         self.project_dir = Path(directory) / project_name
         self.overwrite = overwrite

@@ -547,3 +547,102 @@ def test_a_model_without_decisions_gets_its_standard_space(model) -> None:
     from rlnas import space as spaces
 
     assert space_from_dict({"model": model}) == getattr(spaces, f"{model}_space")()
+
+
+def test_every_rule_names_a_field_in_field_order() -> None:
+    from rlnas.config import _RULES
+
+    names = [f.name for f in dataclasses.fields(SearchConfig)]
+    assert [n for n in names if n in _RULES] == list(_RULES)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"train_fraction": "half"}, r"^train_fraction must be in \(0, 1\], got 'half'$"),
+        ({"skip_target": None}, r"^skip_target must be in \(0, 1\), got None$"),
+        ({"pipeline": 2.0}, r"^pipeline must be 1 \(synchronous\) or 2"),
+        ({"importance_clip": True}, r"^importance_clip must be >= 0 \(0 turns the weights off\), got True$"),
+    ],
+)
+def test_a_value_of_the_wrong_type_gets_its_rule_not_a_type_error(settings, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        SearchConfig(**settings)
+
+
+# -- the TOML space front end and the model registry ------------------------------------------------
+def test_the_space_parser_needs_the_registry_only_for_a_model_named_alone() -> None:
+    from rlnas import space_toml
+    from rlnas.models import MODELS, standard_space
+
+    stored = default_space().to_dict()
+    assert space_toml.space_from_dict(stored) == default_space()
+    with pytest.raises(ConfigError, match=r"^\[space\] model 'conv' needs its decisions listed"):
+        space_toml.space_from_dict({"model": "conv"})
+    assert (
+        space_toml.space_from_dict({"model": "conv"}, standard_space=standard_space) == MODELS["conv"].space()
+    )
+    assert standard_space("mlp", 3) == default_space(lr_grid=3)
+    assert standard_space("cnn") is None
+
+
+# -- resolve: file, flags, a resumed run -------------------------------------------------------------
+def test_resolve_flags_win_over_the_file_which_wins_over_the_defaults(tmp_path: Path) -> None:
+    from rlnas.resolve import resolve
+
+    path = write(tmp_path, "[search]\ntrials = 12\nepochs = 3\n[space]\nmodel = 'mlp'\nlr_grid = 3\n")
+    config, space = resolve(path, {"epochs": 1})
+    assert (config.trials, config.epochs, config.batch_size) == (12, 1, 128)
+    assert space == default_space(lr_grid=3)
+    assert resolve() == (SearchConfig(), default_space())
+    assert resolve(flags={"tanh_constant": None}).config.tanh_constant is None  # None is a value
+
+
+def test_resolve_reports_the_files_mistake_even_when_a_flag_overrides_it(tmp_path: Path) -> None:
+    from rlnas.resolve import resolve
+
+    with pytest.raises(ConfigError, match=r"^trials must be positive, got 0$"):
+        resolve(write(tmp_path, "[search]\ntrials = 0\n"), {"trials": 5})
+    with pytest.raises(ConfigError, match=r"unknown setting 'trails' in \[search\].*'trials'"):
+        resolve(flags={"trails": 5})
+
+
+def test_resolve_a_model_function_and_a_space_table_conflict(tmp_path: Path) -> None:
+    from rlnas.resolve import resolve
+
+    path = write(tmp_path, "[space]\nmodel = 'mlp'\n")
+    called = []
+    with pytest.raises(
+        ConfigError, match=r"^--model pkg:build declares the search space; remove the \[space\]"
+    ):
+        resolve(path, model="pkg:build", before_model=lambda: called.append(1))
+    assert not called  # refused before anything imports Keras
+
+
+def test_resolve_a_resumed_run_may_change_only_the_resumable_settings() -> None:
+    from rlnas.resolve import RESUMABLE, resolve
+
+    stored = {"search": SearchConfig(trials=8, epochs=2).to_dict(), "space": default_space().to_dict()}
+    config, space = resolve(flags={"trials": 20, "workers": 2, "epochs": 2}, resume_from=stored, run="runs/r")
+    assert (config.trials, config.workers, config.epochs) == (20, 2, 2) and space == default_space()
+    assert {"trials", "max_minutes", "workers", "executor", "replay_top"} <= set(RESUMABLE)
+    with pytest.raises(
+        ConfigError, match=r"^--resume cannot change epochs \(the run used 2\); only trials, "
+    ):
+        resolve(flags={"epochs": 3}, resume_from=stored)
+    with pytest.raises(ConfigError, match=r"keeps its own config and space"):
+        resolve("x.toml", resume_from=stored)
+
+
+def test_resolve_a_stored_config_from_an_incompatible_rlnas_is_one_line() -> None:
+    from rlnas.resolve import resolve
+
+    stored = {"search": {"warmup_epochs": 3}, "space": default_space().to_dict()}
+    with pytest.raises(
+        ConfigError, match=r"^run 'runs/old' was made by an incompatible rlnas: .*warmup_epochs"
+    ):
+        resolve(resume_from=stored, run="runs/old")
+    with pytest.raises(ConfigError, match=r"incompatible rlnas"):
+        resolve(resume_from={"search": {}}, run="runs/old")
+    # a run from before a setting existed gets its default
+    assert resolve(resume_from={"search": {}, "space": default_space().to_dict()}).config == SearchConfig()

@@ -14,7 +14,7 @@ from gymnasium.utils.env_checker import check_env
 
 import envs
 from envs.tabular_env import TabularNasEnv
-from rlnas import tabular
+from rlnas import lookup_table
 from rlnas.config import SearchConfig
 from rlnas.errors import ConfigError, SearchAborted
 from rlnas.parallel import play
@@ -49,7 +49,9 @@ def full_rows(space: SearchSpace) -> list[dict]:
     rows = []
     for i, tokens in enumerate(space.architectures()):
         arch = space.decode(tokens)
-        rows.append({n: tabular.format_cell(arch.get(n)) for n in space.names} | {"val_accuracy": i / 100})
+        rows.append(
+            {n: lookup_table.format_cell(arch.get(n)) for n in space.names} | {"val_accuracy": i / 100}
+        )
     return rows
 
 
@@ -64,14 +66,16 @@ def test_space_enumerates_every_architecture_once():
 def test_cells_are_written_as_python_prints_them_and_read_back():
     space = small_space()
     tokens = space.encode({"num_layers": 1, "units_0": 32, "activation": "tanh", "dropout": True, "lr": 0.01})
-    row = tabular.result_row(space, tokens, {"status": "ok", "val_accuracy": 0.5, "params": 10})
+    row = lookup_table.result_row(space, tokens, {"status": "ok", "val_accuracy": 0.5, "params": 10})
     assert (
         row["units_1"] == "" and row["dropout"] == "True" and row["lr"] == "0.01" and row["units_0"] == "32"
     )
-    assert tabular.row_tokens(space, row, 2) == tokens
-    assert tabular.parse_cell(space["lr"], "1e-3") == 0.001
-    assert tabular.parse_cell(space["lr"], "0.0010000000000000002") == 0.001  # within 1e-9
-    failed = tabular.result_row(space, tokens, {"status": "failed", "val_accuracy": 0.0, "error": "boom"})
+    assert lookup_table.row_tokens(space, row, 2) == tokens
+    assert lookup_table.parse_cell(space["lr"], "1e-3") == 0.001
+    assert lookup_table.parse_cell(space["lr"], "0.0010000000000000002") == 0.001  # within 1e-9
+    failed = lookup_table.result_row(
+        space, tokens, {"status": "failed", "val_accuracy": 0.0, "error": "boom"}
+    )
     assert failed["val_accuracy"] == "" and failed["error"] == "boom"
 
 
@@ -79,7 +83,7 @@ def test_load_table_reads_a_complete_table_and_averages_repeats(tmp_path):
     space = small_space()
     rows = full_rows(space)
     rows.append(rows[0] | {"val_accuracy": 0.5})  # a second seed of the first architecture
-    table = tabular.load_table(write_table(tmp_path / "t.csv", rows), space)
+    table = lookup_table.load_table(write_table(tmp_path / "t.csv", rows), space)
     first = next(space.architectures())
     assert table.val_accuracy(first) == pytest.approx(0.25)
     assert table.best == pytest.approx((len(rows) - 2) / 100)
@@ -114,7 +118,7 @@ def test_load_table_rejects_bad_tables_with_one_line(tmp_path, edit, match):
     space = small_space()
     path = write_table(tmp_path / "t.csv", edit(full_rows(space)))
     with pytest.raises(ConfigError, match=match):
-        tabular.load_table(path, space)
+        lookup_table.load_table(path, space)
 
 
 def test_load_table_names_missing_columns_and_files(tmp_path):
@@ -122,9 +126,9 @@ def test_load_table_names_missing_columns_and_files(tmp_path):
     rows = [{k: v for k, v in r.items() if k != "lr"} for r in full_rows(space)]
     header = [n for n in space.names if n != "lr"] + ["val_accuracy"]
     with pytest.raises(ConfigError, match=r"lacks column\(s\) lr"):
-        tabular.load_table(write_table(tmp_path / "t.csv", rows, header), space)
+        lookup_table.load_table(write_table(tmp_path / "t.csv", rows, header), space)
     with pytest.raises(ConfigError, match="does not exist"):
-        tabular.load_table(tmp_path / "nope.csv", space)
+        lookup_table.load_table(tmp_path / "nope.csv", space)
 
 
 def test_tabular_env_is_registered_deterministic_and_answers_from_the_table(tmp_path):
@@ -133,7 +137,7 @@ def test_tabular_env_is_registered_deterministic_and_answers_from_the_table(tmp_
     env = gym.make(envs.TABULAR_ENV_ID, table=str(path), space=space.to_dict())
     assert isinstance(env.unwrapped, TabularNasEnv) and not env.spec.nondeterministic
     check_env(env.unwrapped)
-    table = tabular.load_table(path, space)
+    table = lookup_table.load_table(path, space)
     for tokens in list(space.architectures())[::5]:
         reward, info = play(env.unwrapped, tokens, seed=0)
         assert reward == pytest.approx(table.val_accuracy(tokens))
@@ -168,7 +172,7 @@ def test_tabulate_trains_everything_once_then_only_what_is_missing(tmp_path):
     assert first.trained + second.trained == space.size()
     rows = _rows(out)
     assert partial <= {tuple(r.items()) for r in rows}  # nothing written before was lost
-    table = tabular.load_table(out, space)
+    table = lookup_table.load_table(out, space)
     expected = SyntheticEvaluator()
     for tokens in space.architectures():
         assert table.val_accuracy(tokens) == pytest.approx(
@@ -200,7 +204,7 @@ def test_tabulate_refuses_a_file_of_another_space(tmp_path):
 
 
 def _rows(path: Path) -> list[dict]:
-    return tabular.read_rows(path)[1] if path.exists() else []
+    return lookup_table.read_rows(path)[1] if path.exists() else []
 
 
 def test_cli_tabulate_builds_a_table_the_env_loads(tmp_path, tiny_npz):
@@ -219,7 +223,7 @@ def test_cli_tabulate_builds_a_table_the_env_loads(tmp_path, tiny_npz):
     from rlnas.config import load_config
 
     _, space, _ = load_config(config)
-    table = tabular.load_table(out, space)
+    table = lookup_table.load_table(out, space)
     assert np.all((table.values > 0) & (table.values <= 1))
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)  # complete: trains nothing
     assert again.returncode == 0 and "0 trained now" in again.stdout

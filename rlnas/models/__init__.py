@@ -1,7 +1,9 @@
 """Child builders by model name: what ``[space] model = "..."`` selects.
 
-Each model has a ``check(space)`` (names and values of the decisions it reads; no Keras) and a
-``build(arch, input_shape, num_classes)`` returning an uncompiled ``keras.Model``;
+The one registry of model names. Each model has a standard ``space(lr_grid=...)`` (what the name
+alone selects; the TOML reader asks :func:`standard_space`), a ``check(space)`` (names and values
+of the decisions it reads; no Keras) and a ``build(arch, input_shape, num_classes)`` returning an
+uncompiled ``keras.Model``;
 :mod:`rlnas.child` compiles, trains and measures it the same way for every model.
 
 A name with a colon, ``"module:function"``, is not a builder here but a keras-tuner model function
@@ -17,7 +19,7 @@ from typing import Any
 
 from rlnas.errors import ConfigError, did_you_mean
 from rlnas.models import cell, common, conv, mlp, skip
-from rlnas.space import SearchSpace
+from rlnas.space import SearchSpace, cell_space, conv_space, default_space, skip_space
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class Model:
     """One child builder."""
 
     name: str
+    space: Callable[..., SearchSpace]  # the standard space; keyword lr_grid: points of its lr grid
     check: Callable[[SearchSpace], None]
     build: Callable[[Mapping[str, Any], tuple[int, ...], int], Any]
     images: bool = True  # needs (H, W) or (H, W, C) inputs; the MLP flattens anything
@@ -33,10 +36,10 @@ class Model:
 MODELS: Mapping[str, Model] = {
     m.name: m
     for m in (
-        Model("mlp", mlp.check, mlp.build, images=False),
-        Model("conv", conv.check, conv.build),
-        Model("skip", skip.check, skip.build),
-        Model("cell", cell.check, cell.build),
+        Model("mlp", default_space, mlp.check, mlp.build, images=False),
+        Model("conv", conv_space, conv.check, conv.build),
+        Model("skip", skip_space, skip.check, skip.build),
+        Model("cell", cell_space, cell.check, cell.build),
     )
 }
 
@@ -44,6 +47,15 @@ MODELS: Mapping[str, Model] = {
 def is_function(name: str) -> bool:
     """Whether ``name`` is a keras-tuner model function (``module:function``), not a builder."""
     return ":" in name
+
+
+def standard_space(name: Any, lr_grid: int | None = None) -> SearchSpace | None:
+    """The standard space of built-in model ``name`` (its own lr grid unless ``lr_grid`` is given);
+    None when no built-in model has that name (see docs/spaces.md)."""
+    model = MODELS.get(name)
+    if model is None:
+        return None
+    return model.space(**({"lr_grid": lr_grid} if lr_grid is not None else {}))
 
 
 def get_model(name: str) -> Model:

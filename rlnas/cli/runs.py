@@ -1,23 +1,24 @@
-"""The ``rlnas`` command line, thin over the library.
-
-Arguments, config files, the space and the data are all validated before TensorFlow is imported, so
-``--help`` is instant and a typo costs a one-line error. Any :class:`RlnasError` becomes
-``rlnas: error: ...`` and exit status 2 (a traceback only with ``--debug``).
-"""
+"""``rlnas search | replay | space | show | export | tensorboard | report``: the commands on a run."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
+from rlnas.cli._common import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    StopOnCtrlC,
+    add_config_flags,
+    flag_values,
+    load_tensorflow,
+    resolve_search,
+    typed,
+)
 from rlnas.errors import ConfigError, RlnasError, RunError
 from rlnas.text import format_arch, format_table
 
@@ -26,64 +27,8 @@ if TYPE_CHECKING:  # annotations only: the CLI imports modules lazily to start f
     from rlnas.space import SearchSpace
     from rlnas.store import RunStore
 
-EXIT_ERROR = 2
-EXIT_INTERRUPTED = 130
-EXIT_INTERNAL = 1
 
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line naming the fix, like every other rlnas error."""
-
-    def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"rlnas: error: {message} (see `{self.prog} --help`)\n")
-        sys.exit(EXIT_ERROR)
-
-
-def _typed(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        try:
-            return kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
-def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    """One ``--flag`` per SearchConfig field (CleanRL's single-dataclass style)."""
-    from rlnas.config import SearchConfig
-
-    group = p.add_argument_group("search settings (override the config file)")
-    for f in fields(SearchConfig):
-        if f.type == "bool":  # a switch: present means True; absent leaves the config file's value
-            group.add_argument(
-                "--" + f.name.replace("_", "-"), dest=f.name, action="store_const", const=True,
-                default=None, help=_flag_help(f),
-            )  # fmt: skip
-            continue
-        kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
-        group.add_argument(
-            "--" + f.name.replace("_", "-"),
-            dest=f.name,
-            type=_typed(kind),
-            default=None,
-            metavar=f.name.upper(),
-            help=_flag_help(f),
-        )
-
-
-def _flag_help(f: Any) -> str:
-    """A field's help with its default, unless the help already says it (a default that depends)."""
-    text = f.metadata["help"]
-    return text if "(default:" in text else f"{text} (default: {f.default})"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="rlnas", description="Neural architecture search with an RL controller.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow logs")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
+def add_parsers(sub: Any) -> None:
     s = sub.add_parser("search", help="run a search, then retrain the best architecture")
     s.add_argument("--config", help="TOML file with [search] settings and/or a [space]")
     s.add_argument(
@@ -101,12 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     shown.add_argument(
         "--verbose", action="store_true", help="one line per child even on a terminal (default: a live bar)"
     )
-    _add_config_flags(s)
+    add_config_flags(s)
 
     r = sub.add_parser("replay", help="retrain a run's best architectures and score them on test")
     r.add_argument("run", help="run directory or name")
-    r.add_argument("--top", type=_typed(int), default=1, help="how many architectures (default 1)")
-    r.add_argument("--epochs", type=_typed(int), help="training epochs (default: the run's replay_epochs)")
+    r.add_argument("--top", type=typed(int), default=1, help="how many architectures (default 1)")
+    r.add_argument("--epochs", type=typed(int), help="training epochs (default: the run's replay_epochs)")
     r.add_argument("--runs-dir", default="runs")
 
     sp = sub.add_parser("space", help="print a search space and its exact size")
@@ -114,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sh = sub.add_parser("show", help="print a run's leaderboard")
     sh.add_argument("run", help="run directory or name")
-    sh.add_argument("--top", type=_typed(int), default=10)
+    sh.add_argument("--top", type=typed(int), default=10)
     sh.add_argument("--runs-dir", default="runs")
 
     ex = sub.add_parser("export", help="write every trial of a run as a flat CSV or JSON table")
@@ -131,115 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("run", help="run directory or name")
     rp.add_argument("--runs-dir", default="runs")
 
-    from rlnas import cli_tables
-
-    cli_tables.add_parsers(sub, _typed, _add_config_flags)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args, extra = build_parser().parse_known_args(argv)
-    if extra and args.command != "tensorboard":
-        build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
-    args.extra = extra
-    try:
-        command = {
-            "search": cmd_search,
-            "replay": cmd_replay,
-            "space": cmd_space,
-            "show": cmd_show,
-            "export": cmd_export,
-            "report": cmd_report,
-            "tensorboard": cmd_tensorboard,
-            "tabulate": _tables_command("cmd_tabulate"),
-            "bench": _tables_command("cmd_bench"),
-        }[args.command]
-        return command(args)
-    except RlnasError as exc:
-        if args.debug:
-            raise
-        print(f"rlnas: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:  # outside a search (loading, replay): nothing half-written to report
-        print("rlnas: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as exc:  # a bug of ours, not bad input: still one line, the details on request
-        if args.debug:
-            raise
-        print(
-            f"rlnas: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
-            file=sys.stderr,
-        )
-        return EXIT_INTERNAL
-
 
 # -- commands ----------------------------------------------------------------------------------------
-def _tables_command(name: str) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        from rlnas import cli_tables
-
-        return getattr(cli_tables, name)(args)
-
-    return run
-
-
 def cmd_space(args: argparse.Namespace) -> int:
     from rlnas.child import check_space
-    from rlnas.config import load_config
+    from rlnas.resolve import resolve
 
-    _, space, _ = load_config(args.config)
+    space = resolve(args.config).space
     check_space(space)
     print(space.summary())
     return 0
-
-
-def _resolve_search(args: argparse.Namespace):
-    """Config file, then flags; the space and the dataset are checked before TensorFlow loads."""
-    from rlnas import data
-    from rlnas.child import check_space
-    from rlnas.config import FIELD_TYPES, load_config, make_config
-    from rlnas.errors import DataError
-
-    _, space, from_file = load_config(args.config)
-    if getattr(args, "model", None) is not None:
-        space = _function_space(args.model, args.config, args.debug)
-    overrides = {k: getattr(args, k) for k in FIELD_TYPES if getattr(args, k) is not None}
-    config = make_config(from_file | overrides)
-    check_space(space)
-    if config.executor == "ray":  # one line naming the install command, before anything starts
-        from rlnas.ray_evaluator import require_ray
-
-        require_ray()
-    spec = config.data_spec()
-    try:
-        data.check_spec(spec)
-    except DataError:
-        if not data.is_downloadable(spec):
-            raise
-        print(f"{spec.name} is not on this machine; fetching it with keras.datasets ...", file=sys.stderr)
-        _load_tensorflow(args.debug)
-        data.download(spec)
-    ds = data.load(spec)  # reads and checks the arrays (shapes, labels, splits) here, not in every worker
-    if ":" not in space.model:  # a built-in image model given flat vectors: one line, not N failed children
-        from rlnas.models import check_input_shape
-
-        check_input_shape(space.model, ds.x_train.shape[1:])
-    return config, space
-
-
-def _function_space(model: str, config_path: str | None, debug: bool) -> SearchSpace:
-    """The space of ``--model module:function``: the function declares it, so a [space] table would
-    be a second, conflicting declaration. Its module imports Keras, so TensorFlow loads here."""
-    from rlnas.config import read_toml
-    from rlnas.hyperparameters import space_from_function
-
-    if config_path is not None and "space" in read_toml(config_path):
-        raise ConfigError(
-            f"--model {model} declares the search space; remove the [space] table from {config_path} "
-            "or drop --model"
-        )
-    _load_tensorflow(debug)
-    return space_from_function(model)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -258,7 +104,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def _search_and_replay(
     args: argparse.Namespace, store: Any, config: SearchConfig, space: SearchSpace, workers: list | None
 ) -> int:
-    _load_tensorflow(args.debug)
+    load_tensorflow(args.debug)
     from rlnas.search import run_search
 
     done = len(store.trials()) if args.resume else 0
@@ -267,7 +113,7 @@ def _search_and_replay(
     from rlnas.progress import Progress
 
     show = None if args.quiet else Progress(config.trials, done=done, live=False if args.verbose else None)
-    stop = _StopOnCtrlC()
+    stop = StopOnCtrlC()
     try:
         with store.locked(), stop.installed():
             try:
@@ -301,38 +147,6 @@ def _search_and_replay(
     return 0
 
 
-class _StopOnCtrlC:
-    """First Ctrl-C: finish the child in training, save, stop. Second: stop now (KeyboardInterrupt).
-
-    Either way the journal and the checkpoint stay consistent (both are written atomically), so
-    ``--resume`` continues; the first way also keeps the child that was training.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def __call__(self) -> bool:
-        return self.requested
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print(
-            "\nstopping after the child in training (Ctrl-C again to stop now) ...",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[None]:
-        previous = signal.signal(signal.SIGINT, self._handle)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-
 def _interrupted(store: RunStore) -> int:
     print(
         f"interrupted: {len(store.trials())} finished trials kept in {store.path}; "
@@ -345,7 +159,7 @@ def _interrupted(store: RunStore) -> int:
 def _new_run(args: argparse.Namespace) -> tuple[RunStore, SearchConfig, SearchSpace]:
     from rlnas.store import RunStore
 
-    config, space = _resolve_search(args)
+    config, space = resolve_search(args)
     name = args.name or time.strftime("search-%Y%m%d-%H%M%S")
     if not name or "/" in name or name.startswith("."):
         raise ConfigError(f"run name {name!r} must be a plain directory name")
@@ -354,30 +168,11 @@ def _new_run(args: argparse.Namespace) -> tuple[RunStore, SearchConfig, SearchSp
     return store, config, space
 
 
-RESUMABLE = (
-    "trials",
-    "max_minutes",
-    "replay_top",
-    "replay_epochs",
-    "replay_schedule",
-    "children_per_worker",
-    "workers",
-    "executor",
-    "address",
-    "cpus_per_child",
-    "gpus_per_child",
-)
-"""Settings a resume may change: the budget, where children train and what happens after the search;
-not what is searched."""
-
-
 def _resume_run(args: argparse.Namespace) -> tuple[RunStore, SearchConfig, SearchSpace]:
-    """The run's own config and space, with only the budget open to change."""
-    from dataclasses import replace
-
+    """The run's own config and space, with only the budget open to change (rlnas.resolve.RESUMABLE)."""
     from rlnas.child import check_space
-    from rlnas.config import FIELD_TYPES, make_config, space_from_dict
     from rlnas.data import load as load_data
+    from rlnas.resolve import resolve
     from rlnas.store import RunStore
 
     if args.config or args.name or args.overwrite or args.model:
@@ -385,20 +180,9 @@ def _resume_run(args: argparse.Namespace) -> tuple[RunStore, SearchConfig, Searc
             "--resume continues a run with its own settings; drop --config, --name, --overwrite and --model"
         )
     store = RunStore.open(args.resume, args.runs_dir)
-    stored = store.read_json("config.json")
-    try:
-        config, space = make_config(stored["search"]), space_from_dict(stored["space"])
-    except (KeyError, TypeError, RlnasError) as exc:
-        raise ConfigError(f"run {str(store.path)!r} was made by an incompatible rlnas: {exc}") from None
-    overrides = {k: getattr(args, k) for k in FIELD_TYPES if getattr(args, k) is not None}
-    fixed = sorted(k for k, v in overrides.items() if k not in RESUMABLE and v != getattr(config, k))
-    if fixed:
-        k = fixed[0]
-        raise ConfigError(
-            f"--resume cannot change {k} (the run used {getattr(config, k)!r}); "
-            f"only {', '.join(RESUMABLE)} may change, or start a new run"
-        )
-    config = replace(config, **{k: v for k, v in overrides.items() if k in RESUMABLE})
+    config, space = resolve(
+        flags=flag_values(args), resume_from=store.read_json("config.json"), run=str(store.path)
+    )
     check_space(space)
     load_data(config.data_spec())  # the data must still be there and intact
     store.write_json("config.json", {"search": config.to_dict(), "space": space.to_dict()})
@@ -411,7 +195,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.top < 1 or (args.epochs is not None and args.epochs < 1):
         raise ConfigError("--top and --epochs must be positive")
     store = RunStore.open(args.run, args.runs_dir)
-    _load_tensorflow(args.debug)
+    load_tensorflow(args.debug)
     return _replay_and_print(store, args.top, args.epochs)
 
 
@@ -472,15 +256,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- helpers -----------------------------------------------------------------------------------------
-def _load_tensorflow(debug: bool) -> None:
-    if debug:
-        return
-    from rlnas.quiet import quiet_tensorflow
-
-    quiet_tensorflow()
-
-
 def _replay_and_print(store: Any, top: int, epochs: int | None) -> int:
     from rlnas.replay import replay
 
@@ -510,7 +285,3 @@ def _replay_and_print(store: Any, top: int, epochs: int | None) -> int:
     if saved:
         print(f"saved {len(saved)} model(s) under {store.replay_dir} (keras.models.load_model loads them)")
     return 0 if saved else EXIT_ERROR
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

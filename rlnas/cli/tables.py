@@ -1,7 +1,7 @@
 """``rlnas tabulate`` and ``rlnas bench``: build a lookup table of a space, compare strategies on it.
 
-Kept apart from :mod:`rlnas.cli` (the search commands) so each stays readable; the same error and
-Ctrl-C conventions apply (one line, exit 2 for bad input, 130 when interrupted, nothing lost).
+The same error and Ctrl-C conventions as the commands on a run (:mod:`rlnas.cli.runs`): one line,
+exit 2 for bad input, 130 when interrupted, nothing lost.
 """
 
 from __future__ import annotations
@@ -12,10 +12,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rlnas.cli._common import (
+    EXIT_INTERRUPTED,
+    StopOnCtrlC,
+    add_config_flags,
+    flag_values,
+    load_tensorflow,
+    resolve_search,
+    typed,
+)
 from rlnas.errors import ConfigError
 
 
-def add_parsers(sub: Any, typed: Any, add_config_flags: Any) -> None:
+def add_parsers(sub: Any) -> None:
     t = sub.add_parser(
         "tabulate",
         help="train every architecture of a (small) space once and write a lookup table (CSV)",
@@ -41,10 +50,9 @@ def add_parsers(sub: Any, typed: Any, add_config_flags: Any) -> None:
 
 
 def cmd_tabulate(args: argparse.Namespace) -> int:
-    from rlnas.cli import EXIT_INTERRUPTED, _load_tensorflow, _resolve_search, _StopOnCtrlC
     from rlnas.resources import default_workers
 
-    config, space = _resolve_search(args)
+    config, space = resolve_search(args)
     workers = config.workers or default_workers()
     from rlnas.tabulate import existing_keys, tabulate
 
@@ -55,7 +63,7 @@ def cmd_tabulate(args: argparse.Namespace) -> int:
         f"training the rest on {config.dataset} ({config.epochs} epochs, {workers} worker(s))",
         flush=True,
     )
-    _load_tensorflow(args.debug)
+    load_tensorflow(args.debug)
     start = time.monotonic()
 
     def show(row: dict[str, Any]) -> None:
@@ -68,7 +76,7 @@ def cmd_tabulate(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    stop = _StopOnCtrlC()
+    stop = StopOnCtrlC()
     try:
         with stop.installed():
             result = tabulate(config, space, args.out, workers=workers, on_row=show, should_stop=stop)
@@ -97,28 +105,14 @@ def _path(text: str) -> Path:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from rlnas.config import FIELD_TYPES, STRATEGIES, load_config, make_config
-    from rlnas.errors import did_you_mean
+    from rlnas.resolve import resolve
 
-    _, space, from_file = load_config(args.config)
-    overrides = {k: getattr(args, k) for k in FIELD_TYPES if getattr(args, k) is not None}
-    config = make_config(from_file | overrides)
-    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    for name in strategies:
-        if name not in STRATEGIES:
-            raise ConfigError(
-                f"unknown strategy {name!r} in --strategies; allowed: {', '.join(STRATEGIES)}"
-                + did_you_mean(name, STRATEGIES)
-            )
-    if not strategies:
-        raise ConfigError("--strategies is empty; name at least one of " + ", ".join(STRATEGIES))
-    for flag, value in (("--budget", args.budget), ("--seeds", args.seeds)):
-        if value < 1:
-            raise ConfigError(f"{flag} must be at least 1, got {value}")
+    config, space = resolve(args.config, flag_values(args))
+    strategies = _strategies(args)
     from envs.tabular_env import TabularNasEnv
     from rlnas import bench
+    from rlnas.lookup_table import load_table
     from rlnas.parallel import play
-    from rlnas.tabular import load_table
 
     table = load_table(args.table, space)
     env = TabularNasEnv(table, failed_reward=config.failed_reward)
@@ -128,9 +122,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         flush=True,
     )
     if "reinforce" in strategies:
-        from rlnas.cli import _load_tensorflow
-
-        _load_tensorflow(args.debug)
+        load_tensorflow(args.debug)
 
     def progress(name: str, seed: int, run: Any) -> None:
         print(
@@ -150,9 +142,34 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(bench.summarize(results, table.values))
     print(f"plot: {bench.plot(results, table.values, args.plot)}")
     if args.json:
-        import json
-
-        runs = {k: [r.rewards.tolist() for r in v] for k, v in results.items()}
-        Path(args.json).write_text(json.dumps({"table": args.table, "budget": args.budget, "runs": runs}))
-        print(f"runs: {args.json}")
+        _write_runs(args, results)
     return 0
+
+
+def _strategies(args: argparse.Namespace) -> list[str]:
+    """The strategies of ``--strategies``, with ``--budget`` and ``--seeds`` checked."""
+    from rlnas.config import STRATEGIES
+    from rlnas.errors import did_you_mean
+
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    for name in strategies:
+        if name not in STRATEGIES:
+            raise ConfigError(
+                f"unknown strategy {name!r} in --strategies; allowed: {', '.join(STRATEGIES)}"
+                + did_you_mean(name, STRATEGIES)
+            )
+    if not strategies:
+        raise ConfigError("--strategies is empty; name at least one of " + ", ".join(STRATEGIES))
+    for flag, value in (("--budget", args.budget), ("--seeds", args.seeds)):
+        if value < 1:
+            raise ConfigError(f"{flag} must be at least 1, got {value}")
+    return strategies
+
+
+def _write_runs(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """``--json``: every run's rewards, for plots of one's own."""
+    import json
+
+    runs = {k: [r.rewards.tolist() for r in v] for k, v in results.items()}
+    Path(args.json).write_text(json.dumps({"table": args.table, "budget": args.budget, "runs": runs}))
+    print(f"runs: {args.json}")

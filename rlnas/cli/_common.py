@@ -1,0 +1,161 @@
+"""What every ``rlnas`` command shares: exit codes, the argument parser, the SearchConfig flags,
+Ctrl-C handling, muting TensorFlow's start-up, and the checks a search makes before TensorFlow loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+from collections.abc import Iterator
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:  # annotations only: the CLI imports modules lazily to start fast
+    from rlnas.config import SearchConfig
+    from rlnas.space import SearchSpace
+
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 1
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the fix, like every other rlnas error."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"rlnas: error: {message} (see `{self.prog} --help`)\n")
+        sys.exit(EXIT_ERROR)
+
+
+def typed(kind: type) -> Any:
+    """An argparse ``type=`` whose error names the expected kind (``'x' is not a int``)."""
+
+    def parse(text: str) -> Any:
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One ``--flag`` per SearchConfig field (CleanRL's single-dataclass style)."""
+    from rlnas.config import SearchConfig
+
+    group = p.add_argument_group("search settings (override the config file)")
+    for f in fields(SearchConfig):
+        if f.type == "bool":  # a switch: present means True; absent leaves the config file's value
+            group.add_argument(
+                "--" + f.name.replace("_", "-"), dest=f.name, action="store_const", const=True,
+                default=None, help=_flag_help(f),
+            )  # fmt: skip
+            continue
+        kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
+        group.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            type=typed(kind),
+            default=None,
+            metavar=f.name.upper(),
+            help=_flag_help(f),
+        )
+
+
+def _flag_help(f: Any) -> str:
+    """A field's help with its default, unless the help already says it (a default that depends)."""
+    text = f.metadata["help"]
+    return text if "(default:" in text else f"{text} (default: {f.default})"
+
+
+def flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The SearchConfig flags given on the command line (argparse leaves the others None)."""
+    from rlnas.config import FIELD_TYPES
+
+    return {k: getattr(args, k) for k in FIELD_TYPES if getattr(args, k) is not None}
+
+
+def resolve_search(args: argparse.Namespace) -> tuple[SearchConfig, SearchSpace]:
+    """Config file, then flags; the space and the dataset are checked before TensorFlow loads."""
+    from rlnas.resolve import resolve
+
+    config, space = resolve(
+        args.config,
+        flag_values(args),
+        model=getattr(args, "model", None),
+        before_model=lambda: load_tensorflow(args.debug),
+    )
+    check_before_tensorflow(config, space, args.debug)
+    return config, space
+
+
+def check_before_tensorflow(config: SearchConfig, space: SearchSpace, debug: bool) -> None:
+    """The space, Ray and the data, each a one-line error now rather than N failed children later;
+    a downloadable dataset that is missing is fetched here."""
+    from rlnas import data
+    from rlnas.child import check_space
+    from rlnas.errors import DataError
+
+    check_space(space)
+    if config.executor == "ray":  # one line naming the install command, before anything starts
+        from rlnas.ray_evaluator import require_ray
+
+        require_ray()
+    spec = config.data_spec()
+    try:
+        data.check_spec(spec)
+    except DataError:
+        if not data.is_downloadable(spec):
+            raise
+        print(f"{spec.name} is not on this machine; fetching it with keras.datasets ...", file=sys.stderr)
+        load_tensorflow(debug)
+        data.download(spec)
+    ds = data.load(spec)  # reads and checks the arrays (shapes, labels, splits) here, not in every worker
+    if ":" not in space.model:  # a built-in image model given flat vectors: one line, not N failed children
+        from rlnas.models import check_input_shape
+
+        check_input_shape(space.model, ds.x_train.shape[1:])
+
+
+class StopOnCtrlC:
+    """First Ctrl-C: finish the child in training, save, stop. Second: stop now (KeyboardInterrupt).
+
+    Either way the journal and the checkpoint stay consistent (both are written atomically), so
+    ``--resume`` continues; the first way also keeps the child that was training.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(
+            "\nstopping after the child in training (Ctrl-C again to stop now) ...",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        previous = signal.signal(signal.SIGINT, self._handle)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def load_tensorflow(debug: bool) -> None:
+    """Import TensorFlow with its start-up lines muted (``--debug`` shows them)."""
+    if debug:
+        return
+    from rlnas.quiet import quiet_tensorflow
+
+    quiet_tensorflow()

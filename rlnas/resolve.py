@@ -1,0 +1,113 @@
+"""One config resolution: a config file, flags and a resumed run's stored config -> (config, space).
+
+Every front end merges settings here and nowhere else: ``rlnas search`` (a new run and ``--resume``),
+``rlnas tabulate`` and ``rlnas bench``, the keras-tuner face (:class:`rlnas.tuner.ReinforceSearch`)
+and replay. A new run: SearchConfig's defaults < the file's ``[search]`` < flags, and the space from
+the file's ``[space]`` (or a ``--model`` function). A resumed run: its own config and space, and
+flags may change only :data:`RESUMABLE` settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from rlnas.config import SearchConfig, check_keys, make_config, read_toml, space_from_dict, tables
+from rlnas.errors import ConfigError, RlnasError
+from rlnas.space import SearchSpace
+
+RESUMABLE = (
+    "trials",
+    "max_minutes",
+    "replay_top",
+    "replay_epochs",
+    "replay_schedule",
+    "children_per_worker",
+    "workers",
+    "executor",
+    "address",
+    "cpus_per_child",
+    "gpus_per_child",
+)
+"""Settings a resume may change: the budget, where children train and what happens after the search;
+not what is searched."""
+
+
+class Resolved(NamedTuple):
+    config: SearchConfig
+    space: SearchSpace
+
+
+def resolve(
+    file: str | Path | None = None,
+    flags: Mapping[str, Any] | None = None,
+    resume_from: Mapping[str, Any] | None = None,
+    *,
+    model: str | None = None,
+    run: str = "",
+    before_model: Callable[[], None] | None = None,
+) -> Resolved:
+    """The settings and the space of a search.
+
+    Args:
+        file: a TOML config file (``[search]`` and/or ``[space]``); None for none.
+        flags: SearchConfig fields set explicitly (a CLI flag given, a keyword of the tuner); they
+            win over the file. A value of None is a value here: leave a flag that was not given out.
+        resume_from: the stored ``config.json`` (``{"search": ..., "space": ...}``) of the run
+            being continued; then ``file`` and ``model`` must be None.
+        model: ``module:function``, a keras-tuner model function that declares the space.
+        run: the resumed run's path, for messages.
+        before_model: called before ``model``'s module is imported (it imports Keras), so the CLI
+            can mute TensorFlow's start-up lines.
+
+    Raises:
+        ConfigError: a bad file, setting or space; a resume that changes what is searched.
+    """
+    flags = dict(flags or {})
+    check_keys(flags)
+    if resume_from is not None:
+        if file is not None or model is not None:
+            raise ConfigError("a resumed run keeps its own config and space; give no config file or model")
+        return _resumed(resume_from, flags, run)
+    return _new(file, flags, model, before_model)
+
+
+def _new(
+    file: str | Path | None, flags: dict[str, Any], model: str | None, before: Callable[[], None] | None
+) -> Resolved:
+    """Defaults < the file's [search] < flags; the file's [space], or the space ``model`` declares."""
+    data = read_toml(file) if file is not None else {}
+    search, space_table = tables(data)
+    make_config(search)  # the file's own mistakes are reported as the file's, even if a flag overrides
+    space = space_from_dict(space_table)
+    config = make_config(search | flags)
+    if model is not None:
+        if "space" in data:
+            raise ConfigError(
+                f"--model {model} declares the search space; remove the [space] table from {file} "
+                "or drop --model"
+            )
+        if before is not None:
+            before()
+        from rlnas.hyperparameters import space_from_function
+
+        space = space_from_function(model)
+    return Resolved(config, space)
+
+
+def _resumed(stored: Mapping[str, Any], flags: dict[str, Any], run: str) -> Resolved:
+    """The run's own config and space, with only the budget (and where children train) open to change."""
+    try:
+        config, space = make_config(stored["search"]), space_from_dict(stored["space"])
+    except (KeyError, TypeError, RlnasError) as exc:
+        raise ConfigError(f"run {run!r} was made by an incompatible rlnas: {exc}") from None
+    fixed = sorted(k for k, v in flags.items() if k not in RESUMABLE and v != getattr(config, k))
+    if fixed:
+        k = fixed[0]
+        raise ConfigError(
+            f"--resume cannot change {k} (the run used {getattr(config, k)!r}); "
+            f"only {', '.join(RESUMABLE)} may change, or start a new run"
+        )
+    return Resolved(replace(config, **{k: v for k, v in flags.items() if k in RESUMABLE}), space)
