@@ -40,7 +40,7 @@ from rlnas.data import DataSpec
 from rlnas.errors import ConfigError, did_you_mean
 from rlnas.space import Decision, SearchSpace, cell_space, conv_space, default_space, log_grid, skip_space
 
-STRATEGIES = ("reinforce", "random", "evolution")
+STRATEGIES = ("reinforce", "random", "evolution", "tpe")
 CONTROLLERS = ("lstm", "factorized")
 """reinforce's policy (rlnas.controller.Controller's ``kind``): Zoph & Le's autoregressive LSTM, or one
 free logit vector per decision."""
