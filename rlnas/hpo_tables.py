@@ -115,9 +115,17 @@ class HpoTable:
         value = np.asarray(value, np.float64)
         return self.best - value if self.maximize else value - self.best
 
-    def log10_regret(self, value: np.ndarray | float, floor: float = 1e-12) -> np.ndarray:
-        """log10 of :meth:`regret` (how MSE regrets are compared), a zero regret clipped at ``floor``."""
-        return np.log10(np.maximum(self.regret(value), floor))
+    def log10_regret(self, value: np.ndarray | float) -> np.ndarray:
+        """log10 of :meth:`regret` (how MSE regrets are compared); a zero regret (the best cell itself)
+        counts as the second best cell's, :attr:`regret_floor`, so that one seed that finds the best
+        cell does not pull a mean of logs down to an arbitrary floor such as 1e-12."""
+        return np.log10(np.maximum(self.regret(value), self.regret_floor))
+
+    @functools.cached_property
+    def regret_floor(self) -> float:
+        """The smallest positive regret any cell of the table has."""
+        regrets = self.regret(self.true)
+        return float(regrets[regrets > 0].min())
 
 
 def _import_benchmarks() -> ModuleType:
