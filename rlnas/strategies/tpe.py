@@ -3,11 +3,12 @@
 It runs Optuna's own ask-and-tell on an in-memory study that maximises reward, with Optuna 5's
 defaults for ``TPESampler(seed=...)``: multivariate TPE, 10 random start-up trials, and the constant
 liar, which counts proposals still being evaluated as bad so that a batch spreads out. A proposal
-costs about 4 ms at 50 evaluations, 7 ms at 200 and 18 ms at 1,000 (it refits on the whole history). Each
-decision is one categorical parameter over its token indices, suggested define-by-run in the space's
-order and only when active, as an Optuna user writes a conditional space; inactive positions of a
-proposal are filled from the strategy's own generator (in range, ignored by the space, as the other
-strategies do) and never reach the study.
+costs about 4 ms at 50 evaluations, 7 ms at 200 and 18 ms at 1,000 (TPE refits on the whole history).
+
+Each decision is one categorical parameter over its token indices, suggested define-by-run in the
+space's order and only when active, as an Optuna user writes a conditional space; inactive positions
+of a proposal are filled from the strategy's own generator (in range, ignored by the space, as the
+other strategies do) and never reach the study.
 
 ``tell`` completes the asked trials whose rows it gets (matched by the architecture's key); rows it
 never asked for are added as finished trials. Once a batch has been told, its remaining trials (cut
