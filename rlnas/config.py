@@ -35,7 +35,7 @@ from rlnas.errors import ConfigError, did_you_mean
 from rlnas.models import standard_space
 from rlnas.space import SearchSpace
 
-STRATEGIES = ("reinforce", "random", "evolution")
+STRATEGIES = ("reinforce", "random", "evolution", "tpe")
 EXECUTORS = ("local", "ray")
 SCHEDULES = ("cosine", "constant")
 """Learning-rate schedules of the replay (rlnas.child.cosine_decay)."""
@@ -64,7 +64,7 @@ class SearchConfig:
     seed: int = _f(0, "seed of the controller, the sampling and the children; same seed, same run")
     strategy: str = _f(
         "reinforce",
-        "search strategy: reinforce (a policy trained by REINFORCE; see controller), random, or evolution",
+        "search strategy: reinforce (a policy trained by REINFORCE; see controller), random, evolution, or tpe (Optuna's TPE sampler; needs the bench extra)",
     )
     workers: int | None = _f(None, "children trained at once, each in its own worker process (default: auto)")
     archs_per_update: int = _f(4, "architectures sampled per REINFORCE update (m)")

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from rlnas.config import STRATEGIES, SearchConfig
+from rlnas.config import STRATEGIES as ALL_STRATEGIES
+from rlnas.config import SearchConfig
 from rlnas.errors import ConfigError, RunError
 from rlnas.space import Decision, SearchSpace, default_space
 from rlnas.strategies import make_strategy
 from rlnas.strategies.evolution import EvolutionStrategy, mutate
 
 SMALL = {"lstm_units": 8, "lstm_layers": 1}
+STRATEGIES = tuple(s for s in ALL_STRATEGIES if s != "tpe" or find_spec("optuna"))  # tpe: the bench extra
 
 
 def tiny_space() -> SearchSpace:

@@ -37,6 +37,10 @@ def make_strategy(config: SearchConfig, space: SearchSpace) -> Strategy:
         from rlnas.strategies.reinforce import ReinforceStrategy
 
         return ReinforceStrategy(space, config)
+    if config.strategy == "tpe":
+        from rlnas.strategies.tpe import TPEStrategy  # optuna, an optional dependency: only when asked
+
+        return TPEStrategy(space, seed=config.seed)
     raise ConfigError(  # SearchConfig rejects this already; kept for configs built around its checks
         f"unknown strategy {config.strategy!r}; allowed: {', '.join(STRATEGIES)}"
         + did_you_mean(str(config.strategy), STRATEGIES)
