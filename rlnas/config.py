@@ -64,7 +64,8 @@ class SearchConfig:
     seed: int = _f(0, "seed of the controller, the sampling and the children; same seed, same run")
     strategy: str = _f(
         "reinforce",
-        "search strategy: reinforce (a policy trained by REINFORCE; see controller), random, evolution, or tpe (Optuna's TPE sampler; needs the bench extra)",
+        "search strategy: reinforce (a policy trained by REINFORCE; see controller), random, evolution, "
+        "or tpe (Optuna's TPE sampler; needs the bench extra)",
     )
     workers: int | None = _f(None, "children trained at once, each in its own worker process (default: auto)")
     archs_per_update: int = _f(4, "architectures sampled per REINFORCE update (m)")
