@@ -20,6 +20,7 @@ from rlnas.errors import ConfigError, SearchAborted
 from rlnas.evaluator import Evaluator, WorkerEvaluator, train_spec
 from rlnas.parallel import EnvPool, play, threads_per_worker, trial_seed
 from rlnas.space import SearchSpace
+from rlnas.trial import Status
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def existing_keys(space: SearchSpace, out: Path, *, ok_only: bool = True) -> set
     return {
         space.key(tabular.row_tokens(space, row, line))
         for line, row in enumerate(rows, start=2)
-        if not ok_only or row.get("status") == "ok"
+        if not ok_only or row.get("status") == Status.OK
     }
 
 
@@ -97,8 +98,8 @@ def tabulate(
             row = tabular.result_row(space, tokens, metrics)
             tabular.append_rows(out, tabular.header(space), [row])
             trained += 1
-            failed += metrics["status"] != "ok"
-            streak = streak + 1 if metrics["status"] != "ok" else 0
+            failed += metrics["status"] != Status.OK
+            streak = streak + 1 if metrics["status"] != Status.OK else 0
             if on_row is not None:
                 on_row(row | {"done": len(done) + trained, "total": len(archs)})
             if streak >= config.max_consecutive_failures:
