@@ -40,11 +40,12 @@ class Kind(enum.Enum):
 
 
 class Job(NamedTuple):
-    """Position ``k`` of ``batch``: run index ``batch.start + k``."""
+    """Position ``k`` of ``batch``: run index ``batch.start + k``; ``key`` its architecture's key."""
 
     kind: Kind
     batch: Batch
     k: int
+    key: str
 
     @property
     def index(self) -> int:
@@ -169,14 +170,14 @@ class Schedule:
             k = batch.todo.popleft()
             key = self.key(batch.proposal.tokens[k])
             if batch.start + k in self.finished:
-                return Job(Kind.RESUMED, batch, k)
+                return Job(Kind.RESUMED, batch, k, key)
             if self.reuse and key in self.cache:
-                return Job(Kind.CACHED, batch, k)
+                return Job(Kind.CACHED, batch, k, key)
             if self.reuse and key in self.training:
-                self.waiting.setdefault(key, []).append(Job(Kind.CACHED, batch, k))
+                self.waiting.setdefault(key, []).append(Job(Kind.CACHED, batch, k, key))
                 continue
             self.training.add(key)
-            return Job(Kind.TRAIN, batch, k)
+            return Job(Kind.TRAIN, batch, k, key)
         more = self.inflight and self.inflight[-1].start + self.m < self.budget
         return WAIT if self.waiting or more else DONE
 
@@ -193,12 +194,12 @@ class Schedule:
 
     def cached(self, job: Job) -> Trial:
         """The first successful evaluation of a repeated position's architecture."""
-        return self.cache[self.key(job.tokens)]
+        return self.cache[job.key]
 
     def accept(self, job: Job, trial: Trial) -> None:
         """Remember one finished position (trained, resumed or answered from the cache)."""
         if job.kind is Kind.TRAIN:
-            self.training.discard(self.key(job.tokens))
+            self.training.discard(job.key)
         if trial.ok and not trial.cached:
             self.cache.setdefault(trial.key, trial)
         job.batch.trials[job.k] = trial
@@ -207,9 +208,8 @@ class Schedule:
     def release(self, job: Job) -> list[Job]:
         """A child finished (and was accepted): its waiting repeats, to answer from the cache now; if
         it failed, they are handed out again (the first of them trains)."""
-        key = self.key(job.tokens)
-        waiters = self.waiting.pop(key, [])
-        if key in self.cache:
+        waiters = self.waiting.pop(job.key, [])
+        if job.key in self.cache:
             return waiters
         for job in reversed(waiters):
             job.batch.todo.appendleft(job.k)
