@@ -24,7 +24,7 @@ import enum
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -247,3 +247,15 @@ def consecutive_failures(trials: Sequence[Trial], limit: int) -> bool:
     """True when the last ``limit`` trials all failed: something is wrong that more won't fix."""
     recent = trials[-limit:]
     return len(recent) == limit and not any(t.ok for t in recent)
+
+
+def save_proposal(proposal: Proposal, stale: bool) -> dict[str, Any]:
+    """A proposal in flight as JSON, for the checkpoint (Python writes floats exactly: the log-probs
+    come back bit for bit)."""
+    log_probs = None if proposal.log_probs is None else [float(x) for x in proposal.log_probs]
+    return {"tokens": proposal.tokens.tolist(), "log_probs": log_probs, "stale": stale}
+
+
+def load_proposal(saved: dict[str, Any]) -> tuple[Proposal, bool]:
+    log_probs = None if saved["log_probs"] is None else np.asarray(saved["log_probs"], np.float64)
+    return Proposal(np.asarray(saved["tokens"], np.int64), log_probs), bool(saved["stale"])

@@ -18,7 +18,7 @@ import numpy as np
 from rlnas.objectives import Objective, parse_objective
 from rlnas.space import SearchSpace
 from rlnas.text import format_arch, format_markdown_table, format_value
-from rlnas.trial import as_trial, objective_name, objective_value, rank
+from rlnas.trial import Trial, as_trial, objective_name, objective_value, rank
 
 METRICS = ("val_accuracy", "params", "fit_seconds")
 """Child metrics shown in the HParams dashboard (scalars of each child's session, at step 1)."""
@@ -66,6 +66,28 @@ def leaderboard_markdown(
     ]
     header = ("rank", objective_name(objective), "params", "trial", "architecture")
     return format_markdown_table(header, rows) if rows else "no successful child yet"
+
+
+def batch_scalars(
+    batch: Sequence[Trial],
+    stats: Mapping[str, float],
+    trials: Sequence[Trial],
+    objective: Objective | str | None = None,
+) -> dict[str, float]:
+    """The ``charts/*`` scalars of one told batch (its trials in position order), with the best of
+    ``trials`` so far under the objective's own name; the strategy's ``stats`` are added as they are."""
+    rewards = [t.reward for t in batch]
+    last = max(batch, key=lambda t: t.elapsed)
+    top = rank(trials, objective, 1)
+    return {
+        "charts/reward_mean": float(np.mean(rewards)),
+        "charts/reward_max": float(np.max(rewards)),
+        best_tag(objective): objective_value(top[0], objective) if top else 0.0,
+        "charts/failed_fraction": sum(not t.ok for t in batch) / len(batch),
+        "charts/cache_hits": sum(t.cached for t in batch) / len(batch),
+        "charts/children_per_minute": (last.index + 1) / max(last.elapsed, 1e-9) * 60,
+        **stats,
+    }
 
 
 class Monitor:

@@ -12,6 +12,13 @@ in the batch, and the journal is read back in index order.
 With ``pipeline = 2`` (asynchronous mode) the next batch is proposed before the current batch's update
 and its children start as workers free up; each update still learns from exactly its own batch, with
 importance weights for the policy that proposed it (docs/ray.md, "Asynchronous mode").
+
+:meth:`_Loop.run` is the whole loop on one screen: ask -> evaluate through the env pool -> journal ->
+monitor -> tell when a batch is complete. What to start next, which batch is complete, the reward
+cache, repeats and resume are the I/O-free :class:`rlnas.batches.Schedule` (which ``rlnas bench`` also
+drives); every side effect (training, journal, TensorBoard, update, checkpoint) happens in the loop
+itself, never inside an iterator that the pool pulls from. (About 320 lines: the loop and the
+checkpoint/resume and monitoring steps it calls, which read best next to it.)
 """
 
 from __future__ import annotations
@@ -25,17 +32,27 @@ from typing import Any
 import numpy as np
 
 from envs.nas_env import NasEnv
-from rlnas.batches import WAIT, Batch, Job, Kind, Schedule, consecutive_failures, mean_reward
+from rlnas.batches import (
+    WAIT,
+    Batch,
+    Job,
+    Kind,
+    Schedule,
+    consecutive_failures,
+    load_proposal,
+    mean_reward,
+    save_proposal,
+)
 from rlnas.config import SearchConfig
 from rlnas.errors import SearchAborted
 from rlnas.evaluator import Evaluator, start_workers
-from rlnas.monitor import Monitor, best_tag
+from rlnas.monitor import Monitor, batch_scalars
 from rlnas.objectives import parse_objective
 from rlnas.parallel import EnvPool, play, trial_seed
 from rlnas.space import SearchSpace
 from rlnas.store import RunStore
 from rlnas.strategies import Proposal, make_strategy
-from rlnas.trial import Trial, best, build_trial, objective_value, repeat_of
+from rlnas.trial import Trial, best, build_trial, repeat_of
 
 POLICY_SAMPLES = 256
 """Architectures sampled (aside) after each update to estimate the policy's marginals for TensorBoard."""
@@ -210,7 +227,7 @@ class _Loop:
         self._checkpoint()
         step = self.book.next_index
         rows = [batch.trials[k] for k in sorted(batch.trials)]
-        self.monitor.scalars(step, self._batch_scalars(rows, stats))
+        self.monitor.scalars(step, batch_scalars(rows, stats, self.book.trials, self.objective))
         self._log_policy(step)
         self.monitor.leaderboard(step, self.book.trials, self.objective)
 
@@ -279,7 +296,7 @@ class _Loop:
             "strategy": self.config.strategy,
         }
         if self.book.inflight:
-            state["pending"] = [_save_proposal(b.proposal, b.stale) for b in self.book.inflight]
+            state["pending"] = [save_proposal(b.proposal, b.stale) for b in self.book.inflight]
         self.strategy.save(self.checkpoint, meta=state)
         self.store.write_json("state.json", {k: v for k, v in state.items() if k != "pending"})
 
@@ -292,7 +309,7 @@ class _Loop:
         meta = self.strategy.restore(self.checkpoint) if self.checkpoint.exists() else {}
         self.book.restore(journal, int(meta.get("next_index", meta.get("trials", 0))))
         self.start -= max((t.elapsed for t in journal), default=0.0)
-        return [_load_proposal(p) for p in meta.get("pending", [])]
+        return [load_proposal(p) for p in meta.get("pending", [])]
 
     def _log_policy(self, step: int) -> None:
         """Log the policy's marginals, estimated from samples drawn with their own generator (seeded by
@@ -301,35 +318,8 @@ class _Loop:
         if probe is not None:
             self.monitor.policy(step, self.space, probe)
 
-    def _batch_scalars(self, batch: list[Trial], stats: dict[str, float]) -> dict[str, float]:
-        """TensorBoard scalars of one batch, in CleanRL's fixed tag groups; the strategy adds its own.
-        The best so far is under the objective's own name (``charts/best_val_accuracy`` by default)."""
-        rewards = [t.reward for t in batch]
-        last = max(batch, key=lambda t: t.elapsed)
-        top = best(self.book.trials, self.objective)
-        return {
-            "charts/reward_mean": float(np.mean(rewards)),
-            "charts/reward_max": float(np.max(rewards)),
-            best_tag(self.objective): objective_value(top, self.objective) if top else 0.0,
-            "charts/failed_fraction": sum(not t.ok for t in batch) / len(batch),
-            "charts/cache_hits": sum(t.cached for t in batch) / len(batch),
-            "charts/children_per_minute": (last.index + 1) / max(last.elapsed, 1e-9) * 60,
-            **stats,
-        }
-
     def close(self) -> None:
         try:
             self.pool.close()
         finally:
             self.monitor.close()
-
-
-def _save_proposal(proposal: Proposal, stale: bool) -> dict[str, Any]:
-    """A proposal as JSON (Python writes floats exactly: the log-probs come back bit for bit)."""
-    log_probs = None if proposal.log_probs is None else [float(x) for x in proposal.log_probs]
-    return {"tokens": proposal.tokens.tolist(), "log_probs": log_probs, "stale": stale}
-
-
-def _load_proposal(saved: dict[str, Any]) -> tuple[Proposal, bool]:
-    log_probs = None if saved["log_probs"] is None else np.asarray(saved["log_probs"], np.float64)
-    return Proposal(np.asarray(saved["tokens"], np.int64), log_probs), bool(saved["stale"])
