@@ -89,3 +89,15 @@ def test_the_store_writes_and_reads_trials(tmp_path) -> None:
     lines = (store.path / "trials.jsonl").read_text().splitlines()
     assert json.loads(lines[1])["val_loss"] == 0.5  # written exactly as the dict
     assert store.trials() == sorted(trials, key=lambda t: t.index)
+
+
+def test_displays_name_and_show_the_objective() -> None:
+    from rlnas.monitor import batch_scalars, best_tag, leaderboard_markdown
+
+    assert best_tag() == "charts/best_val_accuracy" and best_tag("val_loss:min") == "charts/best_val_loss"
+    assert best_tag("mnas:target=100") == "charts/best_mnas"
+    trials = [_trial(i, str(i), acc, reward=-(1 - acc)) for i, acc in enumerate([0.2, 0.8, 0.5])]
+    board = leaderboard_markdown(trials, "val_loss:min").splitlines()
+    assert "val_loss" in board[0] and "0.2000" in board[2] and "val_accuracy" not in board[0]
+    scalars = batch_scalars(trials, {}, trials, "val_loss:min")
+    assert scalars["charts/best_val_loss"] == pytest.approx(0.2) and "charts/best_val_accuracy" not in scalars
