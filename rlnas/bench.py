@@ -79,7 +79,7 @@ def run_strategy(
         book.push(strategy.ask(batch), stale=False)
         while isinstance(job := book.next_job(), Job):
             value = float(reward_fn(job.tokens))
-            book.accept(job, _table_trial(job, value, failed_reward))
+            book.accept(job, _table_trial(job, job.index // batch, value, failed_reward))
         tokens, rewards, _ = book.pop_complete().told()
         strategy.tell(tokens, rewards)
     trials = sorted(book.trials, key=lambda t: t.index)
@@ -87,12 +87,12 @@ def run_strategy(
     return Run(np.array([t.reward for t in trials]), unique, time.perf_counter() - start)
 
 
-def _table_trial(job: Job, value: float, failed_reward: float) -> Trial:
+def _table_trial(job: Job, update: int, value: float, failed_reward: float) -> Trial:
     """A table lookup as a trial: a NaN value is a child that failed when the table was made."""
     failed = math.isnan(value)
     return Trial(
         index=job.index,
-        update=job.batch.start,
+        update=update,
         tokens=(),
         key=job.key,
         architecture={},

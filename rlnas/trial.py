@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any
 
@@ -203,8 +203,6 @@ def repeat_of(
     first: Trial, *, index: int, update: int, tokens: Sequence[int], log_prob: float | None, elapsed: float
 ) -> Trial:
     """A repeated architecture answered from the cache: ``first``'s result, none of its training time."""
-    from dataclasses import replace
-
     return replace(
         first,
         index=index,
