@@ -22,11 +22,13 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rlnas.batches import Job, Schedule
 from rlnas.config import SearchConfig
 from rlnas.errors import ConfigError
 from rlnas.space import SearchSpace
 from rlnas.strategies import Strategy, make_strategy
 from rlnas.text import format_table
+from rlnas.trial import Status, Trial
 
 RewardFn = Callable[[np.ndarray], float]
 DEFAULT_BUDGETS = (25, 50, 100, 200)
@@ -70,16 +72,33 @@ def run_strategy(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{label} must be a positive whole number, got {value!r}")
     start = time.perf_counter()
-    rewards: list[float] = []
-    seen: set = set()
-    while len(rewards) < budget:
-        tokens = strategy.ask(batch).tokens[: budget - len(rewards)]
-        batch_rewards = np.array([float(reward_fn(t)) for t in tokens])
-        batch_rewards[np.isnan(batch_rewards)] = failed_reward
-        strategy.tell(tokens, batch_rewards)
-        rewards.extend(batch_rewards)
-        seen.update(space.key(t) if space is not None else tuple(t.tolist()) for t in tokens)
-    return Run(np.asarray(rewards), len(seen), time.perf_counter() - start)
+    key: Callable[[np.ndarray], str] = space.key if space is not None else lambda t: str(t.tolist())
+    # The search loop's bookkeeping, without its I/O: every proposal is evaluated (reuse=False).
+    book = Schedule(key, trials=budget, m=batch, pipeline=1, reuse=False)
+    while len(book.trials) < budget:
+        book.push(strategy.ask(batch), stale=False)
+        while isinstance(job := book.next_job(), Job):
+            value = float(reward_fn(job.tokens))
+            book.accept(job, _table_trial(job, job.index // batch, value, failed_reward))
+        tokens, rewards, _ = book.pop_complete().told()
+        strategy.tell(tokens, rewards)
+    trials = sorted(book.trials, key=lambda t: t.index)
+    unique = len({t.key for t in trials})
+    return Run(np.array([t.reward for t in trials]), unique, time.perf_counter() - start)
+
+
+def _table_trial(job: Job, update: int, value: float, failed_reward: float) -> Trial:
+    """A table lookup as a trial: a NaN value is a child that failed when the table was made."""
+    failed = math.isnan(value)
+    return Trial(
+        index=job.index,
+        update=update,
+        tokens=(),
+        key=job.key,
+        architecture={},
+        reward=failed_reward if failed else value,
+        status=Status.FAILED if failed else Status.OK,
+    )
 
 
 def bench(

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ import tensorflow as tf
 
 from rlnas.controller_kinds import CONTROLLERS
 from rlnas.errors import RunError
+from rlnas.store import atomic_write_bytes
 
 
 @dataclass(frozen=True)
@@ -326,12 +326,7 @@ class Controller:
         state["meta"] = np.frombuffer(json.dumps(meta or {}).encode(), np.uint8)
         buf = io.BytesIO()
         np.savez(buf, **state)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with tmp.open("wb") as fh:
-            fh.write(buf.getvalue())
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
+        atomic_write_bytes(path, buf.getvalue())
 
     def restore(self, path: str | Path) -> dict:
         """Load a checkpoint written by :meth:`save`; returns its ``meta``."""

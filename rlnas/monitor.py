@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from rlnas.objectives import Objective, parse_objective
 from rlnas.space import SearchSpace
-from rlnas.store import top_k
 from rlnas.text import format_arch, format_markdown_table, format_value
+from rlnas.trial import Trial, as_trial, objective_name, objective_value, rank
 
 METRICS = ("val_accuracy", "params", "fit_seconds")
 """Child metrics shown in the HParams dashboard (scalars of each child's session, at step 1)."""
@@ -40,20 +41,53 @@ def policy_marginals(space: SearchSpace, tokens: np.ndarray) -> dict[str, float]
     return out
 
 
-def leaderboard_markdown(trials: Sequence[Mapping[str, Any]], top: int = 10) -> str:
-    """A Markdown table of the ``top`` architectures by reward, ranked as ``rlnas show`` ranks them."""
+def best_tag(objective: Objective | str | None = None) -> str:
+    """``charts/best_<objective>``: the best value so far under the objective's own name
+    (``charts/best_val_accuracy`` by default, ``charts/best_val_loss`` for ``val_loss:min``,
+    ``charts/best_mnas`` for a size-penalised objective, whose value is the reward)."""
+    o = objective if isinstance(objective, Objective) else parse_objective(objective or "val_accuracy")
+    return f"charts/best_{o.metric if o.kind == 'metric' else o.kind}"
+
+
+def leaderboard_markdown(
+    trials: Sequence[Mapping[str, Any]], objective: Objective | str | None = None, top: int = 10
+) -> str:
+    """A Markdown table of the ``top`` architectures, ranked as ``rlnas show`` ranks them, with the
+    objective's own value under its own name."""
     rows = [
         [
-            str(rank),
-            f"{t['val_accuracy']:.4f}",
+            str(i),
+            f"{objective_value(t, objective):.4f}",
             f"{t['params']:,}",
             str(t["index"]),
             f"`{format_arch(t['architecture'])}`",
         ]
-        for rank, t in enumerate(top_k(list(trials), top), start=1)
+        for i, t in enumerate(rank(trials, objective, top), start=1)
     ]
-    header = ("rank", "val_accuracy", "params", "trial", "architecture")
+    header = ("rank", objective_name(objective), "params", "trial", "architecture")
     return format_markdown_table(header, rows) if rows else "no successful child yet"
+
+
+def batch_scalars(
+    batch: Sequence[Trial],
+    stats: Mapping[str, float],
+    trials: Sequence[Trial],
+    objective: Objective | str | None = None,
+) -> dict[str, float]:
+    """The ``charts/*`` scalars of one told batch (its trials in position order), with the best of
+    ``trials`` so far under the objective's own name; the strategy's ``stats`` are added as they are."""
+    rewards = [t.reward for t in batch]
+    last = max(batch, key=lambda t: t.elapsed)
+    top = rank(trials, objective, 1)
+    return {
+        "charts/reward_mean": float(np.mean(rewards)),
+        "charts/reward_max": float(np.max(rewards)),
+        best_tag(objective): objective_value(top[0], objective) if top else 0.0,
+        "charts/failed_fraction": sum(not t.ok for t in batch) / len(batch),
+        "charts/cache_hits": sum(t.cached for t in batch) / len(batch),
+        "charts/children_per_minute": (last.index + 1) / max(last.elapsed, 1e-9) * 60,
+        **stats,
+    }
 
 
 class Monitor:
@@ -89,8 +123,10 @@ class Monitor:
         """``policy/<decision>/<value>`` scalars: the marginals of ``tokens`` sampled from the policy."""
         self.scalars(step, policy_marginals(space, tokens))
 
-    def leaderboard(self, step: int, trials: Sequence[Mapping[str, Any]]) -> None:
-        self.text("leaderboard", leaderboard_markdown(trials), step)
+    def leaderboard(
+        self, step: int, trials: Sequence[Mapping[str, Any]], objective: Objective | str | None = None
+    ) -> None:
+        self.text("leaderboard", leaderboard_markdown(trials, objective), step)
 
     def hparams_config(self, space: SearchSpace) -> None:
         """The HParams experiment: every decision with its domain, and the child metrics."""
@@ -100,18 +136,19 @@ class Monitor:
             hp.hparams_config(hparams=hparams, metrics=[hp.Metric(m) for m in METRICS])
         self._writer.flush()
 
-    def child(self, record: Mapping[str, Any]) -> None:
+    def child(self, trial: Mapping[str, Any]) -> None:
         """One HParams session for a finished child: its architecture (active decisions) and metrics.
 
         Failed children get their session too, without metrics, so that every trial is listed.
         """
-        writer = self._tf.summary.create_file_writer(str(self.logdir / "children" / f"{record['index']:05d}"))
+        t = as_trial(trial)
+        writer = self._tf.summary.create_file_writer(str(self.logdir / "children" / f"{t.index:05d}"))
         try:
             with writer.as_default(step=1):
-                self._hp.hparams(dict(record["architecture"]), trial_id=f"{record['index']:05d}")
-                if record["status"] == "ok":
+                self._hp.hparams(dict(t.architecture), trial_id=f"{t.index:05d}")
+                if t.ok:
                     for m in METRICS:
-                        self._tf.summary.scalar(m, float(record[m]))
+                        self._tf.summary.scalar(m, float(t[m]))
         finally:
             writer.close()
 

@@ -57,7 +57,9 @@ def play(
 
 
 class EnvPool:
-    """Runs ``play(env, job)`` for a stream of jobs on as many envs as it holds, concurrently."""
+    """Plays jobs on as many envs as it holds, concurrently: :meth:`start` a job on a free env,
+    :meth:`wait` for those that finished. With one env, :meth:`wait` plays the started job in the
+    calling thread."""
 
     def __init__(self, envs: Sequence[NasEnv]) -> None:
         if not envs:
@@ -67,9 +69,54 @@ class EnvPool:
         for env in self.envs:
             self._free.put(env)
         self._threads = ThreadPoolExecutor(len(envs), "rlnas-child") if len(envs) > 1 else None
+        self._pending: dict[Future, Any] = {}  # job of each child in training
+        self._deferred: deque[tuple[Any, Callable[[NasEnv, Any], Any]]] = deque()  # one env: not started
 
     def __len__(self) -> int:
         return len(self.envs)
+
+    @property
+    def busy(self) -> int:
+        """Jobs started and not yet returned by :meth:`wait`."""
+        return len(self._pending) + len(self._deferred)
+
+    @property
+    def free(self) -> int:
+        return len(self.envs) - self.busy
+
+    def start(self, job: J, play: Callable[[NasEnv, J], R]) -> None:
+        """Play ``job`` on a free env (the caller checks :attr:`free`)."""
+        if self.free < 1:
+            raise RuntimeError("no free env: wait for a child to finish first")
+        if self._threads is None:
+            self._deferred.append((job, play))
+        else:
+            self._pending[self._threads.submit(self._play_on_free_env, play, job)] = job
+
+    def wait(self) -> list[tuple[Any, Any]]:
+        """Block until at least one started job finished; ``(job, result)`` of each that did.
+
+        Raises:
+            whatever ``play`` raised for a finished job.
+        """
+        if self._deferred:
+            job, play = self._deferred.popleft()
+            return [(job, play(self.envs[0], job))]
+        if not self._pending:
+            raise RuntimeError("nothing is training: start a job before waiting")
+        done: set[Future] = set()
+        while not done:  # a timeout keeps the main thread responsive to Ctrl-C while children train
+            done, _ = wait(self._pending, timeout=0.25, return_when=FIRST_COMPLETED)
+        finished = [(self._pending.pop(f), f) for f in self._pending.copy() if f in done]
+        return [(job, f.result()) for job, f in finished]
+
+    def abort(self) -> None:
+        """End the children in training now (leaving early): nothing half-trained is recorded."""
+        self._deferred.clear()
+        if self._pending:
+            self.kill()
+            wait(self._pending)
+            self._pending.clear()
 
     def run(self, jobs: Iterable[J], play: Callable[[NasEnv, J], R]) -> Iterator[tuple[J, R]]:
         """Yield ``(job, result)`` as each child finishes (completion order, not job order).
@@ -83,44 +130,33 @@ class EnvPool:
         Raises:
             RuntimeError: ``jobs`` yields NOT_YET while no child is training (it would wait forever).
         """
-        if self._threads is None:
-            for job in jobs:
-                _check_waiting(job, 0)
-                yield job, play(self.envs[0], job)
-            return
         source = iter(jobs)
-        pending: dict[Future, Any] = {}
-        ready: deque[tuple[Any, Future]] = deque()  # finished, not yet handed to the caller
+        ready: deque[tuple[Any, Any]] = deque()  # finished, not yet handed to the caller
         exhausted = False
 
         def fill() -> None:
             nonlocal exhausted
-            while not exhausted and len(pending) < len(self.envs):
+            while not exhausted and self.free:
                 job = next(source, _END)
                 if job is _END:
                     exhausted = True
-                elif not _check_waiting(job, len(pending) + len(ready)):
-                    pending[self._threads.submit(self._play_on_free_env, play, job)] = job
-                    continue
-                return
+                elif _check_waiting(job, self.busy + len(ready)):
+                    return
+                else:
+                    self.start(job, play)
 
         try:
             while True:
                 fill()
                 if not ready:
-                    if not pending:
+                    if not self.busy:
                         return
-                    # A timeout keeps the main thread responsive to Ctrl-C while children train.
-                    done, _ = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-                    ready.extend((pending.pop(f), f) for f in done)
-                    fill()  # start the next children before the caller handles these results (an update)
-                if ready:
-                    job, future = ready.popleft()
-                    yield job, future.result()
+                    ready.extend(self.wait())
+                    if self._threads is not None:
+                        fill()  # start the next children before the caller handles these results
+                yield ready.popleft()
         finally:
-            if pending:
-                self.kill()
-                wait(pending)
+            self.abort()
 
     def _play_on_free_env(self, play: Callable[[NasEnv, J], R], job: J) -> R:
         env = self._free.get()

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from rlnas.text import format_arch
+from rlnas.trial import as_trial, objective_name, objective_value
 
 BAR_WIDTH = 24
 
@@ -23,11 +25,23 @@ class Progress:
         done: trials finished before this process started (a resume continues the count).
         stream: where to write (default: stdout).
         live: redraw one line in place; default: whether ``stream`` is a terminal.
+        objective: the search's objective: each child and the best so far show its own value
+            (default: the validation accuracy, shown as ``val_acc``).
     """
 
     def __init__(
-        self, total: int, *, done: int = 0, stream: TextIO | None = None, live: bool | None = None
+        self,
+        total: int,
+        *,
+        done: int = 0,
+        stream: TextIO | None = None,
+        live: bool | None = None,
+        objective: str | None = None,
     ) -> None:
+        self.objective = objective
+        name = objective_name(objective)
+        self.name = "val_acc" if name == "val_accuracy" else name
+        self._best_reward: float | None = None
         self.total = total
         self.done = done  # trials finished before (a resume continues the count)
         self.stream = stream if stream is not None else sys.stdout
@@ -36,9 +50,10 @@ class Progress:
         self.failed = 0
         self._drawn = False
 
-    def __call__(self, t: dict[str, Any]) -> None:
-        if t["status"] == "ok":
-            self.best = t["val_accuracy"] if self.best is None else max(self.best, t["val_accuracy"])
+    def __call__(self, t: Mapping[str, Any]) -> None:
+        if as_trial(t).ok:
+            if self._best_reward is None or t["reward"] > self._best_reward:  # the reward ranks
+                self._best_reward, self.best = t["reward"], objective_value(t, self.objective)
         else:
             self.failed += 1
         self.done += 1  # children finish out of order with several workers: count, not index
@@ -55,8 +70,9 @@ class Progress:
             self.stream.flush()
             self._drawn = False
 
-    def _line(self, t: dict[str, Any], done: int, eta: float) -> None:
-        outcome = f"val_acc {t['val_accuracy']:.4f}" if t["status"] == "ok" else f"FAILED {t['error'][:60]}"
+    def _line(self, t: Mapping[str, Any], done: int, eta: float) -> None:
+        failed = f"FAILED {t['error'][:60]}"
+        outcome = f"{self.name} {objective_value(t, self.objective):.4f}" if as_trial(t).ok else failed
         if t.get("cached"):
             outcome += f" (repeat of trial {t['cached_from'] + 1}, not retrained)"
         print(

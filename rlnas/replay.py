@@ -15,7 +15,8 @@ from rlnas import data
 from rlnas.child import train_and_evaluate, train_spec
 from rlnas.errors import RunError
 from rlnas.resolve import resolve
-from rlnas.store import RunStore, top_k
+from rlnas.store import RunStore, atomic_path
+from rlnas.trial import rank as rank_trials
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,8 @@ class ReplayResult:
 
 def _save_atomically(model: Any, path: Path) -> None:
     """Save under a temporary name, then rename: an interrupted save never leaves a broken model."""
-    partial = path.with_name(path.stem + ".partial.keras")  # Keras insists on the .keras suffix
-    model.save(partial)
-    partial.replace(path)
+    with atomic_path(path, partial=path.stem + ".partial.keras") as partial:  # Keras wants .keras
+        model.save(partial)
 
 
 def replay(
@@ -53,7 +53,7 @@ def replay(
     """
     config = store.read_json("config.json")
     search = config["search"]
-    chosen = top_k(store.trials(), top)
+    chosen = rank_trials(store.trials(), search.get("objective"), top)
     if not chosen:
         raise RunError(f"run {str(store.path)!r} has no successful trial to replay yet")
     settings = resolve(resume_from=config, run=str(store.path)).config  # a missing key gets its default

@@ -19,8 +19,9 @@ from rlnas.config import space_from_dict
 from rlnas.errors import RlnasError, RunError
 from rlnas.monitor import leaderboard_markdown
 from rlnas.space import SearchSpace
-from rlnas.store import RunStore, top_k
+from rlnas.store import RunStore
 from rlnas.text import format_arch, format_markdown_table, format_value
+from rlnas.trial import Status, Trial, as_trial, objective_name, objective_value, rank
 
 EXPORT_COLUMNS = (
     "index",
@@ -113,7 +114,7 @@ def flatten(trial: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
 
 
 # -- reading a run -------------------------------------------------------------------------------
-def load_run(store: RunStore) -> tuple[SearchSpace, list[dict[str, Any]]]:
+def load_run(store: RunStore) -> tuple[SearchSpace, list[Trial]]:
     """The run's space and its trials; RunError when config.json is not an rlnas run's."""
     stored = store.read_json("config.json")
     try:
@@ -167,7 +168,8 @@ def _summary(
     replayed: list[dict[str, Any]],
     images: list[str],
 ) -> str:
-    ok = [t for t in trials if t["status"] == "ok"]
+    ok = [t for t in trials if as_trial(t).ok]
+    objective = store.read_json("config.json").get("search", {}).get("objective")
     lines = [
         f"# Run `{store.name}`",
         "",
@@ -175,21 +177,19 @@ def _summary(
         f"{len(trials) - len(ok)} failed; {len({t['key'] for t in trials})} distinct architectures "
         f"of {space.size():,}",
     ]
-    best = top_k(trials, 1)
-    if best:
-        b = best[0]
+    for b in rank(trials, objective, 1):
         lines.append(
-            f"- best: val_accuracy {b['val_accuracy']:.4f}, {b['params']:,} params (trial {b['index']}): "
-            f"`{format_arch(b['architecture'])}`"
+            f"- best: {objective_name(objective)} {objective_value(b, objective):.4f}, "
+            f"{b['params']:,} params (trial {b.index}): `{format_arch(b.architecture)}`"
         )
     lines += ["", *[f"![{Path(name).stem}]({name})" for name in images], "", "## Top 10", ""]
-    lines.append(leaderboard_markdown(trials))
+    lines.append(leaderboard_markdown(trials, objective))
     if replayed:
         rows = [
             [
                 str(r["rank"]),
                 f"{r['val_accuracy']:.4f}",
-                f"{r['test_accuracy']:.4f}" if r["status"] == "ok" else "failed",
+                f"{r['test_accuracy']:.4f}" if r["status"] == Status.OK else "failed",
                 f"{r['params']:,}",
                 f"`{format_arch(r['architecture'])}`",
             ]
@@ -223,13 +223,13 @@ def _save(fig: Any, path: Path) -> Path:
 def _plot_rewards(trials: list[dict[str, Any]]) -> Any:
     fig, ax = _figure(figsize=(8, 4.5))
     x = [t["index"] + 1 for t in trials]
-    ok = [t["status"] == "ok" for t in trials]
+    ok = [as_trial(t).ok for t in trials]
     for good, style in ((True, {"s": 14, "alpha": 0.6}), (False, {"marker": "x", "color": "tab:red"})):
         picked = [(a, t["reward"]) for a, o, t in zip(x, ok, trials, strict=True) if o == good]
         if picked:
             label = "reward per child" if good else "failed child"
             ax.scatter([a for a, _ in picked], [r for _, r in picked], label=label, **style)
-    best = best_so_far([t["reward"] if t["status"] == "ok" else None for t in trials])
+    best = best_so_far([t["reward"] if o else None for t, o in zip(trials, ok, strict=True)])
     ax.step(x, [math.nan if b is None else b for b in best], where="post", color="black", label="best so far")
     updates, means = batch_means(trials)
     ends = [max(t["index"] + 1 for t in trials if t["update"] == u) for u in updates]
@@ -270,7 +270,7 @@ def _plot_policy(trials: list[dict[str, Any]], space: SearchSpace) -> Any:
 
 def _plot_pareto(trials: list[dict[str, Any]]) -> Any:
     fig, ax = _figure(figsize=(7, 4.5))
-    ok = [t for t in trials if t["status"] == "ok"]
+    ok = [t for t in trials if as_trial(t).ok]
     points = [(t["params"], t["val_accuracy"]) for t in ok]
     ax.scatter([p for p, _ in points], [a for _, a in points], s=14, alpha=0.5, label="children")
     front = [points[i] for i in pareto_front(points)]
@@ -287,7 +287,7 @@ def _plot_pareto(trials: list[dict[str, Any]]) -> Any:
 
 def _plot_replay(replayed: list[dict[str, Any]]) -> Any:
     fig, ax = _figure(figsize=(5, 5))
-    ok = [r for r in replayed if r["status"] == "ok"]
+    ok = [r for r in replayed if r["status"] == Status.OK]
     xs, ys = [r["val_accuracy"] for r in ok], [r["test_accuracy"] for r in ok]
     ax.scatter(xs, ys, color="tab:green")
     for r in ok:

@@ -23,18 +23,40 @@ from pathlib import Path
 from typing import Any
 
 from rlnas.errors import RunError
+from rlnas.trial import Trial
 
 DEFAULT_RUNS_DIR = "runs"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and a rename, so readers never see half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(text)
+@contextlib.contextmanager
+def atomic_path(path: str | Path, partial: str | None = None) -> Iterator[Path]:
+    """The one atomic write: yield a temporary path next to ``path`` to write in full; on success it
+    replaces ``path`` by a rename, so readers (and a crash) see the old file or the new one, never half.
+
+    Args:
+        partial: the temporary file's name (default ``<name>.tmp``), for writers that insist on a
+            suffix (Keras saves only to ``*.keras``).
+    """
+    path = Path(path)
+    tmp = path.with_name(partial or path.name + ".tmp")
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, synced to disk before the rename."""
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
-    tmp.replace(path)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def resolve_run(run: str, runs_dir: str | Path = DEFAULT_RUNS_DIR) -> Path:
@@ -71,23 +93,6 @@ def _lock_holder(path: Path) -> int | None:
     except OSError:
         return None
     return pid
-
-
-def top_k(trials: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
-    """The ``k`` best successful trials by reward (the search's objective: validation accuracy unless
-    configured otherwise), one per architecture, the earliest first on ties."""
-
-    def score(t: dict[str, Any]) -> float:
-        return t.get("reward", t["val_accuracy"])
-
-    best: dict[str, dict[str, Any]] = {}
-    for t in sorted(trials, key=lambda t: t["index"]):
-        if t.get("status") != "ok":
-            continue
-        if t["key"] not in best or score(t) > score(best[t["key"]]):
-            best[t["key"]] = t
-    ranked = sorted(best.values(), key=lambda t: (-score(t), t["index"]))
-    return ranked[:k]
 
 
 class RunStore:
@@ -186,9 +191,9 @@ class RunStore:
             path.unlink(missing_ok=True)
 
     # -- the trial journal -----------------------------------------------------------------------
-    def append_trial(self, record: dict[str, Any]) -> None:
+    def append_trial(self, trial: Trial) -> None:
         """Append one finished trial as a complete line, flushed to disk before returning."""
-        line = json.dumps(_finite(record), allow_nan=False) + "\n"
+        line = json.dumps(_finite(trial.to_dict()), allow_nan=False) + "\n"
         with (self.path / "trials.jsonl").open("a", encoding="utf-8") as fh:
             fh.write(line)
             fh.flush()
@@ -213,11 +218,9 @@ class RunStore:
         except ValueError:
             print(f"warning: dropped a torn last line of {p} (a crash mid-write)", file=sys.stderr)
             fixed = head + b"\n" if head else b""
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_bytes(fixed)
-        tmp.replace(p)
+        atomic_write_bytes(p, fixed)
 
-    def trials(self) -> list[dict[str, Any]]:
+    def trials(self) -> list[Trial]:
         """Every complete trial, in index order; a torn last line (a crash mid-write) is dropped with a
         warning."""
         p = self.path / "trials.jsonl"
@@ -227,10 +230,10 @@ class RunStore:
         out = []
         for i, line in enumerate(lines):
             try:
-                out.append(json.loads(line))
+                out.append(Trial.from_dict(json.loads(line)))
             except json.JSONDecodeError:
                 if i == len(lines) - 1 and not line.endswith("\n"):
                     print(f"warning: dropped a torn last line of {p}", file=sys.stderr)
                     continue
                 raise RunError(f"{str(p)!r} line {i + 1} is corrupt") from None
-        return sorted(out, key=lambda t: t.get("index", 0))  # several workers finish out of order
+        return sorted(out, key=lambda t: t.index)  # several workers finish out of order

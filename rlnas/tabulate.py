@@ -22,6 +22,7 @@ from rlnas.evaluator import Evaluator, WorkerEvaluator
 from rlnas.parallel import EnvPool, play, trial_seed
 from rlnas.resources import threads_per_worker
 from rlnas.space import SearchSpace
+from rlnas.trial import Status
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def existing_keys(space: SearchSpace, out: Path, *, ok_only: bool = True) -> set
     return {
         space.key(lookup_table.row_tokens(space, row, line))
         for line, row in enumerate(rows, start=2)
-        if not ok_only or row.get("status") == "ok"
+        if not ok_only or row.get("status") == Status.OK
     }
 
 
@@ -99,8 +100,8 @@ def tabulate(
             row = lookup_table.result_row(space, tokens, metrics)
             lookup_table.append_rows(out, lookup_table.header(space), [row])
             trained += 1
-            failed += metrics["status"] != "ok"
-            streak = streak + 1 if metrics["status"] != "ok" else 0
+            failed += metrics["status"] != Status.OK
+            streak = streak + 1 if metrics["status"] != Status.OK else 0
             if on_row is not None:
                 on_row(row | {"done": len(done) + trained, "total": len(archs)})
             if streak >= config.max_consecutive_failures:

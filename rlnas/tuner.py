@@ -33,8 +33,9 @@ from rlnas.child import ChildResult, TrainSpec, train_and_evaluate, train_spec
 from rlnas.errors import ChildError, ConfigError, RunError
 from rlnas.hyperparameters import MAX_RUNS, HyperParameters, importable, load_function, space_from_function
 from rlnas.resolve import resolve
-from rlnas.store import RunStore, top_k
+from rlnas.store import RunStore
 from rlnas.text import format_arch, format_value
+from rlnas.trial import Trial, objective_value, rank
 
 OBJECTIVES = ("val_accuracy", "val_acc")
 KERAS_TUNER_NAMES = {
@@ -219,7 +220,7 @@ class ReinforceSearch:
             print(f"\nTrial {t['index']:04d} summary\nHyperparameters:")
             for name, value in t["architecture"].items():
                 print(f"{name}: {format_value(value)}")
-            print(f"Score: {t['val_accuracy']:.4f}")
+            print(f"Score: {objective_value(t, self.config.objective):.4f}")
 
     def get_best_hyperparameters(self, num_trials: int = 1) -> list[HyperParameters]:
         """The best architectures as ``hp`` objects: ``.values`` is the dict, ``build_model(hp)``
@@ -244,10 +245,10 @@ class ReinforceSearch:
             models.append(model)
         return models
 
-    def _best(self, k: int) -> list[dict[str, Any]]:
+    def _best(self, k: int) -> list[Trial]:
         if not self._trials:
             raise ConfigError("no finished trial yet; call search() first")
-        return top_k(self._trials, k)
+        return rank(self._trials, self.config.objective, k)
 
 
 def _objective(objective: Any) -> str:
@@ -277,12 +278,12 @@ def _split(x: Any, y: Any, validation_data: Any, validation_split: float | None)
     return (x[:cut], y[:cut]), (x[cut:], y[cut:])
 
 
-def _print_trial(total: int) -> Callable[[dict[str, Any]], None]:
+def _print_trial(total: int) -> Callable[[Trial], None]:
     """One line per finished trial, like keras-tuner's progress but short."""
     best = [0.0]
 
-    def show(t: dict[str, Any]) -> None:
-        if t["status"] == "ok":
+    def show(t: Trial) -> None:
+        if t.ok:
             best[0] = max(best[0], t["val_accuracy"])
             score = f"val_accuracy {t['val_accuracy']:.4f}" + (" (repeat)" if t.get("cached") else "")
         else:

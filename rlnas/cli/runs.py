@@ -112,7 +112,8 @@ def _search_and_replay(
     print(f"run {store.path}: " + (f"resuming at trial {done + 1} of {budget}" if args.resume else budget))
     from rlnas.progress import Progress
 
-    show = None if args.quiet else Progress(config.trials, done=done, live=False if args.verbose else None)
+    live = False if args.verbose else None
+    show = None if args.quiet else Progress(config.trials, done=done, live=live, objective=config.objective)
     stop = StopOnCtrlC()
     try:
         with store.locked(), stop.installed():
@@ -133,15 +134,18 @@ def _search_and_replay(
         return _interrupted(store)
     if result.stopped_by == "interrupted":
         return _interrupted(store)
-    ok = [t for t in result.trials if t["status"] == "ok"]
+    ok = [t for t in result.trials if t.ok]
     print(
         f"searched {len(result.trials)} architectures in {result.seconds:.0f}s "
         f"({len(result.trials) - len(ok)} failed); stopped by {result.stopped_by}"
     )
     if result.best is None:
         raise RlnasError("no child trained successfully; see the error column of trials.jsonl")
-    best = result.best
-    print(f"best validation accuracy {best['val_accuracy']:.4f}: {format_arch(best['architecture'])}")
+    from rlnas.trial import objective_name, objective_value
+
+    best, objective = result.best, config.objective
+    name = objective_name(objective).replace("val_accuracy", "validation accuracy")
+    print(f"best {name} {objective_value(best, objective):.4f}: {format_arch(best.architecture)}")
     if config.replay_top:
         return _replay_and_print(store, config.replay_top, None)
     return 0
@@ -200,23 +204,26 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from rlnas.store import RunStore, top_k
+    from rlnas.store import RunStore
+    from rlnas.trial import objective_name, objective_value, rank
 
     store = RunStore.open(args.run, args.runs_dir)
     trials = store.trials()
-    ok = [t for t in trials if t["status"] == "ok"]
+    objective = store.read_json("config.json").get("search", {}).get("objective")
+    ok = [t for t in trials if t.ok]
     print(f"run {store.path}: {len(trials)} trials, {len(trials) - len(ok)} failed")
     rows = [
         (
             str(i),
-            f"{t['val_accuracy']:.4f}",
+            f"{objective_value(t, objective):.4f}",
             f"{t['params']:,}",
-            str(t["index"]),
-            format_arch(t["architecture"]),
+            str(t.index),
+            format_arch(t.architecture),
         )
-        for i, t in enumerate(top_k(trials, args.top), start=1)
+        for i, t in enumerate(rank(trials, objective, args.top), start=1)
     ]
-    print(format_table(("rank", "val_acc", "params", "trial", "architecture"), rows))
+    name = "val_acc" if objective_name(objective) == "val_accuracy" else objective_name(objective)
+    print(format_table(("rank", name, "params", "trial", "architecture"), rows))
     return 0
 
 

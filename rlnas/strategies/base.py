@@ -19,7 +19,6 @@ case; the space ignores inactive entries.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,6 +27,7 @@ import numpy as np
 
 from rlnas.errors import RunError
 from rlnas.space import SearchSpace
+from rlnas.store import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -119,13 +119,7 @@ def check_ask(n: int) -> None:
 # -- checkpoints of the numpy-only strategies -------------------------------------------------------
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write JSON to a synced temporary file, then rename: a crash leaves the old file or the new one."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w") as fh:
-        json.dump(data, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(Path(path), json.dumps(data))
 
 
 def read_state(path: Path, name: str, space: SearchSpace) -> dict[str, Any]:
