@@ -17,7 +17,7 @@ from rlnas.evaluator import Evaluator, LocalEvaluator, WorkerConfig, worker_eval
 from rlnas.models import standard_space
 from rlnas.objectives import Objective, parse_objective
 from rlnas.space import INACTIVE, SearchSpace, default_space
-from rlnas.space_toml import space_from_dict
+from rlnas.space.toml import space_from_dict
 
 
 class MaskedDiscrete(spaces.Discrete):

@@ -27,7 +27,7 @@ from envs.nas_env import NasEnv
 from rlnas.lookup_table import Table, TableEvaluator, load_table
 from rlnas.models import standard_space
 from rlnas.space import SearchSpace, default_space
-from rlnas.space_toml import space_from_dict
+from rlnas.space.toml import space_from_dict
 
 
 class TabularNasEnv(NasEnv):

@@ -29,11 +29,11 @@ import numpy as np
 from rlnas.data import Dataset
 from rlnas.errors import ChildError, ConfigError
 from rlnas.function_model import build_from_function, fit_labels, loss_and_accuracy
-from rlnas.hyperparameters import load_function
 from rlnas.models import MODELS, check_input_shape, get_model, is_function
 from rlnas.models.common import DROPOUT_RATE
 from rlnas.models.mlp import DEFAULTS as MLP_DEFAULTS
 from rlnas.space import SearchSpace
+from rlnas.space.keras_tuner import load_function
 
 __all__ = [
     "DROPOUT_RATE",

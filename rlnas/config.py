@@ -11,7 +11,7 @@ A config file has two optional tables::
     trials = 64
     epochs = 2
 
-    [space]             # omit for the default MLP space; see rlnas.space_toml
+    [space]             # omit for the default MLP space; see rlnas.space.toml
     model = "mlp"
     [[space.decisions]]
     name = "num_layers"
@@ -28,12 +28,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from rlnas import space_toml
 from rlnas.controller_kinds import CONTROLLER_LR, CONTROLLERS
 from rlnas.data import DataSpec
 from rlnas.errors import ConfigError, did_you_mean
 from rlnas.models import standard_space
 from rlnas.space import SearchSpace
+from rlnas.space import toml as space_toml
 
 STRATEGIES = ("reinforce", "random", "evolution", "tpe")
 EXECUTORS = ("local", "ray")
@@ -315,5 +315,5 @@ def load_config(path: str | Path | None) -> tuple[SearchConfig, SearchSpace, dic
 
 def space_from_dict(data: Mapping[str, Any]) -> SearchSpace:
     """The ``[space]`` table (or a stored ``to_dict()``) as a SearchSpace; a table that names only a
-    built-in model gets its standard space (:func:`rlnas.space_toml.space_from_dict`)."""
+    built-in model gets its standard space (:func:`rlnas.space.toml.space_from_dict`)."""
     return space_toml.space_from_dict(data, standard_space=standard_space)

@@ -4,7 +4,7 @@ A ``model`` written ``"module:function"`` (or given as the function itself) comp
 with the user's loss, optimizer and metrics. :mod:`rlnas.child` trains it like any child; this module
 holds what differs: replaying the architecture through the function, handing labels over in the form
 its loss expects, and scoring it by its own accuracy metric. The function's search space (recording
-``hp`` calls) is :mod:`rlnas.hyperparameters`, a layer below.
+``hp`` calls) is :mod:`rlnas.space.keras_tuner`, a layer below.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from rlnas.errors import ChildError
-from rlnas.hyperparameters import HyperParameters, load_function
+from rlnas.space.keras_tuner import HyperParameters, load_function
 
 
 def build_from_function(fn: Callable[[HyperParameters], Any] | str, arch: Mapping[str, Any]) -> Any:

@@ -31,8 +31,8 @@ import numpy as np
 from rlnas import data
 from rlnas.child import ChildResult, TrainSpec, train_and_evaluate, train_spec
 from rlnas.errors import ChildError, ConfigError, RunError
-from rlnas.hyperparameters import MAX_RUNS, HyperParameters, importable, load_function, space_from_function
 from rlnas.resolve import resolve
+from rlnas.space.keras_tuner import MAX_RUNS, HyperParameters, importable, load_function, space_from_function
 from rlnas.store import RunStore
 from rlnas.text import format_arch, format_value
 from rlnas.trial import Trial, objective_value, rank

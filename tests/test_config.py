@@ -572,8 +572,8 @@ def test_a_value_of_the_wrong_type_gets_its_rule_not_a_type_error(settings, mess
 
 # -- the TOML space front end and the model registry ------------------------------------------------
 def test_the_space_parser_needs_the_registry_only_for_a_model_named_alone() -> None:
-    from rlnas import space_toml
     from rlnas.models import MODELS, standard_space
+    from rlnas.space import toml as space_toml
 
     stored = default_space().to_dict()
     assert space_toml.space_from_dict(stored) == default_space()

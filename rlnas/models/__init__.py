@@ -7,7 +7,7 @@ uncompiled ``keras.Model``;
 :mod:`rlnas.child` compiles, trains and measures it the same way for every model.
 
 A name with a colon, ``"module:function"``, is not a builder here but a keras-tuner model function
-(:mod:`rlnas.hyperparameters`): it builds *and compiles* its own model, and reads whatever inputs it
+(:mod:`rlnas.space.keras_tuner`): it builds *and compiles* its own model, and reads whatever inputs it
 was written for, so only its importability is checked.
 """
 

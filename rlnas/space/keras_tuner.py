@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from rlnas.errors import ConfigError, did_you_mean
-from rlnas.space import Decision, SearchSpace, Value, log_grid
+from rlnas.space.decisions import Decision, SearchSpace, Value, log_grid
 
 SAMPLINGS = ("linear", "log")
 MAX_RUNS = 64

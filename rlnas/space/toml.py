@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from rlnas.errors import ConfigError, did_you_mean
-from rlnas.space import Decision, SearchSpace, log_grid
+from rlnas.space.decisions import Decision, SearchSpace, log_grid
 
 StandardSpace = Callable[[str, int | None], SearchSpace | None]
 """``(model, lr_grid) -> its standard space``, or None when ``model`` has none."""
@@ -59,7 +59,7 @@ def space_from_dict(data: Mapping[str, Any], *, standard_space: StandardSpace | 
         raise ConfigError(f"[space] lr_grid must be a whole number of grid points, got {lr_grid!r}")
     if "decisions" not in data:
         if isinstance(model, str) and ":" in model:  # a keras-tuner model function declares its space
-            from rlnas.hyperparameters import space_from_function
+            from rlnas.space.keras_tuner import space_from_function
 
             return space_from_function(model)
         space = standard_space(model, lr_grid) if standard_space is not None else None
