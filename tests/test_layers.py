@@ -13,7 +13,18 @@ from pathlib import Path
 ROOT = Path(__file__).parent.parent
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("ground", ("rlnas.errors", "rlnas.text", "rlnas.quiet", "rlnas.resources", "rlnas.data", "rlnas.space")),
+    (
+        "ground",
+        (
+            "rlnas.errors",
+            "rlnas.text",
+            "rlnas.quiet",
+            "rlnas.resources",
+            "rlnas.stats",
+            "rlnas.data",
+            "rlnas.space",
+        ),
+    ),
     ("children", ("rlnas.models", "rlnas.child", "rlnas.function_model", "rlnas.objectives")),
     ("records", ("rlnas.trial", "rlnas.store", "rlnas.monitor", "rlnas.lookup_table", "rlnas.hpo_tables")),
     ("policy", ("rlnas.controller_kinds", "rlnas.controller", "rlnas.reinforce", "rlnas.penalties")),
