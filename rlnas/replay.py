@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rlnas import data
-from rlnas.child import train_and_evaluate, train_spec
+from rlnas.child import TrainSpec, train_and_evaluate, train_spec
 from rlnas.errors import RunError
 from rlnas.resolve import resolve
 from rlnas.store import RunStore, atomic_path
@@ -56,35 +56,46 @@ def replay(
     chosen = rank_trials(store.trials(), search.get("objective"), top)
     if not chosen:
         raise RunError(f"run {str(store.path)!r} has no successful trial to replay yet")
-    settings = resolve(resume_from=config, run=str(store.path)).config  # a missing key gets its default
-    # Replay always trains on the full train split, whatever fraction the search used.
-    ds = data.load(replace(settings.data_spec(), train_fraction=1.0))
-    spec = train_spec(settings, config["space"].get("model", "mlp"), final=True)
-    spec = replace(spec, epochs=epochs) if epochs else spec
+    ds, spec = _final_training(store, config, epochs)
     store.replay_dir.mkdir(exist_ok=True)
     results = []
     for rank, trial in enumerate(chosen, start=1):
-        path = store.replay_dir / f"rank{rank}-{trial['key']}.keras"
-        r = train_and_evaluate(
-            trial["architecture"],
-            ds,
-            spec,
-            seed=search["seed"] if seed is None else seed,
-            on_model=lambda model, p=path: _save_atomically(model, p),
-        )
-        result = ReplayResult(
-            rank,
-            trial["key"],
-            trial["architecture"],
-            trial["val_accuracy"],
-            r.val_accuracy,
-            r.params,
-            r.status,
-            str(path) if r.status == "ok" else "",
-            r.error,
-        )
+        result = _replay_one(store, trial, rank, ds, spec, search["seed"] if seed is None else seed)
         results.append(result)
         if on_result is not None:
             on_result(result)
     store.write_json("replay.json", [vars(r) for r in results])
     return results
+
+
+def _final_training(
+    store: RunStore, config: dict[str, Any], epochs: int | None
+) -> tuple[data.Dataset, TrainSpec]:
+    """The data and the TrainSpec of the final training: the full train split (whatever fraction the
+    search trained on), the run's replay epochs and schedule unless ``epochs`` overrides them."""
+    settings = resolve(resume_from=config, run=str(store.path)).config  # a missing key gets its default
+    ds = data.load(replace(settings.data_spec(), train_fraction=1.0))
+    spec = train_spec(settings, config["space"].get("model", "mlp"), final=True)
+    return ds, replace(spec, epochs=epochs) if epochs else spec
+
+
+def _replay_one(
+    store: RunStore, trial: Any, rank: int, ds: data.Dataset, spec: Any, seed: int
+) -> ReplayResult:
+    """Retrain one architecture, save its model as it finishes, and score it once on test."""
+    path = store.replay_dir / f"rank{rank}-{trial['key']}.keras"
+    r = train_and_evaluate(
+        trial["architecture"], ds, spec, seed=seed, on_model=lambda model: _save_atomically(model, path)
+    )
+    ok = r.status == "ok"
+    return ReplayResult(
+        rank,
+        trial["key"],
+        trial["architecture"],
+        trial["val_accuracy"],
+        r.val_accuracy,
+        r.params,
+        r.status,
+        str(path) if ok else "",
+        r.error,
+    )
