@@ -187,8 +187,9 @@ def _bench_benchmark(args: argparse.Namespace, strategies: list[str]) -> int:
 
     def progress(name: str, seed: int, run: Any) -> None:
         value = bench_hpo.true_values(table, [run])[0][-1]
+        shown = f"{value:.4f}" if table.maximize else f"{value:.4g}"
         print(
-            f"  {name} seed {seed}: incumbent {table.metric} {value:.4g} (true mean), {run.unique} "
+            f"  {name} seed {seed}: incumbent {table.metric} {shown} (true mean), {run.unique} "
             f"distinct of {run.rewards.size}, {run.costs.sum() / 3600:.1f} h simulated, {run.seconds:.1f}s"
         )
 
