@@ -9,6 +9,12 @@ The runner depends only on a ``reward_fn(tokens) -> float`` and the array of all
 so it works with any table. Confidence intervals are Student-t intervals; the t quantile is computed
 exactly for whole degrees of freedom from the closed-form series of Abramowitz & Stegun 26.7.3/26.7.4
 (no scipy), and interpolated in 1/df for Welch's fractional degrees of freedom, as printed t tables are.
+
+A ``reward_fn`` may also answer an :class:`Outcome` (observed reward, true reward, seconds of training),
+as the field's noisy tables do (:mod:`rlnas.bench_hpo`): the strategy is told the observed reward, and
+the regret is measured on the *true* reward of the incumbent (the architecture with the best observed
+reward so far). A plain float is its own true reward and costs nothing, so on a project table both
+are the best reward found so far, as before.
 """
 
 from __future__ import annotations
@@ -31,7 +37,16 @@ from rlnas.strategies import Strategy, make_strategy
 from rlnas.text import format_table
 from rlnas.trial import Status, Trial
 
-RewardFn = Callable[[np.ndarray], float]
+
+class Outcome(NamedTuple):
+    """One evaluation on a noisy table: what the strategy is told, what it really is, what it cost."""
+
+    reward: float  # observed: one stored training seed
+    true: float  # the architecture's true reward (mean over the stored seeds)
+    cost: float  # seconds of training charged for it
+
+
+RewardFn = Callable[[np.ndarray], "float | Outcome"]
 DEFAULT_BUDGETS = (25, 50, 100, 200)
 TOP_FRACTIONS = (0.01, 0.001)
 
@@ -39,9 +54,11 @@ TOP_FRACTIONS = (0.01, 0.001)
 class Run(NamedTuple):
     """One strategy run on a table: the reward of every evaluation, in order, and what it cost."""
 
-    rewards: np.ndarray
+    rewards: np.ndarray  # observed, as the strategy was told
     unique: int  # distinct architectures among the evaluations
     seconds: float  # wall-clock time of the whole run (the strategy's own overhead, on a table)
+    true: np.ndarray | None = None  # each evaluated architecture's true reward (None: = rewards)
+    costs: np.ndarray | None = None  # simulated training seconds of each evaluation
 
 
 Results = Mapping[str, Sequence[Run | np.ndarray]]
@@ -57,6 +74,7 @@ def run_strategy(
     *,
     space: SearchSpace | None = None,
     failed_reward: float = 0.0,
+    budget_seconds: float | None = None,
 ) -> Run:
     """Ask for whole batches and evaluate until ``budget`` evaluations, as the search loop does.
 
@@ -68,6 +86,9 @@ def run_strategy(
             rows are counted (which over-counts when inactive positions differ).
         failed_reward: the reward of an architecture whose value is NaN (a child that failed when the
             table was made), as the search loop rewards a failed child.
+        budget_seconds: a simulated-time budget (one worker): evaluations are charged their
+            :class:`Outcome` cost in turn, and the run ends before the first one that would finish
+            after it (its result would come too late), even within ``budget``.
     """
     for label, value in (("budget", budget), ("batch", batch)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -76,30 +97,48 @@ def run_strategy(
     key: Callable[[np.ndarray], str] = space.key if space is not None else lambda t: str(t.tolist())
     # The search loop's bookkeeping, without its I/O: every proposal is evaluated (reuse=False).
     book = Schedule(key, trials=budget, m=batch, pipeline=1, reuse=False)
+    outcomes: dict[int, Outcome] = {}
+    clock, limit = 0.0, math.inf if budget_seconds is None else budget_seconds
     while len(book.trials) < budget:
         book.push(strategy.ask(batch), stale=False)
         while isinstance(job := book.next_job(), Job):
-            value = float(reward_fn(job.tokens))
-            book.accept(job, _table_trial(job, job.index // batch, value, failed_reward))
+            out = _outcome(reward_fn(job.tokens), failed_reward)
+            if clock + out.cost > limit:
+                return _run(book, outcomes, start)  # the time is up: nothing more is told
+            clock += out.cost
+            outcomes[job.index] = out
+            book.accept(job, _table_trial(job, job.index // batch, out.reward))
         tokens, rewards, _ = book.pop_complete().told()
         strategy.tell(tokens, rewards)
+    return _run(book, outcomes, start)
+
+
+def _outcome(answer: float | Outcome, failed_reward: float) -> Outcome:
+    """A reward function's answer as an Outcome; a NaN is a child that failed when the table was made,
+    rewarded (observed and true) ``failed_reward`` as the search loop rewards a failed child."""
+    out = answer if isinstance(answer, Outcome) else Outcome(float(answer), float(answer), 0.0)
+    if math.isnan(out.reward):
+        return Outcome(failed_reward, failed_reward if math.isnan(out.true) else out.true, out.cost)
+    return out
+
+
+def _run(book: Schedule, outcomes: dict[int, Outcome], start: float) -> Run:
     trials = sorted(book.trials, key=lambda t: t.index)
     unique = len({t.key for t in trials})
-    return Run(np.array([t.reward for t in trials]), unique, time.perf_counter() - start)
+    rows = [outcomes[t.index] for t in trials]
+    rewards = np.array([t.reward for t in trials])
+    true = np.array([o.true for o in rows], np.float64)
+    costs = np.array([o.cost for o in rows], np.float64)
+    return Run(rewards, unique, time.perf_counter() - start, true, costs)
 
 
-def _table_trial(job: Job, update: int, value: float, failed_reward: float) -> Trial:
-    """A table lookup as a trial: a NaN value is a child that failed when the table was made."""
-    failed = math.isnan(value)
+def _table_trial(job: Job, update: int, reward: float) -> Trial:
+    """A table lookup as a trial (one that failed when the table was made is an OK trial here: its
+    reward is already ``failed_reward``, and nothing in a bench run reads the status)."""
     return Trial(
-        index=job.index,
-        update=update,
-        tokens=(),
-        key=job.key,
-        architecture={},
-        reward=failed_reward if failed else value,
-        status=Status.FAILED if failed else Status.OK,
-    )
+        index=job.index, update=update, tokens=(), key=job.key, architecture={}, reward=reward,
+        status=Status.OK,
+    )  # fmt: skip
 
 
 def bench(
@@ -128,7 +167,33 @@ def bench(
         ConfigError: a reward above the table's best (``reward_fn`` and ``all_values`` disagree).
     """
     best = float(_known(all_values).max())
+    return bench_runs(
+        space, config, lambda seed: reward_fn, best, strategies, seeds, budget, batch, on_run=on_run
+    )
+
+
+def bench_runs(
+    space: SearchSpace,
+    config: SearchConfig,
+    reward_for: Callable[[int], RewardFn],
+    best: float,
+    strategies: Sequence[str],
+    seeds: int | Sequence[int],
+    budget: int,
+    batch: int | None = None,
+    *,
+    on_run: Callable[[str, int, Run], None] | None = None,
+    budget_seconds: float | None = None,
+) -> dict[str, list[Run]]:
+    """:func:`bench` with a reward function per run (``reward_for(seed)``: a noisy table draws its
+    noise from a generator of the run's own, so that every run reproduces), the best possible true
+    reward ``best``, and a simulated-time budget (see :func:`run_strategy`).
+
+    Raises:
+        ConfigError: a true reward above ``best``; a time budget too short for a first evaluation.
+    """
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    m = batch or config.archs_per_update
     results: dict[str, list[Run]] = {}
     for name in strategies:
         results[name] = []
@@ -138,19 +203,29 @@ def bench(
                 strategy.reset(seed)  # the same as a fresh one of this seed, without tracing again
             else:
                 strategy = make_strategy(dataclasses.replace(config, strategy=name, seed=seed), space)
-            m = batch or config.archs_per_update
             run = run_strategy(
-                strategy, reward_fn, budget, m, space=space, failed_reward=config.failed_reward
-            )
-            if run.rewards.max() > best + 1e-12:
-                raise ConfigError(
-                    f"{name} seed {seed} got reward {run.rewards.max()!r} above the table's best {best!r}; "
-                    "reward_fn and all_values must come from the same table"
-                )
+                strategy, reward_for(seed), budget, m, space=space, failed_reward=config.failed_reward,
+                budget_seconds=budget_seconds,
+            )  # fmt: skip
+            _check_run(run, name, seed, best, budget_seconds)
             results[name].append(run)
             if on_run is not None:
                 on_run(name, seed, run)
     return results
+
+
+def _check_run(run: Run, name: str, seed: int, best: float, budget_seconds: float | None) -> None:
+    if not run.rewards.size:
+        raise ConfigError(
+            f"--budget-seconds {budget_seconds:g} ends before {name} seed {seed}'s first evaluation "
+            "finishes; give a longer time budget"
+        )
+    top = float(_true(run).max())
+    if top > best + 1e-12:
+        raise ConfigError(
+            f"{name} seed {seed} got reward {top!r} above the table's best {best!r}; "
+            "reward_fn and all_values must come from the same table"
+        )
 
 
 # -- statistics ------------------------------------------------------------------------------------
@@ -162,6 +237,16 @@ def regret_curve(rewards: np.ndarray, best_possible: float) -> np.ndarray:
     return best_possible - np.maximum.accumulate(rewards)
 
 
+def incumbent_true(rewards: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """The true reward of the incumbent after each evaluation: the architecture with the best observed
+    reward so far (the earliest on a tie), as a user who trusts the measurements would pick it. On a
+    noise-free table it is the best reward so far."""
+    rewards = np.asarray(rewards, np.float64)
+    best = np.maximum.accumulate(rewards)
+    new = np.flatnonzero(np.r_[True, best[1:] > best[:-1]])
+    return np.asarray(true, np.float64)[new[np.searchsorted(new, np.arange(rewards.size), "right") - 1]]
+
+
 def evals_to_reach(rewards: np.ndarray, threshold: float) -> int | None:
     """Number of evaluations until a reward >= ``threshold`` first appears (1-based), or None if never."""
     hits = np.flatnonzero(np.asarray(rewards) >= threshold)
@@ -169,10 +254,11 @@ def evals_to_reach(rewards: np.ndarray, threshold: float) -> int | None:
 
 
 def evals_to_top(runs: Sequence[Run | np.ndarray], threshold: float) -> np.ndarray:
-    """Evaluations each run needed to reach ``threshold``; a run that never did counts as its length + 1
-    (a lower bound on what it would have needed, so a strategy that rarely gets there is flattered)."""
+    """Evaluations each run needed until its incumbent's true reward reached ``threshold``; a run that
+    never did counts as its length + 1 (a lower bound on what it would have needed, so a strategy that
+    rarely gets there is flattered)."""
     return np.array(
-        [evals_to_reach(_rewards(r), threshold) or len(_rewards(r)) + 1 for r in runs], np.float64
+        [evals_to_reach(incumbent(r), threshold) or len(_rewards(r)) + 1 for r in runs], np.float64
     )
 
 
@@ -223,16 +309,27 @@ def _rewards(run: Run | np.ndarray) -> np.ndarray:
     return run.rewards if isinstance(run, Run) else np.asarray(run, np.float64)
 
 
+def _true(run: Run | np.ndarray) -> np.ndarray:
+    """Each evaluation's true reward (a bare reward array, or a Run without them, is noise-free)."""
+    return run.true if isinstance(run, Run) and run.true is not None else _rewards(run)
+
+
+def incumbent(run: Run | np.ndarray) -> np.ndarray:
+    """A run's :func:`incumbent_true` curve."""
+    return incumbent_true(_rewards(run), _true(run))
+
+
 def _regrets(runs: Sequence[Run | np.ndarray], best: float) -> np.ndarray:
-    """(seeds, evaluations) regret curves, cut to the shortest run so every column has every seed."""
-    curves = [regret_curve(_rewards(r), best) for r in runs]
+    """(seeds, evaluations) regret curves of the incumbent's true reward, cut to the shortest run so
+    every column has every seed."""
+    curves = [best - incumbent(r) for r in runs]
     n = min(len(c) for c in curves)
     return np.stack([c[:n] for c in curves])
 
 
 def _median_evals(runs: Sequence[Run | np.ndarray], threshold: float) -> str:
     """Median evaluations to reach ``threshold``, counting a seed that never did as beyond the budget."""
-    hits = [evals_to_reach(_rewards(r), threshold) for r in runs]
+    hits = [evals_to_reach(incumbent(r), threshold) for r in runs]
     reached = [h for h in hits if h is not None]
     median = float(np.median([math.inf if h is None else h for h in hits]))
     budget = min(len(_rewards(r)) for r in runs)

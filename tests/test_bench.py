@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 
 from rlnas.bench import (
+    Outcome,
     Run,
     bench,
     diff_ci,
     evals_to_reach,
     evals_to_top,
+    incumbent_true,
     mean_ci,
     median_ratio_ci,
     plot,
@@ -216,3 +218,23 @@ def test_bench_rejects_a_reward_above_the_table() -> None:
     values = np.array(list(table.values()))
     with pytest.raises(ConfigError, match="above the table's best"):
         bench(space, CONFIG, lambda t: 2.0, values, ["random"], 1, budget=4)
+
+
+def test_incumbent_true_follows_the_best_observed_reward() -> None:
+    observed = np.array([0.5, 0.9, 0.7, 0.9, 0.95])
+    true = np.array([0.6, 0.4, 0.8, 0.99, 0.5])  # the 0.9 draws were lucky; the first 0.9 wins the tie
+    np.testing.assert_array_equal(incumbent_true(observed, true), [0.6, 0.4, 0.4, 0.4, 0.5])
+    np.testing.assert_array_equal(incumbent_true(observed, observed), np.maximum.accumulate(observed))
+
+
+def test_run_strategy_with_outcomes_keeps_true_values_and_stops_on_time() -> None:
+    space, table = tiny_table()
+    noisy = lambda t: Outcome(table[space.key(t)] + 0.01, table[space.key(t)], 10.0)  # noqa: E731
+    strategy = Recording(make_strategy(SearchConfig(strategy="random"), space))
+    run = run_strategy(strategy, noisy, budget=10, batch=4, space=space, budget_seconds=65.0)
+    assert run.rewards.size == 6 and strategy.told == [4]  # the 7th would end at 70 s; nothing more told
+    np.testing.assert_allclose(run.rewards, run.true + 0.01)
+    np.testing.assert_array_equal(run.costs, np.full(6, 10.0))
+    plain = run_strategy(strategy, lambda t: table[space.key(t)], budget=3, batch=4, space=space)
+    np.testing.assert_array_equal(plain.true, plain.rewards)  # a float is its own true reward
+    np.testing.assert_array_equal(plain.costs, np.zeros(3))

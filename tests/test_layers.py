@@ -31,7 +31,18 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("settings", ("rlnas.config", "rlnas.resolve")),
     ("strategies", ("rlnas.strategies", "rlnas.batches")),
     ("execution", ("rlnas.evaluator", "rlnas.ray_evaluator", "envs", "rlnas.parallel")),
-    ("top", ("rlnas.search", "rlnas.replay", "rlnas.tuner", "rlnas.tabulate", "rlnas.bench", "rlnas.report")),
+    (
+        "top",
+        (
+            "rlnas.search",
+            "rlnas.replay",
+            "rlnas.tuner",
+            "rlnas.tabulate",
+            "rlnas.bench",
+            "rlnas.bench_hpo",
+            "rlnas.report",
+        ),
+    ),
     ("faces", ("rlnas.progress", "rlnas.cli", "rlnas")),
 )
 """Lowest first. A module may import its own layer and those below; within a layer, no cycle. ``rlnas``

@@ -22,6 +22,7 @@ from rlnas.cli._common import (
     typed,
 )
 from rlnas.errors import ConfigError
+from rlnas.hpo_tables import TABLES
 
 
 def add_parsers(sub: Any) -> None:
@@ -36,15 +37,29 @@ def add_parsers(sub: Any) -> None:
     add_config_flags(t)
 
     b = sub.add_parser("bench", help="compare search strategies on a lookup table (regret, evaluations)")
-    b.add_argument("--table", required=True, metavar="CSV", help="a table written by `rlnas tabulate`")
+    which = b.add_mutually_exclusive_group(required=True)
+    which.add_argument("--table", metavar="CSV", help="a table written by `rlnas tabulate`")
+    which.add_argument(
+        "--benchmark",
+        metavar="NAME",
+        help=f"one of the field's tables, noisy as reality ({', '.join(TABLES)}; needs the bench extra)",
+    )
     b.add_argument("--config", help="TOML file: the table's [space], the strategies' [search] settings")
     b.add_argument("--budget", type=typed(int), default=200, help="evaluations per run (default 200)")
+    b.add_argument(
+        "--budget-seconds",
+        type=typed(float),
+        metavar="S",
+        help="--benchmark: also stop a run when its evaluations' stored train times reach S seconds",
+    )
     b.add_argument("--seeds", type=typed(int), default=20, help="runs per strategy (default 20)")
     b.add_argument(
         "--strategies", default="reinforce,random,evolution", help="comma-separated (default: all three)"
     )
     b.add_argument("--plot", default="bench.png", metavar="PNG", help="regret plot (default: bench.png)")
-    b.add_argument("--json", metavar="FILE", help="also write every run's rewards as JSON")
+    b.add_argument(
+        "--json", metavar="FILE", help="also write every run's rewards (--benchmark: true values, costs)"
+    )
     b.add_argument("--quiet", action="store_true", help="no line per run")
     add_config_flags(b)
 
@@ -105,10 +120,14 @@ def _path(text: str) -> Path:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    strategies = _strategies(args)
+    if args.benchmark is not None:
+        return _bench_benchmark(args, strategies)
+    if args.budget_seconds is not None:
+        raise ConfigError("--budget-seconds needs --benchmark (a project table keeps no train times)")
     from rlnas.resolve import resolve
 
     config, space = resolve(args.config, flag_values(args))
-    strategies = _strategies(args)
     from envs.tabular_env import TabularNasEnv
     from rlnas import bench
     from rlnas.lookup_table import load_table
@@ -146,6 +165,58 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_benchmark(args: argparse.Namespace, strategies: list[str]) -> int:
+    """``--benchmark NAME``: the benchmark's own space, answered from its tables with their noise."""
+    from rlnas import bench, bench_hpo
+    from rlnas.hpo_tables import HELD_OUT, load_table
+
+    if args.budget_seconds is not None and not args.budget_seconds > 0:
+        raise ConfigError(f"--budget-seconds must be positive, got {args.budget_seconds:g}")
+    config = _benchmark_config(args)
+    table = load_table(args.benchmark)  # a bad name or a missing extra: one line naming the fix
+    time_budget = "" if args.budget_seconds is None else f" or {args.budget_seconds:g} simulated seconds"
+    print(
+        f"{', '.join(strategies)} x {args.seeds} seeds x {args.budget} evaluations{time_budget} on "
+        f"{table.name} ({table.space.size():,} architectures; {table.metric}, {table.direction}; best "
+        f"true mean {table.best:.4g}; each evaluation one stored training seed)"
+        + (" [held out by issue #19: report on it, never tune on it]" if table.name in HELD_OUT else ""),
+        flush=True,
+    )
+    if "reinforce" in strategies:
+        load_tensorflow(args.debug)
+
+    def progress(name: str, seed: int, run: Any) -> None:
+        value = bench_hpo.true_values(table, [run])[0][-1]
+        shown = f"{value:.4f}" if table.maximize else f"{value:.4g}"
+        print(
+            f"  {name} seed {seed}: incumbent {table.metric} {shown} (true mean), {run.unique} "
+            f"distinct of {run.rewards.size}, {run.costs.sum() / 3600:.1f} h simulated, {run.seconds:.1f}s"
+        )
+
+    results = bench_hpo.bench_table(
+        table, config, strategies, args.seeds, args.budget, budget_seconds=args.budget_seconds,
+        on_run=None if args.quiet else progress,
+    )  # fmt: skip
+    print(bench_hpo.summarize_table(table, results, budget_seconds=args.budget_seconds))
+    print(f"plot: {bench.plot(results, table.reward(table.true), args.plot)}")
+    if args.json:
+        doc = bench_hpo.runs_json(table, results, budget=args.budget, budget_seconds=args.budget_seconds)
+        _write_json(args.json, doc)
+    return 0
+
+
+def _benchmark_config(args: argparse.Namespace) -> Any:
+    """The strategies' settings of ``--config`` and flags; the space is the benchmark's own."""
+    from rlnas.config import read_toml
+    from rlnas.resolve import resolve
+
+    if args.config is not None and "space" in read_toml(args.config):
+        raise ConfigError(
+            f"--benchmark {args.benchmark} brings its own space; remove the [space] table from {args.config}"
+        )
+    return resolve(args.config, flag_values(args)).config
+
+
 def _strategies(args: argparse.Namespace) -> list[str]:
     """The strategies of ``--strategies``, with ``--budget`` and ``--seeds`` checked."""
     from rlnas.config import STRATEGIES
@@ -163,13 +234,24 @@ def _strategies(args: argparse.Namespace) -> list[str]:
     for flag, value in (("--budget", args.budget), ("--seeds", args.seeds)):
         if value < 1:
             raise ConfigError(f"{flag} must be at least 1, got {value}")
+    if "tpe" in strategies:
+        import importlib.util
+
+        from rlnas.hpo_tables import EXTRA_HINT
+
+        if importlib.util.find_spec("optuna") is None:  # before any strategy has run
+            raise ConfigError(f"strategy 'tpe' needs the optional package optuna: {EXTRA_HINT}")
     return strategies
 
 
 def _write_runs(args: argparse.Namespace, results: dict[str, Any]) -> None:
     """``--json``: every run's rewards, for plots of one's own."""
+    runs = {k: [r.rewards.tolist() for r in v] for k, v in results.items()}
+    _write_json(args.json, {"table": args.table, "budget": args.budget, "runs": runs})
+
+
+def _write_json(path: str, doc: dict[str, Any]) -> None:
     import json
 
-    runs = {k: [r.rewards.tolist() for r in v] for k, v in results.items()}
-    Path(args.json).write_text(json.dumps({"table": args.table, "budget": args.budget, "runs": runs}))
-    print(f"runs: {args.json}")
+    Path(path).write_text(json.dumps(doc))
+    print(f"runs: {path}")
