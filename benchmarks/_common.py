@@ -87,7 +87,7 @@ def table_figures(runs: Sequence[Any], random_runs: Sequence[Any], values: Any) 
     its ratio to random search's with a bootstrap interval, and how many seeds got there."""
     import numpy as np
 
-    from rlnas import bench
+    from rlnas import bench_report as bench
 
     best = float(np.nanmax(values))
     final = np.array([best - np.max(r) for r in runs])

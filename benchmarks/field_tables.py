@@ -27,9 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rlnas.bench import diff_ci, mean_ci
 from rlnas.config import SearchConfig
 from rlnas.hpo_tables import HELD_OUT, TABLES, HpoTable, load_table
+from rlnas.stats import diff_ci, mean_ci
 from rlnas.strategies import make_strategy
 
 STRATEGIES = ("random", "evolution", "tpe")

@@ -169,7 +169,7 @@ def run_pipelined(strategy, reward_fn, budget: int, m: int, depth: int) -> np.nd
 
 def regret(args) -> dict[str, Any]:
     from envs.tabular_env import TabularNasEnv
-    from rlnas import bench
+    from rlnas import bench, bench_report
     from rlnas.config import load_config
     from rlnas.lookup_table import load_table
     from rlnas.parallel import play
@@ -202,12 +202,12 @@ def regret(args) -> dict[str, Any]:
     rows = {
         name: {
             "mean_regret": float(f.mean()),
-            "ci": bench.mean_ci(f),
-            "diff_vs_pipeline_1": bench.diff_ci(f, base) if name != "pipeline 1" else None,
+            "ci": bench_report.mean_ci(f),
+            "diff_vs_pipeline_1": bench_report.diff_ci(f, base) if name != "pipeline 1" else None,
         }
         for name, f in final.items()
     }
-    summary = bench.summarize(results, table.values, budgets=(25, 50, 100, args.budget))
+    summary = bench_report.summarize(results, table.values, budgets=(25, 50, 100, args.budget))
     return {"rows": rows, "summary": summary, "seconds": time.monotonic() - start}
 
 

@@ -20,17 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from rlnas.bench import (
-    DEFAULT_BUDGETS,
-    TOP_FRACTIONS,
-    Outcome,
-    RewardFn,
-    Run,
-    bench_runs,
-    evals_to_reach,
-    incumbent,
-    top_threshold,
-)
+from rlnas.bench import DEFAULT_BUDGETS, TOP_FRACTIONS, Outcome, RewardFn, Run, bench_runs
+from rlnas.bench_report import evals_to_reach, incumbent, top_threshold
 from rlnas.config import SearchConfig
 from rlnas.hpo_tables import HpoTable
 from rlnas.stats import diff_ci, mean_ci

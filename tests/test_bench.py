@@ -9,26 +9,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlnas.bench import (
-    Outcome,
-    Run,
-    bench,
-    diff_ci,
+from rlnas.bench import Outcome, Run, bench, run_strategy
+from rlnas.bench_report import (
     evals_to_reach,
     evals_to_top,
     incumbent_true,
-    mean_ci,
     median_ratio_ci,
     plot,
     regret_curve,
-    run_strategy,
     summarize,
-    t_quantile,
     top_threshold,
 )
 from rlnas.config import SearchConfig
 from rlnas.errors import ConfigError
 from rlnas.space import Decision, SearchSpace
+from rlnas.stats import diff_ci, mean_ci, t_quantile
 from rlnas.strategies import make_strategy
 
 CONFIG = SearchConfig(lstm_units=8, lstm_layers=1, population_size=6, tournament_size=3)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlnas.bench import Run, incumbent
+from rlnas.bench import Run
 from rlnas.bench_hpo import (
     bench_table,
     noisy_reward_fn,
@@ -24,6 +24,7 @@ from rlnas.bench_hpo import (
     runs_json,
     summarize_table,
 )
+from rlnas.bench_report import incumbent
 from rlnas.cli import main
 from rlnas.config import SearchConfig
 from rlnas.errors import ConfigError

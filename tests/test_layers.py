@@ -39,6 +39,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "rlnas.tuner",
             "rlnas.tabulate",
             "rlnas.bench",
+            "rlnas.bench_report",
             "rlnas.bench_hpo",
             "rlnas.report",
         ),

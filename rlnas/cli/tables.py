@@ -129,7 +129,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     config, space = resolve(args.config, flag_values(args))
     from envs.tabular_env import TabularNasEnv
-    from rlnas import bench
+    from rlnas import bench, bench_report
     from rlnas.lookup_table import load_table
     from rlnas.parallel import play
 
@@ -158,8 +158,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         args.budget,
         on_run=None if args.quiet else progress,
     )
-    print(bench.summarize(results, table.values))
-    print(f"plot: {bench.plot(results, table.values, args.plot)}")
+    print(bench_report.summarize(results, table.values))
+    print(f"plot: {bench_report.plot(results, table.values, args.plot)}")
     if args.json:
         _write_runs(args, results)
     return 0
@@ -167,7 +167,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _bench_benchmark(args: argparse.Namespace, strategies: list[str]) -> int:
     """``--benchmark NAME``: the benchmark's own space, answered from its tables with their noise."""
-    from rlnas import bench, bench_hpo
+    from rlnas import bench_hpo, bench_report
     from rlnas.hpo_tables import HELD_OUT, load_table
 
     if args.budget_seconds is not None and not args.budget_seconds > 0:
@@ -198,7 +198,7 @@ def _bench_benchmark(args: argparse.Namespace, strategies: list[str]) -> int:
         on_run=None if args.quiet else progress,
     )  # fmt: skip
     print(bench_hpo.summarize_table(table, results, budget_seconds=args.budget_seconds))
-    print(f"plot: {bench.plot(results, table.reward(table.true), args.plot)}")
+    print(f"plot: {bench_report.plot(results, table.reward(table.true), args.plot)}")
     if args.json:
         doc = bench_hpo.runs_json(table, results, budget=args.budget, budget_seconds=args.budget_seconds)
         _write_json(args.json, doc)
