@@ -153,7 +153,7 @@ def test_progress_plain_lines_and_live_bar():
         show(t)
     show.close()
     lines = plain.getvalue().splitlines()
-    assert len(lines) == 5 and lines[-1].startswith("[5/5]") and "best 0.8000" in lines[-1]
+    assert len(lines) == 5 and lines[-1].startswith("[5/5] trial 4: ") and "best 0.8000" in lines[-1]
     assert "FAILED loss became NaN" in lines[2]
 
     live = io.StringIO()
@@ -163,7 +163,7 @@ def test_progress_plain_lines_and_live_bar():
     show.close()
     text = live.getvalue()
     assert text.count("\r") == 5 and text.endswith("\n") and text.count("\n") == 1
-    assert "trial 5/5" in text and "best 0.8000" in text and "1 failed" in text
+    assert "5/5 done" in text and "best 0.8000" in text and "1 failed" in text
 
 
 def test_quiet_and_verbose_exclude_each_other(capsys):
