@@ -81,7 +81,8 @@ class Progress:
             outcome += f" (repeat of trial {t['cached_from']}, not retrained)"
         width = len(str(self.total))
         print(
-            f"[{done:>{width}}/{self.total}] trial {t['index']:>{width}}: {outcome}  best {self.best or 0.0:.4f}  "
+            f"[{done:>{width}}/{self.total}] trial {t['index']:>{width}}: {outcome}  "
+            f"best {self.best or 0.0:.4f}  "
             f"eta {eta:4.0f}s  {format_arch(t['architecture'])}",
             file=self.stream,
             flush=True,

@@ -114,7 +114,8 @@ def _search_and_replay(
 
     done = len(store.trials()) if args.resume else 0
     budget = f"{config.trials} trials of {space.size():,} architectures on {config.dataset}"
-    print(f"run {store.path}: {budget}" + (f", resuming at trial {done} ({done} done)" if args.resume else ""))
+    resuming = f", resuming at trial {done} ({done} done)" if args.resume else ""
+    print(f"run {store.path}: {budget}{resuming}")
     from rlnas.progress import Progress
 
     live = False if args.verbose else None
@@ -245,7 +246,8 @@ def _print_replays(store: RunStore) -> None:
         for x in r["results"]:
             test = f"{x['test_accuracy']:.4f}" if x["status"] == "ok" else "failed"
             trial = "-" if x.get("trial") is None else str(x["trial"])
-            rows.append((number, str(r.get("epochs", "-")), str(x["rank"]), trial, test, x["model_path"] or "-"))
+            epochs = str(r.get("epochs", "-"))
+            rows.append((number, epochs, str(x["rank"]), trial, test, x["model_path"] or "-"))
     print(format_table(("replay", "epochs", "rank", "trial", "test_acc", "model"), rows))
 
 
