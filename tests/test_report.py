@@ -189,7 +189,7 @@ def test_tensorboard_command_runs_tensorboard_on_the_run(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "execv", lambda exe, argv: calls.append(argv))
     main(["tensorboard", "r", "--runs-dir", str(tmp_path / "runs"), "--port", "6007"])
     assert calls == [
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(store.tb_dir), "--port", "6007"]
+        [sys.executable, "-m", "rlnas.cli.tensorboard", "--logdir", str(store.tb_dir), "--port", "6007"]
     ]
 
 

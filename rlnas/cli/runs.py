@@ -268,12 +268,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_tensorboard(args: argparse.Namespace) -> int:
-    """Replace this process by TensorBoard on the run's ``tb/`` (scalars, policy, HParams, text)."""
+    """Replace this process by TensorBoard on the run's ``tb/`` (scalars, policy, HParams, text), as
+    :mod:`rlnas.cli.tensorboard` serves it: the search's own runs first, TensorFlow's noise hidden."""
     from rlnas.store import RunStore
 
     logdir = RunStore.open(args.run, args.runs_dir).tb_dir
-    command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), *args.extra]
-    print(f"tensorboard --logdir {logdir}", file=sys.stderr, flush=True)
+    command = [sys.executable, "-m", "rlnas.cli.tensorboard", "--logdir", str(logdir), *args.extra]
+    print(f"tensorboard --logdir {logdir} {' '.join(args.extra)}".rstrip(), file=sys.stderr, flush=True)
     os.execv(sys.executable, command)
     return 0  # pragma: no cover - execv does not return
 
