@@ -99,7 +99,9 @@ def test_tensorboard_serves_the_search_within_the_default_enabled_runs(served):
     scalars = _get(port, "/data/plugin/scalars/tags")
     assert list(scalars) == ["."]
     assert {"charts/reward_mean", "charts/best_val_accuracy", "policy/units_1/96"} <= set(scalars["."])
-    assert _get(port, "/data/plugin/text/tags") == {".": ["config", "leaderboard"]}
+    assert {run: sorted(tags) for run, tags in _get(port, "/data/plugin/text/tags").items()} == {
+        ".": ["config", "leaderboard"]
+    }
     layout = _get(port, "/data/plugin/custom_scalars/layout")
     policy = layout["category"][1]["chart"]
     assert [c["title"] for c in policy] == ["num_layers", "units_0", "units_1", "units_2", "activation",
