@@ -4,6 +4,7 @@ replay still listed; ``show`` lists them all (no training: the records are writt
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +68,35 @@ def test_show_lists_every_replay(store, capsys):
     assert "2 replay(s)" in out
     lines = [line.split() for line in out.splitlines() if line.endswith("m.keras")]
     assert [(x[0], x[1], x[3], x[4]) for x in lines] == [("1", "7", "3", "0.9480"), ("2", "2", "3", "0.9280")]
+
+
+def test_replay_keeps_each_replay_and_overwrite_replaces_the_last(store, monkeypatch, capsys):
+    """replay() itself, with the training replaced: a model file that says which replay wrote it."""
+    from types import SimpleNamespace
+
+    import rlnas.replay
+    from rlnas.child import ChildResult
+    from rlnas.trial import Trial
+
+    trial = {"index": 4, "update": 0, "tokens": [0], "key": "k0", "architecture": {"num_layers": 1},
+             "reward": 0.9, "log_prob": -1.0, "status": "ok", "val_accuracy": 0.9}  # fmt: skip
+    monkeypatch.setattr(store, "trials", lambda: [Trial.from_dict(trial)])
+    store.write_json("config.json", {"search": {"seed": 0}, "space": {}})
+    tests = iter([0.948, 0.928, 0.931])
+
+    def fake_train(arch, ds, spec, *, seed, on_model):
+        on_model(SimpleNamespace(save=lambda path: Path(path).write_text(f"epochs {spec.epochs}")))
+        return ChildResult("ok", val_accuracy=next(tests), params=10)
+
+    monkeypatch.setattr(
+        rlnas.replay, "_final_training", lambda s, c, e: (None, SimpleNamespace(epochs=e or 10))
+    )
+    monkeypatch.setattr(rlnas.replay, "train_and_evaluate", fake_train)
+    rlnas.replay.replay(store)
+    rlnas.replay.replay(store, epochs=2)
+    assert [r["epochs"] for r in store.replays()] == [10, 2]
+    assert (store.replay_dir / "1" / "rank1-k0.keras").read_text() == "epochs 10"  # not overwritten
+    rlnas.replay.replay(store, epochs=3, overwrite=True)
+    assert [(r["replay"], r["epochs"]) for r in store.replays()] == [(1, 10), (2, 3)]
+    assert [r["test_accuracy"] for r in store.read_json("replay.json")] == [0.931]  # the latest
+    assert store.replays()[0]["results"][0]["trial"] == 4
