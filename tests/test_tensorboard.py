@@ -106,8 +106,9 @@ def test_tensorboard_serves_the_search_within_the_default_enabled_runs(served):
     policy = layout["category"][1]["chart"]
     assert [c["title"] for c in policy] == ["num_layers", "units_0", "units_1", "units_2", "activation",
                                             "dropout", "lr"]  # fmt: skip
-    cards = _get(port, "/data/plugin/timeseries/tags")["scalars"]["tagDescriptions"]
-    assert not {"val_accuracy", "params", "fit_seconds"} & set(cards)  # no per-child cards
+    cards = _get(port, "/data/plugin/timeseries/tags")["scalars"]["runTagInfo"]
+    assert list(cards) == ["."] and "charts/reward_mean" in cards["."]
+    assert not {"val_accuracy", "params", "fit_seconds"} & set(cards["."])  # no per-child cards
 
 
 @pytest.mark.slow
