@@ -3,12 +3,17 @@
 the number of architectures sampled so far.
 
 Besides the scalars: the HParams dashboard (the space's decisions with their domains, written once, and one
-session per child under ``children/<index>``, the layout TensorBoard's hparams plugin reads) and a
-``leaderboard`` text of the best children.
+session per child under ``children/<index>``, the layout TensorBoard's hparams plugin reads; ``<index>`` is
+the trial number every view shows), a custom-scalars layout (one multi-line chart per decision of the
+policy, and the search's charts grouped) and a ``leaderboard`` text of the best children.
+
+Each session is a run of its own, as the hparams plugin requires; ``rlnas tensorboard``
+(:mod:`rlnas.cli.tensorboard`) keeps those runs out of the other dashboards.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,24 @@ from rlnas.trial import Trial, as_trial, objective_name, objective_value, rank
 
 METRICS = ("val_accuracy", "params", "fit_seconds")
 """Child metrics shown in the HParams dashboard (scalars of each child's session, at step 1)."""
+
+INDEXED = re.compile(r"(.+)_(\d+)")
+"""Per-layer decisions (``units_0``, ``units_1``, ...): HParams gets one more column per family
+(``units``: the active layers' values in order), because the dashboard shows only 5 columns at first
+(in name order): the default space's 7 decisions fit in 5 families (each decision keeps its column)."""
+
+INT_WIDTH = 8
+"""Integer values go to HParams as text, right-aligned to this width: a number there is a float shown
+with 5 digits ("416.00"), while text sorts as text; padded, text sorts in numeric order, and the
+dashboard's HTML drops the leading spaces ("416")."""
+
+SEARCH_CHARTS = {
+    "reward": [r"charts/reward_(mean|max)", r"charts/best_.*"],
+    "failed and repeated children (fraction of a batch)": [r"charts/failed_fraction", r"charts/cache_hits"],
+    "children per minute": [r"charts/children_per_minute"],
+    "controller losses": [r"losses/.*"],
+}
+"""The custom-scalars charts of the search (a chart per entry: the tags matching any of its patterns)."""
 
 
 def policy_marginals(space: SearchSpace, tokens: np.ndarray) -> dict[str, float]:
@@ -39,6 +62,51 @@ def policy_marginals(space: SearchSpace, tokens: np.ndarray) -> dict[str, float]
         counts = np.bincount(active, minlength=d.size) / max(len(active), 1)
         out |= {f"policy/{d.name}/{format_value(v)}": float(c) for v, c in zip(d.values, counts, strict=True)}
     return out
+
+
+def hparam_value(value: Any) -> bool | float | str:
+    """A decision's value as the HParams dashboard should show it (see :data:`INT_WIDTH`)."""
+    if isinstance(value, bool | float | str):
+        return value
+    if isinstance(value, int):
+        return str(value).rjust(INT_WIDTH)
+    return str(value)
+
+
+def families(names: Sequence[str]) -> dict[str, list[str]]:
+    """The per-layer decision families among ``names`` (see :data:`INDEXED`), members in index order;
+    a family whose name is itself a decision's is left out."""
+    out: dict[str, list[tuple[int, str]]] = {}
+    for name in names:
+        if (m := INDEXED.fullmatch(name)) and m[1] not in names:
+            out.setdefault(m[1], []).append((int(m[2]), name))
+    return {base: [n for _, n in sorted(members)] for base, members in out.items()}
+
+
+def session_hparams(trial: Trial) -> dict[str, bool | float | str]:
+    """One child's HParams: its active decisions, and each per-layer family's values as one text."""
+    arch = trial.architecture
+    values = {k: hparam_value(v) for k, v in arch.items()}
+    joined = {f: " ".join(str(values[n]) for n in members) for f, members in families(list(arch)).items()}
+    return values | joined
+
+
+def custom_scalars_layout(space: SearchSpace) -> Any:
+    """The custom-scalars layout: the search's charts, then one chart per decision with a line per value
+    (``policy/<decision>/<value>``), instead of a card per value."""
+    from tensorboard.plugins.custom_scalar import layout_pb2
+
+    def chart(title: str, patterns: list[str]) -> Any:
+        return layout_pb2.Chart(title=title, multiline=layout_pb2.MultilineChartContent(tag=patterns))
+
+    search = [chart(title, patterns) for title, patterns in SEARCH_CHARTS.items()]
+    policy = [chart(d.name, [rf"policy/{re.escape(d.name)}/.*"]) for d in space.decisions]
+    return layout_pb2.Layout(
+        category=[
+            layout_pb2.Category(title="search", chart=search),
+            layout_pb2.Category(title="policy: probability of each value, per decision", chart=policy),
+        ]
+    )
 
 
 def best_tag(objective: Objective | str | None = None) -> str:
@@ -129,11 +197,20 @@ class Monitor:
         self.text("leaderboard", leaderboard_markdown(trials, objective), step)
 
     def hparams_config(self, space: SearchSpace) -> None:
-        """The HParams experiment: every decision with its domain, and the child metrics."""
+        """The dashboards' configuration, written once: the HParams experiment (every decision with its
+        domain, the architecture as text, the child metrics) and the custom-scalars layout."""
+        from tensorboard.plugins.custom_scalar import summary as custom_scalar
+
         hp = self._hp
-        hparams = [hp.HParam(d.name, hp.Discrete(list(d.values))) for d in space.decisions]
-        with self._writer.as_default():
+        hparams = [
+            hp.HParam(d.name, hp.Discrete([hparam_value(v) for v in d.values])) for d in space.decisions
+        ]
+        for family, members in families(space.names).items():
+            hparams.append(hp.HParam(family, description=f"{', '.join(members)} (the active ones)"))
+        with self._writer.as_default(step=0):
             hp.hparams_config(hparams=hparams, metrics=[hp.Metric(m) for m in METRICS])
+            layout = custom_scalar.pb(custom_scalars_layout(space))
+            self._tf.summary.experimental.write_raw_pb(layout.SerializeToString())
         self._writer.flush()
 
     def child(self, trial: Mapping[str, Any]) -> None:
@@ -145,7 +222,7 @@ class Monitor:
         writer = self._tf.summary.create_file_writer(str(self.logdir / "children" / f"{t.index:05d}"))
         try:
             with writer.as_default(step=1):
-                self._hp.hparams(dict(t.architecture), trial_id=f"{t.index:05d}")
+                self._hp.hparams(session_hparams(t), trial_id=f"{t.index:05d}")
                 if t.ok:
                     for m in METRICS:
                         self._tf.summary.scalar(m, float(t[m]))

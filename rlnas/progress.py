@@ -2,6 +2,10 @@
 
 On a terminal the bar is redrawn in place (``\\r``) and ends with a newline; in CI logs, pipes and
 tests (or with ``--verbose``) every finished child gets its own line, which is greppable and diffable.
+
+A trial is named by the number the journal stores (``index``, 0-based, in the order the architectures
+were sampled), as ``show``, ``export``, the report and TensorBoard name it; ``[done/total]`` is only
+the count of finished children, which with several workers runs in another order.
 """
 
 from __future__ import annotations
@@ -74,9 +78,11 @@ class Progress:
         failed = f"FAILED {t['error'][:60]}"
         outcome = f"{self.name} {objective_value(t, self.objective):.4f}" if as_trial(t).ok else failed
         if t.get("cached"):
-            outcome += f" (repeat of trial {t['cached_from'] + 1}, not retrained)"
+            outcome += f" (repeat of trial {t['cached_from']}, not retrained)"
+        width = len(str(self.total))
         print(
-            f"[{done:>{len(str(self.total))}}/{self.total}] {outcome}  best {self.best or 0.0:.4f}  "
+            f"[{done:>{width}}/{self.total}] trial {t['index']:>{width}}: {outcome}  "
+            f"best {self.best or 0.0:.4f}  "
             f"eta {eta:4.0f}s  {format_arch(t['architecture'])}",
             file=self.stream,
             flush=True,
@@ -87,7 +93,7 @@ class Progress:
         bar = "#" * filled + "-" * (BAR_WIDTH - filled)
         failed = f"  {self.failed} failed" if self.failed else ""
         best = "-" if self.best is None else f"{self.best:.4f}"
-        text = f"[{bar}] trial {done}/{self.total}  best {best}{failed}  eta {_duration(eta)}"
+        text = f"[{bar}] {done}/{self.total} done  best {best}{failed}  eta {_duration(eta)}"
         width = shutil.get_terminal_size().columns - 1
         self.stream.write("\r" + text[:width].ljust(width))
         self.stream.flush()

@@ -2,12 +2,17 @@
 
 The test split is touched here and nowhere else, once per replayed architecture. Works on finished
 and interrupted runs alike: it needs only ``config.json`` and the trials written so far.
+
+Every replay is kept: replay number n writes its models and its record (settings and results) to
+``replay/<n>/``, and the run's ``replay.json`` holds the latest results; only ``overwrite`` replaces
+the last replay instead of adding one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +35,7 @@ class ReplayResult:
     status: str
     model_path: str
     error: str = ""
+    trial: int | None = None  # the replayed trial's index, the number every view shows
 
 
 def _save_atomically(model: Any, path: Path) -> None:
@@ -45,8 +51,10 @@ def replay(
     epochs: int | None = None,
     seed: int | None = None,
     on_result: Callable[[ReplayResult], None] | None = None,
+    overwrite: bool = False,
 ) -> list[ReplayResult]:
-    """Retrain the ``top`` best architectures of the run in ``store``; save models and replay.json.
+    """Retrain the ``top`` best architectures of the run in ``store`` into a new ``replay/<n>/`` (the
+    last one, emptied, with ``overwrite``); save their models, its record and the run's replay.json.
 
     Raises:
         RunError: the run has no successful trial yet.
@@ -57,14 +65,24 @@ def replay(
     if not chosen:
         raise RunError(f"run {str(store.path)!r} has no successful trial to replay yet")
     ds, spec = _final_training(store, config, epochs)
-    store.replay_dir.mkdir(exist_ok=True)
+    seed = search["seed"] if seed is None else seed
+    where = store.new_replay_dir(overwrite=overwrite)
+    record = {
+        "replay": int(where.name),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "top": top,
+        "epochs": spec.epochs,
+        "seed": seed,
+    }
     results = []
     for rank, trial in enumerate(chosen, start=1):
-        result = _replay_one(store, trial, rank, ds, spec, search["seed"] if seed is None else seed)
+        result = _replay_one(where, trial, rank, ds, spec, seed)
         results.append(result)
         if on_result is not None:
             on_result(result)
-    store.write_json("replay.json", [vars(r) for r in results])
+    rows = [vars(r) for r in results]
+    store.write_json(f"replay/{where.name}/replay.json", record | {"results": rows})
+    store.write_json("replay.json", rows)  # the latest, as older versions wrote it
     return results
 
 
@@ -79,11 +97,9 @@ def _final_training(
     return ds, replace(spec, epochs=epochs) if epochs else spec
 
 
-def _replay_one(
-    store: RunStore, trial: Any, rank: int, ds: data.Dataset, spec: Any, seed: int
-) -> ReplayResult:
+def _replay_one(where: Path, trial: Any, rank: int, ds: data.Dataset, spec: Any, seed: int) -> ReplayResult:
     """Retrain one architecture, save its model as it finishes, and score it once on test."""
-    path = store.replay_dir / f"rank{rank}-{trial['key']}.keras"
+    path = where / f"rank{rank}-{trial['key']}.keras"
     r = train_and_evaluate(
         trial["architecture"], ds, spec, seed=seed, on_model=lambda model: _save_atomically(model, path)
     )
@@ -98,4 +114,5 @@ def _replay_one(
         r.status,
         str(path) if ok else "",
         r.error,
+        trial["index"],
     )

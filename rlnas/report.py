@@ -35,9 +35,12 @@ EXPORT_COLUMNS = (
     "fit_seconds",
     "eval_seconds",
     "child_seconds",
+    "cached",
+    "cached_from",
     "error",
 )
-"""The trial fields of an export, before one column per decision of the space."""
+"""The trial fields of an export, before one column per decision of the space. ``index`` is the trial
+number every view shows; ``cached_from`` is the ``index`` of the trial a repeat took its result from."""
 
 
 # -- pure computations ---------------------------------------------------------------------------
@@ -110,6 +113,7 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 def flatten(trial: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
     """One export row: the trial fields, then one column per decision (None when inactive)."""
     row = {c: trial.get(c) for c in EXPORT_COLUMNS}
+    row["cached"] = bool(trial.get("cached", False))  # old journals lack the field: not a repeat
     return row | {n: trial["architecture"].get(n) for n in names}
 
 
@@ -241,31 +245,45 @@ def _plot_rewards(trials: list[dict[str, Any]]) -> Any:
 
 
 def _plot_policy(trials: list[dict[str, Any]], space: SearchSpace) -> Any:
-    import matplotlib
+    """One stacked-share panel per decision, each with its own legend: every value is named (up to 20
+    distinct colours, beyond that a colour ramp whose legend still names each value)."""
     import matplotlib.ticker
 
     updates, shares = batch_shares(trials, space)
-    cols = min(3, len(space.decisions))
+    cols = min(2, len(space.decisions))
     rows = math.ceil(len(space.decisions) / cols)
-    fig, axes = _figure(rows, cols, figsize=(4.2 * cols, 2.8 * rows), squeeze=False)
+    fig, axes = _figure(rows, cols, figsize=(6.4 * cols, 3.0 * rows), squeeze=False)
     for ax, d in zip(axes.flat, space.decisions, strict=False):
-        cmap = matplotlib.colormaps["viridis"].resampled(max(len(d.values), 2))
+        colours = _value_colours(len(d.values))
         bottom = [0.0] * len(updates)
         for j, v in enumerate(d.values):
             height = [0.0 if math.isnan(r[j]) else r[j] for r in shares[d.name]]
-            ax.bar(updates, height, bottom=bottom, width=1.0, color=cmap(j), label=format_value(v))
+            ax.bar(updates, height, bottom=bottom, width=1.0, color=colours[j], label=format_value(v))
             bottom = [b + h for b, h in zip(bottom, height, strict=True)]
         ax.set(title=d.name, ylim=(0, 1), xlabel="REINFORCE batch", ylabel="share")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        if len(d.values) <= 8:
-            ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1, 1))
-        else:
-            ends = f"dark = {format_value(d.values[0])}, light = {format_value(d.values[-1])}"
-            ax.set_title(f"{d.name} ({ends})", fontsize="small")
+        # top value first, as the bars stack; two columns keep 16 values as tall as the panel
+        handles, labels = ax.get_legend_handles_labels()
+        ax.legend(handles[::-1], labels[::-1], fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1),
+                  ncol=1 if len(d.values) <= 8 else 2, title=d.name, title_fontsize="x-small",
+                  handlelength=1.0, columnspacing=0.8, borderaxespad=0)  # fmt: skip
     for ax in list(axes.flat)[len(space.decisions) :]:
         ax.set_visible(False)
     fig.suptitle("Sampled values per batch (the policy's shift)")
     return fig
+
+
+def _value_colours(n: int) -> list[Any]:
+    """``n`` colours that a legend can tell apart: tab10/tab20 up to 20 values, a ramp beyond."""
+    import matplotlib
+
+    if n <= 10:
+        return [matplotlib.colormaps["tab10"](i) for i in range(n)]
+    if n <= 20:
+        # tab20 pairs a dark and a light shade; dark ones first, then the light, keeps neighbours apart
+        order = [*range(0, 20, 2), *range(1, 20, 2)]
+        return [matplotlib.colormaps["tab20"](order[i]) for i in range(n)]
+    return [matplotlib.colormaps["viridis"](i / (n - 1)) for i in range(n)]
 
 
 def _plot_pareto(trials: list[dict[str, Any]]) -> Any:

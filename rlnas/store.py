@@ -6,7 +6,10 @@
     ``controller.npz``   controller weights, optimizer slots and sampler RNG (atomic replace)
     ``state.json``       baseline, update count, trials done (atomic replace)
     ``tb/``              TensorBoard event files
-    ``replay/``          retrained models (``.keras``) and ``replay.json``
+    ``replay/<n>/``      replay number n (1, 2, ...): its retrained models (``.keras``) and ``replay.json``
+                         (settings and results); runs replayed by older versions hold one flat replay
+                         in ``replay/`` itself, which stays readable
+    ``replay.json``      the latest replay's results (what ``rlnas report`` reads)
     ``lock``             pid of the process writing the run
 """
 
@@ -147,17 +150,61 @@ class RunStore:
 
     @property
     def replay_dir(self) -> Path:
+        """``replay/``: one numbered subdirectory per replay (see :meth:`new_replay_dir`)."""
         return self.path / "replay"
+
+    def replay_numbers(self) -> list[int]:
+        """The numbers of the run's replays in ``replay/<n>/``, in order."""
+        if not self.replay_dir.is_dir():
+            return []
+        return sorted(int(p.name) for p in self.replay_dir.iterdir() if p.name.isdigit() and p.is_dir())
+
+    def new_replay_dir(self, *, overwrite: bool = False) -> Path:
+        """The directory of the next replay: ``replay/<last + 1>/``, so that no replay replaces another;
+        with ``overwrite``, the last replay's directory, emptied (``replay/1`` when there is none).
+
+        A flat replay of an older version (``replay.json`` at the run's root, its models in ``replay/``)
+        first gets its record copied next to its models, ``replay/replay.json``: the root record is
+        about to become the new replay's.
+        """
+        numbers = self.replay_numbers()
+        legacy = self.path / "replay.json"
+        if not numbers and legacy.is_file() and not (self.replay_dir / "replay.json").exists():
+            self.replay_dir.mkdir(exist_ok=True)
+            atomic_write_bytes(self.replay_dir / "replay.json", legacy.read_bytes())
+        number = (numbers[-1] if overwrite else numbers[-1] + 1) if numbers else 1
+        path = self.replay_dir / str(number)
+        if overwrite and path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True, exist_ok=False)
+        return path
+
+    def replays(self) -> list[dict[str, Any]]:
+        """Every replay of the run, oldest first, each its record with ``replay`` (its number, 0 for an
+        older version's flat replay) and ``path`` (its directory); a flat replay has only ``results``."""
+        out = []
+        flat = self.replay_dir / "replay.json"
+        if not flat.is_file() and not self.replay_numbers() and (self.path / "replay.json").is_file():
+            flat = self.path / "replay.json"  # an older version's only replay, never moved
+        if flat.is_file():
+            out.append({"results": self._read(flat), "replay": 0, "path": str(self.replay_dir)})
+        for n in self.replay_numbers():
+            record = self.replay_dir / str(n) / "replay.json"
+            if record.is_file():  # a replay still under way (or killed) has none yet
+                out.append(self._read(record) | {"replay": n, "path": str(record.parent)})
+        return out
 
     def write_json(self, name: str, data: Any) -> None:
         atomic_write_text(self.path / name, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
     def read_json(self, name: str) -> Any:
-        p = self.path / name
+        return self._read(self.path / name)
+
+    def _read(self, p: Path) -> Any:
         try:
             return json.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise RunError(f"run {str(self.path)!r} has no {name}") from None
+            raise RunError(f"run {str(self.path)!r} has no {p.relative_to(self.path)}") from None
         except (OSError, json.JSONDecodeError) as exc:
             raise RunError(f"cannot read {str(p)!r}: {exc}") from None
 

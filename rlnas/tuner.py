@@ -288,7 +288,7 @@ def _print_trial(total: int) -> Callable[[Trial], None]:
             score = f"val_accuracy {t['val_accuracy']:.4f}" + (" (repeat)" if t.get("cached") else "")
         else:
             score = f"failed: {t['error'][:80]}"
-        print(f"[{t['index'] + 1}/{total}] {score}  best {best[0]:.4f}  {format_arch(t['architecture'])}")
+        print(f"trial {t['index']} of {total}: {score}  best {best[0]:.4f}  {format_arch(t['architecture'])}")
         sys.stdout.flush()
 
     return show

@@ -36,7 +36,7 @@ def test_search_show_replay_end_to_end(tmp_path, tiny_npz):
     for i in range(6):  # --child-logs: each child's curves next to its HParams session
         assert list((run / "tb" / "children" / f"{i:05d}" / "train").glob("events.*"))
         assert list((run / "tb" / "children" / f"{i:05d}" / "validation").glob("events.*"))
-    models = sorted((run / "replay").glob("*.keras"))
+    models = sorted((run / "replay" / "1").glob("*.keras"))  # each replay in replay/<n>/
     assert len(models) == 2
 
     show = _run("show", "smoke", "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
@@ -52,10 +52,12 @@ def test_search_show_replay_end_to_end(tmp_path, tiny_npz):
     replay = _run("replay", str(run), "--top", "1", "--epochs", "1", cwd=tmp_path)
     assert replay.returncode == 0, replay.stderr
     assert "test_acc" in replay.stdout
+    assert models == sorted((run / "replay" / "1").glob("*.keras"))  # the search's replay is kept
+    assert len(list((run / "replay" / "2").glob("*.keras"))) == 1
 
     more = _run("search", "--resume", str(run), "--trials", "9", "--replay-top", "0", cwd=tmp_path)
     assert more.returncode == 0, more.stderr
-    assert "resuming at trial 7 of 9" in more.stdout and "[9/9]" in more.stdout
+    assert "resuming at trial 6 (6 done)" in more.stdout and "[9/9]" in more.stdout
     lines = (run / "trials.jsonl").read_text().splitlines()  # completion order: two workers by default
     assert sorted(json.loads(line)["index"] for line in lines) == list(range(9))
     assert not (run / "lock").exists()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rlnas.config import SearchConfig
-from rlnas.monitor import leaderboard_markdown, policy_marginals
+from rlnas.monitor import custom_scalars_layout, hparam_value, leaderboard_markdown, policy_marginals
 from rlnas.search import run_search
 from rlnas.space import default_space
 from rlnas.store import RunStore
@@ -84,12 +84,17 @@ def test_hparams_experiment_lists_every_decision_with_its_domain(run):
     experiment = metadata.parse_experiment_plugin_data(_plugin_content(events, metadata.EXPERIMENT_TAG))
     infos = {h.name: h for h in experiment.hparam_infos}
     space = default_space()
-    assert list(infos) == list(space.names)
+    assert list(infos) == [*space.names, "units"]  # units_0..2 also as one column: 5 fit at first open
     for d in space.decisions:
         domain = list(infos[d.name].domain_discrete)  # a protobuf ListValue of plain values
-        assert sorted(domain) == sorted(d.values), d.name
+        assert domain == [hparam_value(v) for v in d.values], d.name
     assert infos["activation"].type == api_pb2.DATA_TYPE_STRING
     assert infos["dropout"].type == api_pb2.DATA_TYPE_BOOL
+    assert infos["lr"].type == api_pb2.DATA_TYPE_FLOAT64
+    # integers as right-aligned text: shown as integers, sorted in numeric order as text
+    units = list(infos["units_0"].domain_discrete)
+    assert infos["units_0"].type == api_pb2.DATA_TYPE_STRING and units == sorted(units)
+    assert [u.strip() for u in units[:3]] == ["32", "64", "96"]
     assert [m.name.tag for m in experiment.metric_infos] == ["val_accuracy", "params", "fit_seconds"]
 
 
@@ -105,7 +110,10 @@ def test_one_hparams_session_per_trial_with_its_architecture_and_metrics(run):
             _plugin_content(events, metadata.SESSION_START_INFO_TAG)
         )
         values = {k: getattr(v, v.WhichOneof("kind")) for k, v in info.hparams.items()}
-        assert values == pytest.approx(dict(trial["architecture"]))  # inactive decisions omitted
+        arch = trial["architecture"]
+        units = " ".join(hparam_value(arch[f"units_{i}"]) for i in range(arch["num_layers"]))
+        assert values == {k: hparam_value(v) for k, v in arch.items()} | {"units": units}  # inactive omitted
+        assert int(values["units_0"]) == arch["units_0"]
         assert info.group_name == child.name
         (accuracy,) = events.Tensors("val_accuracy")
         assert accuracy.step == 1
@@ -141,3 +149,30 @@ def test_sampling_with_another_generator_leaves_the_controller_generator_alone()
     before = controller.rng.bit_generator.state
     controller.sample(16, rng=np.random.default_rng(0))
     assert controller.rng.bit_generator.state == before
+
+
+def test_hparam_values_integers_as_padded_text_others_as_they_are():
+    assert hparam_value(416) == "     416" and hparam_value(32) < hparam_value(416) < hparam_value(1024)
+    assert hparam_value(True) is True and hparam_value(0.001) == 0.001 and hparam_value("relu") == "relu"
+
+
+def test_custom_scalars_layout_has_one_multiline_chart_per_decision(run):
+    import re
+
+    from tensorboard.plugins.custom_scalar import layout_pb2, metadata
+
+    store, _ = run
+    events = _events(store.tb_dir)
+    layout = layout_pb2.Layout.FromString(
+        events.Tensors(metadata.CONFIG_SUMMARY_TAG)[0].tensor_proto.string_val[0]
+    )
+    assert layout == custom_scalars_layout(default_space())
+    search, policy = layout.category
+    assert [c.title for c in policy.chart] == list(default_space().names)
+    tags = set(events.Tags()["tensors"])
+    for chart, d in zip(policy.chart, default_space().decisions, strict=True):
+        (pattern,) = chart.multiline.tag
+        matched = {t for t in tags if re.fullmatch(pattern, t)}
+        assert matched == {f"policy/{d.name}/{format_value(v)}" for v in d.values}
+    for chart in search.chart:  # every chart of the search draws something
+        assert any(re.fullmatch(p, t) for p in chart.multiline.tag for t in tags), chart.title

@@ -15,6 +15,7 @@ from rlnas.config import SearchConfig
 from rlnas.progress import Progress
 from rlnas.report import EXPORT_COLUMNS, batch_means, batch_shares, best_so_far, pareto_front
 from rlnas.space import default_space
+from rlnas.text import format_value
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -153,7 +154,7 @@ def test_progress_plain_lines_and_live_bar():
         show(t)
     show.close()
     lines = plain.getvalue().splitlines()
-    assert len(lines) == 5 and lines[-1].startswith("[5/5]") and "best 0.8000" in lines[-1]
+    assert len(lines) == 5 and lines[-1].startswith("[5/5] trial 4: ") and "best 0.8000" in lines[-1]
     assert "FAILED loss became NaN" in lines[2]
 
     live = io.StringIO()
@@ -163,7 +164,7 @@ def test_progress_plain_lines_and_live_bar():
     show.close()
     text = live.getvalue()
     assert text.count("\r") == 5 and text.endswith("\n") and text.count("\n") == 1
-    assert "trial 5/5" in text and "best 0.8000" in text and "1 failed" in text
+    assert "5/5 done" in text and "best 0.8000" in text and "1 failed" in text
 
 
 def test_quiet_and_verbose_exclude_each_other(capsys):
@@ -188,5 +189,42 @@ def test_tensorboard_command_runs_tensorboard_on_the_run(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "execv", lambda exe, argv: calls.append(argv))
     main(["tensorboard", "r", "--runs-dir", str(tmp_path / "runs"), "--port", "6007"])
     assert calls == [
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(store.tb_dir), "--port", "6007"]
+        [sys.executable, "-m", "rlnas.cli.tensorboard", "--logdir", str(store.tb_dir), "--port", "6007"]
     ]
+
+
+def _repeat_of(original, index):
+    return original | {"index": index, "cached": True, "cached_from": original["index"], "fit_seconds": 0.0}
+
+
+def test_export_has_the_cache_columns(run, capsys):
+    with (run / "trials.jsonl").open("a") as fh:
+        fh.write(json.dumps(_repeat_of(TRIALS[3], 5)) + "\n")
+    assert main(["export", str(run)]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    cache = [(r["index"], r["cached"], r["cached_from"]) for r in rows[-2:]]
+    assert cache == [("4", "False", ""), ("5", "True", "3")]
+
+
+def test_progress_names_trials_by_their_journal_index():
+    plain = io.StringIO()
+    show = Progress(7, stream=plain)
+    for t in [TRIALS[1], TRIALS[0], _repeat_of(TRIALS[1], 6)]:  # out of order, as workers finish
+        show(t)
+    lines = plain.getvalue().splitlines()
+    assert lines[0].startswith("[1/7] trial 1: ") and lines[1].startswith("[2/7] trial 0: ")
+    assert lines[2].startswith("[3/7] trial 6: ") and "(repeat of trial 1, not retrained)" in lines[2]
+
+
+def test_policy_plot_names_every_value_of_every_decision(tmp_path):
+    from rlnas.report import _plot_policy
+
+    fig = _plot_policy(TRIALS, default_space())
+    space = default_space()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_visible()]
+    assert len(legends) == len(space.decisions)
+    for legend, d in zip(legends, space.decisions, strict=True):
+        labels = [t.get_text() for t in legend.get_texts()]
+        assert sorted(labels) == sorted(format_value(v) for v in d.values), d.name
+        colours = {tuple(h.get_facecolor()) for h in legend.legend_handles}
+        assert len(colours) == len(d.values), d.name  # every value its own colour

@@ -52,6 +52,11 @@ def add_parsers(sub: Any) -> None:
     r.add_argument("run", help="run directory or name")
     r.add_argument("--top", type=typed(int), default=1, help="how many architectures (default 1)")
     r.add_argument("--epochs", type=typed(int), help="training epochs (default: the run's replay_epochs)")
+    r.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run's last replay (default: keep every replay, each in replay/<n>/)",
+    )
     r.add_argument("--runs-dir", default="runs")
 
     sp = sub.add_parser("space", help="print a search space and its exact size")
@@ -109,7 +114,8 @@ def _search_and_replay(
 
     done = len(store.trials()) if args.resume else 0
     budget = f"{config.trials} trials of {space.size():,} architectures on {config.dataset}"
-    print(f"run {store.path}: " + (f"resuming at trial {done + 1} of {budget}" if args.resume else budget))
+    resuming = f", resuming at trial {done} ({done} done)" if args.resume else ""
+    print(f"run {store.path}: {budget}{resuming}")
     from rlnas.progress import Progress
 
     live = False if args.verbose else None
@@ -200,7 +206,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise ConfigError("--top and --epochs must be positive")
     store = RunStore.open(args.run, args.runs_dir)
     load_tensorflow(args.debug)
-    return _replay_and_print(store, args.top, args.epochs)
+    return _replay_and_print(store, args.top, args.epochs, overwrite=args.overwrite)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -224,7 +230,25 @@ def cmd_show(args: argparse.Namespace) -> int:
     ]
     name = "val_acc" if objective_name(objective) == "val_accuracy" else objective_name(objective)
     print(format_table(("rank", name, "params", "trial", "architecture"), rows))
+    _print_replays(store)
     return 0
+
+
+def _print_replays(store: RunStore) -> None:
+    """Every replay of the run, oldest first (the last one is the run's replay.json)."""
+    replays = store.replays()
+    if not replays:
+        return
+    print(f"\n{len(replays)} replay(s), retrained on train+validation and scored once on test (latest last):")
+    rows = []
+    for r in replays:
+        number = str(r["replay"]) if r["replay"] else "(flat)"  # an older version's single replay
+        for x in r["results"]:
+            test = f"{x['test_accuracy']:.4f}" if x["status"] == "ok" else "failed"
+            trial = "-" if x.get("trial") is None else str(x["trial"])
+            epochs = str(r.get("epochs", "-"))
+            rows.append((number, epochs, str(x["rank"]), trial, test, x["model_path"] or "-"))
+    print(format_table(("replay", "epochs", "rank", "trial", "test_acc", "model"), rows))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -244,12 +268,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_tensorboard(args: argparse.Namespace) -> int:
-    """Replace this process by TensorBoard on the run's ``tb/`` (scalars, policy, HParams, text)."""
+    """Replace this process by TensorBoard on the run's ``tb/`` (scalars, policy, HParams, text), as
+    :mod:`rlnas.cli.tensorboard` serves it: the search's own runs first, TensorFlow's noise hidden."""
     from rlnas.store import RunStore
 
     logdir = RunStore.open(args.run, args.runs_dir).tb_dir
-    command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), *args.extra]
-    print(f"tensorboard --logdir {logdir}", file=sys.stderr, flush=True)
+    command = [sys.executable, "-m", "rlnas.cli.tensorboard", "--logdir", str(logdir), *args.extra]
+    print(f"tensorboard --logdir {logdir} {' '.join(args.extra)}".rstrip(), file=sys.stderr, flush=True)
     os.execv(sys.executable, command)
     return 0  # pragma: no cover - execv does not return
 
@@ -263,7 +288,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _replay_and_print(store: Any, top: int, epochs: int | None) -> int:
+def _replay_and_print(store: Any, top: int, epochs: int | None, *, overwrite: bool = False) -> int:
     from rlnas.replay import replay
 
     print(f"retraining the top {top} on train+validation, scoring once on test ...", flush=True)
@@ -276,10 +301,11 @@ def _replay_and_print(store: Any, top: int, epochs: int | None) -> int:
             flush=True,
         )
 
-    results = replay(store, top=top, epochs=epochs, on_result=done)
+    results = replay(store, top=top, epochs=epochs, on_result=done, overwrite=overwrite)
     rows = [
         (
             str(r.rank),
+            str(r.trial),
             f"{r.val_accuracy:.4f}",
             f"{r.test_accuracy:.4f}" if r.status == "ok" else "failed",
             f"{r.params:,}",
@@ -287,8 +313,9 @@ def _replay_and_print(store: Any, top: int, epochs: int | None) -> int:
         )
         for r in results
     ]
-    print(format_table(("rank", "val_acc (search)", "test_acc", "params", "architecture"), rows))
+    print(format_table(("rank", "trial", "val_acc (search)", "test_acc", "params", "architecture"), rows))
     saved = [r.model_path for r in results if r.model_path]
     if saved:
-        print(f"saved {len(saved)} model(s) under {store.replay_dir} (keras.models.load_model loads them)")
+        where = Path(saved[0]).parent
+        print(f"saved {len(saved)} model(s) under {where} (keras.models.load_model loads them)")
     return 0 if saved else EXIT_ERROR
