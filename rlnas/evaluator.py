@@ -120,7 +120,7 @@ class WorkerEvaluator:
         self._done_by_active += 1
         if self._standby is None and self._done_by_active >= self.children_per_worker - _STANDBY_LEAD:
             self._standby = self._spawn()
-        request = (_shippable(self.train), dict(arch), seed, log_dir, self.fit_kwargs)
+        request = (shippable(self.train), dict(arch), seed, log_dir, self.fit_kwargs)
         try:
             worker.wait_ready()  # the limit starts once the worker is up
             kind, value = worker.ask(request, self.train.time_limit)
@@ -163,7 +163,7 @@ class WorkerEvaluator:
         self._active = self._standby = None
 
 
-def _shippable(train: TrainSpec) -> TrainSpec:
+def shippable(train: TrainSpec) -> TrainSpec:
     """``train`` with a model function no import finds (a script's, a notebook's) as the function
     itself, which cloudpickle sends by value; an importable one stays a name."""
     if isinstance(train.model, str) and is_function(train.model):

@@ -51,7 +51,8 @@ class WorkerProcess:
             from_child.close()
         self.pid = self.proc.pid
         self._ready = False
-        self._requests.send_bytes(cloudpickle.dumps((spec, list(sys.path))))
+        with contextlib.suppress(OSError):  # a worker dead at once: wait_ready() or alive() says so
+            self._requests.send_bytes(cloudpickle.dumps((spec, list(sys.path))))
 
     def alive(self) -> bool:
         return self.proc.poll() is None
