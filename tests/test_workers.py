@@ -14,6 +14,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from rlnas.store import RunStore
@@ -149,6 +150,9 @@ def test_sigkill_of_a_search_ends_its_workers_mid_child_and_resume_completes(tmp
         assert started and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else ""
         workers = marked_processes(f"{proc.pid}:")
         assert len(workers) >= 2 and all(str(runs / "k") in _marker(p) for p in workers)
+        # nothing else to orphan: the search's only children are its workers (no resource tracker)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert {c.pid for c in children} == set(workers), [c.cmdline() for c in children]
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         killed_at = time.monotonic()
