@@ -8,20 +8,18 @@ Both evaluators run the very same :func:`rlnas.child.train_and_evaluate` on the 
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
+import dataclasses
 import os
-import signal
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rlnas import data
 from rlnas.child import ChildResult, TrainingConfig, TrainSpec, train_and_evaluate, train_spec
 from rlnas.errors import ChildError
-from rlnas.quiet import quiet_tensorflow
+from rlnas.models import is_function
 from rlnas.resources import default_workers, threads_per_worker
+from rlnas.space.keras_tuner import unimportable_function
+from rlnas.worker_process import WorkerDied, WorkerProcess
 
 if TYPE_CHECKING:
     from rlnas.space import SearchSpace
@@ -67,37 +65,8 @@ class LocalEvaluator:
         self._dataset = None
 
 
-_WORKER_DATASET: data.Dataset | None = None
-
-
-def _init_worker(spec: data.DataSpec, threads: int | None = None) -> None:
-    global _WORKER_DATASET
-    # Ctrl-C reaches the whole process group: the search decides what it means (finish this child
-    # and stop, or stop now and kill the worker), not the worker.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if threads:  # N workers on C cores: each gets C/N threads instead of all of them fighting over C
-        # oneDNN's OpenMP pool does not follow TensorFlow's settings: without OMP_NUM_THREADS each of
-        # N workers may start a pool as large as the machine (Ray sets it for its workers too).
-        for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
-            os.environ[var] = str(threads)
-    quiet_tensorflow()  # read by TensorFlow when its runtime starts, here
-    _WORKER_DATASET = data.load(spec)
-
-
-def _worker_evaluate(
-    train: TrainSpec, arch: Mapping[str, Any], seed: int, log_dir: str | None
-) -> ChildResult:
-    assert _WORKER_DATASET is not None, "worker initializer did not run"
-    return train_and_evaluate(arch, _WORKER_DATASET, train, seed=seed, log_dir=log_dir)
-
-
 _STANDBY_LEAD = 3
 """Children before retirement at which the standby worker starts: enough to hide its start-up."""
-
-
-def _ready() -> int:
-    """A first task: submitting it makes a pool spawn and initialise its worker now; returns its pid."""
-    return os.getpid()
 
 
 class WorkerEvaluator:
@@ -107,26 +76,31 @@ class WorkerEvaluator:
     started a few children before the active one is retired and takes over from it: the search
     never waits for a start-up but the first (and :meth:`start` lets that one overlap other work).
     A worker that crashes (segfault, out of memory, killed) turns into a failed trial and a fresh
-    worker takes over; the search goes on.
+    worker takes over; the search goes on. The workers run :mod:`rlnas.worker`, never this
+    process's ``__main__``, and receive the model function by value: one defined in a script, a
+    notebook cell or a closure trains there too. ``run_dir`` goes into each worker's marker
+    (:data:`rlnas.worker.MARKER`); ``fit_kwargs`` (a tuner's ``callbacks``) reach every child's ``fit``.
     """
 
-    def __init__(self, spec: data.DataSpec, train: TrainSpec, *, children_per_worker: int = 100) -> None:
+    def __init__(
+        self,
+        spec: data.DataSpec,
+        train: TrainSpec,
+        *,
+        children_per_worker: int = 100,
+        run_dir: str | os.PathLike[str] = "",
+        fit_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
         data.check_spec(spec)
         self.spec, self.train, self.children_per_worker = spec, train, children_per_worker
-        self._active: ProcessPoolExecutor | None = None
-        self._standby: ProcessPoolExecutor | None = None
+        self.marker = f"{os.getpid()}:{os.fspath(run_dir)}"
+        self.fit_kwargs = dict(fit_kwargs or {})
+        self._active: WorkerProcess | None = None
+        self._standby: WorkerProcess | None = None
         self._done_by_active = 0
-        self._pids: dict[ProcessPoolExecutor, Future] = {}  # pool -> future of its worker's pid
 
-    def _spawn(self) -> ProcessPoolExecutor:
-        pool = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(self.spec, self.train.threads),
-        )
-        self._pids[pool] = pool.submit(_ready)
-        return pool
+    def _spawn(self) -> WorkerProcess:
+        return WorkerProcess(self.spec, threads=self.train.threads, marker=self.marker)
 
     def start(self) -> None:
         """Start the first worker now (e.g. while the controller is being built); idempotent."""
@@ -136,21 +110,21 @@ class WorkerEvaluator:
 
     def _retire_active(self) -> None:
         if self._active is not None:
-            _stop(self._active, wait=False)
-            self._pids.pop(self._active, None)
+            self._active.stop(wait=False)
         self._active = None
 
     def evaluate(self, arch: Mapping[str, Any], seed: int, log_dir: str | None = None) -> ChildResult:
         if self._active is not None and self._done_by_active >= self.children_per_worker:
             self._retire_active()
-        future = self._submit(_worker_evaluate, self.train, dict(arch), seed, log_dir)
+        worker = self._live_worker()
         self._done_by_active += 1
         if self._standby is None and self._done_by_active >= self.children_per_worker - _STANDBY_LEAD:
             self._standby = self._spawn()
+        request = (shippable(self.train), dict(arch), seed, log_dir, self.fit_kwargs)
         try:
-            self._pids[self._active].result()  # the limit starts once the worker is up
-            return future.result(timeout=self.train.time_limit)
-        except BrokenProcessPool as exc:  # the worker died during this child: it costs this child only
+            worker.wait_ready()  # the limit starts once the worker is up
+            kind, value = worker.ask(request, self.train.time_limit)
+        except WorkerDied as exc:  # the worker died during this child: it costs this child only
             self._retire_active()
             return ChildResult("failed", error=f"worker process died: {exc}"[:500])
         except TimeoutError:  # a hung or too slow child: end its worker, fail the child, go on
@@ -159,71 +133,84 @@ class WorkerEvaluator:
         except KeyboardInterrupt:  # stop now: do not wait for the child
             self._kill_active()
             raise
+        return value if kind == "ok" else ChildResult("failed", error=f"in the worker: {value}"[-500:])
+
+    def _live_worker(self) -> WorkerProcess:
+        """The active worker; one that died while idle is replaced, not blamed on a child."""
+        for _ in range(3):  # the active worker, the standby, then a fresh one
+            self.start()
+            assert self._active is not None
+            if self._active.alive():
+                return self._active
+            self._retire_active()
+        raise ChildError("could not start a worker process three times in a row")
 
     def _kill_active(self) -> None:
         assert self._active is not None
-        with contextlib.suppress(Exception):  # the worker may be gone already
-            os.kill(self._pids[self._active].result(timeout=1), signal.SIGKILL)
+        self._active.kill()
         self._retire_active()
 
     def kill(self) -> None:
         """End every worker at once (a second Ctrl-C while another thread waits on a child)."""
-        for pool in (self._active, self._standby):
-            if pool is not None and pool in self._pids:
-                with contextlib.suppress(Exception):
-                    os.kill(self._pids[pool].result(timeout=1), signal.SIGKILL)
-
-    def _submit(self, *args: Any) -> Future:
-        """Submit to a live worker; a worker that died while idle is replaced, not blamed on a child."""
-        for _ in range(3):  # the active worker, the standby, then a fresh one
-            self.start()
-            assert self._active is not None
-            try:
-                return self._active.submit(*args)
-            except BrokenProcessPool:
-                self._retire_active()
-        raise ChildError("could not start a worker process three times in a row")
+        for worker in (self._active, self._standby):
+            if worker is not None:
+                worker.kill()
 
     def close(self) -> None:
-        for pool in (self._active, self._standby):
-            if pool is not None:
-                _stop(pool, wait=True)
+        for worker in (self._active, self._standby):
+            if worker is not None:
+                worker.stop(wait=True)
         self._active = self._standby = None
-        self._pids.clear()
+
+
+def shippable(train: TrainSpec) -> TrainSpec:
+    """``train`` with a model function no import finds (a script's, a notebook's) as the function
+    itself, which cloudpickle sends by value; an importable one stays a name."""
+    if isinstance(train.model, str) and is_function(train.model):
+        fn = unimportable_function(train.model)
+        if fn is not None:
+            return dataclasses.replace(train, model=fn)
+    return train
 
 
 def worker_evaluators(
-    config: WorkerConfig, model: str | Callable[..., Any], *, count: int | None = None
+    config: WorkerConfig,
+    model: str | Callable[..., Any],
+    *,
+    count: int | None = None,
+    run_dir: str | os.PathLike[str] = "",
+    fit_kwargs: Mapping[str, Any] | None = None,
 ) -> list[WorkerEvaluator]:
     """The search's local worker evaluators, not started yet.
 
     There are ``config.workers`` of them (or the machine's default), each with its share of the
     cores; ``count`` makes fewer of the same (the env builds one, sized as one of the search's).
+    ``run_dir`` names the run in the workers' marker.
     """
     workers = config.workers or default_workers()
     train = train_spec(config, model, threads=threads_per_worker(workers))
     return [
-        WorkerEvaluator(config.data_spec(), train, children_per_worker=config.children_per_worker)
+        WorkerEvaluator(
+            config.data_spec(),
+            train,
+            children_per_worker=config.children_per_worker,
+            run_dir=run_dir,
+            fit_kwargs=fit_kwargs,
+        )
         for _ in range(count or workers)
     ]
 
 
-def start_workers(config: WorkerConfig, space: SearchSpace) -> list[WorkerEvaluator]:
+def start_workers(
+    config: WorkerConfig, space: SearchSpace, *, run_dir: str | os.PathLike[str] = ""
+) -> list[WorkerEvaluator]:
     """The search's local worker processes (``config.workers``, or the machine's default), started now.
 
     Each worker imports TensorFlow and loads the dataset, seconds that the first child would otherwise
     wait for. The CLI calls this before it imports TensorFlow itself, so that both imports (and the
     controller's construction and trace) overlap on separate cores instead of running one after the other.
     """
-    started = worker_evaluators(config, space.model)
+    started = worker_evaluators(config, space.model, run_dir=run_dir)
     for evaluator in started:
         evaluator.start()
     return started
-
-
-def _stop(pool: ProcessPoolExecutor, *, wait: bool) -> None:
-    """End a pool's worker at once: it holds nothing worth saving, and a normal interpreter
-    shutdown after a hundred children (finalising TensorFlow's leftovers) took seconds."""
-    with contextlib.suppress(BrokenProcessPool, RuntimeError):
-        pool.submit(os._exit, 0)
-    pool.shutdown(wait=wait)  # not cancel_futures: that would cancel the exit itself

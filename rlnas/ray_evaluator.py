@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from rlnas import data
 from rlnas.child import ChildResult, TrainSpec, train_and_evaluate, train_spec
 from rlnas.errors import ConfigError
+from rlnas.evaluator import shippable
 from rlnas.quiet import quiet_tensorflow
 
 if TYPE_CHECKING:  # only for hints
@@ -119,7 +120,8 @@ class RayCluster:
         self.ray = ray = require_ray()
         self.cpus_per_child, self.gpus_per_child = float(cpus_per_child), float(gpus_per_child)
         self.max_retries = max_retries
-        self.train = dataclasses.replace(train, threads=max(1, math.floor(cpus_per_child)))
+        # Ray ships functions with cloudpickle too: a script's or a notebook's model function by value.
+        self.train = shippable(dataclasses.replace(train, threads=max(1, math.floor(cpus_per_child))))
         self.owns_ray = not ray.is_initialized()
         if self.owns_ray:
             local = {"num_cpus": num_cpus} if address is None else {}

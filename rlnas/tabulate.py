@@ -78,7 +78,7 @@ def tabulate(
     archs = list(space.architectures())
     done = existing_keys(space, out)
     todo = [(i, t) for i, t in enumerate(archs) if space.key(t) not in done]
-    make = evaluator or _worker_factory(config, space, workers)
+    make = evaluator or _worker_factory(config, space, workers, out)
     pool = EnvPool(
         [NasEnv(space, evaluator=make(), failed_reward=config.failed_reward) for _ in range(workers)]
     )
@@ -115,6 +115,11 @@ def tabulate(
     return TabulateResult(len(archs), len(done), trained, failed, time.monotonic() - start, complete)
 
 
-def _worker_factory(config: SearchConfig, space: SearchSpace, workers: int) -> Callable[[], Evaluator]:
+def _worker_factory(
+    config: SearchConfig, space: SearchSpace, workers: int, out: Path
+) -> Callable[[], Evaluator]:
+    """Worker processes marked with the table's path (they die with this process, like a search's)."""
     train = train_spec(config, space.model, threads=threads_per_worker(workers))
-    return lambda: WorkerEvaluator(config.data_spec(), train, children_per_worker=config.children_per_worker)
+    return lambda: WorkerEvaluator(
+        config.data_spec(), train, children_per_worker=config.children_per_worker, run_dir=out.resolve()
+    )

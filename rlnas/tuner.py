@@ -12,8 +12,9 @@ controller and loop of :func:`rlnas.search.run_search`, and a :class:`RunStore` 
 other. The arrays are saved there once as a pre-split ``data.npz`` (used as given, never re-split),
 and the children train in worker processes on it like any search's (``workers=N`` trains N at once;
 this process's memory does not grow with the trials); ``rlnas replay`` retrains the best from it.
-A function a worker cannot import (defined in ``__main__`` or inside a function), fit keywords
-(``callbacks``) or ``in_process=True`` train the children in this process instead.
+The workers start from rlnas's own entry point (never re-running the script) and receive the model
+function and fit keywords (``callbacks``) by value, so a function defined in the script, a notebook
+cell or a closure trains there too; ``in_process=True`` trains the children in this process instead.
 """
 
 from __future__ import annotations
@@ -26,13 +27,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import cloudpickle
 import numpy as np
 
 from rlnas import data
 from rlnas.child import ChildResult, TrainSpec, train_and_evaluate, train_spec
 from rlnas.errors import ChildError, ConfigError, RunError
+from rlnas.evaluator import WorkerEvaluator, worker_evaluators
 from rlnas.resolve import resolve
-from rlnas.space.keras_tuner import MAX_RUNS, HyperParameters, importable, load_function, space_from_function
+from rlnas.space.keras_tuner import MAX_RUNS, HyperParameters, load_function, space_from_function
 from rlnas.store import RunStore
 from rlnas.text import format_arch, format_value
 from rlnas.trial import Trial, objective_value, rank
@@ -162,9 +165,9 @@ class ReinforceSearch:
     ) -> None:
         """Search: each child is built by the model function, trained on ``(x, y)`` for ``epochs``
         and scored on the validation data, in ``workers`` worker processes (a setting; default:
-        one per two cores). Other keywords (``callbacks``, ``shuffle``) go to ``fit``; they cannot
-        be sent to a worker, so with them (or a function a worker cannot import: one defined in
-        ``__main__`` or inside a function) the children train in this process, with a warning.
+        one per two cores). Other keywords (``callbacks``, ``shuffle``) go to ``fit`` in the
+        workers; only a function or keyword that cloudpickle cannot send makes the children train
+        in this process, with a warning.
 
         Raises:
             ConfigError: no validation data, search() already ran on this tuner, or it runs while
@@ -194,9 +197,17 @@ class ReinforceSearch:
         self.in_process = self.in_process or _needs_this_process(self._fn, fit_kwargs)
         show = _print_trial(self.config.trials) if verbose else None
         with store.locked():
-            evaluator = self._evaluator if self.in_process else None  # None: the search's workers
+            evaluator = self._evaluator if self.in_process else self._workers(store, fit_kwargs)
             run_search(self.config, self.space, store, evaluator=evaluator, on_trial=show)
         self._trials = store.trials()
+
+    def _workers(self, store: RunStore, fit_kwargs: Mapping[str, Any]) -> list[WorkerEvaluator]:
+        """The search's worker processes, started now; they get the function and the fit keywords by
+        value, so a function of this script, a notebook cell or a closure trains there as well."""
+        workers = worker_evaluators(self.config, self._fn, run_dir=store.path, fit_kwargs=fit_kwargs)
+        for worker in workers:
+            worker.start()
+        return workers
 
     def _create_store(self) -> RunStore:
         if self.project_dir.exists() and any(self.project_dir.iterdir()) and not self.overwrite:
@@ -295,28 +306,28 @@ def _print_trial(total: int) -> Callable[[Trial], None]:
 
 
 def _needs_this_process(fn: Callable[..., Any], fit_kwargs: Mapping[str, Any]) -> bool:
-    """True, with a warning saying why, when workers cannot train the children: they import the
-    function by name and get the training settings pickled, which fit's callbacks may not survive."""
-    if importable(fn) and not fit_kwargs:
-        return False
-    name = getattr(fn, "__qualname__", repr(fn))
-    why = (
-        f"fit keywords ({', '.join(sorted(fit_kwargs))}) cannot be sent to worker processes"
-        if importable(fn)
-        else f"{name} is defined in __main__ or inside a function, so worker processes cannot import it"
-    )
-    warnings.warn(
-        f"{why}: the children train in this process, which keeps memory with every child; "
-        "put the function in a module (and drop the fit keywords) to train them in workers, "
-        "or pass in_process=True to say this is meant",
-        stacklevel=3,
-    )
-    return True
+    """True, with a warning saying why, when workers cannot train the children: the function or
+    the fit keywords do not survive cloudpickle (a callback holding a lock or an open file)."""
+    try:
+        cloudpickle.dumps((fn, dict(fit_kwargs)))
+    except Exception as exc:  # pickling fails in many ways: each means the same here
+        name = getattr(fn, "__qualname__", repr(fn))
+        warnings.warn(
+            f"{name} or the fit keywords cannot be sent to worker processes ({type(exc).__name__}: {exc}"[
+                :300
+            ]
+            + "): the children train in this process, which keeps memory with every child; "
+            "pass in_process=True to say this is meant",
+            stacklevel=3,
+        )
+        return True
+    return False
 
 
 def _refuse_in_starting_worker() -> None:
-    """A spawned worker first re-runs the main script; one without a ``__main__`` guard would search
-    (and overwrite the run) again in every worker. Python's own check comes later and less clearly."""
+    """A process of the user's own multiprocessing "spawn" pool first re-runs the main script (rlnas's
+    workers never do); one without a ``__main__`` guard would search (and overwrite the run) again in
+    every such process. Python's own check comes later and less clearly."""
     if getattr(multiprocessing.current_process(), "_inheriting", False):
         raise ConfigError(
             "search() ran while a worker process was starting: a script that searches must do so "

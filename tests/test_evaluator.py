@@ -23,8 +23,8 @@ def worker(tiny_npz):
 
 
 def _worker_pids() -> set[int]:
-    """Worker processes only (not multiprocessing's resource tracker)."""
-    return {p.pid for p in psutil.Process().children(recursive=True) if "spawn_main" in " ".join(p.cmdline())}
+    """Worker processes only."""
+    return {p.pid for p in psutil.Process().children(recursive=True) if "rlnas.worker" in p.cmdline()}
 
 
 def test_worker_matches_in_process_and_is_recycled(worker, tiny_npz):

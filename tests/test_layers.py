@@ -30,7 +30,17 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("policy", ("rlnas.controller_kinds", "rlnas.controller", "rlnas.reinforce", "rlnas.penalties")),
     ("settings", ("rlnas.config", "rlnas.resolve")),
     ("strategies", ("rlnas.strategies", "rlnas.batches")),
-    ("execution", ("rlnas.evaluator", "rlnas.ray_evaluator", "envs", "rlnas.parallel")),
+    (
+        "execution",
+        (
+            "rlnas.worker",
+            "rlnas.worker_process",
+            "rlnas.evaluator",
+            "rlnas.ray_evaluator",
+            "envs",
+            "rlnas.parallel",
+        ),
+    ),
     (
         "top",
         (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import types
 from pathlib import Path
 
@@ -119,26 +120,50 @@ def test_validation_split_and_sparse_labels_work(tmp_path: Path) -> None:
 
     x, y = _one_hot_data(40)
     tuner = ReinforceSearch(sparse_model, max_trials=2, directory=tmp_path, archs_per_update=2, seed=3)
-    with pytest.warns(UserWarning, match=r"sparse_model is defined in __main__ or inside a function"):
-        tuner.search(x, y.argmax(axis=1), epochs=1, validation_split=0.25, verbose=0)
-    assert tuner.in_process and [t["status"] for t in _trials(tuner)] == ["ok", "ok"]
+    tuner.search(x, y.argmax(axis=1), epochs=1, validation_split=0.25, verbose=0)
+    # a function defined inside a function reaches the workers by value
+    assert not tuner.in_process and [t["status"] for t in _trials(tuner)] == ["ok", "ok"]
     assert np.load(tmp_path / "untitled_project" / "data.npz")["x_val"].shape == (10, 8, 8)
 
 
-def test_fit_keywords_reach_every_child_in_this_process(tmp_path: Path) -> None:
+def test_fit_keywords_reach_every_child_in_the_workers(tmp_path: Path) -> None:
     import keras
 
     class Count(keras.callbacks.Callback):
-        epochs = 0
+        """Counts epochs in a file: the children train in other processes."""
+
+        def __init__(self, path: Path) -> None:
+            super().__init__()
+            self.path = path
 
         def on_epoch_end(self, epoch, logs=None) -> None:
-            Count.epochs += 1
+            with open(self.path, "a") as f:
+                f.write(f"{os.getpid()}\n")
 
     x, y = _one_hot_data(32)
+    count = tmp_path / "epochs.txt"
     tuner = ReinforceSearch(build_model, max_trials=2, directory=tmp_path, archs_per_update=2, seed=1)
-    with pytest.warns(UserWarning, match=r"fit keywords \(callbacks, shuffle\) cannot be sent to worker"):
-        tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0, callbacks=[Count()], shuffle=False)
-    assert tuner.in_process and Count.epochs == len({t["key"] for t in _trials(tuner)})
+    tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0, callbacks=[Count(count)], shuffle=False)
+    pids = count.read_text().split()
+    assert not tuner.in_process and len(pids) == len({t["key"] for t in _trials(tuner)})
+    assert str(os.getpid()) not in pids
+
+
+def test_fit_keywords_that_cannot_be_pickled_train_in_this_process(tmp_path: Path) -> None:
+    import threading
+
+    import keras
+
+    class Locked(keras.callbacks.Callback):
+        lock = None
+
+    callback = Locked()
+    callback.lock = threading.Lock()  # a lock does not pickle
+    x, y = _one_hot_data(32)
+    tuner = ReinforceSearch(build_model, max_trials=1, directory=tmp_path, seed=1)
+    with pytest.warns(UserWarning, match=r"cannot be sent to worker processes \(TypeError: cannot pickle"):
+        tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0, callbacks=[callback])
+    assert tuner.in_process and [t["status"] for t in _trials(tuner)] == ["ok"]
 
 
 def test_a_search_started_by_a_starting_worker_is_refused(tmp_path: Path, monkeypatch) -> None:

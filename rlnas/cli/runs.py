@@ -98,7 +98,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from rlnas.evaluator import start_workers
 
     # Workers first: their TensorFlow import and data load overlap ours and the controller's trace.
-    workers = start_workers(config, space) if config.executor == "local" else None
+    workers = start_workers(config, space, run_dir=store.path) if config.executor == "local" else None
     try:
         return _search_and_replay(args, store, config, space, workers)
     finally:

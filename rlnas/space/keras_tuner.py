@@ -421,7 +421,13 @@ def _clear_keras() -> None:
 _UNIMPORTABLE: dict[str, Callable[[HyperParameters], Any]] = {}
 """Model functions that no import finds (a notebook's, a nested one), by their ``module:function``
 name, from :func:`space_from_function`: this process still builds them by name (the env checks the
-space's model that way); a worker process cannot, so such a search trains in this process."""
+space's model that way); a worker process gets the function itself (:func:`unimportable_function`)."""
+
+
+def unimportable_function(spec: str) -> Callable[[HyperParameters], Any] | None:
+    """The function :func:`space_from_function` found under ``spec`` that no import finds, or None:
+    a worker process receives such a function by value, since it cannot load it by name."""
+    return _UNIMPORTABLE.get(spec)
 
 
 def function_name(fn: Callable[..., Any]) -> str:
@@ -441,7 +447,7 @@ def _module_name(fn: Callable[..., Any]) -> str | None:
 
 def importable(fn: Callable[..., Any]) -> bool:
     """Whether a fresh process finds ``fn`` by :func:`function_name`: not one defined in a script's
-    ``__main__`` (a spawned worker re-runs that as another module), a nested function or a lambda."""
+    ``__main__`` (a fresh process has another ``__main__``), a nested function or a lambda."""
     module, qualname = _module_name(fn), getattr(fn, "__qualname__", "")
     if not module or module == "__main__" or not qualname or "<" in qualname:
         return False

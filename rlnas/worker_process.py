@@ -1,0 +1,169 @@
+"""One worker process seen from the process that starts it: launch, wait until ready, ask, end.
+
+The process runs :mod:`rlnas.worker` (an entry point of rlnas, not the parent's ``__main__``) and
+talks over two pipes of its own. Every launch happens on one long-lived launcher thread: Linux's
+``PR_SET_PDEATHSIG`` fires when the *thread* that started a process ends, not the process, and the
+search starts standby workers from its pool threads, which come and go.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+
+from rlnas import data
+from rlnas.worker import MARKER
+
+_STOP_WAIT = 5.0
+"""Seconds :meth:`WorkerProcess.stop` waits for an exit before it kills."""
+
+
+class WorkerDied(Exception):
+    """The worker process ended (crash, out of memory, killed) or could not start."""
+
+
+class WorkerProcess:
+    """A started worker for ``spec`` with ``threads`` TensorFlow threads, marked with ``marker``."""
+
+    def __init__(self, spec: data.DataSpec, *, threads: int | None = None, marker: str = "") -> None:
+        to_child, self._requests = _pipe()
+        self._replies, from_child = _pipe()
+        fds = (to_child.fileno(), from_child.fileno())
+        try:
+            self.proc = _launch(
+                args=[sys.executable, "-m", "rlnas.worker", *map(str, (*fds, os.getpid()))],
+                env=_worker_env(threads, marker),
+                pass_fds=fds,
+                stdin=subprocess.DEVNULL,
+            )
+        finally:  # only the child's copies stay open: its death is then an EOF here
+            to_child.close()
+            from_child.close()
+        self.pid = self.proc.pid
+        self._ready = False
+        with contextlib.suppress(OSError):  # a worker dead at once: wait_ready() or alive() says so
+            self._requests.send_bytes(cloudpickle.dumps((spec, list(sys.path))))
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_ready(self) -> None:
+        """Block until the worker has loaded TensorFlow and the data.
+
+        Raises:
+            WorkerDied: it ended first.
+        """
+        if not self._ready:
+            kind, value = self._receive(None)
+            if kind != "ready":
+                raise WorkerDied(f"could not start: {value}")
+            self._ready = True
+
+    def ask(self, request: tuple[Any, ...], timeout: float | None) -> tuple[str, Any]:
+        """Send one request (cloudpickled: functions travel by value) and wait for its reply.
+
+        Raises:
+            WorkerDied: the worker ended before it replied.
+            TimeoutError: no reply within ``timeout`` seconds.
+        """
+        payload = cloudpickle.dumps(request)
+        try:
+            self._requests.send_bytes(payload)
+        except OSError as exc:
+            raise WorkerDied(str(exc)) from None
+        return self._receive(timeout)
+
+    def _receive(self, timeout: float | None) -> tuple[str, Any]:
+        try:
+            replied = self._replies.poll(timeout)  # true at EOF too: recv_bytes then says so
+            message = self._replies.recv_bytes() if replied else None
+        except (EOFError, OSError):
+            raise WorkerDied(self._exit_text()) from None
+        if message is None:
+            raise TimeoutError
+        return cloudpickle.loads(message)
+
+    def _exit_text(self) -> str:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=1)
+        code = self.proc.returncode
+        if code is not None and code < 0:
+            return f"killed by signal {signal.Signals(-code).name}"
+        return f"exit code {code}"
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+
+    def stop(self, *, wait: bool) -> None:
+        """End the worker: EOF on its requests makes it exit at once (it holds nothing to save)."""
+        for conn in (self._requests, self._replies):
+            with contextlib.suppress(OSError):
+                conn.close()
+        if wait:
+            try:
+                self.proc.wait(timeout=_STOP_WAIT)
+            except subprocess.TimeoutExpired:  # mid-child: it reads its pipe only between children
+                self.kill()
+                self.proc.wait()
+
+
+def _pipe() -> tuple[Connection, Connection]:
+    """(read end, write end) of a new OS pipe, as connections that frame messages."""
+    read, write = os.pipe()
+    return Connection(read, writable=False), Connection(write, readable=False)
+
+
+def _worker_env(threads: int | None, marker: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env[MARKER] = marker
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # This copy of rlnas, even where it is on sys.path only by the parent's doing (a notebook).
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    if threads:  # N workers on C cores: each gets C/N threads instead of all of them fighting over C
+        # oneDNN's OpenMP pool does not follow TensorFlow's settings: without OMP_NUM_THREADS each of
+        # N workers may start a pool as large as the machine (Ray sets it for its workers too).
+        for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+            env[var] = str(threads)
+    return env
+
+
+_LAUNCHES: queue.SimpleQueue = queue.SimpleQueue()
+_launcher: threading.Thread | None = None
+_launcher_lock = threading.Lock()
+
+
+def _launch(**popen_kwargs: Any) -> subprocess.Popen:
+    """``subprocess.Popen(**popen_kwargs)``, run on the launcher thread (which lives as long as
+    this process), so that the worker's parent-death signal means this process's death."""
+    global _launcher
+    with _launcher_lock:
+        if _launcher is None or not _launcher.is_alive():  # also after a fork
+            _launcher = threading.Thread(target=_launch_forever, name="rlnas-launcher", daemon=True)
+            _launcher.start()
+    done: queue.SimpleQueue = queue.SimpleQueue()
+    _LAUNCHES.put((popen_kwargs, done))
+    ok, value = done.get()
+    if not ok:
+        raise value
+    return value
+
+
+def _launch_forever() -> None:
+    while True:
+        kwargs, done = _LAUNCHES.get()
+        try:
+            done.put((True, subprocess.Popen(**kwargs)))
+        except BaseException as exc:  # handed to the caller, who raises it
+            done.put((False, exc))
