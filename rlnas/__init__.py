@@ -11,7 +11,8 @@ from typing import Any
 from rlnas.config import SearchConfig, load_config
 from rlnas.errors import ChildError, ConfigError, DataError, RlnasError, RunError
 from rlnas.space import Decision, SearchSpace, default_space
-from rlnas.space.keras_tuner import HyperParameters, space_from_function
+from rlnas.space.discovery import space_from_function
+from rlnas.space.keras_tuner import HyperParameters
 
 __version__ = "0.1.0"
 

@@ -33,7 +33,7 @@ from rlnas.models import MODELS, check_input_shape, get_model, is_function
 from rlnas.models.common import DROPOUT_RATE
 from rlnas.models.mlp import DEFAULTS as MLP_DEFAULTS
 from rlnas.space import SearchSpace
-from rlnas.space.keras_tuner import load_function
+from rlnas.space.discovery import load_function
 
 __all__ = [
     "DROPOUT_RATE",

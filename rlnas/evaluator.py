@@ -18,7 +18,7 @@ from rlnas.child import ChildResult, TrainingConfig, TrainSpec, train_and_evalua
 from rlnas.errors import ChildError
 from rlnas.models import is_function
 from rlnas.resources import default_workers, threads_per_worker
-from rlnas.space.keras_tuner import unimportable_function
+from rlnas.space.discovery import unimportable_function
 from rlnas.worker_process import WorkerDied, WorkerProcess
 
 if TYPE_CHECKING:

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from rlnas.errors import ChildError
-from rlnas.space.keras_tuner import HyperParameters, load_function
+from rlnas.space.discovery import load_function
+from rlnas.space.keras_tuner import HyperParameters
 
 
 def build_from_function(fn: Callable[[HyperParameters], Any] | str, arch: Mapping[str, Any]) -> Any:

@@ -91,7 +91,7 @@ def _new(
             )
         if before is not None:
             before()
-        from rlnas.space.keras_tuner import space_from_function
+        from rlnas.space.discovery import space_from_function
 
         space = space_from_function(model)
     return Resolved(config, space)

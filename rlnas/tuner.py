@@ -35,7 +35,8 @@ from rlnas.child import ChildResult, TrainSpec, train_and_evaluate, train_spec
 from rlnas.errors import ChildError, ConfigError, RunError
 from rlnas.evaluator import WorkerEvaluator, worker_evaluators
 from rlnas.resolve import resolve
-from rlnas.space.keras_tuner import MAX_RUNS, HyperParameters, load_function, space_from_function
+from rlnas.space.discovery import load_function, space_from_function
+from rlnas.space.keras_tuner import MAX_RUNS, HyperParameters
 from rlnas.store import RunStore
 from rlnas.text import format_arch, format_value
 from rlnas.trial import Trial, objective_value, rank

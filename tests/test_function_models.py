@@ -21,7 +21,7 @@ from rlnas.child import TrainSpec, build_model, check_input_shape, check_space, 
 from rlnas.config import make_config
 from rlnas.errors import ConfigError
 from rlnas.space import Decision, SearchSpace
-from rlnas.space.keras_tuner import space_from_function
+from rlnas.space.discovery import space_from_function
 from tests.arrays import as_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,9 +157,9 @@ def test_importing_rlnas_stays_cheap_and_exports_the_tuner_lazily() -> None:
         "import sys, rlnas\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
         "assert 'rlnas.tuner' not in sys.modules\n"
-        "from rlnas.space import keras_tuner as hp\n"
-        "assert rlnas.HyperParameters is hp.HyperParameters\n"
-        "assert rlnas.space_from_function is hp.space_from_function\n"
+        "from rlnas.space import discovery, keras_tuner\n"
+        "assert rlnas.HyperParameters is keras_tuner.HyperParameters\n"
+        "assert rlnas.space_from_function is discovery.space_from_function\n"
         "import rlnas.tuner\n"
         "assert rlnas.ReinforceSearch is rlnas.tuner.ReinforceSearch\n"
         "assert 'tensorflow' not in sys.modules\n"

@@ -13,13 +13,8 @@ import pytest
 from rlnas.errors import ConfigError
 from rlnas.function_model import build_from_function, fit_labels
 from rlnas.space import default_space, log_grid
-from rlnas.space.keras_tuner import (
-    HyperParameters,
-    function_name,
-    importable,
-    load_function,
-    space_from_function,
-)
+from rlnas.space.discovery import function_name, importable, load_function, space_from_function
+from rlnas.space.keras_tuner import HyperParameters
 
 TUTORIAL = "examples.keras_tuner_model:build_model"
 
@@ -270,7 +265,7 @@ def test_a_script_run_with_dash_m_names_its_functions_by_module(tmp_path) -> Non
     import sys
 
     (tmp_path / "fm_script.py").write_text(
-        "from rlnas.space.keras_tuner import function_name, importable\n"
+        "from rlnas.space.discovery import function_name, importable\n"
         "def build(hp):\n    return hp.Int('a', 1, 2)\n"
         "if __name__ == '__main__':\n    print(function_name(build), importable(build))\n"
     )

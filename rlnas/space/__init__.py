@@ -4,7 +4,8 @@
   conditions, size, keys, summary);
 - :mod:`rlnas.space.standard`: the standard spaces (MLP, convolutional chain, skip chain, cell);
 - :mod:`rlnas.space.toml`: a space from a TOML ``[space]`` table;
-- :mod:`rlnas.space.keras_tuner`: a space discovered from a keras-tuner ``build_model(hp)``.
+- :mod:`rlnas.space.keras_tuner`: keras-tuner's ``hp`` (records or replays a model function's calls);
+- :mod:`rlnas.space.discovery`: a space discovered from a ``build_model(hp)``; naming and loading it.
 
 Every front end produces the same :class:`SearchSpace`; the layers above import from here.
 """

@@ -59,7 +59,7 @@ def space_from_dict(data: Mapping[str, Any], *, standard_space: StandardSpace | 
         raise ConfigError(f"[space] lr_grid must be a whole number of grid points, got {lr_grid!r}")
     if "decisions" not in data:
         if isinstance(model, str) and ":" in model:  # a keras-tuner model function declares its space
-            from rlnas.space.keras_tuner import space_from_function
+            from rlnas.space.discovery import space_from_function
 
             return space_from_function(model)
         space = standard_space(model, lr_grid) if standard_space is not None else None
