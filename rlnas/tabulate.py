@@ -8,7 +8,7 @@ loses only the children in training: running the same command again trains only 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,25 +94,46 @@ def tabulate(
         _, info = play(env, tokens, trial_seed(config.seed, i))
         return info["metrics"] | {"seed": info["child_seed"]}
 
-    trained = failed = streak = 0
     try:
-        for (_, tokens), metrics in pool.run(jobs(), train):
-            row = lookup_table.result_row(space, tokens, metrics)
-            lookup_table.append_rows(out, lookup_table.header(space), [row])
-            trained += 1
-            failed += metrics["status"] != Status.OK
-            streak = streak + 1 if metrics["status"] != Status.OK else 0
-            if on_row is not None:
-                on_row(row | {"done": len(done) + trained, "total": len(archs)})
-            if streak >= config.max_consecutive_failures:
-                raise SearchAborted(
-                    f"the last {streak} children all failed (last error: {metrics['error']}); fix the "
-                    "cause and run the command again (failed rows are retried)"
-                )
+        trained, failed = _write_rows(
+            pool.run(jobs(), train), space, out, config, on_row, len(done), len(archs)
+        )
     finally:
         pool.close()
     complete = len(existing_keys(space, out, ok_only=False)) == len(archs)
     return TabulateResult(len(archs), len(done), trained, failed, time.monotonic() - start, complete)
+
+
+def _write_rows(
+    results: Iterable[tuple[tuple[int, list[int]], dict[str, Any]]],
+    space: SearchSpace,
+    out: Path,
+    config: SearchConfig,
+    on_row: Callable[[dict[str, Any]], None] | None,
+    done: int,
+    total: int,
+) -> tuple[int, int]:
+    """Append each finished child's row as it comes (an interrupted table keeps them); (trained, failed).
+
+    Raises:
+        SearchAborted: ``max_consecutive_failures`` children failed in a row.
+    """
+    trained = failed = streak = 0
+    for (_, tokens), metrics in results:
+        row = lookup_table.result_row(space, tokens, metrics)
+        lookup_table.append_rows(out, lookup_table.header(space), [row])
+        trained += 1
+        ok = metrics["status"] == Status.OK
+        failed += not ok
+        streak = 0 if ok else streak + 1
+        if on_row is not None:
+            on_row(row | {"done": done + trained, "total": total})
+        if streak >= config.max_consecutive_failures:
+            raise SearchAborted(
+                f"the last {streak} children all failed (last error: {metrics['error']}); fix the "
+                "cause and run the command again (failed rows are retried)"
+            )
+    return trained, failed
 
 
 def _worker_factory(

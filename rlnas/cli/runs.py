@@ -47,7 +47,11 @@ def add_parsers(sub: Any) -> None:
         "--verbose", action="store_true", help="one line per child even on a terminal (default: a live bar)"
     )
     add_config_flags(s)
+    _add_run_parsers(sub)
 
+
+def _add_run_parsers(sub: Any) -> None:
+    """The commands that read a run: replay, show, export, tensorboard, report (and space)."""
     r = sub.add_parser("replay", help="retrain a run's best architectures and score them on test")
     r.add_argument("run", help="run directory or name")
     r.add_argument("--top", type=typed(int), default=1, help="how many architectures (default 1)")
