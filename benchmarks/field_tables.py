@@ -47,7 +47,7 @@ TABLE_DIR = Path(__file__).resolve().parent / "tables"
 PROJECT_TABLES = ("project:mnist_5k_mlp", "project:fashion_mlp_small")
 _PROJECT_CONFIGS = {"mnist_5k_mlp": "mlp_coarse.toml", "fashion_mlp_small": "mlp_small_fashion.toml"}
 PLAIN = {"controller": "lstm"}
-MODEL = {"novel_only": True, "model_steps": 5, "explore_mix": 0.25}
+MODEL = {"novel_only": True, "model_steps": 5, "explore_mix": 0.25, "model_trees": 8}
 VARIANTS: dict[str, tuple[str, dict]] = {
     "random": ("random", {}),
     "evolution": ("evolution", {}),
@@ -214,6 +214,29 @@ def report(table: HpoTable, runs: dict[str, list[dict]], budgets: list[int]) -> 
     return "\n".join(lines), numbers
 
 
+def run_variants(table: HpoTable, args: argparse.Namespace) -> tuple[dict, dict]:
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    runs, specs = {}, {}
+    for spec in args.variants:
+        name, strategy, fields = parse_variant(spec)
+        runner = Runner(table.space, strategy, fields)
+        runs[name] = [run_once(table, runner.make(s), s, args.budget, args.batch) for s in seeds]
+        specs[name] = {"strategy": strategy, **fields}
+    return runs, specs
+
+
+def merge_runs(paths: list[Path]) -> tuple[dict, dict]:
+    """Runs saved by ``--save-runs`` (one file per variant, say, run side by side), in file order."""
+    runs, specs = {}, {}
+    for path in paths:
+        data = json.loads(path.read_text())
+        specs |= data["specs"]
+        for name, rs in data["runs"].items():
+            loaded = [{k: v if k == "keys" else np.asarray(v) for k, v in r.items()} for r in rs]
+            runs.setdefault(name, []).extend(loaded)  # seeds split over files are joined
+    return runs, specs
+
+
 def _slash(values: np.ndarray) -> str:
     return "/".join(f"{v:.0f}" for v in values)
 
@@ -230,19 +253,21 @@ def main(argv: list[str] | None = None) -> None:
         "--variants", nargs="+", default=list(DEFAULT_VARIANTS), help="names or name=strategy:k=v,..."
     )
     p.add_argument("--json", type=Path, help="write the numbers here")
+    p.add_argument("--save-runs", type=Path, help="write the raw runs here (to --merge them later)")
+    p.add_argument("--merge", type=Path, nargs="+", help="report on runs saved by --save-runs instead")
     p.add_argument("--held-out", action="store_true", help="allow a held-out table (final reports only)")
     args = p.parse_args(argv)
     if args.table in HELD_OUT and not args.held_out:
         p.error(f"{args.table} is held out (issue #19): never tune on it; --held-out for a final report")
     table = load_table(args.table)
     start = time.perf_counter()
-    seeds = range(args.first_seed, args.first_seed + args.seeds)
-    runs, specs = {}, {}
-    for spec in args.variants:
-        name, strategy, fields = parse_variant(spec)
-        runner = Runner(table.space, strategy, fields)
-        runs[name] = [run_once(table, runner.make(s), s, args.budget, args.batch) for s in seeds]
-        specs[name] = {"strategy": strategy, **fields}
+    if args.merge:
+        runs, specs = merge_runs(args.merge)
+    else:
+        runs, specs = run_variants(table, args)
+    if args.save_runs:
+        saved = {n: [{k: np.asarray(v).tolist() for k, v in r.items()} for r in rs] for n, rs in runs.items()}
+        args.save_runs.write_text(json.dumps({"table": table.name, "specs": specs, "runs": saved}))
     text, numbers = report(table, runs, [k for k in args.budgets if k <= args.budget])
     print(text)
     print(f"  ({time.perf_counter() - start:.1f} s)")

@@ -97,8 +97,9 @@ def choose(
     model: RewardModel | None,
     bonus: float,
     explore_mix: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` novel rows (fewer only when the space runs out) and their policy log-probabilities.
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``n`` novel rows (fewer only when the space runs out) and their policy log-probabilities
+    (None when a row did not come from the policy: a pipelined batch then gets the plain gradient).
 
     The pool is ``pool`` controller samples, of which a fraction ``explore_mix`` is replaced by
     mutants of the best rows and uniform draws (half each). With a fitted model the rows with the
@@ -127,11 +128,9 @@ def choose(
     if len(keep) < n:  # the space is (nearly) exhausted: repeats after all
         keep = np.r_[keep, np.arange(n - len(keep))].astype(np.int64)
     chosen = rows[keep]
-    masks = active_masks(space, chosen)
-    log_probs = np.where(from_policy[keep], (sample.log_probs[keep % pool] * masks).sum(axis=1), 0.0)
-    if not from_policy[keep].all():
-        lp, _ = controller.log_prob(chosen, masks)
-        log_probs = np.where(from_policy[keep], log_probs, lp.numpy())
+    log_probs = None  # a uniform or mutated row has no sampling probability to weight by
+    if from_policy[keep].all():
+        log_probs = (sample.log_probs[keep] * active_masks(space, chosen)).sum(axis=1)
     for t in chosen:
         history.seen.add(space.key(t))
     return chosen, log_probs
