@@ -47,7 +47,7 @@ TABLE_DIR = Path(__file__).resolve().parent / "tables"
 PROJECT_TABLES = ("project:mnist_5k_mlp", "project:fashion_mlp_small")
 _PROJECT_CONFIGS = {"mnist_5k_mlp": "mlp_coarse.toml", "fashion_mlp_small": "mlp_small_fashion.toml"}
 PLAIN = {"controller": "lstm"}
-MODEL = {"novel_only": True, "model_steps": 5, "explore_mix": 0.25, "model_trees": 8}
+MODEL = {"novel_only": True, "model_steps": 5, "explore_mix": 0.25, "model_trees": 8, "model_pool": 512}
 VARIANTS: dict[str, tuple[str, dict]] = {
     "random": ("random", {}),
     "evolution": ("evolution", {}),
