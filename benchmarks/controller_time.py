@@ -55,9 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     load = os.getloadavg()[0]
     result = {name: seconds_per_batch(f, args.batches, args.controller) for name, f in SETTINGS.items()}
-    print(
-        f"{args.controller} controller, default space, batch 4, load average {load:.1f} on {os.cpu_count()} cores"
-    )
+    cores = os.cpu_count()
+    print(f"{args.controller} controller, default space, batch 4, load average {load:.1f} on {cores} cores")
     for name, s in result.items():
         print(f"  {name:<16} {s:.3f} s/batch   (+{s - result['plain']:.3f} s over plain)")
     if args.json:

@@ -207,7 +207,8 @@ def report(table: HpoTable, runs: dict[str, list[dict]], budgets: list[int]) -> 
             "evals_to_top": [evals_to_top(table, r["true"], 0.001) for r in rs],
         }
         lines.append(
-            f"  {name:<12} median evals to top 0.1%: {top:g} (of {budget});  train time {hours:.1f} h;  "
+            f"  {name:<12} ({len(rs)} seeds) median evals to top 0.1%: {top:g} (of {budget});  "
+            f"train time {hours:.1f} h;  "
             f"controller s/batch {batch_s:.3f};  distinct per 50 (mean) {_slash(distinct.mean(axis=0))} "
             f"(min {_slash(distinct.min(axis=0))})"
         )
