@@ -28,8 +28,14 @@ SETTINGS = {
     "plain": {},
     "novel_only": {"novel_only": True},
     "risk_seeking": {"risk_seeking": 0.1},
-    "model_steps=5": {"novel_only": True, "model_steps": 5, "explore_mix": 0.25},
-    "model_steps=10": {"novel_only": True, "model_steps": 10, "explore_mix": 0.25},
+    "model_steps=5": {"novel_only": True, "model_steps": 5, "explore_mix": 0.25, "model_trees": 8},
+    "model_steps=5,pool=512": {
+        "novel_only": True,
+        "model_steps": 5,
+        "explore_mix": 0.25,
+        "model_trees": 8,
+        "model_pool": 512,
+    },
 }
 
 
@@ -58,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     cores = os.cpu_count()
     print(f"{args.controller} controller, default space, batch 4, load average {load:.1f} on {cores} cores")
     for name, s in result.items():
-        print(f"  {name:<16} {s:.3f} s/batch   (+{s - result['plain']:.3f} s over plain)")
+        print(f"  {name:<24} {s:.3f} s/batch   (+{s - result['plain']:.3f} s over plain)")
     if args.json:
         args.json.write_text(json.dumps({"controller": args.controller, "load": load, "seconds": result}))
 
