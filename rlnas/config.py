@@ -90,6 +90,19 @@ class SearchConfig:
     grad_clip: float = _f(5.0, "global-norm clipping of the controller gradient")
     temperature: float = _f(1.0, "softmax temperature of the controller's logits while sampling")
     tanh_constant: float | None = _f(2.5, "logits = C * tanh(logits / temperature) (ENAS); 0 turns it off")
+    novel_only: bool = _f(False, "reinforce: propose only architectures not yet evaluated while any remain")
+    model_steps: int = _f(
+        0, "reinforce: Dyna steps on a learned reward model's predictions per real batch (0: no model)"
+    )
+    model_batch: int = _f(32, "reinforce: architectures sampled in each imagined (reward-model) step")
+    model_pool: int = _f(64, "reinforce: controller samples the real batch is chosen from (novel_only/model)")
+    model_bonus: float = _f(1.0, "reinforce: optimism, predicted reward + bonus * ensemble spread")
+    model_trees: int = _f(16, "reinforce: extra-trees in the reward model's ensemble")
+    explore_mix: float = _f(0.0, "reinforce: fraction of the pool replaced by mutants and uniform draws")
+    risk_seeking: float = _f(
+        0.0, "reinforce: learn only from rewards above the (1 - eps) quantile (Petersen 2021); 0: off"
+    )
+    risk_memory: int = _f(32, "reinforce: recent rewards the risk-seeking quantile is taken over")
     lstm_units: int = _f(35, "units in each LSTM layer of the controller")
     lstm_layers: int = _f(2, "LSTM layers of the controller")
     init_range: float = _f(0.08, "controller weights start uniform in [-r, r]")
@@ -228,6 +241,15 @@ _RULES: dict[str, Check] = {
     "tanh_constant": _optional(
         _must(lambda v: isinstance(v, int | float) and 0 <= v < math.inf, ">= 0 (0 turns it off)")
     ),
+    "novel_only": _must(lambda v: isinstance(v, bool), "true or false"),
+    "model_steps": _must(lambda v: type(v) is int and v >= 0, "a whole number >= 0 (0: no model)"),
+    "model_batch": _whole,
+    "model_pool": _whole,
+    "model_bonus": _must(_finite_number, ">= 0"),
+    "model_trees": _whole,
+    "explore_mix": _must(lambda v: _finite_number(v) and v <= 1, "in [0, 1]"),
+    "risk_seeking": _must(lambda v: _finite_number(v) and v < 1, "in [0, 1) (0: off)"),
+    "risk_memory": _whole,
     "lstm_units": _whole,
     "lstm_layers": _whole,
     "init_range": _positive,

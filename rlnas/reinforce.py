@@ -208,6 +208,7 @@ def update(
     skip_target: float = 0.4,
     old_log_probs: np.ndarray | None = None,
     importance_clip: float = 1.0,
+    advantages: np.ndarray | None = None,
 ) -> UpdateStats:
     """One REINFORCE step from a batch of sampled tokens and their rewards; updates ``baseline``.
 
@@ -219,22 +220,25 @@ def update(
         old_log_probs: (n,) log-probability of each row under the policy that sampled it (summed over
             its active decisions); given, each term is weighted by ``min(importance_clip, ratio)``.
             None: no weights, the on-policy update.
+        advantages: (n,) advantages to use instead of the baseline's (a risk-seeking objective, or
+            predicted rewards); the baseline still folds the rewards in.
     """
-    adv = baseline.advantages(rewards)
-    skips = tuple((int(d), int(t)) for d, t in skips) if skip_weight > 0 else ()
-    importance = old_log_probs is not None
-    step = _step_function(controller, skips, float(skip_target) if skips else 0.0, importance)
-    old = []
-    if importance:
-        old = [tf.constant(np.asarray(old_log_probs), tf.float64), tf.constant(importance_clip, tf.float64)]
-    loss, entropy, norm, penalty, weight, clipped = step(
-        tf.constant(np.asarray(tokens), tf.int32),
-        tf.constant(np.asarray(mask), tf.float32),
-        tf.constant(adv, tf.float64),
-        *(tf.constant(x, tf.float32) for x in (entropy_weight, grad_clip, skip_weight)),
-        *old,
+    adv = baseline.advantages(rewards) if advantages is None else np.asarray(advantages, np.float64)
+    out = step_on(
+        controller,
+        tokens,
+        mask,
+        adv,
+        entropy_weight=entropy_weight,
+        grad_clip=grad_clip,
+        skips=skips,
+        skip_weight=skip_weight,
+        skip_target=skip_target,
+        old_log_probs=old_log_probs,
+        importance_clip=importance_clip,
     )
     baseline.update(rewards)
+    loss, entropy, norm, penalty, weight, clipped = out
     return UpdateStats(
         loss=float(loss),
         entropy=float(entropy),
@@ -246,3 +250,50 @@ def update(
         importance_weight=float(weight),
         importance_clipped=float(clipped),
     )
+
+
+def step_on(
+    controller: Controller,
+    tokens: np.ndarray,
+    mask: np.ndarray,
+    advantages: np.ndarray,
+    *,
+    entropy_weight: float,
+    grad_clip: float,
+    skips: Sequence[tuple[int, int]] = (),
+    skip_weight: float = 0.0,
+    skip_target: float = 0.4,
+    old_log_probs: np.ndarray | None = None,
+    importance_clip: float = 1.0,
+) -> tuple[tf.Tensor, ...]:
+    """One Adam step of the policy gradient on given advantages (no baseline): what :func:`update`
+    does with the baseline's, and what the reward model's imagined batches do with predicted ones.
+
+    Returns the step's tensors: loss, mean entropy, gradient norm, skip penalty, mean importance
+    weight and fraction clipped.
+    """
+    skips = tuple((int(d), int(t)) for d, t in skips) if skip_weight > 0 else ()
+    importance = old_log_probs is not None
+    step = _step_function(controller, skips, float(skip_target) if skips else 0.0, importance)
+    old = []
+    if importance:
+        old = [tf.constant(np.asarray(old_log_probs), tf.float64), tf.constant(importance_clip, tf.float64)]
+    return step(
+        tf.constant(np.asarray(tokens), tf.int32),
+        tf.constant(np.asarray(mask), tf.float32),
+        tf.constant(np.asarray(advantages, np.float64), tf.float64),
+        *(tf.constant(x, tf.float32) for x in (entropy_weight, grad_clip, skip_weight)),
+        *old,
+    )
+
+
+def risk_seeking_advantages(rewards: np.ndarray, memory: np.ndarray, epsilon: float) -> np.ndarray:
+    """Petersen et al. (ICLR 2021): advantage ``R - q`` for rows at or above ``q``, the (1 - epsilon)
+    quantile, and 0 below it, so the policy learns only from its best samples.
+
+    A batch of 4 has no useful quantile of its own, so ``q`` is taken over ``memory`` (the recent real
+    rewards, this batch included); an imagined batch of many samples passes itself as its memory.
+    """
+    rewards = np.asarray(rewards, np.float64)
+    q = float(np.quantile(np.asarray(memory, np.float64), 1 - epsilon))
+    return np.where(rewards >= q, rewards - q, 0.0)

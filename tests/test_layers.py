@@ -27,7 +27,16 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("children", ("rlnas.models", "rlnas.child", "rlnas.function_model", "rlnas.objectives")),
     ("records", ("rlnas.trial", "rlnas.store", "rlnas.monitor", "rlnas.lookup_table", "rlnas.hpo_tables")),
-    ("policy", ("rlnas.controller_kinds", "rlnas.controller", "rlnas.reinforce", "rlnas.penalties")),
+    (
+        "policy",
+        (
+            "rlnas.controller_kinds",
+            "rlnas.controller",
+            "rlnas.reinforce",
+            "rlnas.penalties",
+            "rlnas.reward_model",
+        ),
+    ),
     ("settings", ("rlnas.config", "rlnas.resolve")),
     ("strategies", ("rlnas.strategies", "rlnas.batches")),
     (

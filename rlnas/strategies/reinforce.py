@@ -21,11 +21,16 @@ from rlnas import reinforce
 from rlnas.config import SearchConfig
 from rlnas.controller import Controller
 from rlnas.penalties import skip_positions
+from rlnas.reward_model import RewardModel
 from rlnas.space import SearchSpace
+from rlnas.strategies import dyna
 from rlnas.strategies.base import Proposal, active_masks, check_ask, check_batch
 
 BASELINE_KEY = "baseline"
 """Key of the baseline in the checkpoint's meta; reserved: ``restore`` returns the meta without it."""
+HISTORY_KEY = "reinforce_history"
+"""Key of the evaluated rows in the meta, written only when a setting of issue #19 uses them (so a
+default run's checkpoint is what it always was); reserved likewise."""
 
 
 def make_controller(config: SearchConfig, space: SearchSpace, *, compiled: bool = True) -> Controller:
@@ -63,6 +68,8 @@ class ReinforceStrategy:
         self.controller = make_controller(config, space)
         self.baseline = reinforce.Baseline(decay=config.baseline_decay)
         self.skips = skip_positions(space) if config.skip_weight > 0 else []
+        self.history = dyna.History()
+        self.model = self._make_model()
         # The update's trace runs beside the first batch's training instead of after it. tell, save,
         # restore and reset wait for it, so that no update or change of the weights overlaps the trace.
         # Not a daemon: a process that ends while TensorFlow traces on a daemon thread aborts in C++
@@ -82,8 +89,31 @@ class ReinforceStrategy:
     def _traced(self) -> None:
         self._tracing.join()
 
+    def _make_model(self) -> RewardModel | None:
+        c = self.config
+        return RewardModel(self.space, trees=c.model_trees, seed=c.seed) if c.model_steps > 0 else None
+
+    @property
+    def uses_history(self) -> bool:
+        """Whether a setting of issue #19 is on (novel proposals, reward model, risk-seeking, mixing)."""
+        c = self.config
+        return c.novel_only or c.model_steps > 0 or c.explore_mix > 0 or c.risk_seeking > 0
+
     def ask(self, n: int) -> Proposal:
         check_ask(n)
+        c = self.config
+        if c.novel_only or self.model is not None or c.explore_mix > 0:
+            tokens, log_probs = dyna.choose(
+                self.controller,
+                self.space,
+                self.history,
+                n,
+                pool=max(c.model_pool, n),
+                model=self.model,
+                bonus=c.model_bonus,
+                explore_mix=c.explore_mix,
+            )
+            return Proposal(tokens, log_probs)
         sample = self.controller.sample(n)
         mask = active_masks(self.space, sample.tokens)
         return Proposal(sample.tokens, (sample.log_probs * mask).sum(axis=1))
@@ -103,6 +133,10 @@ class ReinforceStrategy:
             log_probs = None  # weights off: the plain (stale) gradient
         if not len(tokens):
             return {}
+        advantages = None
+        if self.config.risk_seeking > 0:
+            memory = np.r_[self.history.rewards[-self.config.risk_memory :], rewards]
+            advantages = reinforce.risk_seeking_advantages(rewards, memory, self.config.risk_seeking)
         stats = reinforce.update(
             self.controller,
             tokens,
@@ -116,6 +150,7 @@ class ReinforceStrategy:
             skip_target=self.config.skip_target,
             old_log_probs=None if log_probs is None else np.asarray(log_probs, np.float64),
             importance_clip=self.config.importance_clip,
+            advantages=advantages,
         )
         scalars = {
             "losses/loss": stats.loss,
@@ -129,7 +164,25 @@ class ReinforceStrategy:
             scalars["losses/importance_clipped"] = stats.importance_clipped
         if self.skips:  # only where the penalty is part of the loss
             scalars["losses/skip_penalty"] = stats.skip_penalty
+        if self.uses_history:
+            self.history.add(self.space, tokens, rewards)
+        if self.model is not None and dyna.fit(self.model, self.space, self.history):
+            scalars["losses/imagined_entropy"] = self._imagine()
         return scalars
+
+    def _imagine(self) -> float:
+        c = self.config
+        return dyna.imagine(
+            self.controller,
+            self.space,
+            self.model,  # type: ignore[arg-type]
+            steps=c.model_steps,
+            batch=c.model_batch,
+            bonus=c.model_bonus,
+            risk_epsilon=c.risk_seeking,
+            entropy_weight=c.entropy_weight,
+            grad_clip=c.grad_clip,
+        )
 
     def reset(self, seed: int) -> None:
         """Become the strategy ``seed`` would make (controller, baseline), keeping the controller's traces.
@@ -141,15 +194,24 @@ class ReinforceStrategy:
         self.config = dataclasses.replace(self.config, seed=seed)
         self.controller.reset(seed)
         self.baseline = reinforce.Baseline(decay=self.config.baseline_decay)
+        self.history = dyna.History()
+        self.model = self._make_model()
 
     def save(self, path: Path, meta: dict) -> None:
         self._traced()
-        self.controller.save(path, meta={**meta, BASELINE_KEY: self.baseline.value})
+        meta = {**meta, BASELINE_KEY: self.baseline.value}
+        if self.uses_history:
+            meta[HISTORY_KEY] = self.history.to_meta()
+        self.controller.save(path, meta=meta)
 
     def restore(self, path: Path) -> dict:
         self._traced()
         meta = self.controller.restore(path)
         self.baseline.value = meta.pop(BASELINE_KEY, None)
+        self.history = dyna.History.from_meta(meta.pop(HISTORY_KEY, None))
+        self.model = self._make_model()
+        if self.model is not None:
+            dyna.fit(self.model, self.space, self.history)  # the same model: its seed counts the rows
         return meta
 
     def probe(self, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -1,0 +1,92 @@
+"""A learned reward model: an ensemble that predicts an architecture's reward from its tokens.
+
+Plain REINFORCE uses each evaluation for one gradient step and forgets it; an evaluation costs
+seconds to hours, a prediction microseconds. The model is fitted to every evaluated architecture, and
+the controller then takes many cheap policy-gradient steps on its predictions (Dyna, Sutton 1990) and
+proposes, among its novel samples, those the model rates best (issue #19).
+
+The ensemble is scikit-learn's extra-trees on bootstrap resamples: the spread of its trees'
+predictions is the uncertainty, and ``mean + bonus * spread`` is the optimistic value that keeps the
+search trying what the model cannot yet judge (upper confidence bound). Rewards are standardised
+before the fit, so the bonus is in units of the rewards' spread whatever the metric.
+
+Features: the one-hot encoding of each *active* decision (an inactive one is all zeros), so that two
+token rows of the same architecture get the same prediction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rlnas.errors import ConfigError
+from rlnas.space import SearchSpace
+
+EXTRA_HINT = "pip install scikit-learn (or pip install -e '.[bench]')"
+
+
+def one_hot(space: SearchSpace, tokens: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """(n, sum of vocabularies) float32: a 1 at each active decision's token."""
+    tokens = np.asarray(tokens, np.int64)
+    offsets = np.cumsum((0, *space.vocab_sizes[:-1]))
+    out = np.zeros((len(tokens), sum(space.vocab_sizes)), np.float32)
+    rows, cols = np.nonzero(np.asarray(masks, bool))
+    out[rows, offsets[cols] + tokens[rows, cols]] = 1.0
+    return out
+
+
+class RewardModel:
+    """Extra-trees ensemble over one-hot architectures: ``fit`` on the history, ``predict`` mean and
+    spread (in units of the standardised rewards).
+
+    Args:
+        space: the search space (vocabulary sizes; masks come with the rows).
+        trees: ensemble members; their disagreement is the uncertainty.
+        seed: the ensemble's randomness; ``fit`` adds the history's length to it, so a run refitted
+            after a resume gets the very same model.
+    """
+
+    def __init__(self, space: SearchSpace, *, trees: int = 16, seed: int = 0) -> None:
+        try:
+            from sklearn.ensemble import ExtraTreesRegressor
+        except ImportError:
+            raise ConfigError(
+                f"the reward model (model_steps > 0) needs scikit-learn: {EXTRA_HINT}"
+            ) from None
+        self._make = ExtraTreesRegressor
+        self.space = space
+        self.trees = trees
+        self.seed = seed
+        self._forest = None
+        self._scale = (0.0, 1.0)
+
+    @property
+    def fitted(self) -> bool:
+        return self._forest is not None
+
+    def fit(self, features: np.ndarray, rewards: np.ndarray) -> None:
+        """Fit to every evaluated row (repeats included: each is one more noisy measurement)."""
+        rewards = np.asarray(rewards, np.float64)
+        mean, std = float(rewards.mean()), float(rewards.std())
+        self._scale = (mean, std if std > 0 else 1.0)
+        forest = self._make(
+            n_estimators=self.trees,
+            bootstrap=True,
+            min_samples_leaf=1,
+            max_features=0.7,
+            random_state=(self.seed * 7919 + len(rewards)) % 2**32,
+            n_jobs=1,
+        )
+        forest.fit(features, (rewards - mean) / self._scale[1])
+        self._forest = forest
+
+    def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, spread) of the standardised reward of each row, each (n,)."""
+        if self._forest is None:
+            raise RuntimeError("predict before fit")
+        per_tree = np.stack([t.predict(features) for t in self._forest.estimators_])
+        return per_tree.mean(axis=0), per_tree.std(axis=0)
+
+    def optimistic(self, features: np.ndarray, bonus: float) -> np.ndarray:
+        """``mean + bonus * spread``: the value an upper-confidence-bound search acts on."""
+        mean, spread = self.predict(features)
+        return mean + bonus * spread

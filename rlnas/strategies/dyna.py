@@ -1,0 +1,167 @@
+"""What lets the REINFORCE controller learn from all of its history (issue #19), each piece optional.
+
+- :class:`History`: every architecture evaluated (tokens, reward) and every one proposed (keys), so
+  that ``ask`` can refuse repeats while novel architectures remain: a repeat costs a real evaluation
+  that teaches almost nothing.
+- :func:`choose`: the real batch, picked from a pool of the controller's samples (plus, optionally,
+  uniform and mutated candidates that keep exploration alive) by novelty and, with a reward model,
+  by predicted value plus an optimism bonus.
+- :func:`imagine`: Dyna-style policy-gradient steps on the reward model's predictions, between real
+  batches; many cheap steps per expensive evaluation.
+
+Every draw comes from the controller's own checkpointed generator, so a resumed run proposes what
+the interrupted one would have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rlnas import reinforce
+from rlnas.controller import Controller
+from rlnas.reward_model import RewardModel, one_hot
+from rlnas.space import SearchSpace
+from rlnas.strategies.base import active_masks, uniform_tokens
+
+MIN_FIT = 8
+"""Evaluations before the reward model is trusted at all (two batches of 4)."""
+
+
+@dataclass
+class History:
+    """Evaluated rows and the keys of every architecture proposed (evaluated or not yet)."""
+
+    tokens: list[list[int]] = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+
+    def add(self, space: SearchSpace, tokens: np.ndarray, rewards: np.ndarray) -> None:
+        for t, r in zip(np.asarray(tokens).tolist(), np.asarray(rewards).tolist(), strict=True):
+            self.tokens.append([int(x) for x in t])
+            self.rewards.append(float(r))
+            self.seen.add(space.key(t))
+
+    def to_meta(self) -> dict[str, Any]:
+        return {"tokens": self.tokens, "rewards": self.rewards, "seen": sorted(self.seen)}
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any] | None) -> History:
+        if not meta:
+            return cls()
+        return cls(list(meta["tokens"]), [float(r) for r in meta["rewards"]], set(meta["seen"]))
+
+
+def features(space: SearchSpace, tokens: np.ndarray) -> np.ndarray:
+    return one_hot(space, tokens, active_masks(space, tokens))
+
+
+def fit(model: RewardModel, space: SearchSpace, history: History) -> bool:
+    """Refit ``model`` to the whole history; False (unfitted) while it is too short to judge."""
+    if len(history.rewards) < MIN_FIT:
+        return False
+    model.fit(features(space, np.array(history.tokens)), np.array(history.rewards))
+    return True
+
+
+def mutants(space: SearchSpace, history: History, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` rows, each one of the 5 best evaluated rows with one decision redrawn uniformly."""
+    top = np.argsort(history.rewards)[::-1][:5]
+    parents = np.array(history.tokens, np.int64)[rng.choice(top, size=n)]
+    sizes = np.asarray(space.vocab_sizes)
+    cols = rng.integers(0, len(sizes), size=n)
+    parents[np.arange(n), cols] = rng.integers(0, sizes[cols])
+    return parents
+
+
+def _novel(space: SearchSpace, rows: np.ndarray, seen: set[str]) -> list[int]:
+    """Indices of the rows not in ``seen``, the first of any duplicates within ``rows``."""
+    keep, keys = [], set()
+    for i, t in enumerate(rows):
+        k = space.key(t)
+        if k not in seen and k not in keys:
+            keep.append(i)
+            keys.add(k)
+    return keep
+
+
+def choose(
+    controller: Controller,
+    space: SearchSpace,
+    history: History,
+    n: int,
+    *,
+    pool: int,
+    model: RewardModel | None,
+    bonus: float,
+    explore_mix: float,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``n`` novel rows (fewer only when the space runs out) and their policy log-probabilities
+    (None when a row did not come from the policy: a pipelined batch then gets the plain gradient).
+
+    The pool is ``pool`` controller samples, of which a fraction ``explore_mix`` is replaced by
+    mutants of the best rows and uniform draws (half each). With a fitted model the rows with the
+    highest ``mean + bonus * spread`` are taken, else the novel ones in sampling order.
+    """
+    rng = controller.rng
+    sample = controller.sample(pool)
+    rows, from_policy = sample.tokens, np.ones(pool, bool)
+    extra = round(explore_mix * pool) if history.rewards else 0
+    if extra:
+        half = extra // 2
+        rows = rows.copy()
+        rows[pool - extra : pool - half] = mutants(space, history, extra - half, rng)
+        rows[pool - half :] = uniform_tokens(space, half, rng)
+        from_policy[pool - extra :] = False
+    keep = _novel(space, rows, history.seen)
+    if len(keep) < n:  # the policy is stuck on seen rows: fill with uniform novel ones
+        rows = np.concatenate([rows, uniform_tokens(space, 8 * n, rng)])
+        from_policy = np.r_[from_policy, np.zeros(8 * n, bool)]
+        keep = _novel(space, rows, history.seen)
+    keep = np.array(keep, np.int64)
+    if model is not None and model.fitted and len(keep) > n:
+        score = model.optimistic(features(space, rows[keep]), bonus)
+        keep = keep[np.argsort(-score, kind="stable")]
+    keep = keep[:n]
+    if len(keep) < n:  # the space is (nearly) exhausted: repeats after all
+        keep = np.r_[keep, np.arange(n - len(keep))].astype(np.int64)
+    chosen = rows[keep]
+    log_probs = None  # a uniform or mutated row has no sampling probability to weight by
+    if from_policy[keep].all():
+        log_probs = (sample.log_probs[keep] * active_masks(space, chosen)).sum(axis=1)
+    for t in chosen:
+        history.seen.add(space.key(t))
+    return chosen, log_probs
+
+
+def imagine(
+    controller: Controller,
+    space: SearchSpace,
+    model: RewardModel,
+    *,
+    steps: int,
+    batch: int,
+    bonus: float,
+    risk_epsilon: float,
+    entropy_weight: float,
+    grad_clip: float,
+) -> float:
+    """``steps`` REINFORCE steps on batches of ``batch`` samples scored by the model's optimistic
+    value (standardised units; baseline the batch mean, or its risk-seeking quantile). Returns the
+    mean entropy of the last step."""
+    entropy = float("nan")
+    for _ in range(steps):
+        tokens = controller.sample(batch).tokens
+        masks = active_masks(space, tokens)
+        value = model.optimistic(one_hot(space, tokens, masks), bonus)
+        if risk_epsilon > 0:
+            adv = reinforce.risk_seeking_advantages(value, value, risk_epsilon)
+        else:
+            adv = value - value.mean()
+        out = reinforce.step_on(
+            controller, tokens, masks, adv, entropy_weight=entropy_weight, grad_clip=grad_clip
+        )
+        entropy = float(out[1])
+    return entropy

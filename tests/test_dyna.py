@@ -1,0 +1,115 @@
+"""Tests for the settings of issue #19: novel proposals, the reward model and its Dyna steps, the
+risk-seeking objective; each off by default, each keeping the resume contract."""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rlnas import reinforce
+from rlnas.config import SearchConfig
+from rlnas.errors import ConfigError
+from rlnas.reward_model import RewardModel, one_hot
+from rlnas.space import Decision, SearchSpace
+from rlnas.strategies import make_strategy
+from rlnas.strategies.reinforce import HISTORY_KEY
+from tests.test_strategies import tiny_space
+
+needs_sklearn = pytest.mark.skipif(not find_spec("sklearn"), reason="the reward model needs scikit-learn")
+SMALL = {"lstm_units": 8, "lstm_layers": 1, "strategy": "reinforce"}
+
+
+def grid(values: int = 4, decisions: int = 3) -> SearchSpace:
+    return SearchSpace([Decision(f"d{i}", tuple(range(values)), "int") for i in range(decisions)])
+
+
+def reward_of(tokens: np.ndarray) -> np.ndarray:
+    """A smooth landscape with its peak at all-3 tokens."""
+    return np.asarray(tokens, np.float64).sum(axis=1) / 10
+
+
+def test_risk_seeking_keeps_only_the_top_of_the_memory() -> None:
+    adv = reinforce.risk_seeking_advantages(np.array([1.0, 5.0, 9.0]), np.arange(11.0), 0.2)
+    assert adv.tolist() == [0.0, 0.0, 1.0]  # q = the 0.8 quantile of 0..10 = 8
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("model_steps", -1),
+        ("explore_mix", 1.5),
+        ("risk_seeking", 1.0),
+        ("novel_only", "yes"),
+        ("model_pool", 0),
+    ],
+)
+def test_config_rejects_bad_values(field: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=field):
+        SearchConfig(**{field: value})
+
+
+def test_defaults_leave_the_checkpoint_as_it_was(tmp_path: Path) -> None:
+    space = grid()
+    strategy = make_strategy(SearchConfig(**SMALL, controller="factorized"), space)
+    assert not strategy.uses_history
+    tokens = strategy.ask(4).tokens
+    strategy.tell(tokens, reward_of(tokens))
+    strategy.save(tmp_path / "c.npz", {})
+    assert HISTORY_KEY not in strategy.controller.restore(tmp_path / "c.npz")
+
+
+def test_novel_only_never_repeats_until_the_space_is_exhausted() -> None:
+    space = tiny_space()  # 8 architectures
+    strategy = make_strategy(SearchConfig(**SMALL, novel_only=True, seed=2), space)
+    keys = []
+    for _ in range(2):
+        tokens = strategy.ask(4).tokens
+        strategy.tell(tokens, np.zeros(4))
+        keys += [space.key(t) for t in tokens]
+    assert len(set(keys)) == 8
+    assert len(strategy.ask(4).tokens) == 4  # exhausted: repeats after all, still a full batch
+
+
+@needs_sklearn
+def test_reward_model_fits_and_knows_what_it_has_not_seen() -> None:
+    space = grid(values=5, decisions=4)
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 5, (60, 4))
+    x = one_hot(space, tokens, np.ones_like(tokens, bool))
+    assert x.sum(axis=1).tolist() == [4.0] * 60
+    model = RewardModel(space, trees=16, seed=0)
+    model.fit(x, reward_of(tokens))
+    mean, spread = model.predict(x)
+    assert np.corrcoef(mean, reward_of(tokens))[0, 1] > 0.9
+    assert spread.min() >= 0
+
+
+@needs_sklearn
+@pytest.mark.parametrize("controller", ["factorized", "lstm"])
+def test_model_steps_find_the_peak_and_resume_exactly(controller: str, tmp_path: Path) -> None:
+    space = grid(values=4, decisions=3)  # 64 architectures
+    c = SearchConfig(**SMALL, controller=controller, model_steps=3, novel_only=True, explore_mix=0.25)
+    a = make_strategy(c, space)
+    best = []
+    for _ in range(5):
+        tokens = a.ask(4).tokens
+        a.tell(tokens, reward_of(tokens))
+        best.append(reward_of(tokens).max())
+    a.save(tmp_path / "c.npz", {"step": 5})
+    b = make_strategy(c, space)
+    assert b.restore(tmp_path / "c.npz") == {"step": 5}
+    np.testing.assert_array_equal(a.ask(4).tokens, b.ask(4).tokens)
+    assert max(best) >= 0.8  # within 1 of the peak 0.9 after 20 of 64 evaluations
+
+
+def test_risk_seeking_and_mixing_run_without_a_model() -> None:
+    space = grid()
+    strategy = make_strategy(SearchConfig(**SMALL, risk_seeking=0.25, explore_mix=0.5), space)
+    for _ in range(3):
+        proposal = strategy.ask(4)
+        assert proposal.log_probs is None or np.all(np.isfinite(proposal.log_probs))
+        strategy.tell(proposal.tokens, reward_of(proposal.tokens))
+    assert len(strategy.history.rewards) == 12
