@@ -102,7 +102,7 @@ def main() -> None:
     p.add_argument("--dissect", type=int, default=8, help="re-time build/clean-up of this many children")
     args = p.parse_args()
     quiet()
-    from rlnas import reinforce
+    from rlnas import policy_gradient
     from rlnas.config import SearchConfig
     from rlnas.controller import Controller
     from rlnas.evaluator import WorkerEvaluator
@@ -116,7 +116,7 @@ def main() -> None:
         config = dataclasses.replace(config, children_per_worker=args.children_per_worker)
     wrapped = {
         "controller.sample": (Controller, "sample"),
-        "reinforce.update": (reinforce, "update"),
+        "reinforce.update": (policy_gradient, "update"),
         "controller.save": (Controller, "save"),
         "store.append_trial": (RunStore, "append_trial"),
         "store.write_json": (RunStore, "write_json"),

@@ -66,13 +66,13 @@ def policy(config: Any, space: Any, checkpoint: Any) -> tuple[list[dict[str, Any
 
 
 def run(lr: float, seed: int, trials: int) -> dict[str, Any]:
-    from rlnas import reinforce
+    from rlnas import policy_gradient
     from rlnas.config import SearchConfig
     from rlnas.search import run_search
     from rlnas.space import default_space
 
     config, space = SearchConfig(trials=trials, seed=seed, controller_lr=lr), default_space()
-    stats: list[Any] = []  # reinforce.UpdateStats of each batch, captured as the search makes them
+    stats: list[Any] = []  # policy_gradient.UpdateStats of each batch, captured as the search makes them
 
     def capture(original: Any) -> Any:
         def update(*args: Any, **kwargs: Any) -> Any:
@@ -81,7 +81,7 @@ def run(lr: float, seed: int, trials: int) -> dict[str, Any]:
 
         return update
 
-    with temp_store() as store, patched(reinforce, "update", capture):
+    with temp_store() as store, patched(policy_gradient, "update", capture):
         result = run_search(config, space, store)
         (start, h0), (end, h1) = policy(config, space, None), policy(config, space, store.controller_path)
     trials_ = result.trials

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from envs.nas_env import NasEnv
-from rlnas import default_space, reinforce
+from rlnas import default_space, policy_gradient
 from rlnas.controller import Controller
 from rlnas.data import DataSpec
 from rlnas.evaluator import TrainSpec, WorkerEvaluator
@@ -36,7 +36,7 @@ def main(args: Args = Args()) -> None:
     controller = Controller(
         space.vocab_sizes, learning_rate=args.controller_lr, tanh_constant=args.tanh_constant, seed=args.seed
     )
-    baseline = reinforce.Baseline(decay=0.95)
+    baseline = policy_gradient.Baseline(decay=0.95)
     best = (0.0, {})
 
     for update in range(args.trials // args.m):
@@ -50,7 +50,7 @@ def main(args: Args = Args()) -> None:
                     _, reward, _, _, info = env.step(int(token))
             rewards.append(reward)
             best = max(best, (reward, info["architecture"]), key=lambda b: b[0])
-        stats = reinforce.update(
+        stats = policy_gradient.update(
             controller, sample.tokens, masks, np.array(rewards), baseline,
             entropy_weight=args.entropy_weight, grad_clip=5.0,
         )  # fmt: skip

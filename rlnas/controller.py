@@ -82,7 +82,7 @@ class Controller:
             one-off trace); False runs the same code eagerly.
 
     Attributes:
-        compiled_steps: traced training steps that callers (``rlnas.reinforce``) build over this
+        compiled_steps: traced training steps that callers (``rlnas.policy_gradient``) build over this
             controller's variables, keyed by what they were traced for; kept here, as Keras keeps a
             model's ``train_function``, so a trace lives exactly as long as the variables it captured.
     """

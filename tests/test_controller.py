@@ -280,7 +280,7 @@ def test_tanh_constant_applies_after_temperature() -> None:
 # -- checkpoints -----------------------------------------------------------------------------------
 def trained(seed: int) -> Controller:
     """A controller whose weights, Adam slots and RNG have all moved away from their initial state."""
-    from rlnas.reinforce import Baseline, update
+    from rlnas.policy_gradient import Baseline, update
 
     c = small(seed=seed)
     b = Baseline()
@@ -303,7 +303,7 @@ def test_get_state_contents() -> None:
 
 
 def test_set_state_round_trip_reproduces_sampling_and_training() -> None:
-    from rlnas.reinforce import Baseline, update
+    from rlnas.policy_gradient import Baseline, update
 
     original = trained(seed=1)
     state = original.get_state()

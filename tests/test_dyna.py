@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlnas import reinforce
+from rlnas import policy_gradient
 from rlnas.config import SearchConfig
 from rlnas.errors import ConfigError
 from rlnas.reward_model import RewardModel, one_hot
@@ -32,7 +32,7 @@ def reward_of(tokens: np.ndarray) -> np.ndarray:
 
 
 def test_risk_seeking_keeps_only_the_top_of_the_memory() -> None:
-    adv = reinforce.risk_seeking_advantages(np.array([1.0, 5.0, 9.0]), np.arange(11.0), 0.2)
+    adv = policy_gradient.risk_seeking_advantages(np.array([1.0, 5.0, 9.0]), np.arange(11.0), 0.2)
     assert adv.tolist() == [0.0, 0.0, 1.0]  # q = the 0.8 quantile of 0..10 = 8
 
 

@@ -32,7 +32,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "rlnas.controller_kinds",
             "rlnas.controller",
-            "rlnas.reinforce",
+            "rlnas.policy_gradient",
             "rlnas.penalties",
             "rlnas.reward_model",
         ),

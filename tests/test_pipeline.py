@@ -16,7 +16,7 @@ from rlnas.cli import main
 from rlnas.config import SearchConfig
 from rlnas.errors import ConfigError, SearchAborted
 from rlnas.parallel import NOT_YET, EnvPool
-from rlnas.reinforce import importance_weights, reinforce_loss
+from rlnas.policy_gradient import importance_weights, reinforce_loss
 from rlnas.search import run_search
 from rlnas.space import Decision, SearchSpace, default_space
 from rlnas.store import RunStore

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rlnas import reinforce
+from rlnas import policy_gradient
 from rlnas.controller import Controller
 from rlnas.reward_model import RewardModel, one_hot
 from rlnas.space import SearchSpace
@@ -157,10 +157,10 @@ def imagine(
         masks = active_masks(space, tokens)
         value = model.optimistic(one_hot(space, tokens, masks), bonus)
         if risk_epsilon > 0:
-            adv = reinforce.risk_seeking_advantages(value, value, risk_epsilon)
+            adv = policy_gradient.risk_seeking_advantages(value, value, risk_epsilon)
         else:
             adv = value - value.mean()
-        out = reinforce.step_on(
+        out = policy_gradient.step_on(
             controller, tokens, masks, adv, entropy_weight=entropy_weight, grad_clip=grad_clip
         )
         entropy = float(out[1])

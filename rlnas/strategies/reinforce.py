@@ -3,7 +3,7 @@
 ``ask`` samples from the softmax (never argmax) with the controller's checkpointed generator; ``tell``
 is one policy-gradient step on the evaluated rows against the moving-average baseline. Given the rows'
 log-probabilities under the policy that proposed them (a pipelined batch, one update stale), each row
-is weighted by ``min(importance_clip, pi_now / pi_then)`` (``rlnas.reinforce``). The checkpoint
+is weighted by ``min(importance_clip, pi_now / pi_then)`` (``rlnas.policy_gradient``). The checkpoint
 is the controller's own ``.npz`` (weights, Adam slots, sampler state) with the baseline in its meta,
 under the key ``baseline`` as the search loop wrote it before strategies existed, so those run
 directories still resume.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlnas import reinforce
+from rlnas import policy_gradient
 from rlnas.config import SearchConfig
 from rlnas.controller import Controller
 from rlnas.penalties import skip_positions
@@ -66,7 +66,7 @@ class ReinforceStrategy:
         self.space = space
         self.config = config
         self.controller = make_controller(config, space)
-        self.baseline = reinforce.Baseline(decay=config.baseline_decay)
+        self.baseline = policy_gradient.Baseline(decay=config.baseline_decay)
         self.skips = skip_positions(space) if config.skip_weight > 0 else []
         self.history = dyna.History()
         self.model = self._make_model()
@@ -78,7 +78,7 @@ class ReinforceStrategy:
         self._tracing.start()
 
     def _prepare(self) -> None:
-        reinforce.prepare(
+        policy_gradient.prepare(
             self.controller,
             skips=self.skips,
             skip_weight=self.config.skip_weight,
@@ -136,8 +136,8 @@ class ReinforceStrategy:
         advantages = None
         if self.config.risk_seeking > 0:
             memory = np.r_[self.history.rewards[-self.config.risk_memory :], rewards]
-            advantages = reinforce.risk_seeking_advantages(rewards, memory, self.config.risk_seeking)
-        stats = reinforce.update(
+            advantages = policy_gradient.risk_seeking_advantages(rewards, memory, self.config.risk_seeking)
+        stats = policy_gradient.update(
             self.controller,
             tokens,
             active_masks(self.space, tokens),
@@ -193,7 +193,7 @@ class ReinforceStrategy:
         self._traced()
         self.config = dataclasses.replace(self.config, seed=seed)
         self.controller.reset(seed)
-        self.baseline = reinforce.Baseline(decay=self.config.baseline_decay)
+        self.baseline = policy_gradient.Baseline(decay=self.config.baseline_decay)
         self.history = dyna.History()
         self.model = self._make_model()
 

@@ -1,4 +1,4 @@
-"""Tests for rlnas.reinforce: the loss by hand, the baseline by hand, one update, and learning a target."""
+"""Tests for rlnas.policy_gradient: the REINFORCE loss and baseline by hand, one update, a learnt target."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from rlnas.config import SearchConfig
 from rlnas.controller import Controller
-from rlnas.reinforce import Baseline, UpdateStats, prepare, reinforce_loss, update
+from rlnas.policy_gradient import Baseline, UpdateStats, prepare, reinforce_loss, update
 from rlnas.space import SearchSpace, default_space
 from rlnas.strategies.reinforce import make_controller
 
