@@ -35,6 +35,8 @@ from rlnas.models import standard_space
 from rlnas.space import SearchSpace
 from rlnas.space import toml as space_toml
 
+SEED_LIMIT = 2**32
+"""Seeds are numpy's and TensorFlow's: non-negative, and below 2**32 so that every derived seed fits."""
 STRATEGIES = ("reinforce", "random", "evolution", "tpe")
 EXECUTORS = ("local", "ray")
 SCHEDULES = ("cosine", "constant")
@@ -222,6 +224,7 @@ _RULES: dict[str, Check] = {
     "epochs": _whole,
     "batch_size": _whole,
     "train_fraction": _must(lambda v: 0 < v <= 1, "in (0, 1]"),
+    "seed": _must(lambda v: type(v) is int and 0 <= v < SEED_LIMIT, f"a whole number in [0, {SEED_LIMIT})"),
     "strategy": _one_of(STRATEGIES),
     "workers": _optional(_whole),
     "archs_per_update": _whole,
@@ -271,7 +274,7 @@ _RULES: dict[str, Check] = {
     "replay_schedule": _one_of(SCHEDULES),
 }
 """The rule of every field that has one, in field order (the first bad field is the one reported);
-dataset, data_dir, seed, val/test fractions and the rest are checked by :meth:`SearchConfig.data_spec`
+dataset, data_dir, val/test fractions and the rest are checked by :meth:`SearchConfig.data_spec`
 or need no check."""
 
 

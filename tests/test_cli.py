@@ -92,6 +92,9 @@ def _error(capsys, *argv: str) -> str:
         (["show", "no-such-run"], "no run 'no-such-run'"),
         (["search", "--strategy", "evolutoin"], r"unknown strategy 'evolutoin'.*did you mean 'evolution'"),
         (["search", "--workers", "0"], "workers must be positive, got 0"),
+        (["search", "--workers", "100000"], r"--workers 100000 is more than this machine can train"),
+        (["search", "--seed", "-1"], r"seed must be a whole number in \[0, 4294967296\), got -1"),
+        (["search", "--seed", "99999999999999999999"], r"seed must be a whole number in \[0, 4294967296\)"),
         (["search", "--objective", "val_acc:upward"], "objective"),
         (["search", "--model", "no_such_mod:f"], "cannot import module 'no_such_mod'"),
         (["search", "--model", "nocolon"], "module:function"),
@@ -109,6 +112,7 @@ def test_bad_arguments(capsys, tmp_path, monkeypatch, argv, message):
     import re
 
     assert re.search(message, _error(capsys, *argv))
+    assert not (tmp_path / "runs").exists()  # rejected before any run directory is made
 
 
 @pytest.mark.parametrize(

@@ -100,6 +100,7 @@ def check_before_tensorflow(config: SearchConfig, space: SearchSpace, debug: boo
     from rlnas.errors import DataError
 
     check_space(space)
+    _check_workers(config)
     if config.executor == "ray":  # one line naming the install command, before anything starts
         from rlnas.ray_evaluator import require_ray
 
@@ -118,6 +119,23 @@ def check_before_tensorflow(config: SearchConfig, space: SearchSpace, debug: boo
         from rlnas.models import check_input_shape
 
         check_input_shape(space.model, ds.x_train.shape[1:])
+
+
+WORKERS_PER_CORE = 4
+"""More local workers than this per core only thrash: each imports TensorFlow (~0.8 GB) and trains."""
+
+
+def _check_workers(config: SearchConfig) -> None:
+    """Local workers are processes on this machine: refuse a count it cannot hold, before any starts."""
+    from rlnas.errors import ConfigError
+    from rlnas.resources import cpu_count
+
+    limit = WORKERS_PER_CORE * cpu_count()
+    if config.executor == "local" and config.workers is not None and config.workers > limit:
+        raise ConfigError(
+            f"--workers {config.workers} is more than this machine can train at once ({cpu_count()} cores, "
+            f"at most {limit} local workers); use --executor ray for a cluster"
+        )
 
 
 class StopOnCtrlC:
