@@ -119,13 +119,27 @@ class Controller:
         self.rng = np.random.default_rng(seed)
         self.units = units
 
+        self._make_layers(units, layers, init_range, seed)
+        self.optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
+        self._run(tf.zeros((1, len(self.vocab_sizes)), tf.int32))  # build every variable
+        self.optimizer.build(self.trainable_variables)
+        self.compiled = compiled
+        self.compiled_steps: dict[Any, Any] = {}
+        self._sample_tokens = self._sample_graph
+        if compiled:
+            spec = tf.TensorSpec((len(self.vocab_sizes), None), tf.float64)
+            self._sample_tokens = tf.function(self._sample_graph, input_signature=[spec], autograph=False)
+
+    def _make_layers(self, units: int, layers: int, init_range: float, seed: int) -> None:
+        """The policy's layers, each initializer seeded from ``seed`` in a fixed order (a seed is a run)."""
+
         def init(k: int) -> keras.initializers.Initializer:
             return keras.initializers.RandomUniform(-init_range, init_range, seed=seed * 1000 + k)
 
         k = iter(range(10_000))
         self.cells: list[Any] = []
         self.embeddings: list[Any] = []
-        if kind == "factorized":  # decision i's logits: row 0 of a one-row embedding, looked up by 0
+        if self.kind == "factorized":  # decision i's logits: row 0 of a one-row embedding, looked up by 0
             self.heads = [
                 keras.layers.Embedding(1, v, embeddings_initializer=init(next(k))) for v in self.vocab_sizes
             ]
@@ -148,15 +162,6 @@ class Controller:
                 keras.layers.Dense(v, kernel_initializer=init(next(k)), bias_initializer=init(next(k)))
                 for v in self.vocab_sizes
             ]
-        self.optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
-        self._run(tf.zeros((1, len(self.vocab_sizes)), tf.int32))  # build every variable
-        self.optimizer.build(self.trainable_variables)
-        self.compiled = compiled
-        self.compiled_steps: dict[Any, Any] = {}
-        self._sample_tokens = self._sample_graph
-        if compiled:
-            spec = tf.TensorSpec((len(self.vocab_sizes), None), tf.float64)
-            self._sample_tokens = tf.function(self._sample_graph, input_signature=[spec], autograph=False)
 
     @property
     def trainable_variables(self) -> list[tf.Variable]:

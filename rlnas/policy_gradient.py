@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -238,6 +239,11 @@ def update(
         importance_clip=importance_clip,
     )
     baseline.update(rewards)
+    return _stats(out, adv, baseline)
+
+
+def _stats(out: Sequence[Any], adv: np.ndarray, baseline: Baseline) -> UpdateStats:
+    """The step's outputs (loss, entropy, norm, penalty, weight, clipped) as plain floats."""
     loss, entropy, norm, penalty, weight, clipped = out
     return UpdateStats(
         loss=float(loss),

@@ -152,6 +152,16 @@ class ReinforceStrategy:
             importance_clip=self.config.importance_clip,
             advantages=advantages,
         )
+        scalars = self._scalars(stats, stale=log_probs is not None)
+        if self.uses_history:
+            self.history.add(self.space, tokens, rewards)
+        if self.model is not None and dyna.fit(self.model, self.space, self.history):
+            scalars["losses/imagined_entropy"] = self._imagine()
+        return scalars
+
+    def _scalars(self, stats: policy_gradient.UpdateStats, *, stale: bool) -> dict[str, float]:
+        """The update's TensorBoard scalars; the importance and skip terms only where they are in
+        the loss (a stale batch; a space with skip decisions)."""
         scalars = {
             "losses/loss": stats.loss,
             "losses/entropy": stats.entropy,
@@ -159,15 +169,11 @@ class ReinforceStrategy:
             "losses/advantage_abs": stats.advantage_abs,
             "charts/baseline": stats.baseline,
         }
-        if log_probs is not None:  # only where the weights are part of the loss (a stale batch)
+        if stale:
             scalars["losses/importance_weight"] = stats.importance_weight
             scalars["losses/importance_clipped"] = stats.importance_clipped
-        if self.skips:  # only where the penalty is part of the loss
+        if self.skips:
             scalars["losses/skip_penalty"] = stats.skip_penalty
-        if self.uses_history:
-            self.history.add(self.space, tokens, rewards)
-        if self.model is not None and dyna.fit(self.model, self.space, self.history):
-            scalars["losses/imagined_entropy"] = self._imagine()
         return scalars
 
     def _imagine(self) -> float:
