@@ -13,6 +13,9 @@ Speed: run eagerly, one batch of samples costs tens of milliseconds in Python op
 ``compiled=True`` (the default) sampling is one ``tf.function`` traced once per controller, with a
 ``None`` batch dimension so a batch cut short by the budget does not retrace; the eager path runs the
 very same Python function, so both give the same numbers (benchmarks/controller_speed.py).
+
+(About 340 lines: both policies, sampling, log-probabilities and the checkpoint share one set of
+layers and one traced graph, so they are one class rather than pieces that would each need it all.)
 """
 
 from __future__ import annotations
