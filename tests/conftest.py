@@ -9,6 +9,10 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Controllers eager unless a test asks for the traced one (``compiled_controllers``): a trace costs
+# seconds per controller and most tests build a fresh one for a few updates (rlnas.strategies.reinforce).
+# Subprocesses (the CLI, workers) inherit it. tests/test_golden.py runs everything compiled.
+os.environ.setdefault("RLNAS_EAGER_CONTROLLER", "1")
 
 
 class SyntheticEvaluator:
@@ -34,6 +38,12 @@ class SyntheticEvaluator:
 
     def close(self) -> None:
         pass
+
+
+@pytest.fixture
+def compiled_controllers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Controllers built as ``rlnas search`` builds them: traced (here and in subprocesses)."""
+    monkeypatch.setenv("RLNAS_EAGER_CONTROLLER", "0")
 
 
 @pytest.fixture

@@ -447,6 +447,7 @@ def test_policy_rejects_a_watch_outside_the_vocabularies() -> None:
         c.policy(np.zeros((1, 2), int), watch=[(2, 0)])
 
 
+@pytest.mark.slow  # two traced controllers
 def test_reset_makes_the_controller_a_fresh_one_of_that_seed() -> None:
     used = trained(seed=16)
     used.reset(17)

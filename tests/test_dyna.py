@@ -88,7 +88,7 @@ def test_reward_model_fits_and_knows_what_it_has_not_seen() -> None:
 
 
 @needs_sklearn
-@pytest.mark.parametrize("controller", ["factorized", "lstm"])
+@pytest.mark.parametrize("controller", ["factorized", pytest.param("lstm", marks=pytest.mark.slow)])
 def test_model_steps_find_the_peak_and_resume_exactly(controller: str, tmp_path: Path) -> None:
     space = grid(values=4, decisions=3)  # 64 architectures
     c = SearchConfig(**SMALL, controller=controller, model_steps=3, novel_only=True, explore_mix=0.25)

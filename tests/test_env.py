@@ -166,6 +166,7 @@ def test_env_without_a_config_trains_in_this_process_as_before():
     assert env.failed_reward == 0.0 and env.objective.metric == "val_accuracy"
 
 
+@pytest.mark.slow  # a real child in a worker: test_evaluator covers it
 def test_real_child_from_a_config_trains_in_a_worker(tiny_npz):
     from rlnas.config import SearchConfig
 

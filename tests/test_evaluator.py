@@ -39,6 +39,7 @@ def test_worker_matches_in_process_and_is_recycled(worker, tiny_npz):
     assert results[0].child_seconds >= results[0].fit_seconds + results[0].eval_seconds
 
 
+@pytest.mark.slow  # three worker starts; a worker dying mid-child stays in the default suite
 def test_worker_that_died_idle_is_replaced_without_a_failed_trial(worker):
     assert worker.evaluate(ARCH, seed=1).status == "ok"
     for pid in _worker_pids():  # the active worker and its standby

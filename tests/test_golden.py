@@ -22,6 +22,13 @@ from rlnas.store import RunStore
 from tests.conftest import Interrupting, SyntheticEvaluator
 
 GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.fixture(autouse=True)
+def _traced(compiled_controllers: None) -> None:
+    """The journals were recorded, and are checked, as users run: controllers traced."""
+
+
 FIELDS = ("index", "tokens", "key", "architecture", "reward", "status", "cached_from")
 
 SCENARIOS = {

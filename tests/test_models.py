@@ -216,7 +216,16 @@ def images(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-@pytest.mark.parametrize("model", ["mlp", "conv", "skip", "cell"])
+# skip and cell: slow (the largest graphs); test_models builds every sampled architecture of both
+@pytest.mark.parametrize(
+    "model",
+    [
+        "mlp",
+        "conv",
+        pytest.param("skip", marks=pytest.mark.slow),
+        pytest.param("cell", marks=pytest.mark.slow),
+    ],
+)
 def test_tiny_fit_of_each_model(model):
     x, y = images(64, 10, 0)
     arch = sample(FACTORIES[model](), 1)[0] if model in FACTORIES else sample(default_space(), 1)[0]

@@ -44,6 +44,7 @@ def _summary(trials):
     return [(t["index"], t["key"], t["reward"], bool(t.get("cached"))) for t in trials]
 
 
+@pytest.mark.slow  # test_golden's two-worker journal covers it
 def test_two_workers_train_at_once_and_give_the_same_trials_as_one(tmp_path):
     _, one = _search(tmp_path, "one", SyntheticEvaluator())
     Concurrency.peak = 0
@@ -53,7 +54,10 @@ def test_two_workers_train_at_once_and_give_the_same_trials_as_one(tmp_path):
     assert [t["index"] for t in store.trials()] == list(range(24))  # read back in index order
 
 
-@pytest.mark.parametrize("strategy", ["random", "evolution", "reinforce"])
+# reinforce: slow (three searches of 40); test_golden resumes reinforce at each pipeline depth
+@pytest.mark.parametrize(
+    "strategy", ["random", "evolution", pytest.param("reinforce", marks=pytest.mark.slow)]
+)
 def test_every_strategy_runs_through_the_loop_and_resumes_exactly(tmp_path, strategy):
     settings = {"strategy": strategy, "population_size": 8, "tournament_size": 3, "trials": 40}
     _, whole = _search(tmp_path, "whole", SyntheticEvaluator(), **settings)

@@ -101,6 +101,7 @@ def test_weights_are_constants_in_the_gradient_and_truncated_at_the_cap():
     np.testing.assert_allclose(tape.gradient(loss, logp).numpy(), expected, rtol=1e-6)
 
 
+@pytest.mark.slow  # two controllers; the weights' arithmetic is tested above on tensors
 def test_an_unchanged_policy_gives_weights_of_one_and_the_unweighted_update():
     space = default_space()
     config = SearchConfig(seed=4, archs_per_update=8)
@@ -119,7 +120,11 @@ def test_an_unchanged_policy_gives_weights_of_one_and_the_unweighted_update():
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
 
 
-@pytest.mark.parametrize(("shift", "weight", "clipped"), [(-5.0, 2.0, 1.0), (5.0, np.exp(-5.0), 0.0)])
+# the truncated case is slow (a controller each); the capped-below case stays in the default suite
+@pytest.mark.parametrize(
+    ("shift", "weight", "clipped"),
+    [pytest.param(-5.0, 2.0, 1.0, marks=pytest.mark.slow), (5.0, np.exp(-5.0), 0.0)],
+)
 def test_a_moved_policy_is_weighted_and_capped(shift, weight, clipped):
     space = default_space()
     strategy = make_strategy(SearchConfig(seed=4, importance_clip=2.0), space)
@@ -129,6 +134,7 @@ def test_a_moved_policy_is_weighted_and_capped(shift, weight, clipped):
     assert stats["losses/importance_clipped"] == clipped
 
 
+@pytest.mark.slow  # a controller trace for one flag
 def test_importance_clip_0_turns_the_weights_off():
     strategy = make_strategy(SearchConfig(seed=4, importance_clip=0.0), default_space())
     proposal = strategy.ask(4)
@@ -136,7 +142,9 @@ def test_importance_clip_0_turns_the_weights_off():
     assert "losses/importance_weight" not in stats and "losses/importance_clipped" not in stats
 
 
-@pytest.mark.parametrize("strategy", ["random", "evolution", "reinforce"])
+@pytest.mark.parametrize(
+    "strategy", ["random", "evolution", pytest.param("reinforce", marks=pytest.mark.slow)]
+)
 def test_tell_checks_one_log_prob_per_row(strategy):
     s = make_strategy(SearchConfig(strategy=strategy), default_space())
     tokens = s.ask(3).tokens
@@ -171,6 +179,7 @@ def recorded(monkeypatch):
     return made
 
 
+@pytest.mark.slow  # two full searches
 @pytest.mark.parametrize("pipeline", [1, 2])
 def test_each_update_gets_its_own_batch_and_stale_batches_their_sampling_log_probs(
     tmp_path, recorded, pipeline
@@ -214,12 +223,14 @@ BEFORE_PIPELINING = [
 was before pipelining (commit a0df255)."""
 
 
+@pytest.mark.slow  # test_golden's reinforce_p1 pins the same journal
 def test_pipeline_1_proposes_what_the_loop_proposed_before_pipelining(tmp_path):
     workers = [SyntheticEvaluator(delay=0.01), SyntheticEvaluator()]
     _, result = _search(tmp_path, "s", workers, pipeline=1, seed=11, trials=20)
     assert [t["key"] for t in result.trials] == BEFORE_PIPELINING
 
 
+@pytest.mark.slow  # a whole pipelined search for one TensorBoard tag
 def test_importance_weights_are_logged_to_tensorboard_for_stale_batches(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.util import tensor_util
@@ -237,6 +248,7 @@ def test_importance_weights_are_logged_to_tensorboard_for_stale_batches(tmp_path
     assert all(0 <= f <= 1 for _, f in logged["losses/importance_clipped"])
 
 
+@pytest.mark.slow  # three pipelined searches; test_golden's reinforce_p2 pins the pipelined journal
 def test_the_same_seed_gives_the_same_journal_whatever_order_children_finish(tmp_path):
     _, one = _search(tmp_path, "a", [Jittery(1), Jittery(2)])
     _, two = _search(tmp_path, "b", [Jittery(3), Jittery(4)])
@@ -288,7 +300,10 @@ def _journal_order(store):
 
 
 # -- resume ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("strategy", "stop_after"), [("reinforce", 7), ("reinforce", 14), ("evolution", 11)])
+@pytest.mark.parametrize(
+    ("strategy", "stop_after"),
+    [("reinforce", 7), pytest.param("reinforce", 14, marks=pytest.mark.slow), ("evolution", 11)],
+)
 def test_a_pipelined_run_resumes_exactly_as_it_would_have_gone_on(tmp_path, strategy, stop_after):
     settings = {"strategy": strategy, "population_size": 8, "tournament_size": 3, "trials": 32}
     _, whole = _search(tmp_path, "whole", [Jittery(1), Jittery(2)], **settings)
@@ -309,6 +324,7 @@ def test_a_pipelined_run_resumes_exactly_as_it_would_have_gone_on(tmp_path, stra
     )
 
 
+@pytest.mark.slow  # two searches; test_golden resumes at each pipeline depth
 def test_a_pipelined_run_killed_mid_batch_resumes_exactly(tmp_path):
     _, whole = _search(tmp_path, "whole", SyntheticEvaluator())
     with pytest.raises(KeyboardInterrupt):
@@ -318,6 +334,7 @@ def test_a_pipelined_run_killed_mid_batch_resumes_exactly(tmp_path):
 
 
 # -- budget, time, faults, repeats -----------------------------------------------------------------
+@pytest.mark.slow  # two pipelined searches; test_resume covers extending a run
 def test_a_budget_that_cuts_a_batch_and_its_extension_leave_no_gap(tmp_path):
     store, result = _search(tmp_path, "b", [Jittery(1), Jittery(2)], trials=10)
     assert [t["index"] for t in result.trials] == list(range(10)) and result.stopped_by == "trials"
@@ -342,6 +359,7 @@ class Failing(SyntheticEvaluator):
         return ChildResult("failed", error="synthetic failure")
 
 
+@pytest.mark.slow  # test_search covers the abort without a pipeline
 def test_consecutive_failures_abort_a_pipelined_search(tmp_path):
     with pytest.raises(SearchAborted, match="the last 5 children all failed"):
         _search(tmp_path, "f", [Failing(), Failing()], max_consecutive_failures=5)
@@ -385,6 +403,7 @@ def test_a_source_waiting_with_nothing_in_training_is_an_error():
 
 
 # -- Ray -------------------------------------------------------------------------------------------
+@pytest.mark.slow  # Ray plus two workers: test_ray.py covers Ray in the default suite
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is an optional extra")
 def test_a_pipelined_search_on_ray_gives_the_trials_of_the_worker_processes(tiny_npz, tmp_path):
     import ray

@@ -255,7 +255,7 @@ def learn(seed: int, samples: int = 400, controller: str = "lstm") -> tuple[floa
     """REINFORCE with the library's defaults towards a hidden 3-layer target; returns p0, p1, rewards."""
     cfg = SearchConfig(seed=seed, controller=controller)
     space = default_space()
-    controller = make_controller(cfg, space)  # exactly what `rlnas search` builds
+    controller = make_controller(cfg, space, compiled=True)  # exactly what `rlnas search` builds (traced)
     rng = np.random.default_rng(1000 + seed)
     target = [int(rng.integers(v)) for v in space.vocab_sizes]
     target[0] = space["num_layers"].index(3)  # every decision active, so every head has to learn
@@ -288,7 +288,10 @@ def test_match_rewards() -> None:
 
 
 @pytest.mark.parametrize("controller", ["lstm", "factorized"])
-@pytest.mark.parametrize("seed", [0, 1, 2])
+# seeds 0 and 2: slow (100 updates each); seed 1 keeps both controllers in the default suite
+@pytest.mark.parametrize(
+    "seed", [pytest.param(0, marks=pytest.mark.slow), 1, pytest.param(2, marks=pytest.mark.slow)]
+)
 def test_controller_learns_a_hidden_target(seed: int, controller: str) -> None:
     p0, p1, rewards = learn(seed, controller=controller)
     # Measured with the defaults (m 4, controller_lr 0.005, baseline decay 0.8, tanh_constant 2.5) on

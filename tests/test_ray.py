@@ -80,6 +80,7 @@ def test_resources_are_validated(cpus, gpus, message):
         check_resources(cpus, gpus)
 
 
+@pytest.mark.slow  # a Ray cluster per test: one Ray search stays in the default suite
 @needs_ray
 def test_a_ray_it_started_is_shut_down_after_the_last_evaluator(tiny_npz):
     import ray
@@ -116,6 +117,7 @@ def test_search_on_ray_gives_the_trials_of_the_worker_processes(local_ray, tiny_
         assert a["val_accuracy"] == pytest.approx(b["val_accuracy"], abs=1e-6)
 
 
+@pytest.mark.slow  # a Ray cluster per test: one Ray search stays in the default suite
 @needs_ray
 def test_a_killed_worker_is_retried_and_the_search_goes_on(local_ray, tiny_npz, tmp_path):
     config = _config(tiny_npz, strategy="random", epochs=10, batch_size=8)

@@ -36,6 +36,7 @@ def test_search_writes_every_trial_checkpoint_and_tensorboard(tmp_path):
     assert list(store.tb_dir.glob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow  # three searches; test_golden pins same-seed journals
 def test_same_seed_same_architectures_other_seed_different(tmp_path):
     _, a = _search(tmp_path, "a")
     _, b = _search(tmp_path, "b")
@@ -59,6 +60,7 @@ def test_time_budget_stops_early(tmp_path):
     assert len(result.trials) < 1000
 
 
+@pytest.mark.usefixtures("compiled_controllers")  # 30 updates: traced beats eager here
 def test_controller_moves_toward_rewarded_architectures(tmp_path):
     """The synthetic reward prefers 3 layers, tanh and lr=1e-3: later batches must find them more."""
     _, result = _search(tmp_path, "l", trials=240)
@@ -106,6 +108,7 @@ def test_tensorboard_scalars_are_written_per_update(tmp_path):
     assert value == pytest.approx(sum(first_batch) / 8, rel=1e-6)
 
 
+@pytest.mark.usefixtures("compiled_controllers")  # 30 updates: traced beats eager here
 def test_a_repeated_architecture_is_answered_from_the_cache(tmp_path):
     evaluator = SyntheticEvaluator()
     store, result = _search(tmp_path, "cache", evaluator=evaluator, trials=240)
@@ -120,6 +123,7 @@ def test_a_repeated_architecture_is_answered_from_the_cache(tmp_path):
     assert [t.get("cached", False) for t in store.trials()] == [t.get("cached", False) for t in result.trials]
 
 
+@pytest.mark.usefixtures("compiled_controllers")  # 30 updates: traced beats eager here
 def test_reevaluate_repeats_trains_every_sample_and_averages(tmp_path):
     class Noisy(SyntheticEvaluator):
         def evaluate(self, arch, seed):

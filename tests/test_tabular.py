@@ -207,6 +207,7 @@ def _rows(path: Path) -> list[dict]:
     return lookup_table.read_rows(path)[1] if path.exists() else []
 
 
+@pytest.mark.slow  # trains real children for a table
 def test_cli_tabulate_builds_a_table_the_env_loads(tmp_path, tiny_npz):
     config = tmp_path / "space.toml"
     config.write_text(

@@ -12,6 +12,7 @@ directories still resume.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 from pathlib import Path
 
@@ -33,8 +34,24 @@ HISTORY_KEY = "reinforce_history"
 default run's checkpoint is what it always was); reserved likewise."""
 
 
-def make_controller(config: SearchConfig, space: SearchSpace, *, compiled: bool = True) -> Controller:
-    """The controller a config describes, for ``space``'s vocabularies (``compiled=False``: eager)."""
+EAGER_ENV = "RLNAS_EAGER_CONTROLLER"
+"""Set (to anything but "" or "0"), controllers are built eager: no trace. A trace plus its first run
+costs seconds once per controller and saves a quarter of a second per update afterwards, so it pays
+off from about 20 updates on (the default search has 24); a tiny search, or a test suite that makes
+hundreds of controllers, is faster eager. Both give the same tokens (tests/test_golden.py runs
+compiled, the rest of the suite eager)."""
+
+
+def eager_by_default() -> bool:
+    """Whether :data:`EAGER_ENV` asks for eager controllers."""
+    return os.environ.get(EAGER_ENV, "") not in ("", "0")
+
+
+def make_controller(config: SearchConfig, space: SearchSpace, *, compiled: bool | None = None) -> Controller:
+    """The controller a config describes, for ``space``'s vocabularies (``compiled=False``: eager;
+    None: compiled unless :data:`EAGER_ENV` is set)."""
+    if compiled is None:
+        compiled = not eager_by_default()
     return Controller(
         space.vocab_sizes,
         kind=config.controller,
