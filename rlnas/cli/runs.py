@@ -98,6 +98,9 @@ def cmd_space(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from rlnas.devices import hide_gpus
+
+    hide_gpus()  # first: the controller stays on the CPU and holds no GPU memory the children need
     store, config, space = _resume_run(args) if args.resume else _new_run(args)
     from rlnas.evaluator import start_workers
 
