@@ -221,3 +221,28 @@ def test_a_conv_child_trains_in_mixed_precision_and_the_policy_is_restored(tiny_
     assert (conv.compute_dtype, conv.dtype) == ("float16", "float32")
     assert seen[0].layers[-1].compute_dtype == "float32"  # the softmax
     assert keras.config.dtype_policy().name == "float32"
+
+
+@pytest.mark.slow  # a real search: TensorFlow in three processes and a replay
+def test_a_search_on_two_faked_gpus(tmp_path, tiny_npz):
+    """End to end through the CLI: the search process reads the space with no GPU visible, each of
+    two workers trains on its own GPU with memory growth, and the replay runs in a process of its own
+    on the first GPU (the search process hid them from itself)."""
+    probe = tmp_path / "probe.txt"
+    env = GPU_FREE | {"PYTHONPATH": str(ROOT), devices.FAKE_GPUS: "0,1", "RLNAS_PROBE": str(probe)}
+    r = subprocess.run(
+        [sys.executable, "-m", "rlnas.cli", "search", "--model", "tests.gpu_probe:build_model",
+         "--dataset", str(tiny_npz), "--trials", "4", "--archs-per-update", "2", "--epochs", "1",
+         "--reevaluate-repeats", "--replay-top", "1", "--replay-epochs", "1",
+         "--runs-dir", str(tmp_path / "runs"), "--name", "g"],
+        env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "saved 1 model(s)" in r.stdout
+    calls = [line.split() for line in probe.read_text().splitlines()]
+    search_pid = calls[0][0]
+    assert calls[0][1:] == ['""', "-"]  # the search process: no GPU, before TensorFlow started
+    workers = {pid: tuple(seen) for pid, *seen in calls[1:] if pid != search_pid}
+    replay = workers.pop(calls[-1][0])
+    assert replay == ("0", "true")
+    assert sorted(set(workers.values())) == [("0", "true"), ("1", "true")]
