@@ -166,10 +166,11 @@ def worker_environment(base: Mapping[str, str], device: str | None) -> dict[str,
 def hide_gpus() -> None:
     """Keep this process (the search: controller, strategies) off every GPU; idempotent.
 
-    ``CUDA_VISIBLE_DEVICES=""`` is read once, when CUDA initialises: that is TensorFlow's first op or
-    device query, not its import, so setting it works until then. Where TensorFlow has already been
-    imported, ``tf.config.set_visible_devices([], "GPU")`` is also asked for; it is refused once
-    TensorFlow's devices exist, and then nothing more can be done here.
+    ``CUDA_VISIBLE_DEVICES=""`` is read once, when CUDA initialises, which TensorFlow does at its
+    first op or device query, not at its import (the common advice; not yet seen on a GPU here): so
+    it is set first, and ``rlnas search`` calls this before anything imports TensorFlow. Where
+    TensorFlow is already imported, ``tf.config.set_visible_devices([], "GPU")`` is asked for too; it
+    is refused once TensorFlow's devices exist, and then nothing more can be done here.
     """
     if not _hidden_from:
         _hidden_from.append(os.environ.get(VISIBLE))
