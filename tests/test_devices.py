@@ -195,12 +195,16 @@ def test_bad_gpus_flag_is_one_line_before_a_run_directory(tmp_path):
          "rlnas: error: gpus must be all, none or distinct GPU numbers such as 0,1, got '0,x'\n"),
         (["--mixed-precision"],
          "rlnas: error: --mixed-precision is for the conv, skip, cell models, not 'mlp'\n"),
+        (["--mixed-precision", "--config", str(ROOT / "examples/conv.toml"), "--gpus", "none",
+          "--dataset", "nope.npz"],  # the note, then (to stop here) a bad dataset
+         "rlnas: note: --mixed-precision without a GPU: no speed-up on the CPU\nrlnas: error: "),
     ]:  # fmt: skip
         r = subprocess.run(
             [sys.executable, "-m", "rlnas.cli", "search", *flags, "--runs-dir", str(tmp_path / "runs")],
             env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path,
         )  # fmt: skip
-        assert (r.returncode, r.stderr) == (2, message)
+        lines = message.count("\n") + (not message.endswith("\n"))  # the last one may be a prefix
+        assert (r.returncode, r.stderr[: len(message)], r.stderr.count("\n")) == (2, message, lines)
         assert not (tmp_path / "runs").exists()
 
 
