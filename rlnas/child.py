@@ -18,9 +18,10 @@ form its loss expects, and it is scored by its own accuracy metric.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
@@ -118,8 +119,11 @@ class TrainSpec:
     early_stopping: int | None = None  # patience in epochs on the eval split's loss
     schedule: str = "constant"  # or "cosine": decay the learning rate over the epochs (cosine_decay)
     final: bool = False  # replay's training: on train+val, scored once on test (never early-stopped)
+    mixed_precision: bool = False  # float16 compute, float32 weights (check_mixed_precision)
 
     def __post_init__(self) -> None:
+        if self.mixed_precision:
+            check_mixed_precision(self.model)
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"unknown schedule {self.schedule!r}; allowed: {', '.join(SCHEDULES)}")
         if self.final and self.early_stopping:
@@ -139,6 +143,7 @@ class TrainingConfig(Protocol):
     early_stopping: int | None
     replay_epochs: int
     replay_schedule: str
+    # and ``mixed_precision``, read if present (configs of older callers lack it)
 
 
 def train_spec(
@@ -154,6 +159,7 @@ def train_spec(
     on train+val, scored on test, with neither early stopping (it would select on test) nor
     ``max_params`` (the architecture passed it during the search) nor a time limit.
     """
+    mixed = bool(getattr(config, "mixed_precision", False))
     if final:
         return TrainSpec(
             epochs=config.replay_epochs,
@@ -161,8 +167,10 @@ def train_spec(
             model=model,
             schedule=config.replay_schedule,
             final=True,
+            mixed_precision=mixed,
         )
     return TrainSpec(
+        mixed_precision=mixed,
         epochs=config.epochs,
         batch_size=config.batch_size,
         max_params=config.max_params,
@@ -202,12 +210,45 @@ def train_and_evaluate(
     keras.backend.clear_session(free_memory=False)
     keras.utils.set_random_seed(seed)
     try:
-        net, result = _fit_and_score(arch, dataset, spec, log_dir, fit_kwargs)
-        if on_model is not None:
-            on_model(net)
+        with _precision(spec.mixed_precision):
+            net, result = _fit_and_score(arch, dataset, spec, log_dir, fit_kwargs)
+            if on_model is not None:
+                on_model(net)
     except Exception as exc:
         result = ChildResult("failed", error=f"{type(exc).__name__}: {exc}"[:500])
     return replace(result, child_seconds=time.perf_counter() - start)
+
+
+MIXED_PRECISION_MODELS = ("conv", "skip", "cell")
+"""Models whose children may train in mixed precision: convolutions are where a GPU's float16 units
+pay. The MLP's few small dense layers gain little and a model function compiles its own model (it
+may set a policy itself), so both are refused rather than silently changed."""
+
+
+def check_mixed_precision(model: str | Callable[..., Any]) -> None:
+    """Raise ConfigError unless ``model`` may train in mixed precision (:data:`MIXED_PRECISION_MODELS`)."""
+    if model not in MIXED_PRECISION_MODELS:
+        shown = model if isinstance(model, str) else getattr(model, "__name__", "a model function")
+        raise ConfigError(
+            f"--mixed-precision is for the {', '.join(MIXED_PRECISION_MODELS)} models, not {shown!r}"
+        )
+
+
+@contextlib.contextmanager
+def _precision(mixed: bool) -> Iterator[None]:
+    """Keras's global dtype policy ``mixed_float16`` while a child is built and trained, then the
+    previous one again: the policy is process-wide, and the next child may not want it."""
+    if not mixed:
+        yield
+        return
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")  # compile() then adds loss scaling itself
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def cosine_decay(lr: float, epoch: int, epochs: int) -> float:

@@ -30,6 +30,7 @@ from typing import Any
 
 from rlnas.controller_kinds import CONTROLLER_LR, CONTROLLERS
 from rlnas.data import DataSpec
+from rlnas.devices import check_gpus_setting
 from rlnas.errors import ConfigError, did_you_mean
 from rlnas.models import standard_space
 from rlnas.space import SearchSpace
@@ -124,6 +125,12 @@ class SearchConfig:
     )
     cpus_per_child: float = _f(1.0, "Ray: CPUs reserved by each child (its TensorFlow threads)")
     gpus_per_child: float = _f(0.0, "Ray: GPUs reserved by each child (fractions share a GPU)")
+    gpus: str | None = _f(
+        None, "local workers' GPUs: all, none or numbers 0,1,... (default: all GPUs found, else none)"
+    )
+    mixed_precision: bool = _f(
+        False, "conv, skip and cell children train in float16 with float32 weights (fast on GPUs only)"
+    )
     children_per_worker: int = _f(100, "children a worker process trains before it is replaced")
     reevaluate_repeats: bool = _f(False, "train a repeated architecture again; its reward is the mean")
     child_logs: bool = _f(False, "write each child's training curves to TensorBoard (tb/children/<index>)")
@@ -137,6 +144,8 @@ class SearchConfig:
         for name, check in _RULES.items():
             check(name, getattr(self, name))
         self.data_spec()  # validates the split fractions now, not when the data is first loaded
+        if self.gpus is not None and self.executor != "local":
+            raise ConfigError(f"gpus={self.gpus!r} is for local workers; Ray children take --gpus-per-child")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -266,6 +275,8 @@ _RULES: dict[str, Check] = {
     "executor": _one_of(EXECUTORS),
     "cpus_per_child": _positive,
     "gpus_per_child": _must(_finite_number, ">= 0"),
+    "gpus": _optional(lambda name, value: check_gpus_setting(value)),
+    "mixed_precision": _must(lambda v: isinstance(v, bool), "true or false"),
     "children_per_worker": _whole,
     "reevaluate_repeats": _must(lambda v: isinstance(v, bool), "true or false"),
     "child_logs": _must(lambda v: isinstance(v, bool), "true or false"),

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from rlnas import data
+from rlnas import data, devices
 from rlnas.child import ChildResult, TrainingConfig, TrainSpec, train_and_evaluate, train_spec
 from rlnas.errors import ChildError
 from rlnas.models import is_function
@@ -30,7 +30,7 @@ class WorkerConfig(TrainingConfig, Protocol):
     a protocol, so that this layer imports nothing above it."""
 
     workers: int | None
-    children_per_worker: int
+    children_per_worker: int  # and ``gpus`` (:func:`rlnas.devices.choose_gpus`), read if present
 
     def data_spec(self) -> data.DataSpec: ...
 
@@ -80,6 +80,7 @@ class WorkerEvaluator:
     process's ``__main__``, and receive the model function by value: one defined in a script, a
     notebook cell or a closure trains there too. ``run_dir`` goes into each worker's marker
     (:data:`rlnas.worker.MARKER`); ``fit_kwargs`` (a tuner's ``callbacks``) reach every child's ``fit``.
+    ``device``: the GPU of every worker of this evaluator (:func:`rlnas.devices.assign`).
     """
 
     def __init__(
@@ -90,9 +91,11 @@ class WorkerEvaluator:
         children_per_worker: int = 100,
         run_dir: str | os.PathLike[str] = "",
         fit_kwargs: Mapping[str, Any] | None = None,
+        device: str | None = None,
     ) -> None:
         data.check_spec(spec)
         self.spec, self.train, self.children_per_worker = spec, train, children_per_worker
+        self.device = device
         self.marker = f"{os.getpid()}:{os.fspath(run_dir)}"
         self.fit_kwargs = dict(fit_kwargs or {})
         self._active: WorkerProcess | None = None
@@ -100,7 +103,7 @@ class WorkerEvaluator:
         self._done_by_active = 0
 
     def _spawn(self) -> WorkerProcess:
-        return WorkerProcess(self.spec, threads=self.train.threads, marker=self.marker)
+        return WorkerProcess(self.spec, threads=self.train.threads, marker=self.marker, device=self.device)
 
     def start(self) -> None:
         """Start the first worker now (e.g. while the controller is being built); idempotent."""
@@ -183,11 +186,13 @@ def worker_evaluators(
 ) -> list[WorkerEvaluator]:
     """The search's local worker evaluators, not started yet.
 
-    There are ``config.workers`` of them (or the machine's default), each with its share of the
-    cores; ``count`` makes fewer of the same (the env builds one, sized as one of the search's).
-    ``run_dir`` names the run in the workers' marker.
+    There are ``config.workers`` of them (or the machine's default: one per GPU when GPUs are used),
+    each with its share of the cores and its GPU, round-robin (``config.gpus``,
+    :mod:`rlnas.devices`); ``count`` makes fewer of the same (the env builds one, sized as one of the
+    search's). ``run_dir`` names the run in the workers' marker.
     """
-    workers = config.workers or default_workers()
+    gpus = devices.choose_gpus(getattr(config, "gpus", None), devices.visible_gpus())
+    workers = config.workers or devices.default_workers(gpus) or default_workers()
     train = train_spec(config, model, threads=threads_per_worker(workers))
     return [
         WorkerEvaluator(
@@ -196,8 +201,9 @@ def worker_evaluators(
             children_per_worker=config.children_per_worker,
             run_dir=run_dir,
             fit_kwargs=fit_kwargs,
+            device=device,
         )
-        for _ in range(count or workers)
+        for device in devices.assign(gpus, count or workers)
     ]
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from rlnas import data
 from rlnas.child import ChildResult, TrainSpec, train_and_evaluate, train_spec
+from rlnas.devices import user_visibility
 from rlnas.errors import ConfigError
 from rlnas.evaluator import shippable
 from rlnas.quiet import quiet_tensorflow
@@ -128,13 +129,14 @@ class RayCluster:
             # log_to_driver=False: the children's TensorFlow output would interleave with the progress
             # lines; a child's failure reaches the journal as its error text instead.
             # logging_level: Ray's INFO lines ("Started a local Ray instance") are not the user's business.
-            ray.init(
-                address=address,
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level=logging.WARNING,
-                **local,
-            )
+            with user_visibility():  # the GPUs a local Ray counts are the user's, not the search's none
+                ray.init(
+                    address=address,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level=logging.WARNING,
+                    **local,
+                )
         self.open_evaluators = 0
         try:
             self.data_ref = ray.put(data.load(spec))

@@ -30,6 +30,7 @@ RESUMABLE = (
     "address",
     "cpus_per_child",
     "gpus_per_child",
+    "gpus",
 )
 """Settings a resume may change: the budget, where children train and what happens after the search;
 not what is searched."""

@@ -21,7 +21,7 @@ from typing import Any
 
 import cloudpickle
 
-from rlnas import data
+from rlnas import data, devices
 from rlnas.worker import MARKER
 
 _STOP_WAIT = 5.0
@@ -33,16 +33,19 @@ class WorkerDied(Exception):
 
 
 class WorkerProcess:
-    """A started worker for ``spec`` with ``threads`` TensorFlow threads, marked with ``marker``."""
+    """A started worker for ``spec`` with ``threads`` TensorFlow threads, marked with ``marker``, on
+    ``device`` (a GPU's ``CUDA_VISIBLE_DEVICES`` entry, "" for none, None: as this process was started)."""
 
-    def __init__(self, spec: data.DataSpec, *, threads: int | None = None, marker: str = "") -> None:
+    def __init__(
+        self, spec: data.DataSpec, *, threads: int | None = None, marker: str = "", device: str | None = None
+    ) -> None:
         to_child, self._requests = _pipe()
         self._replies, from_child = _pipe()
         fds = (to_child.fileno(), from_child.fileno())
         try:
             self.proc = _launch(
                 args=[sys.executable, "-m", "rlnas.worker", *map(str, (*fds, os.getpid()))],
-                env=_worker_env(threads, marker),
+                env=_worker_env(threads, marker, device),
                 pass_fds=fds,
                 stdin=subprocess.DEVNULL,
             )
@@ -124,8 +127,8 @@ def _pipe() -> tuple[Connection, Connection]:
     return Connection(read, writable=False), Connection(write, readable=False)
 
 
-def _worker_env(threads: int | None, marker: str) -> dict[str, str]:
-    env = dict(os.environ)
+def _worker_env(threads: int | None, marker: str, device: str | None) -> dict[str, str]:
+    env = devices.worker_environment(os.environ, device)  # never the search process's own GPU hiding
     env[MARKER] = marker
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # This copy of rlnas, even where it is on sys.path only by the parent's doing (a notebook).

@@ -20,6 +20,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "rlnas.text",
             "rlnas.quiet",
             "rlnas.resources",
+            "rlnas.devices",
             "rlnas.stats",
             "rlnas.data",
             "rlnas.space",

@@ -101,6 +101,7 @@ def check_before_tensorflow(config: SearchConfig, space: SearchSpace, debug: boo
 
     check_space(space)
     _check_workers(config)
+    _check_gpus(config, space)
     if config.executor == "ray":  # one line naming the install command, before anything starts
         from rlnas.ray_evaluator import require_ray
 
@@ -136,6 +137,19 @@ def _check_workers(config: SearchConfig) -> None:
             f"--workers {config.workers} is more than this machine can train at once ({cpu_count()} cores, "
             f"at most {limit} local workers); use --executor ray for a cluster"
         )
+
+
+def _check_gpus(config: SearchConfig, space: SearchSpace) -> None:
+    """``--gpus`` names GPUs this machine has; ``--mixed-precision`` fits the model (and says that
+    it does not pay on the CPU)."""
+    from rlnas.child import check_mixed_precision
+    from rlnas.devices import choose_gpus, visible_gpus
+
+    gpus = choose_gpus(config.gpus, visible_gpus()) if config.executor == "local" else None
+    if config.mixed_precision:
+        check_mixed_precision(space.model)
+        if not gpus and (config.executor == "local" or not config.gpus_per_child):
+            print("rlnas: note: --mixed-precision without a GPU: no speed-up on the CPU", file=sys.stderr)
 
 
 class StopOnCtrlC:

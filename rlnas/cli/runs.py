@@ -98,6 +98,9 @@ def cmd_space(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from rlnas.devices import hide_gpus
+
+    hide_gpus()  # first: the controller stays on the CPU and holds no GPU memory the children need
     store, config, space = _resume_run(args) if args.resume else _new_run(args)
     from rlnas.evaluator import start_workers
 
@@ -157,8 +160,38 @@ def _search_and_replay(
     name = objective_name(objective).replace("val_accuracy", "validation accuracy")
     print(f"best {name} {objective_value(best, objective):.4f}: {format_arch(best.architecture)}")
     if config.replay_top:
-        return _replay_and_print(store, config.replay_top, None)
+        elsewhere = _replay_on_a_gpu(store, config, args.debug)
+        return _replay_and_print(store, config.replay_top, None) if elsewhere is None else elsewhere
     return 0
+
+
+def _replay_on_a_gpu(store: Any, config: SearchConfig, debug: bool) -> int | None:
+    """``rlnas replay`` in a process of its own on the search's first GPU, when its workers had GPUs
+    (this process hid them from itself, cmd_search); its exit status, or None: no GPU to use."""
+    import subprocess
+
+    from rlnas.devices import choose_gpus, visible_gpus, worker_environment
+
+    chosen = choose_gpus(config.gpus, visible_gpus()) if config.executor == "local" else None
+    if not chosen:
+        return None
+    debugging = ["--debug"] if debug else []
+    argv = [
+        sys.executable,
+        "-m",
+        "rlnas.cli",
+        *debugging,
+        "replay",
+        str(store.path),
+        "--top",
+        str(config.replay_top),
+    ]
+    proc = subprocess.Popen(argv, env=worker_environment(os.environ, chosen[0]))
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:  # the replay had the Ctrl-C too: it says what was kept, then ends
+            continue
 
 
 def _interrupted(store: RunStore) -> int:

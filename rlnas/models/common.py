@@ -146,7 +146,8 @@ def classifier(x: Any, a: Mapping[str, Any], num_classes: int) -> Any:
     rate = dropout_rate(a["dropout"])
     if rate > 0:
         x = keras.layers.Dropout(rate)(x)
-    return keras.layers.Dense(num_classes, activation="softmax")(x)
+    # float32 even under mixed precision: a float16 softmax over-/underflows (Keras's own advice).
+    return keras.layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
 
 
 BN_MOMENTUM = 0.5
