@@ -1,0 +1,156 @@
+"""A child's score is plain Keras's score, on every path that trains it.
+
+For each kind of model function (one-hot or integer labels, sparse or one-hot loss, a loss object,
+no accuracy metric, with or without an ``Input``, an unbuilt ``Sequential``) a one-trial search is
+run, and its trial's validation accuracy is compared with what plain Keras gives for the same
+function, architecture, arrays and seed: ``set_random_seed(seed)``, ``build_model(hp)``,
+``fit(x, y, epochs, batch_size)``, ``evaluate`` on the validation arrays. In this process by
+default (cheap); in a worker process and in a Ray task under the slow marker.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rlnas import HyperParameters
+from rlnas.tuner import ReinforceSearch
+
+EPOCHS, BATCH = 3, 16
+
+
+def _data(n: int = 240) -> tuple[np.ndarray, np.ndarray]:
+    """8x8 'images' of 10 classes, learnable in a few epochs: class c lights row c % 8 (and a
+    column for 8 and 9); integer labels."""
+    rng = np.random.default_rng(1)
+    y = rng.permutation(np.arange(n) % 10)
+    x = rng.random((n, 8, 8)).astype(np.float32) * 0.3
+    x[np.arange(n), y % 8, :] += 0.7
+    x[y >= 8, :, 0] += 0.7
+    return x, y
+
+
+def _model(loss, *, with_input: bool, metrics=("accuracy",)):
+    """A model function compiling ``loss``, with an Input layer or as an unbuilt Sequential."""
+
+    def build(hp):
+        import keras
+
+        layers = [keras.Input((8, 8))] if with_input else []
+        model = keras.Sequential([*layers, keras.layers.Flatten()])
+        model.add(
+            keras.layers.Dense(hp.Choice("units", [24, 32]), activation=hp.Choice("act", ["relu", "tanh"]))
+        )
+        model.add(keras.layers.Dense(10, activation="softmax"))
+        optimizer = keras.optimizers.Adam(hp.Float("lr", 3e-3, 1e-2, sampling="log"))
+        model.compile(optimizer, loss() if callable(loss) else loss, metrics=list(metrics))
+        return model
+
+    return build
+
+
+def _categorical_object():
+    import keras
+
+    return keras.losses.CategoricalCrossentropy()
+
+
+CASES = {
+    # name: (model function, labels given to search are one-hot, the loss wants one-hot)
+    "one-hot labels, categorical, no Input": (
+        _model("categorical_crossentropy", with_input=False),
+        True,
+        True,
+    ),
+    "int labels, sparse, Input": (_model("sparse_categorical_crossentropy", with_input=True), False, False),
+    "int labels, categorical, Input": (_model("categorical_crossentropy", with_input=True), False, True),
+    "one-hot labels, sparse, no Input": (
+        _model("sparse_categorical_crossentropy", with_input=False),
+        True,
+        False,
+    ),
+    "loss object, categorical_accuracy metric": (
+        _model(_categorical_object, with_input=False, metrics=("categorical_accuracy",)),
+        True,
+        True,
+    ),
+    "no accuracy metric": (
+        _model("sparse_categorical_crossentropy", with_input=True, metrics=()),
+        False,
+        False,
+    ),
+}
+
+
+def plain_keras(build, arch: dict, seed: int, splits, one_hot_loss: bool) -> float:
+    """What a Keras user gets: seed, build, fit, evaluate (argmax agreement if no accuracy metric)."""
+    import keras
+
+    (x, y), (x_val, y_val) = splits
+    if one_hot_loss:
+        y, y_val = keras.utils.to_categorical(y, 10), keras.utils.to_categorical(y_val, 10)
+    keras.utils.set_random_seed(seed)
+    model = build(HyperParameters(arch))
+    model.fit(x, y, epochs=EPOCHS, batch_size=BATCH, verbose=0)
+    predicted = model.predict(x_val, verbose=0).argmax(axis=1)
+    return float(np.mean(predicted == (y_val.argmax(axis=1) if one_hot_loss else y_val)))
+
+
+def searched(build, one_hot_labels: bool, directory: Path, **kwargs) -> tuple[dict, tuple]:
+    """A one-trial search of ``build``; (its trial, the integer-label splits)."""
+    x, y = _data()
+    splits = ((x[:180], y[:180]), (x[180:], y[180:]))
+    labels = (lambda v: np.eye(10, dtype=np.float32)[v]) if one_hot_labels else (lambda v: v)
+    tuner = ReinforceSearch(build, max_trials=1, directory=directory, seed=4, archs_per_update=1, **kwargs)
+    tuner.search(
+        x[:180],
+        labels(y[:180]),
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        validation_data=(x[180:], labels(y[180:])),
+        verbose=0,
+    )
+    (trial,) = tuner._trials
+    assert trial["status"] == "ok", trial["error"]
+    return trial, splits
+
+
+def check_case(name: str, directory: Path, **kwargs) -> tuple[float, float]:
+    build, one_hot_labels, one_hot_loss = CASES[name]
+    trial, splits = searched(build, one_hot_labels, directory, **kwargs)
+    plain = plain_keras(build, trial["architecture"], trial["seed"], splits, one_hot_loss)
+    assert trial["val_accuracy"] > 0.3, (name, trial["val_accuracy"])  # learnt: chance is 0.1
+    assert trial["val_accuracy"] == pytest.approx(plain, abs=0.02), (name, trial["val_accuracy"], plain)
+    return trial["val_accuracy"], plain
+
+
+CHEAP = ("one-hot labels, categorical, no Input", "int labels, sparse, Input")
+"""The two cases of the default suite: the tutorial's kind and the rlnas default's kind."""
+
+
+@pytest.mark.parametrize(
+    "name", [n if n in CHEAP else pytest.param(n, marks=pytest.mark.slow) for n in CASES]
+)
+def test_in_process_scores_equal_plain_keras(name: str, tmp_path: Path) -> None:
+    print(name, "in process vs plain keras:", check_case(name, tmp_path, in_process=True))
+
+
+@pytest.mark.slow
+def test_worker_process_scores_equal_plain_keras(tmp_path: Path) -> None:
+    scores = {name: check_case(name, tmp_path / str(i), workers=1) for i, name in enumerate(CASES)}
+    print("worker vs plain keras:", scores)
+
+
+@pytest.mark.slow
+def test_ray_scores_equal_plain_keras(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    import ray
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        scores = {n: check_case(n, tmp_path / str(i), executor="ray", workers=1) for i, n in enumerate(CHEAP)}
+    finally:
+        ray.shutdown()
+    print("ray vs plain keras:", scores)
