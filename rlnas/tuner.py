@@ -40,7 +40,7 @@ from rlnas.evaluator import worker_evaluators
 from rlnas.executions import Executions
 from rlnas.objectives import Objective, parse_objective
 from rlnas.resolve import resolve
-from rlnas.space.discovery import load_function, space_from_function
+from rlnas.space.discovery import space_from_function
 from rlnas.space.keras_tuner import MAX_RUNS, HyperParameters
 from rlnas.store import RunStore
 from rlnas.text import format_arch, format_value
@@ -49,6 +49,7 @@ from rlnas.tuner_args import (
     FAILED_LOSS,
     check_keywords,
     check_place,
+    model_function,
     objective_text,
     split_arrays,
     trial_seed,
@@ -113,7 +114,8 @@ class ReinforceSearch:
     """keras-tuner's tuner interface, searched by the REINFORCE controller.
 
     Args:
-        hypermodel: ``def build_model(hp)`` returning a compiled Keras model, or ``"module:function"``.
+        hypermodel: ``def build_model(hp)`` returning a compiled Keras model, ``"module:function"``,
+            or a ``kt.HyperModel`` whose ``build(hp)`` does (one that overrides ``fit`` is refused).
         objective: ``"val_accuracy"`` (maximised), ``"val_loss"`` or ``"loss"`` (minimised), or an
             object with ``.name`` and ``.direction`` like ``kt.Objective("val_loss", "min")``.
         max_trials: architectures to sample (a repeat is answered from the cache, not retrained).
@@ -175,9 +177,11 @@ class ReinforceSearch:
         flags = {"replay_top": 0, **keras_tuner, **settings}
         self.config = resolve(flags=flags).config
         self.objective = parse_objective(self.config.objective)
-        self._fn = load_function(hypermodel) if isinstance(hypermodel, str) else hypermodel
+        self._fn = model_function(hypermodel)
         self.hypermodel = _HyperModel(self._fn)
-        self.space = space_from_function(hypermodel, grid=grid, max_runs=max_runs)
+        self.space = space_from_function(
+            hypermodel if isinstance(hypermodel, str) else self._fn, grid=grid, max_runs=max_runs
+        )
         self.project_dir = Path(directory) / project_name
         self.overwrite = overwrite
         self.in_process = bool(in_process)

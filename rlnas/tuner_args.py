@@ -13,7 +13,7 @@ import numbers
 import os
 import random
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ import numpy as np
 from rlnas import data
 from rlnas.config import FIELD_TYPES
 from rlnas.errors import ConfigError, did_you_mean
+from rlnas.space.discovery import load_function
 
 KERAS_TUNER_KEYWORDS = (
     "hypermodel",
@@ -180,3 +181,28 @@ def warn_unseen_classes(dataset: data.Dataset) -> None:
             "(a class-sorted array split by position?); shuffle x and y before splitting",
             stacklevel=3,
         )
+
+
+def model_function(hypermodel: Any) -> Callable[..., Any]:
+    """The function that builds a child: ``hypermodel`` itself, the one ``"module:function"`` names,
+    or a ``kt.HyperModel``'s bound ``build`` (cloudpickle sends the object with it).
+
+    Raises:
+        TypeError: none of these.
+        ConfigError: a HyperModel that overrides ``fit`` (each child is fitted by rlnas), or a
+            ``"module:function"`` that cannot be loaded.
+    """
+    if isinstance(hypermodel, str):
+        return load_function(hypermodel)
+    build = getattr(hypermodel, "build", None)
+    if not isinstance(hypermodel, type) and callable(build) and not callable(hypermodel):
+        fit = getattr(type(hypermodel), "fit", None)
+        if fit is not None and not getattr(fit, "__module__", "").startswith("keras_tuner"):
+            raise ConfigError(
+                f"{type(hypermodel).__name__}.fit is not supported: rlnas fits each child itself "
+                "(pass fit keywords such as batch_size or callbacks to search() instead)"
+            )
+        return build
+    if not callable(hypermodel):
+        raise TypeError(f"hypermodel must be a function build_model(hp), got {hypermodel!r}")
+    return hypermodel
