@@ -16,8 +16,9 @@ The workers start from rlnas's own entry point (never re-running the script) and
 function and fit keywords (``callbacks``) by value, so a function defined in the script, a notebook
 cell or a closure trains there too; ``in_process=True`` trains the children in this process instead.
 
-(About 340 lines: keras-tuner's whole surface, its argument checks and the data hand-over to the
-workers, kept in one face so that a keras-tuner user reads one module.)
+(About 365 lines: keras-tuner's whole surface, the choice of what trains the children and the data
+hand-over to them, kept in one face so that a keras-tuner user reads one module; the argument
+checks are :mod:`rlnas.tuner_args`, the executions and retries :mod:`rlnas.executions`.)
 """
 
 from __future__ import annotations
