@@ -16,7 +16,7 @@ The workers start from rlnas's own entry point (never re-running the script) and
 function and fit keywords (``callbacks``) by value, so a function defined in the script, a notebook
 cell or a closure trains there too; ``in_process=True`` trains the children in this process instead.
 
-(About 365 lines: keras-tuner's whole surface, the choice of what trains the children and the data
+(About 370 lines: keras-tuner's whole surface, the choice of what trains the children and the data
 hand-over to them, kept in one face so that a keras-tuner user reads one module; the argument
 checks are :mod:`rlnas.tuner_args`, the executions and retries :mod:`rlnas.executions`.)
 """
@@ -225,14 +225,7 @@ class ReinforceSearch:
         epochs, batch_size = whole("epochs", epochs), whole("batch_size", batch_size)
         train, val = split_arrays(x, y, validation_data, validation_split)
         store = self._create_store()
-        path = store.path / "data.npz"
-        np.savez(path, x_train=train[0], y_train=train[1], x_val=val[0], y_val=val[1])
-        self.config = dataclasses.replace(
-            self.config, dataset=str(path.resolve()), epochs=epochs, batch_size=batch_size
-        )
-        dataset = data.load(self.config.data_spec())  # checks the arrays once, before any worker
-        warn_unseen_classes(dataset)
-        store.write_json("config.json", {"search": self.config.to_dict(), "space": self.space.to_dict()})
+        dataset = self._save_data(store, train, val, epochs=epochs, batch_size=batch_size)
         self._evaluator = FunctionEvaluator(
             self._fn, dataset, train_spec(self.config, self.space.model), fit_kwargs=fit_kwargs
         )
@@ -262,6 +255,17 @@ class ReinforceSearch:
             for worker in inner:
                 worker.start()
         return [Executions(e, executions=self.executions, retries=self.retries) for e in inner]
+
+    def _save_data(self, store: RunStore, train: tuple, val: tuple, **training: int) -> data.Dataset:
+        """Save the arrays as the run's pre-split ``data.npz`` and the config that names it; the
+        dataset as every child reads it (loading it here checks the arrays before any worker)."""
+        path = store.path / "data.npz"
+        np.savez(path, x_train=train[0], y_train=train[1], x_val=val[0], y_val=val[1])
+        self.config = dataclasses.replace(self.config, dataset=str(path.resolve()), **training)
+        dataset = data.load(self.config.data_spec())
+        warn_unseen_classes(dataset)
+        store.write_json("config.json", {"search": self.config.to_dict(), "space": self.space.to_dict()})
+        return dataset
 
     def _create_store(self) -> RunStore:
         if self.project_dir.exists() and any(self.project_dir.iterdir()) and not self.overwrite:

@@ -1,15 +1,17 @@
 """A child's score is plain Keras's score, on every path that trains it.
 
-For each kind of model function (one-hot or integer labels, sparse or one-hot loss, a loss object,
-no accuracy metric, with or without an ``Input``, an unbuilt ``Sequential``) a one-trial search is
-run, and its trial's validation accuracy is compared with what plain Keras gives for the same
-function, architecture, arrays and seed: ``set_random_seed(seed)``, ``build_model(hp)``,
-``fit(x, y, epochs, batch_size)``, ``evaluate`` on the validation arrays. In this process by
-default (cheap); in a worker process and in a Ray task under the slow marker.
+On digits of the bundled MNIST subset, for each kind of model function (one-hot or integer labels,
+sparse or one-hot loss, a loss object, no accuracy metric, with or without an ``Input``, an unbuilt
+``Sequential``) a one-trial search is run, and its trial's validation accuracy is compared with what
+plain Keras gives for the same function, architecture, arrays and seed: ``set_random_seed(seed)``,
+``build_model(hp)``, ``fit(x, y, epochs, batch_size)``, then argmax agreement on the validation
+arrays. In this process by default (cheap); in a worker process and in a Ray task under the slow
+marker.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 from pathlib import Path
 
 import numpy as np
@@ -18,18 +20,17 @@ import pytest
 from rlnas import HyperParameters
 from rlnas.tuner import ReinforceSearch
 
-EPOCHS, BATCH = 3, 16
+EPOCHS, BATCH = 1, 32
 
 
-def _data(n: int = 240) -> tuple[np.ndarray, np.ndarray]:
-    """8x8 'images' of 10 classes, learnable in a few epochs: class c lights row c % 8 (and a
-    column for 8 and 9); integer labels."""
-    rng = np.random.default_rng(1)
-    y = rng.permutation(np.arange(n) % 10)
-    x = rng.random((n, 8, 8)).astype(np.float32) * 0.3
-    x[np.arange(n), y % 8, :] += 0.7
-    x[y >= 8, :, 0] += 0.7
-    return x, y
+def _data(n: int = 800) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` shuffled digits of the bundled MNIST subset, scaled to [0, 1], integer labels: after one
+    epoch on 600 of them a child scores 0.6-0.85, where a wrong score would show."""
+    with importlib.resources.files("rlnas").joinpath("bundled", "mnist_5k.npz").open("rb") as f:
+        bundle = np.load(f)
+        x, y = bundle["x"], bundle["y"]
+    order = np.random.default_rng(1).permutation(len(y))[:n]
+    return x[order].astype(np.float32) / 255, y[order].astype(np.int64)
 
 
 def _model(loss, *, with_input: bool, metrics=("accuracy",)):
@@ -38,7 +39,7 @@ def _model(loss, *, with_input: bool, metrics=("accuracy",)):
     def build(hp):
         import keras
 
-        layers = [keras.Input((8, 8))] if with_input else []
+        layers = [keras.Input((28, 28))] if with_input else []
         model = keras.Sequential([*layers, keras.layers.Flatten()])
         model.add(
             keras.layers.Dense(hp.Choice("units", [24, 32]), activation=hp.Choice("act", ["relu", "tanh"]))
@@ -101,15 +102,15 @@ def plain_keras(build, arch: dict, seed: int, splits, one_hot_loss: bool) -> flo
 def searched(build, one_hot_labels: bool, directory: Path, **kwargs) -> tuple[dict, tuple]:
     """A one-trial search of ``build``; (its trial, the integer-label splits)."""
     x, y = _data()
-    splits = ((x[:180], y[:180]), (x[180:], y[180:]))
+    splits = ((x[:600], y[:600]), (x[600:], y[600:]))
     labels = (lambda v: np.eye(10, dtype=np.float32)[v]) if one_hot_labels else (lambda v: v)
     tuner = ReinforceSearch(build, max_trials=1, directory=directory, seed=4, archs_per_update=1, **kwargs)
     tuner.search(
-        x[:180],
-        labels(y[:180]),
+        x[:600],
+        labels(y[:600]),
         epochs=EPOCHS,
         batch_size=BATCH,
-        validation_data=(x[180:], labels(y[180:])),
+        validation_data=(x[600:], labels(y[600:])),
         verbose=0,
     )
     (trial,) = tuner._trials
@@ -121,7 +122,7 @@ def check_case(name: str, directory: Path, **kwargs) -> tuple[float, float]:
     build, one_hot_labels, one_hot_loss = CASES[name]
     trial, splits = searched(build, one_hot_labels, directory, **kwargs)
     plain = plain_keras(build, trial["architecture"], trial["seed"], splits, one_hot_loss)
-    assert trial["val_accuracy"] > 0.3, (name, trial["val_accuracy"])  # learnt: chance is 0.1
+    assert 0.3 < trial["val_accuracy"] < 0.97, (name, trial["val_accuracy"])  # learnt, not trivially
     assert trial["val_accuracy"] == pytest.approx(plain, abs=0.02), (name, trial["val_accuracy"], plain)
     return trial["val_accuracy"], plain
 

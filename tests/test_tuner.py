@@ -275,7 +275,8 @@ def test_executions_per_trial_and_a_minimised_val_loss(tmp_path: Path, capsys) -
     out = capsys.readouterr().out
     assert 'Objective(name="val_loss", direction="min")' in out
     scores = [float(line.split()[1]) for line in out.splitlines() if line.startswith("Score: ")]
-    assert scores == sorted(scores) and scores[0] == pytest.approx(min(t["val_loss"] for t in trials), abs=1e-4)
+    best = min(t["val_loss"] for t in trials)
+    assert scores == sorted(scores) and scores[0] == pytest.approx(best, abs=1e-4)
 
 
 def test_a_failed_child_is_retried_and_too_many_failures_stop_the_search(tmp_path: Path) -> None:
