@@ -340,3 +340,16 @@ def test_search_needs_validation_data(search_kwargs: dict, message: str, tmp_pat
         tuner.search(x, y, **search_kwargs)
     with pytest.raises(ConfigError, match=r"no search has run on this tuner yet"):
         tuner.get_best_models()
+
+
+def test_validation_classes_that_training_never_shows_are_warned_about(tmp_path: Path) -> None:
+    """The issue's all-zero scores: a class-sorted array split by position (the bundled mnist_5k.npz
+    is sorted) leaves the last classes to validation only; every child rightly scores 0 there."""
+    x, y = _one_hot_data(40)
+    order = np.argsort(y.argmax(axis=1), kind="stable")
+    tuner = ReinforceSearch(_tiny_model, max_trials=1, directory=tmp_path, in_process=True)
+    with pytest.warns(
+        UserWarning, match=r"validation data holds classes \[8, 9\] that the training data never"
+    ):
+        tuner.search(x[order], y[order], epochs=1, validation_split=0.2, verbose=0)
+    assert _trials(tuner)[0]["val_accuracy"] == 0.0
