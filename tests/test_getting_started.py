@@ -85,6 +85,7 @@ def test_the_conditional_scope_example_discovers_its_branches_and_searches(tmp_p
     assert tuner.hypermodel.build(hp).count_params() == tuner._best(1)[0]["params"]
 
 
+@pytest.mark.slow
 def test_the_parent_keywords_example_and_a_one_hot_loss_search(tmp_path: Path) -> None:
     tuner = ReinforceSearch(parent_keywords_model, max_trials=2, directory=tmp_path, in_process=True)
     space = {d.name: d for d in tuner.space.decisions}
