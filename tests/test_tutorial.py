@@ -116,8 +116,26 @@ def check_scores(project: Path, arrays: tuple, epochs: int, executions: int) -> 
     return pairs
 
 
+def test_the_rlnas_tutorial_differs_from_keras_tuners_in_the_tuner_line_and_the_import() -> None:
+    import difflib
+
+    source = tutorial(Path("mnist.npz"), n_val=10000, max_trials=8, executions=2, epochs=2)
+    data = '(lambda f: ((f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])))(np.load(\'mnist.npz\'))'
+    kt_source = TEMPLATE.read_text().replace("keras.datasets.mnist.load_data()", data)
+    diff = difflib.ndiff(kt_source.splitlines(), source.splitlines())
+    changed = [line for line in diff if line[:2] in ("- ", "+ ")]
+    assert changed == [
+        "- import keras_tuner",
+        "+ import rlnas",
+        "- tuner = keras_tuner.RandomSearch(",
+        "+ tuner = rlnas.ReinforceSearch(",
+    ]
+    assert "__main__" not in source
+
+
+@pytest.mark.slow  # a tutorial end to end: TensorFlow in a subprocess and its workers, a minute or two
 def test_the_tutorial_script_runs_with_one_line_changed(tmp_path: Path) -> None:
-    """The cheap version: 2 trials of 1 epoch on 540 digits, one execution each."""
+    """The small version: 2 trials of 1 epoch on 540 digits, one execution each."""
     mnist = shuffled_mnist(tmp_path / "mnist.npz", 600)
     source = tutorial(mnist, n_val=140, max_trials=2, executions=1, epochs=1)
     done = run_script(source, tmp_path)
