@@ -353,3 +353,21 @@ def test_validation_classes_that_training_never_shows_are_warned_about(tmp_path:
     ):
         tuner.search(x[order], y[order], epochs=1, validation_split=0.2, verbose=0)
     assert _trials(tuner)[0]["val_accuracy"] == 0.0
+
+
+def test_an_early_stopping_callback_watches_the_validation_split(tmp_path: Path) -> None:
+    import keras
+
+    seen: set[str] = set()
+
+    class Seen(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None) -> None:
+            seen.update(logs or {})
+
+    # No epoch improves val_loss by 10: with the validation split in fit, Keras stops after the
+    # second epoch (never after the first); without it, it warns that val_loss is missing.
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", min_delta=10, patience=0)
+    x, y = _one_hot_data(32)
+    tuner = ReinforceSearch(_tiny_model, max_trials=1, directory=tmp_path, in_process=True)
+    tuner.search(x, y, epochs=4, validation_split=0.25, verbose=0, callbacks=[stop, Seen()])
+    assert _trials(tuner)[0]["epochs_run"] == 2 and {"val_loss", "val_accuracy"} <= seen
