@@ -5,8 +5,8 @@ searches it (see docs/keras-tuner.md). Run a small search on the bundled MNIST s
 
     python -m examples.keras_tuner_model
 
-from the repository root (``-m`` names the function ``examples.keras_tuner_model:build_model``, so the
-worker processes that train the children can import it).
+from the repository root (``-m`` names the function ``examples.keras_tuner_model:build_model``, so
+``rlnas replay`` can import it later; the worker processes get it by value either way).
 """
 
 import keras
@@ -34,7 +34,7 @@ def build_model(hp):
     return model
 
 
-if __name__ == "__main__":  # worker processes re-run a script's top level: search only under this guard
+if __name__ == "__main__":  # so that importing build_model (tests, the README) searches nothing
     import rlnas
     from rlnas.data import DataSpec, load
 

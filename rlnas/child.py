@@ -297,6 +297,9 @@ def _fit_and_score(
     y_train = fit_labels(net, y_train, dataset.num_classes)
     y_eval = fit_labels(net, y_eval, dataset.num_classes)
     extras = _fit_extras(x_eval, y_eval, log_dir, spec.early_stopping)
+    if (fit_kwargs or {}).get("callbacks") and not spec.final:
+        # A keras-tuner user's EarlyStopping watches val_loss: fit must see the validation split.
+        extras.setdefault("validation_data", (x_eval, y_eval))
     kwargs = {**(fit_kwargs or {}), **extras}
     kwargs["callbacks"] = [*(fit_kwargs or {}).get("callbacks", []), *extras.get("callbacks", [])]
     if spec.schedule == "cosine":

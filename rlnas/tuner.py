@@ -16,8 +16,9 @@ The workers start from rlnas's own entry point (never re-running the script) and
 function and fit keywords (``callbacks``) by value, so a function defined in the script, a notebook
 cell or a closure trains there too; ``in_process=True`` trains the children in this process instead.
 
-(About 340 lines: keras-tuner's whole surface, its argument checks and the data hand-over to the
-workers, kept in one face so that a keras-tuner user reads one module.)
+(About 370 lines: keras-tuner's whole surface, the choice of what trains the children and the data
+hand-over to them, kept in one face so that a keras-tuner user reads one module; the argument
+checks are :mod:`rlnas.tuner_args`, the executions and retries :mod:`rlnas.executions`.)
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import dataclasses
 import multiprocessing
 import sys
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,20 +37,26 @@ import numpy as np
 from rlnas import data
 from rlnas.child import ChildResult, TrainSpec, train_and_evaluate, train_spec
 from rlnas.errors import ChildError, ConfigError, RunError
-from rlnas.evaluator import WorkerEvaluator, worker_evaluators
+from rlnas.evaluator import worker_evaluators
+from rlnas.executions import Executions
+from rlnas.objectives import Objective, parse_objective
 from rlnas.resolve import resolve
-from rlnas.space.discovery import load_function, space_from_function
+from rlnas.space.discovery import space_from_function
 from rlnas.space.keras_tuner import MAX_RUNS, HyperParameters
 from rlnas.store import RunStore
 from rlnas.text import format_arch, format_value
-from rlnas.trial import Trial, objective_value, rank
-
-OBJECTIVES = ("val_accuracy", "val_acc")
-KERAS_TUNER_NAMES = {
-    "max_model_size": "max_params",
-    "max_consecutive_failed_trials": "max_consecutive_failures",
-}
-"""keras-tuner keyword -> the SearchConfig field that means the same."""
+from rlnas.trial import Trial, objective_name, objective_value, rank
+from rlnas.tuner_args import (
+    FAILED_LOSS,
+    check_keywords,
+    check_place,
+    model_function,
+    objective_text,
+    split_arrays,
+    trial_seed,
+    warn_unseen_classes,
+    whole,
+)
 
 
 class FunctionEvaluator:
@@ -108,23 +115,32 @@ class ReinforceSearch:
     """keras-tuner's tuner interface, searched by the REINFORCE controller.
 
     Args:
-        hypermodel: ``def build_model(hp)`` returning a compiled Keras model, or ``"module:function"``.
-        objective: ``"val_accuracy"`` (maximised), the name or an object with ``.name`` and
-            ``.direction == "max"`` like ``kt.Objective("val_accuracy", "max")``.
+        hypermodel: ``def build_model(hp)`` returning a compiled Keras model, ``"module:function"``,
+            or a ``kt.HyperModel`` whose ``build(hp)`` does (one that overrides ``fit`` is refused).
+        objective: ``"val_accuracy"`` (maximised), ``"val_loss"`` or ``"loss"`` (minimised), or an
+            object with ``.name`` and ``.direction`` like ``kt.Objective("val_loss", "min")``.
         max_trials: architectures to sample (a repeat is answered from the cache, not retrained).
-        directory, project_name: the run is written to ``directory/project_name``.
-        seed: seeds the controller, the sampling and every child: same seed, same search.
+        executions_per_trial: train each architecture this many times, from the trial's seed and
+            seeds derived from it; its score is the mean (as keras-tuner's).
+        max_retries_per_trial: train a failed child again up to this many times before it counts
+            as a failed trial.
+        max_consecutive_failed_trials: stop the search (``SearchAborted``) after this many failed
+            trials in a row.
+        max_model_size: a child with more parameters fails without training.
+        seed: seeds the controller, the sampling and every child: same seed, same search (None:
+            a fresh one, recorded in the run's ``config.json``).
         overwrite: replace an existing run there (otherwise an existing one is an error).
+        directory, project_name: the run is written to ``directory/project_name``.
         grid, max_runs: how the model function's space is discovered (see :func:`space_from_function`).
         in_process: train the children in this process instead of worker processes: no start-up
             cost (seconds), but this process keeps what TensorFlow does not give back, every child.
             After :meth:`search`, True if they did (asked, or needed: see :meth:`search`).
         **settings: any :class:`rlnas.config.SearchConfig` field (``archs_per_update``,
-            ``controller_lr``, ``entropy_weight``, ``max_params``, ...); keras-tuner's
-            ``max_model_size`` and ``max_consecutive_failed_trials`` are understood too.
+            ``controller_lr``, ``entropy_weight``, ``workers``, ...).
 
     Raises:
-        ConfigError: an unsupported objective, an unknown setting, or a bad model function.
+        TypeError: an unknown keyword (the message names the accepted ones) or a wrong type.
+        ConfigError: a bad value, an unsupported objective, or a bad model function.
     """
 
     def __init__(
@@ -133,24 +149,43 @@ class ReinforceSearch:
         objective: Any = "val_accuracy",
         max_trials: int = 10,
         *,
+        executions_per_trial: int = 1,
+        max_retries_per_trial: int = 0,
+        max_consecutive_failed_trials: int = 3,
+        max_model_size: int | None = None,
+        seed: int | None = 0,
+        overwrite: bool = False,
         directory: str | Path = ".",
         project_name: str = "untitled_project",
-        seed: int = 0,
-        overwrite: bool = False,
         grid: int = 8,
         max_runs: int = MAX_RUNS,
         in_process: bool = False,
         **settings: Any,
     ) -> None:
-        self.objective = _objective(objective)
-        self._fn = load_function(hypermodel) if isinstance(hypermodel, str) else hypermodel
+        check_keywords(settings)
+        check_place(directory, project_name, overwrite)
+        self.executions = whole("executions_per_trial", executions_per_trial)
+        self.retries = whole("max_retries_per_trial", max_retries_per_trial, low=0)
+        keras_tuner = {
+            "objective": objective_text(objective),
+            "trials": whole("max_trials", max_trials),
+            "max_consecutive_failures": whole("max_consecutive_failed_trials", max_consecutive_failed_trials),
+            "max_params": whole("max_model_size", max_model_size, optional=True),
+            "seed": trial_seed(seed),
+        }
+        if keras_tuner["objective"].endswith(("loss", ":min")):
+            keras_tuner["failed_reward"] = -FAILED_LOSS  # a failure must not beat every loss
+        flags = {"replay_top": 0, **keras_tuner, **settings}
+        self.config = resolve(flags=flags).config
+        self.objective = parse_objective(self.config.objective)
+        self._fn = model_function(hypermodel)
         self.hypermodel = _HyperModel(self._fn)
-        settings = {KERAS_TUNER_NAMES.get(k, k): v for k, v in settings.items()}
-        self.config = resolve(flags={"replay_top": 0, **settings, "trials": max_trials, "seed": seed}).config
-        self.space = space_from_function(hypermodel, grid=grid, max_runs=max_runs)
+        self.space = space_from_function(
+            hypermodel if isinstance(hypermodel, str) else self._fn, grid=grid, max_runs=max_runs
+        )
         self.project_dir = Path(directory) / project_name
         self.overwrite = overwrite
-        self.in_process = in_process
+        self.in_process = bool(in_process)
         self._evaluator: FunctionEvaluator | None = None
         self._trials: list[dict[str, Any]] = []
 
@@ -169,13 +204,14 @@ class ReinforceSearch:
     ) -> None:
         """Search: each child is built by the model function, trained on ``(x, y)`` for ``epochs``
         and scored on the validation data, in ``workers`` worker processes (a setting; default:
-        one per two cores). Other keywords (``callbacks``, ``shuffle``) go to ``fit`` in the
-        workers; only a function or keyword that cloudpickle cannot send makes the children train
-        in this process, with a warning.
+        one per two cores), ``executions_per_trial`` times each. Other keywords (``callbacks``,
+        ``shuffle``) go to ``fit`` in the workers; only a function or keyword that cloudpickle
+        cannot send makes the children train in this process, with a warning.
 
         Raises:
-            ConfigError: no validation data, search() already ran on this tuner, or it runs while
-                a worker process starts (a script that searches without ``if __name__ == "__main__":``).
+            ConfigError: no validation data, bad ``epochs`` or ``batch_size``, search() already
+                ran on this tuner, or it runs while a process of the user's own multiprocessing
+                pool starts (a script that searches without ``if __name__ == "__main__":``).
             RunError: ``directory/project_name`` holds a run and ``overwrite`` is False.
             DataError: the arrays do not fit together.
         """
@@ -186,32 +222,50 @@ class ReinforceSearch:
             raise ConfigError(
                 "search() already ran on this tuner; make a new one (overwrite=True) to search again"
             )
-        train, val = _split(x, y, validation_data, validation_split)
+        epochs, batch_size = whole("epochs", epochs), whole("batch_size", batch_size)
+        train, val = split_arrays(x, y, validation_data, validation_split)
         store = self._create_store()
-        path = store.path / "data.npz"
-        np.savez(path, x_train=train[0], y_train=train[1], x_val=val[0], y_val=val[1])
-        self.config = dataclasses.replace(
-            self.config, dataset=str(path.resolve()), epochs=epochs, batch_size=batch_size
-        )
-        dataset = data.load(self.config.data_spec())  # checks the arrays once, before any worker
-        store.write_json("config.json", {"search": self.config.to_dict(), "space": self.space.to_dict()})
+        dataset = self._save_data(store, train, val, epochs=epochs, batch_size=batch_size)
         self._evaluator = FunctionEvaluator(
             self._fn, dataset, train_spec(self.config, self.space.model), fit_kwargs=fit_kwargs
         )
         self.in_process = self.in_process or _needs_this_process(self._fn, fit_kwargs)
-        show = _print_trial(self.config.trials) if verbose else None
+        show = _print_trial(self.config.trials, self.objective) if verbose else None
         with store.locked():
-            evaluator = self._evaluator if self.in_process else self._workers(store, fit_kwargs)
-            run_search(self.config, self.space, store, evaluator=evaluator, on_trial=show)
+            evaluators = self._evaluators(store, fit_kwargs)
+            run_search(self.config, self.space, store, evaluator=evaluators, on_trial=show)
         self._trials = store.trials()
 
-    def _workers(self, store: RunStore, fit_kwargs: Mapping[str, Any]) -> list[WorkerEvaluator]:
-        """The search's worker processes, started now; they get the function and the fit keywords by
-        value, so a function of this script, a notebook cell or a closure trains there as well."""
-        workers = worker_evaluators(self.config, self._fn, run_dir=store.path, fit_kwargs=fit_kwargs)
-        for worker in workers:
-            worker.start()
-        return workers
+    def _evaluators(self, store: RunStore, fit_kwargs: Mapping[str, Any]) -> list[Executions]:
+        """What trains the children: this process, Ray tasks (``executor="ray"``) or worker
+        processes, started now; each trial is trained ``executions_per_trial`` times."""
+        if self.in_process:
+            inner: Sequence[Any] = [self._evaluator]
+        elif self.config.executor == "ray":
+            if fit_kwargs:
+                raise ConfigError(f"fit keywords ({', '.join(fit_kwargs)}) do not reach Ray tasks; "
+                                  "use executor='local'")  # fmt: skip
+            from rlnas.ray_evaluator import make_ray_evaluators
+
+            inner = make_ray_evaluators(self.config, self.space)
+        else:
+            # The workers get the function and the fit keywords by value, so a function of this
+            # script, a notebook cell or a closure trains there as well.
+            inner = worker_evaluators(self.config, self._fn, run_dir=store.path, fit_kwargs=fit_kwargs)
+            for worker in inner:
+                worker.start()
+        return [Executions(e, executions=self.executions, retries=self.retries) for e in inner]
+
+    def _save_data(self, store: RunStore, train: tuple, val: tuple, **training: int) -> data.Dataset:
+        """Save the arrays as the run's pre-split ``data.npz`` and the config that names it; the
+        dataset as every child reads it (loading it here checks the arrays before any worker)."""
+        path = store.path / "data.npz"
+        np.savez(path, x_train=train[0], y_train=train[1], x_val=val[0], y_val=val[1])
+        self.config = dataclasses.replace(self.config, dataset=str(path.resolve()), **training)
+        dataset = data.load(self.config.data_spec())
+        warn_unseen_classes(dataset)
+        store.write_json("config.json", {"search": self.config.to_dict(), "space": self.space.to_dict()})
+        return dataset
 
     def _create_store(self) -> RunStore:
         if self.project_dir.exists() and any(self.project_dir.iterdir()) and not self.overwrite:
@@ -230,12 +284,13 @@ class ReinforceSearch:
         """Print the best ``num_trials`` distinct architectures with their hyperparameters and score."""
         best = self._best(num_trials)
         print(f"Results summary\nResults in {self.project_dir}\nShowing {len(best)} best trials")
-        print(f'Objective(name="{self.objective}", direction="max")')
+        name, direction = objective_name(self.objective), self.objective.direction
+        print(f'Objective(name="{name}", direction="{direction}")')
         for t in best:
             print(f"\nTrial {t['index']:04d} summary\nHyperparameters:")
             for name, value in t["architecture"].items():
                 print(f"{name}: {format_value(value)}")
-            print(f"Score: {objective_value(t, self.config.objective):.4f}")
+            print(f"Score: {objective_value(t, self.objective):.4f}")
 
     def get_best_hyperparameters(self, num_trials: int = 1) -> list[HyperParameters]:
         """The best architectures as ``hp`` objects: ``.values`` is the dict, ``build_model(hp)``
@@ -266,44 +321,20 @@ class ReinforceSearch:
         return rank(self._trials, self.config.objective, k)
 
 
-def _objective(objective: Any) -> str:
-    """The objective's name; only the maximised validation accuracy is the reward today."""
-    name = getattr(objective, "name", objective)
-    direction = getattr(objective, "direction", "max")
-    if name not in OBJECTIVES or direction != "max":
-        raise ConfigError(f"objective {objective!r} is not supported; allowed: 'val_accuracy' (maximised)")
-    return "val_accuracy"
-
-
-def _split(x: Any, y: Any, validation_data: Any, validation_split: float | None) -> tuple[tuple, tuple]:
-    """(train, val) pairs: ``validation_data`` as given, or Keras's ``validation_split`` (the last
-    fraction of the samples, taken before any shuffling)."""
-    x, y = np.asarray(x), np.asarray(y)
-    if validation_data is not None:
-        if validation_split is not None:
-            raise ConfigError("give validation_data or validation_split, not both")
-        if not (isinstance(validation_data, tuple | list) and len(validation_data) == 2):
-            raise ConfigError("validation_data must be a pair (x_val, y_val)")
-        return (x, y), (np.asarray(validation_data[0]), np.asarray(validation_data[1]))
-    if validation_split is None:
-        raise ConfigError("the reward is the validation accuracy: give validation_data or validation_split")
-    if not (isinstance(validation_split, float) and 0 < validation_split < 1):
-        raise ConfigError(f"validation_split must be a float in (0, 1), got {validation_split!r}")
-    cut = len(x) - max(1, round(len(x) * validation_split))
-    return (x[:cut], y[:cut]), (x[cut:], y[cut:])
-
-
-def _print_trial(total: int) -> Callable[[Trial], None]:
+def _print_trial(total: int, objective: Objective) -> Callable[[Trial], None]:
     """One line per finished trial, like keras-tuner's progress but short."""
-    best = [0.0]
+    name, best = objective_name(objective), [None]
 
     def show(t: Trial) -> None:
         if t.ok:
-            best[0] = max(best[0], t["val_accuracy"])
-            score = f"val_accuracy {t['val_accuracy']:.4f}" + (" (repeat)" if t.get("cached") else "")
+            value = objective_value(t, objective)
+            if best[0] is None or (value > best[0]) == (objective.direction == "max"):
+                best[0] = value
+            score = f"{name} {value:.4f}" + (" (repeat)" if t.get("cached") else "")
         else:
             score = f"failed: {t['error'][:80]}"
-        print(f"trial {t['index']} of {total}: {score}  best {best[0]:.4f}  {format_arch(t['architecture'])}")
+        shown = "-" if best[0] is None else f"{best[0]:.4f}"
+        print(f"trial {t['index']} of {total}: {score}  best {shown}  {format_arch(t['architecture'])}")
         sys.stdout.flush()
 
     return show

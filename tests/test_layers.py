@@ -46,6 +46,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "rlnas.worker",
             "rlnas.worker_process",
             "rlnas.evaluator",
+            "rlnas.executions",
             "rlnas.ray_evaluator",
             "envs",
             "rlnas.parallel",
@@ -56,6 +57,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "rlnas.search",
             "rlnas.replay",
+            "rlnas.tuner_args",
             "rlnas.tuner",
             "rlnas.tabulate",
             "rlnas.bench",

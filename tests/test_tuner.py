@@ -13,6 +13,7 @@ import pytest
 from examples.keras_tuner_model import build_model
 from rlnas.errors import ConfigError, RunError
 from rlnas.function_model import fit_labels, loss_and_accuracy
+from rlnas.space.keras_tuner import HyperParameters
 from rlnas.tuner import ReinforceSearch
 
 
@@ -178,26 +179,150 @@ def test_a_search_started_by_a_starting_worker_is_refused(tmp_path: Path, monkey
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "error", "message"),
     [
-        ({"objective": "val_loss"}, r"objective 'val_loss' is not supported; allowed: 'val_accuracy'"),
         (
-            {"objective": types.SimpleNamespace(name="val_accuracy", direction="min")},
-            r"is not supported; allowed: 'val_accuracy' \(maximised\)",
+            {"objective": "val_auc"},
+            ConfigError,
+            r"objective 'val_auc' is not supported; allowed: val_accuracy",
         ),
-        ({"controller_rl": 0.1}, r"unknown setting 'controller_rl'.*did you mean 'controller_lr'"),
-        ({"max_trials": 0}, r"trials must be positive, got 0"),
+        (
+            {"objective": types.SimpleNamespace(name="val_loss", direction="down")},
+            ConfigError,
+            r"objective 'val_loss': direction must be 'min' or 'max', got 'down'",
+        ),
+        ({"objective": ["val_accuracy", "val_loss"]}, TypeError, r"takes one objective, not a list"),
+        ({"controller_rl": 0.1}, TypeError, r"unexpected keyword argument 'controller_rl'.*'controller_lr'"),
+        (
+            {"executions_per_trail": 2},
+            TypeError,
+            r"^ReinforceSearch\(\) got an unexpected keyword argument 'executions_per_trail' \(did you mean "
+            r"'executions_per_trial'\?\); it accepts hypermodel, objective, max_trials, executions_per_trial",
+        ),
+        ({"distribution_strategy": None}, TypeError, r"does not take keras-tuner's 'distribution_strategy'"),
+        ({"trials": 4}, TypeError, r"got 'trials'; give it as max_trials"),
+        ({"epochs": 4}, TypeError, r"got 'epochs'; give it as search\(epochs=...\)"),
+        ({"max_trials": 0}, ConfigError, r"max_trials must be >= 1, got 0"),
+        ({"max_trials": -3}, ConfigError, r"max_trials must be >= 1, got -3"),
+        ({"max_trials": 2.5}, TypeError, r"max_trials must be an int, got float 2.5"),
+        ({"executions_per_trial": 0}, ConfigError, r"executions_per_trial must be >= 1, got 0"),
+        ({"executions_per_trial": True}, TypeError, r"executions_per_trial must be an int, got bool"),
+        ({"max_retries_per_trial": -1}, ConfigError, r"max_retries_per_trial must be >= 0, got -1"),
+        ({"max_consecutive_failed_trials": 0}, ConfigError, r"max_consecutive_failed_trials must be >= 1"),
+        ({"max_model_size": "big"}, TypeError, r"max_model_size must be an int, got str 'big'"),
+        ({"seed": -1}, ConfigError, r"seed must be >= 0, got -1"),
+        ({"overwrite": "yes"}, TypeError, r"overwrite must be True or False, got 'yes'"),
+        ({"project_name": 3}, TypeError, r"project_name must be a str, got int 3"),
+        ({"directory": None}, TypeError, r"directory must be a str or a path, got NoneType"),
+        ({"hypermodel": 3}, TypeError, r"hypermodel must be a function build_model\(hp\), got 3"),
+        ({"archs_per_update": 0}, ConfigError, r"archs_per_update"),
     ],
 )
-def test_bad_tuner_arguments_are_config_errors(kwargs: dict, message: str, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=message):
-        ReinforceSearch(build_model, directory=tmp_path, **kwargs)
+def test_bad_tuner_arguments_are_one_line_errors_before_anything_is_written(
+    kwargs: dict, error: type, message: str, tmp_path: Path
+) -> None:
+    kwargs = {"hypermodel": build_model, "directory": tmp_path, **kwargs}
+    with pytest.raises(error, match=message) as caught:
+        ReinforceSearch(**kwargs)
+    assert "\n" not in str(caught.value) and "--help" not in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_keras_tuner_objects_and_names_are_understood(tmp_path: Path) -> None:
     objective = types.SimpleNamespace(name="val_accuracy", direction="max")
-    tuner = ReinforceSearch(build_model, objective, directory=tmp_path, max_model_size=5000)
-    assert tuner.objective == "val_accuracy" and tuner.config.max_params == 5000
+    tuner = ReinforceSearch(build_model, objective, directory=tmp_path, max_model_size=5000, seed=None)
+    assert str(tuner.objective) == "val_accuracy" and tuner.config.max_params == 5000
+    assert 0 <= tuner.config.seed < 2**32
+    loss = ReinforceSearch(
+        build_model, types.SimpleNamespace(name="val_loss", direction="min"), directory=tmp_path
+    )
+    assert loss.config.objective == "val_loss" and loss.objective.direction == "min"
+    assert loss.config.failed_reward < -1  # a failure must not out-score every loss
+    assert ReinforceSearch(build_model, "loss", directory=tmp_path).config.objective == "train_loss"
+
+
+def _tiny_model(hp):
+    import keras
+
+    model = keras.Sequential([keras.layers.Flatten()])
+    model.add(keras.layers.Dense(hp.Choice("units", [8, 16, 24]), activation="relu"))
+    model.add(keras.layers.Dense(10, activation="softmax"))
+    optimizer = keras.optimizers.Adam(hp.Float("lr", 1e-3, 1e-2, sampling="log"))
+    model.compile(optimizer, "categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_executions_per_trial_and_a_minimised_val_loss(tmp_path: Path, capsys) -> None:
+    x, y = _one_hot_data(48)
+    tuner = ReinforceSearch(
+        _tiny_model,
+        "val_loss",
+        3,
+        executions_per_trial=2,
+        directory=tmp_path,
+        in_process=True,
+        archs_per_update=3,
+    )
+    tuner.search(x[:32], y[:32], epochs=1, validation_data=(x[32:], y[32:]), batch_size=16)
+    trials = [t for t in _trials(tuner) if not t.get("cached")]
+    for t in trials:  # each trial: two executions (different seeds), scored by their mean
+        assert len(t["execution_val_loss"]) == 2 and t["execution_val_loss"][0] != t["execution_val_loss"][1]
+        assert t["val_loss"] == pytest.approx(np.mean(t["execution_val_loss"]))
+        assert t["val_accuracy"] == pytest.approx(np.mean(t["execution_val_accuracy"]))
+        assert t["reward"] == pytest.approx(-t["val_loss"])
+    assert "trial 0 of 3: val_loss " in capsys.readouterr().out
+    tuner.results_summary(3)
+    out = capsys.readouterr().out
+    assert 'Objective(name="val_loss", direction="min")' in out
+    scores = [float(line.split()[1]) for line in out.splitlines() if line.startswith("Score: ")]
+    best = min(t["val_loss"] for t in trials)
+    assert scores == sorted(scores) and scores[0] == pytest.approx(best, abs=1e-4)
+
+
+def test_a_failed_child_is_retried_and_too_many_failures_stop_the_search(tmp_path: Path) -> None:
+    from rlnas.errors import SearchAborted
+
+    failures = [0]
+
+    def flaky(hp):
+        if failures[0] > 0:
+            failures[0] -= 1
+            raise RuntimeError("flaky build")
+        return _tiny_model(hp)
+
+    x, y = _one_hot_data(32)
+    args = {"directory": tmp_path, "in_process": True, "archs_per_update": 1}
+    retried = ReinforceSearch(flaky, max_trials=1, max_retries_per_trial=1, project_name="retried", **args)
+    failures[0] = 1  # the first training fails, its retry succeeds
+    retried.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    (trial,) = _trials(retried)
+    assert trial["status"] == "ok" and trial["attempts"] == 2
+    failing = ReinforceSearch(
+        flaky, max_trials=5, max_consecutive_failed_trials=2, project_name="failing", **args
+    )
+    failures[0] = 10**6
+    with pytest.raises(SearchAborted):
+        failing.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    trials = _trials(failing)
+    assert [t["status"] for t in trials] == ["failed", "failed"]
+    assert "RuntimeError: flaky build" in trials[0]["error"]
+
+
+def test_a_keras_tuner_hypermodel_object_is_searched_by_its_build(tmp_path: Path) -> None:
+    kt = pytest.importorskip("keras_tuner")
+
+    class Tiny(kt.HyperModel):
+        def build(self, hp):
+            return _tiny_model(hp)
+
+    class OwnFit(Tiny):
+        def fit(self, hp, model, *args, **kwargs):
+            return model.fit(*args, batch_size=hp.Choice("batch_size", [16, 32]), **kwargs)
+
+    tuner = ReinforceSearch(Tiny(), directory=tmp_path)
+    assert tuner.space.names == ("units", "lr") and tuner.hypermodel.build(HyperParameters()).built is False
+    with pytest.raises(ConfigError, match=r"OwnFit.fit is not supported: rlnas fits each child itself"):
+        ReinforceSearch(OwnFit(), directory=tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -215,3 +340,34 @@ def test_search_needs_validation_data(search_kwargs: dict, message: str, tmp_pat
         tuner.search(x, y, **search_kwargs)
     with pytest.raises(ConfigError, match=r"no search has run on this tuner yet"):
         tuner.get_best_models()
+
+
+def test_validation_classes_that_training_never_shows_are_warned_about(tmp_path: Path) -> None:
+    """The issue's all-zero scores: a class-sorted array split by position (the bundled mnist_5k.npz
+    is sorted) leaves the last classes to validation only; every child rightly scores 0 there."""
+    x, y = _one_hot_data(40)
+    order = np.argsort(y.argmax(axis=1), kind="stable")
+    tuner = ReinforceSearch(_tiny_model, max_trials=1, directory=tmp_path, in_process=True)
+    with pytest.warns(
+        UserWarning, match=r"validation data holds classes \[8, 9\] that the training data never"
+    ):
+        tuner.search(x[order], y[order], epochs=1, validation_split=0.2, verbose=0)
+    assert _trials(tuner)[0]["val_accuracy"] == 0.0
+
+
+def test_an_early_stopping_callback_watches_the_validation_split(tmp_path: Path) -> None:
+    import keras
+
+    seen: set[str] = set()
+
+    class Seen(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None) -> None:
+            seen.update(logs or {})
+
+    # No epoch improves val_loss by 10: with the validation split in fit, Keras stops after the
+    # second epoch (never after the first); without it, it warns that val_loss is missing.
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", min_delta=10, patience=0)
+    x, y = _one_hot_data(32)
+    tuner = ReinforceSearch(_tiny_model, max_trials=1, directory=tmp_path, in_process=True)
+    tuner.search(x, y, epochs=4, validation_split=0.25, verbose=0, callbacks=[stop, Seen()])
+    assert _trials(tuner)[0]["epochs_run"] == 2 and {"val_loss", "val_accuracy"} <= seen

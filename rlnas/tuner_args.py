@@ -1,0 +1,208 @@
+"""The arguments of :class:`rlnas.tuner.ReinforceSearch` and its ``search``, checked as Python would.
+
+A keras-tuner user calls a Python constructor, so a misspelt keyword is a ``TypeError`` naming the
+accepted ones (never the CLI's ``--help``), a wrong type is a ``TypeError`` and a bad value a
+``ConfigError`` (a ``ValueError`` would do too; rlnas's errors are one family), all before anything
+is written. Here too: keras-tuner's names turned into the :class:`rlnas.config.SearchConfig` fields
+that mean the same, and its ``objective`` (a name or a ``kt.Objective``) into rlnas's objective text.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import random
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from rlnas import data
+from rlnas.config import FIELD_TYPES
+from rlnas.errors import ConfigError, did_you_mean
+from rlnas.space.discovery import load_function
+
+KERAS_TUNER_KEYWORDS = (
+    "hypermodel",
+    "objective",
+    "max_trials",
+    "executions_per_trial",
+    "max_retries_per_trial",
+    "max_consecutive_failed_trials",
+    "max_model_size",
+    "seed",
+    "overwrite",
+    "directory",
+    "project_name",
+)
+"""keras-tuner's tuner keywords that ReinforceSearch takes, with keras-tuner's meaning."""
+RLNAS_KEYWORDS = ("grid", "max_runs", "in_process")
+UNSUPPORTED = {
+    "hyperparameters": "the space is what the model function asks for; fix a value with hp.Fixed",
+    "tune_new_entries": "every hyperparameter the function asks for is searched",
+    "allow_new_entries": "every hyperparameter the function asks for is searched",
+    "oracle": "the REINFORCE controller is the oracle (strategy= picks random, evolution or tpe)",
+    "distribution_strategy": "each child trains in its own worker process (workers=N trains N at once)",
+    "logger": "the run directory and TensorBoard (rlnas tensorboard) record the search",
+    "tuner_id": "one search per run directory",
+}
+"""keras-tuner keywords ReinforceSearch does not take, and why."""
+SET_BY_SEARCH = {
+    "trials": "max_trials",
+    "dataset": "search(x, y, ...)",
+    "data_dir": "search(x, y, ...)",
+    "val_fraction": "search(validation_data=...) or validation_split",
+    "test_fraction": "search(validation_data=...)",
+    "epochs": "search(epochs=...)",
+    "batch_size": "search(batch_size=...)",
+}
+"""SearchConfig fields a tuner sets from keras-tuner's own arguments: named the keras-tuner way."""
+OBJECTIVE_NAMES = {"val_accuracy": "val_accuracy", "val_acc": "val_accuracy", "val_loss": "val_loss"}
+OBJECTIVE_NAMES |= {"loss": "train_loss", "train_loss": "train_loss"}
+"""keras-tuner objective name -> the metric every child reports."""
+FAILED_LOSS = 10.0
+"""A failed child's reward under a minimised objective is -FAILED_LOSS (0 would beat every loss)."""
+
+
+def check_keywords(settings: Mapping[str, Any]) -> None:
+    """Reject what is neither keras-tuner's nor a SearchConfig setting, as Python would.
+
+    Raises:
+        TypeError: an unknown, unsupported or misplaced keyword; the message names the accepted ones.
+    """
+    for key in settings:
+        if key in UNSUPPORTED:
+            raise TypeError(f"ReinforceSearch() does not take keras-tuner's {key!r}: {UNSUPPORTED[key]}")
+        if key in SET_BY_SEARCH:
+            raise TypeError(f"ReinforceSearch() got {key!r}; give it as {SET_BY_SEARCH[key]}")
+        if key not in FIELD_TYPES:
+            accepted = ", ".join((*KERAS_TUNER_KEYWORDS, *RLNAS_KEYWORDS))
+            raise TypeError(
+                f"ReinforceSearch() got an unexpected keyword argument {key!r}"
+                + did_you_mean(key, (*KERAS_TUNER_KEYWORDS, *RLNAS_KEYWORDS, *FIELD_TYPES))
+                + f"; it accepts {accepted} and the rlnas settings "
+                "(archs_per_update, controller_lr, workers, ...: the fields of rlnas.SearchConfig)"
+            )
+
+
+def whole(name: str, value: Any, *, low: int = 1, optional: bool = False) -> int | None:
+    """``value`` as an int >= ``low`` (None allowed when ``optional``).
+
+    Raises:
+        TypeError: not an int (a bool, a float, a string).
+        ConfigError: below ``low``.
+    """
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < low:
+        raise ConfigError(f"{name} must be >= {low}, got {value}")
+    return int(value)
+
+
+def check_place(directory: Any, project_name: Any, overwrite: Any) -> None:
+    """Types of where the run goes.
+
+    Raises:
+        TypeError: ``directory`` not a path, ``project_name`` not a string, ``overwrite`` not a bool.
+        ConfigError: an empty ``project_name``.
+    """
+    if not isinstance(directory, str | os.PathLike):
+        raise TypeError(f"directory must be a str or a path, got {type(directory).__name__} {directory!r}")
+    if not isinstance(project_name, str):
+        raise TypeError(f"project_name must be a str, got {type(project_name).__name__} {project_name!r}")
+    if not project_name.strip():
+        raise ConfigError("project_name must not be empty")
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite must be True or False, got {overwrite!r}")
+
+
+def trial_seed(seed: Any) -> int:
+    """keras-tuner's ``seed``: an int, or None for a fresh one (recorded in the run's config)."""
+    if seed is None:
+        return random.randrange(2**32)
+    return whole("seed", seed, low=0)  # type: ignore[return-value]
+
+
+def objective_text(objective: Any) -> str:
+    """rlnas's objective for keras-tuner's ``objective``: ``"val_accuracy"``, ``"val_loss"``,
+    ``"loss"``, or an object with ``.name`` and ``.direction`` (``kt.Objective("val_loss", "min")``).
+
+    Raises:
+        TypeError: not a string nor an Objective-like object (a list: several objectives).
+        ConfigError: a metric the children do not report, or a direction other than min/max.
+    """
+    if isinstance(objective, list | tuple):
+        raise TypeError("ReinforceSearch takes one objective, not a list")
+    name = getattr(objective, "name", objective)
+    if not isinstance(name, str):
+        raise TypeError(f"objective must be a str or a keras_tuner.Objective, got {objective!r}")
+    metric = OBJECTIVE_NAMES.get(name)
+    if metric is None:
+        raise ConfigError(
+            f"objective {name!r} is not supported; allowed: {', '.join(OBJECTIVE_NAMES)}"
+            + did_you_mean(name, OBJECTIVE_NAMES)
+        )
+    default = "max" if "acc" in metric else "min"
+    direction = getattr(objective, "direction", default)
+    if direction not in ("min", "max"):
+        raise ConfigError(f"objective {name!r}: direction must be 'min' or 'max', got {direction!r}")
+    return metric if direction == default else f"{metric}:{direction}"
+
+
+def split_arrays(x: Any, y: Any, validation_data: Any, validation_split: float | None) -> tuple[tuple, tuple]:
+    """(train, val) pairs: ``validation_data`` as given, or Keras's ``validation_split`` (the last
+    fraction of the samples, taken before any shuffling)."""
+    x, y = np.asarray(x), np.asarray(y)
+    if validation_data is not None:
+        if validation_split is not None:
+            raise ConfigError("give validation_data or validation_split, not both")
+        if not (isinstance(validation_data, tuple | list) and len(validation_data) == 2):
+            raise ConfigError("validation_data must be a pair (x_val, y_val)")
+        return (x, y), (np.asarray(validation_data[0]), np.asarray(validation_data[1]))
+    if validation_split is None:
+        raise ConfigError("the reward is the validation accuracy: give validation_data or validation_split")
+    if not (isinstance(validation_split, float) and 0 < validation_split < 1):
+        raise ConfigError(f"validation_split must be a float in (0, 1), got {validation_split!r}")
+    cut = len(x) - max(1, round(len(x) * validation_split))
+    return (x[:cut], y[:cut]), (x[cut:], y[cut:])
+
+
+def warn_unseen_classes(dataset: data.Dataset) -> None:
+    """Warn when the validation data holds classes the training data never shows: every child then
+    scores (near) 0 there, which is right but almost never meant. It happens when a class-sorted
+    array is split by position (``x[:-n]``, ``x[-n:]``, ``validation_split``): shuffle it first."""
+    unseen = np.setdiff1d(dataset.y_val, dataset.y_train)
+    if unseen.size:
+        warnings.warn(
+            f"the validation data holds classes {unseen.tolist()} that the training data never shows "
+            "(a class-sorted array split by position?); shuffle x and y before splitting",
+            stacklevel=3,
+        )
+
+
+def model_function(hypermodel: Any) -> Callable[..., Any]:
+    """The function that builds a child: ``hypermodel`` itself, the one ``"module:function"`` names,
+    or a ``kt.HyperModel``'s bound ``build`` (cloudpickle sends the object with it).
+
+    Raises:
+        TypeError: none of these.
+        ConfigError: a HyperModel that overrides ``fit`` (each child is fitted by rlnas), or a
+            ``"module:function"`` that cannot be loaded.
+    """
+    if isinstance(hypermodel, str):
+        return load_function(hypermodel)
+    build = getattr(hypermodel, "build", None)
+    if not isinstance(hypermodel, type) and callable(build) and not callable(hypermodel):
+        fit = getattr(type(hypermodel), "fit", None)
+        if fit is not None and not getattr(fit, "__module__", "").startswith("keras_tuner"):
+            raise ConfigError(
+                f"{type(hypermodel).__name__}.fit is not supported: rlnas fits each child itself "
+                "(pass fit keywords such as batch_size or callbacks to search() instead)"
+            )
+        return build
+    if not callable(hypermodel):
+        raise TypeError(f"hypermodel must be a function build_model(hp), got {hypermodel!r}")
+    return hypermodel
