@@ -28,6 +28,7 @@ SIZE_LIMITS = {
     "population_size": 2**20,
     "tournament_size": 2**20,
     "init_range": 1.0,
+    "bench_runs": 2**20,  # rlnas bench's --budget and --seeds (not a setting: each run's rewards)
     "seed": 2**32 - 1,  # numpy's seeds (rlnas.config.SEED_LIMIT checks it with its own message)
 }
 """Upper bounds of what the search holds in memory at once (the controller's weights, a batch, the

@@ -219,10 +219,12 @@ def _resume_run(
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from rlnas.bounds import INT_LIMIT
     from rlnas.store import RunStore
 
-    if args.top < 1 or (args.epochs is not None and args.epochs < 1):
-        raise ConfigError("--top and --epochs must be positive")
+    for flag, value in (("--top", args.top), ("--epochs", args.epochs)):
+        if value is not None and not 1 <= value <= INT_LIMIT:
+            raise ConfigError(f"{flag} must be a whole number in [1, {INT_LIMIT}], got {value}")
     if not args.run:
         raise ConfigError("no run given: its directory or its name under --runs-dir")
     store = RunStore.open(args.run, args.runs_dir)
@@ -243,6 +245,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     from rlnas.store import RunStore
     from rlnas.trial import objective_name, objective_value, rank
 
+    if args.top < 1:
+        raise ConfigError(f"--top must be at least 1, got {args.top}")
     store = RunStore.open(args.run, args.runs_dir)
     trials = store.trials()
     objective = store.read_json("config.json").get("search", {}).get("objective")
