@@ -46,7 +46,7 @@ LOCK_TRIES = 20
 """Tries, 50 ms apart, to take a run's lock: a reader (``holder``) holds it shared for an instant."""
 
 
-def _try_lock(path: Path, mode: int = fcntl.LOCK_EX) -> int | None:
+def _try_lock(path: Path, mode: int = fcntl.LOCK_EX, create: bool = True) -> int | None:
     """An open descriptor of ``path`` holding a ``flock`` (exclusive by default), or None if another
     process holds it exclusively. The kernel drops the lock when its holder dies (SIGKILL included):
     no stale locks.
@@ -54,7 +54,7 @@ def _try_lock(path: Path, mode: int = fcntl.LOCK_EX) -> int | None:
     A holder unlinks the file as it finishes; a lock won on that unlinked file would be no lock, so
     the file must still be the one at ``path`` once locked."""
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT if create else os.O_RDONLY, 0o644)
         try:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -111,8 +111,8 @@ def holder(path: Path) -> int | None:
     if not path.exists():
         return None
     try:
-        fd = _try_lock(path, fcntl.LOCK_SH)
-    except OSError:  # unreadable or read-only: nobody can be writing it
+        fd = _try_lock(path, fcntl.LOCK_SH, create=False)  # a reader never leaves a lock file
+    except OSError:  # gone just now, unreadable or read-only: nobody is writing it
         return None
     if fd is None:
         return _pid_in(path) or -1
