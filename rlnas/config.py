@@ -3,7 +3,8 @@
 Everything here is validated before TensorFlow is imported, so a typo costs the user a one-line
 error, not ten seconds of start-up noise and a traceback. Each field's rule is one row of
 ``_RULES``; :func:`rlnas.resolve.resolve` is where file, flags and a resumed run are merged. (A little
-over 300 lines: one line per setting, twice, in the dataclass and in the rule table.)
+over 300 lines: one line per setting, twice, in the dataclass and in the rule table; the bounds
+every setting shares are :mod:`rlnas.bounds`.)
 
 A config file has two optional tables::
 
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from rlnas.bounds import check_bounds
 from rlnas.controller_kinds import CONTROLLER_LR, CONTROLLERS
 from rlnas.data import DataSpec
 from rlnas.devices import check_gpus_setting
@@ -143,6 +145,7 @@ class SearchConfig:
     def __post_init__(self) -> None:
         for name, check in _RULES.items():
             check(name, getattr(self, name))
+        check_bounds(self)
         self.data_spec()  # validates the split fractions now, not when the data is first loaded
         if self.gpus is not None and self.executor != "local":
             raise ConfigError(f"gpus={self.gpus!r} is for local workers; Ray children take --gpus-per-child")
@@ -273,6 +276,9 @@ _RULES: dict[str, Check] = {
     "child_time_limit": _optional(_positive),
     "max_consecutive_failures": _whole,
     "executor": _one_of(EXECUTORS),
+    "address": _optional(
+        _must(lambda v: v in ("auto", "local") or ":" in v, "auto, local, ray://HOST:PORT or HOST:PORT")
+    ),
     "cpus_per_child": _positive,
     "gpus_per_child": _must(_finite_number, ">= 0"),
     "gpus": _optional(lambda name, value: check_gpus_setting(value)),

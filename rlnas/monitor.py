@@ -9,17 +9,27 @@ policy, and the search's charts grouped) and a ``leaderboard`` text of the best 
 
 Each session is a run of its own, as the hparams plugin requires; ``rlnas tensorboard``
 (:mod:`rlnas.cli.tensorboard`) keeps those runs out of the other dashboards.
+
+A write TensorFlow's event writer cannot make (a full disk, EIO, a read-only remount) stops the search
+as the journal's and the checkpoint's do: one RunError naming the file and the cause. TensorFlow
+reports it at the flush that follows every write here, as an ``OpError``; the events already in the
+file stay readable (each record is framed and checksummed, and TensorBoard skips a cut last one), and a
+resumed search writes a new event file. Stopping rather than going on without TensorBoard: on a full
+disk the journal's next line fails anyway, and a stop now leaves the last checkpoint the newest state.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rlnas.durable import write_failed
+from rlnas.errors import RunError
 from rlnas.objectives import Objective, parse_objective
 from rlnas.space import SearchSpace
 from rlnas.text import format_arch, format_markdown_table, format_value
@@ -168,7 +178,24 @@ class Monitor:
         self._tf = tf
         self._hp = hp
         self.logdir = Path(logdir)
-        self._writer = tf.summary.create_file_writer(str(logdir))
+        with self._writing():
+            self._writer = tf.summary.create_file_writer(str(logdir))
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """TensorFlow's write errors (``OpError``: "<file>; No space left on device") and Python's
+        (``OSError``) as the one-line RunError of every refused write."""
+        try:
+            yield
+        except OSError as exc:
+            raise write_failed(exc.filename or self.logdir, exc) from None
+        except self._tf.errors.OpError as exc:
+            first = exc.message.splitlines()[0].split("}} ")[-1]  # "<file>; <cause>" after the op's name
+            where, _, cause = first.rpartition("; ")
+            raise RunError(
+                f"cannot write {where or str(self.logdir)!r}: {cause}; what was written before is intact: "
+                "free space (or fix the disk), then continue with `rlnas search --resume`"
+            ) from None
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         """All ``values`` as one event: the same scalar records ``tf.summary.scalar`` writes, but one
@@ -178,14 +205,16 @@ class Monitor:
         from tensorboard.plugins.scalar.summary_v2 import scalar_pb
 
         summary = Summary(value=[v for tag, x in values.items() for v in scalar_pb(tag, float(x)).value])
-        with self._writer.as_default(step=step):
-            self._tf.summary.experimental.write_raw_pb(summary.SerializeToString())
-        self._writer.flush()
+        with self._writing():
+            with self._writer.as_default(step=step):
+                self._tf.summary.experimental.write_raw_pb(summary.SerializeToString())
+            self._writer.flush()
 
     def text(self, tag: str, markdown: str, step: int = 0) -> None:
-        with self._writer.as_default(step=step):
-            self._tf.summary.text(tag, markdown)
-        self._writer.flush()
+        with self._writing():
+            with self._writer.as_default(step=step):
+                self._tf.summary.text(tag, markdown)
+            self._writer.flush()
 
     def policy(self, step: int, space: SearchSpace, tokens: np.ndarray) -> None:
         """``policy/<decision>/<value>`` scalars: the marginals of ``tokens`` sampled from the policy."""
@@ -207,11 +236,12 @@ class Monitor:
         ]
         for family, members in families(space.names).items():
             hparams.append(hp.HParam(family, description=f"{', '.join(members)} (the active ones)"))
-        with self._writer.as_default(step=0):
-            hp.hparams_config(hparams=hparams, metrics=[hp.Metric(m) for m in METRICS])
-            layout = custom_scalar.pb(custom_scalars_layout(space))
-            self._tf.summary.experimental.write_raw_pb(layout.SerializeToString())
-        self._writer.flush()
+        with self._writing():
+            with self._writer.as_default(step=0):
+                hp.hparams_config(hparams=hparams, metrics=[hp.Metric(m) for m in METRICS])
+                layout = custom_scalar.pb(custom_scalars_layout(space))
+                self._tf.summary.experimental.write_raw_pb(layout.SerializeToString())
+            self._writer.flush()
 
     def child(self, trial: Mapping[str, Any]) -> None:
         """One HParams session for a finished child: its architecture (active decisions) and metrics.
@@ -219,15 +249,21 @@ class Monitor:
         Failed children get their session too, without metrics, so that every trial is listed.
         """
         t = as_trial(trial)
-        writer = self._tf.summary.create_file_writer(str(self.logdir / "children" / f"{t.index:05d}"))
-        try:
-            with writer.as_default(step=1):
-                self._hp.hparams(session_hparams(t), trial_id=f"{t.index:05d}")
-                if t.ok:
-                    for m in METRICS:
-                        self._tf.summary.scalar(m, float(t[m]))
-        finally:
-            writer.close()
+        with self._writing():
+            writer = self._tf.summary.create_file_writer(str(self.logdir / "children" / f"{t.index:05d}"))
+            try:
+                with writer.as_default(step=1):
+                    self._hp.hparams(session_hparams(t), trial_id=f"{t.index:05d}")
+                    if t.ok:
+                        for m in METRICS:
+                            self._tf.summary.scalar(m, float(t[m]))
+                writer.flush()  # the error, if any, here rather than lost in close
+            finally:
+                with contextlib.suppress(self._tf.errors.OpError):
+                    writer.close()
 
     def close(self) -> None:
-        self._writer.close()
+        """Every write above flushed at once: nothing is pending, and a failure of this last flush
+        was reported by the write that made it (a close error would hide that first one)."""
+        with contextlib.suppress(self._tf.errors.OpError):
+            self._writer.close()

@@ -1,7 +1,9 @@
 """Replay: retrain a run's best architectures on train+validation and score each once on test.
 
 The test split is touched here and nowhere else, once per replayed architecture. Works on finished
-and interrupted runs alike: it needs only ``config.json`` and the trials written so far.
+and interrupted runs alike, and on a run still being searched: it needs only ``config.json`` and the
+trials written so far (whole lines: a line being appended is left out), and takes no lock, as it
+writes only ``replay/`` and ``replay.json``, which the search does not.
 
 Every replay is kept: replay number n writes its models and its record (settings and results) to
 ``replay/<n>/``, and the run's ``replay.json`` holds the latest results; only ``overwrite`` replaces
@@ -61,7 +63,8 @@ def replay(
     """
     config = store.read_json("config.json")
     search = config["search"]
-    chosen = rank_trials(store.trials(), search.get("objective"), top)
+    live = store.holder() is not None  # a run still being searched: its last line may be in the writing
+    chosen = rank_trials(store.trials(warn=not live), search.get("objective"), top)
     if not chosen:
         raise RunError(f"run {str(store.path)!r} has no successful trial to replay yet")
     ds, spec = _final_training(store, config, epochs)

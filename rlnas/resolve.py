@@ -90,6 +90,11 @@ def _new(
                 f"--model {model} declares the search space; remove the [space] table from {file} "
                 "or drop --model"
             )
+        module, _, function = model.partition(":")
+        if not module or not function:  # before Keras loads for the import: a typo costs no start-up
+            raise ConfigError(
+                f"model function {model!r} must be written module:function (e.g. my_models:build_model)"
+            )
         if before is not None:
             before()
         from rlnas.space.discovery import space_from_function

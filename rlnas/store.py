@@ -10,7 +10,12 @@
                          (settings and results); runs replayed by older versions hold one flat replay
                          in ``replay/`` itself, which stays readable
     ``replay.json``      the latest replay's results (what ``rlnas report`` reads)
-    ``lock``             pid of the process writing the run
+    ``lock``             pid of the process writing the run, which holds an exclusive ``flock`` on it
+                         (the kernel releases it when that process dies, even by SIGKILL)
+
+Every write here either completes or leaves the previous content: a write the disk refuses (ENOSPC, EIO,
+a read-only remount) is a RunError naming the file and the cause (:func:`write_failed`), and the run
+resumes once the cause is gone.
 """
 
 from __future__ import annotations
@@ -21,45 +26,17 @@ import math
 import os
 import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from rlnas import run_lock
+from rlnas.durable import atomic_path, atomic_write_bytes, atomic_write_text, write_all, write_failed
 from rlnas.errors import RunError
 from rlnas.trial import Trial
 
+__all__ = ["RunStore", "atomic_path", "atomic_write_bytes", "atomic_write_text", "resolve_run"]
+
 DEFAULT_RUNS_DIR = "runs"
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path, partial: str | None = None) -> Iterator[Path]:
-    """The one atomic write: yield a temporary path next to ``path`` to write in full; on success it
-    replaces ``path`` by a rename, so readers (and a crash) see the old file or the new one, never half.
-
-    Args:
-        partial: the temporary file's name (default ``<name>.tmp``), for writers that insist on a
-            suffix (Keras saves only to ``*.keras``).
-    """
-    path = Path(path)
-    tmp = path.with_name(partial or path.name + ".tmp")
-    try:
-        yield tmp
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, synced to disk before the rename."""
-    with atomic_path(path) as tmp, tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def resolve_run(run: str, runs_dir: str | Path = DEFAULT_RUNS_DIR) -> Path:
@@ -83,21 +60,6 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _lock_holder(path: Path) -> int | None:
-    """The pid in a lock file if that process is alive, else None."""
-    try:
-        pid = int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except PermissionError:
-        return pid  # exists, owned by someone else
-    except OSError:
-        return None
-    return pid
-
-
 class RunStore:
     """Reads and writes one run directory. Construct with :meth:`create` or :meth:`open`."""
 
@@ -117,6 +79,8 @@ class RunStore:
                 )
             if not (path / "config.json").is_file():
                 raise RunError(f"{str(path)!r} is not empty and not an rlnas run; refusing to overwrite it")
+            if (holder := cls(path).holder()) is not None:
+                raise RunError(f"run {str(path)!r} is being written by process {holder}; stop it first")
             shutil.rmtree(path)
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -176,8 +140,16 @@ class RunStore:
         path = self.replay_dir / str(number)
         if overwrite and path.exists():
             shutil.rmtree(path)
-        path.mkdir(parents=True, exist_ok=False)
-        return path
+        try:
+            while True:
+                try:
+                    path.mkdir(parents=True, exist_ok=overwrite)
+                    return path
+                except FileExistsError:  # another replay of the run (the search's own) took it just now
+                    number += 1
+                    path = self.replay_dir / str(number)
+        except OSError as exc:
+            raise write_failed(path, exc) from None
 
     def replays(self) -> list[dict[str, Any]]:
         """Every replay of the run, oldest first, each its record with ``replay`` (its number, 0 for an
@@ -209,42 +181,39 @@ class RunStore:
             raise RunError(f"cannot read {str(p)!r}: {exc}") from None
 
     # -- the lock --------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """Hold ``lock`` (our pid) while writing the run; a second writer gets a clear RunError.
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        """Hold ``lock`` (an exclusive ``flock``, our pid inside) while writing the run: of two
+        processes that start together exactly one proceeds; the other gets a RunError naming the
+        holder. A lock left by a killed process is free (the kernel released it)."""
+        return run_lock.hold(self.path / "lock", self.path)
 
-        A lock left by a process that no longer exists (killed with SIGKILL) is taken over.
-        """
-        path = self.path / "lock"
-        for _ in range(2):
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-                break
-            except FileExistsError:
-                holder = _lock_holder(path)
-                if holder is not None:
-                    raise RunError(
-                        f"run {str(self.path)!r} is being written by process {holder}; "
-                        "wait for it to finish or stop it first"
-                    ) from None
-                path.unlink(missing_ok=True)  # stale: its process is gone
-        else:  # pragma: no cover - another process won the race twice
-            raise RunError(f"could not lock run {str(self.path)!r}")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(str(os.getpid()))
-        try:
-            yield
-        finally:
-            path.unlink(missing_ok=True)
+    def holder(self) -> int | None:
+        """The pid of the process writing the run now (a search in progress), or None."""
+        return run_lock.holder(self.path / "lock")
 
     # -- the trial journal -----------------------------------------------------------------------
     def append_trial(self, trial: Trial) -> None:
-        """Append one finished trial as a complete line, flushed to disk before returning."""
-        line = json.dumps(_finite(trial.to_dict()), allow_nan=False) + "\n"
-        with (self.path / "trials.jsonl").open("a", encoding="utf-8") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+        """Append one finished trial as a complete line, flushed to disk before returning.
+
+        Raises:
+            RunError: the disk refused the write; the journal is cut back to its last whole line.
+        """
+        line = (json.dumps(_finite(trial.to_dict()), allow_nan=False) + "\n").encode("utf-8")
+        path = self.path / "trials.jsonl"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise write_failed(path, exc) from None
+        try:
+            end = os.fstat(fd).st_size
+            write_all(fd, line)
+            os.fsync(fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):  # a half-written line goes; repair_journal cuts it if not
+                os.ftruncate(fd, end)
+            raise write_failed(path, exc) from None
+        finally:
+            os.close(fd)
 
     def repair_journal(self) -> None:
         """Make ``trials.jsonl`` end at a line boundary before appending to it again.
@@ -267,20 +236,29 @@ class RunStore:
             fixed = head + b"\n" if head else b""
         atomic_write_bytes(p, fixed)
 
-    def trials(self) -> list[Trial]:
-        """Every complete trial, in index order; a torn last line (a crash mid-write) is dropped with a
-        warning."""
+    def trials(self, *, warn: bool = True) -> list[Trial]:
+        """Every complete trial, in index order. A torn last line (a crash mid-write, or a line being
+        appended as this reads a run still being searched) is dropped, with a warning if ``warn``:
+        what is read is always a whole-line prefix of the journal."""
         p = self.path / "trials.jsonl"
-        if not p.exists():
+        try:
+            raw = p.read_bytes()
+        except FileNotFoundError:
             return []
-        lines = p.read_text(encoding="utf-8").splitlines(keepends=True)
+        except OSError as exc:
+            raise RunError(f"cannot read {str(p)!r}: {exc.strerror or exc}") from None
+        lines = raw.split(b"\n")
         out = []
         for i, line in enumerate(lines):
+            last = i == len(lines) - 1
+            if last and not line:
+                break
             try:
                 out.append(Trial.from_dict(json.loads(line)))
-            except json.JSONDecodeError:
-                if i == len(lines) - 1 and not line.endswith("\n"):
-                    print(f"warning: dropped a torn last line of {p}", file=sys.stderr)
+            except ValueError:  # bad JSON, or bytes cut inside a UTF-8 character
+                if last:  # no newline yet: not yet (or never) written in full
+                    if warn:
+                        print(f"warning: dropped a torn last line of {p}", file=sys.stderr)
                     continue
                 raise RunError(f"{str(p)!r} line {i + 1} is corrupt") from None
         return sorted(out, key=lambda t: t.index)  # several workers finish out of order

@@ -15,7 +15,7 @@ from rlnas.space import default_space
 from rlnas.store import RunStore
 from tests.conftest import SyntheticEvaluator
 
-CONFIG = SearchConfig(trials=64, archs_per_update=8, seed=11)
+CONFIG = SearchConfig(trials=32, archs_per_update=4, seed=11)
 
 
 def main(run_dir: Path) -> None:
@@ -24,7 +24,7 @@ def main(run_dir: Path) -> None:
     if not resume:
         store.write_json("config.json", {"search": CONFIG.to_dict(), "space": default_space().to_dict()})
     with store.locked():
-        run_search(CONFIG, default_space(), store, evaluator=SyntheticEvaluator(delay=0.01), resume=resume)
+        run_search(CONFIG, default_space(), store, evaluator=SyntheticEvaluator(delay=0.02), resume=resume)
 
 
 if __name__ == "__main__":

@@ -231,3 +231,134 @@ def test_image_model_on_flat_data_is_one_line_before_training(capsys, tmp_path, 
     err = _error(capsys, "search", "--config", "c.toml", "--dataset", "flat.npz", "--runs-dir", "runs")
     assert "conv" in err and "image" in err.lower()
     assert not (tmp_path / "runs").exists()
+
+
+# -- the flag sweep: every flag, each class of bad value, one line before anything is written ------------
+def _config_flags(kinds: tuple[str, ...]) -> list[str]:
+    from dataclasses import fields
+
+    from rlnas.config import SearchConfig
+
+    return [f.name for f in fields(SearchConfig) if str(f.type).split(" ")[0] in kinds]
+
+
+NUMBERS = _config_flags(("int", "float"))
+FLOATS = _config_flags(("float",))
+ZERO_ALLOWED = {
+    "seed", "importance_clip", "entropy_weight", "skip_weight", "baseline_decay", "tanh_constant",
+    "model_steps", "model_bonus", "explore_mix", "risk_seeking", "failed_reward", "gpus_per_child",
+    "replay_top",
+}  # fmt: skip
+"""Settings where 0 is a meaning (off, none, the first seed), not a mistake."""
+CHOICES = ["strategy", "controller", "executor", "objective", "replay_schedule", "dataset", "address"]
+COMMANDS = {
+    "search": ["search"],
+    "tabulate": ["tabulate", "--out", "t.csv"],
+    "bench": ["bench", "--table", "t.csv"],
+}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _settings(value: str, names: list[str], every: int = 1, more: tuple = ()) -> list[list[str]]:
+    """``--<setting> value`` for each setting under ``rlnas search``; for tabulate and bench (the same
+    flags, the same checks) every ``every``-th one, to keep the sweep quick."""
+    out = [[*COMMANDS["search"], _flag(n), value] for n in names]
+    for command in ("tabulate", "bench"):
+        out += [[*COMMANDS[command], _flag(n), value] for n in names[::every]]
+    return out + list(more)
+
+
+SWEEP = {
+    "negative": _settings("-1", [n for n in NUMBERS if n != "failed_reward"], 8, more=(
+        ["replay", "r", "--top", "-1"], ["replay", "r", "--epochs", "-1"], ["show", "r", "--top", "-1"],
+        ["bench", "--table", "t.csv", "--budget", "-1"], ["bench", "--table", "t.csv", "--seeds", "-1"],
+        ["bench", "--benchmark", "nb201:cifar10", "--budget-seconds", "-1"],
+    )),
+    "zero": _settings("0", [n for n in NUMBERS if n not in ZERO_ALLOWED], 8, more=(
+        ["replay", "r", "--top", "0"], ["replay", "r", "--epochs", "0"], ["show", "r", "--top", "0"],
+        ["bench", "--table", "t.csv", "--budget", "0"], ["bench", "--table", "t.csv", "--seeds", "0"],
+        ["bench", "--benchmark", "nb201:cifar10", "--budget-seconds", "0"],
+    )),
+    "huge": _settings("99999999999999999999999", NUMBERS, 8, more=(
+        ["replay", "r", "--top", "99999999999999999999999"], ["replay", "r", "--epochs", "99999999999"],
+        ["bench", "--table", "t.csv", "--budget", "9999999999"],
+        ["bench", "--table", "t.csv", "--seeds", "9999999999"],
+        ["search", "--lstm-units", "100000"], ["search", "--archs-per-update", "1000000"],
+        ["search", "--init-range", "1e30"], ["search", "--strategy", "evolution", "--tournament-size", "30"],
+    )),
+    "not-finite": [*_settings("nan", FLOATS, 4), *_settings("inf", FLOATS, 4), ["search", "--seed", "-inf"]],
+    "wrong-type": _settings("abc", [*NUMBERS, *CHOICES], 8, more=(
+        ["search", "--trials", "1.5"], ["search", "--seed", "0x10"], ["replay", "r", "--top", "one"],
+        ["bench", "--table", "t.csv", "--budget", "2.5"],
+        ["bench", "--table", "t.csv", "--strategies", "greedy"],
+    )),
+    "empty": _settings("", [*NUMBERS, *CHOICES, "data_dir"], 8, more=(
+        ["search", "--name", ""], ["search", "--runs-dir", ""], ["search", "--config", ""],
+        ["search", "--model", ""], ["search", "--resume", ""], ["replay", ""], ["show", ""], ["report", ""],
+        ["export", "r", "--out", ""], ["tabulate", "--out", ""], ["bench", "--table", ""],
+        ["bench", "--benchmark", ""], ["bench", "--table", "t.csv", "--strategies", ""],
+        ["bench", "--table", "t.csv", "--plot", ""], ["bench", "--table", "t.csv", "--json", ""],
+    )),
+    "no-such-path": [
+        ["search", "--config", "/no/such/c.toml"], ["search", "--dataset", "/no/such/d.npz"],
+        ["search", "--data-dir", "/no/such/dir"], ["search", "--model", "/no/such/m.py"],
+        ["search", "--resume", "/no/such/run"], ["replay", "/no/such/run"], ["show", "/no/such/run"],
+        ["export", "/no/such/run"], ["report", "/no/such/run"], ["replay", "r", "--runs-dir", "/no/such"],
+        ["tabulate", "--out", "/no/such/t.csv"],
+        ["tabulate", "--out", "t.csv", "--config", "/no/such/c.toml"],
+        ["bench", "--table", "/no/such/t.csv"], ["bench", "--table", "t.csv", "--config", "/no/such/c.toml"],
+        ["bench", "--table", "t.csv", "--plot", "/no/such/p.png"],
+        ["bench", "--table", "t.csv", "--json", "/no/such/r.json"],
+    ],
+}  # fmt: skip
+"""Each class of bad value, with every flag that must refuse it (``r`` is a small finished run)."""
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory):
+    """A directory with a run ``runs/r`` (its config; the flags are refused before its trials are read)
+    and the tiny data ``tiny.npz``."""
+    from rlnas.config import SearchConfig
+    from rlnas.space import default_space
+    from rlnas.store import RunStore
+
+    root = tmp_path_factory.mktemp("sweep")
+    rng = np.random.default_rng(0)
+    np.savez(
+        root / "tiny.npz", x=rng.integers(0, 255, size=(120, 8, 8)).astype(np.uint8), y=np.arange(120) % 3
+    )
+    config = SearchConfig(dataset=str(root / "tiny.npz"), trials=4, archs_per_update=2, strategy="random")
+    store = RunStore.create(root / "runs" / "r")
+    store.write_json("config.json", {"search": config.to_dict(), "space": default_space().to_dict()})
+    return root
+
+
+def _listing(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize(
+    ("kind", "argv"),
+    [(kind, argv) for kind, cases in SWEEP.items() for argv in cases],
+    ids=[f"{kind}:{' '.join(argv)}" for kind, cases in SWEEP.items() for argv in cases],
+)
+def test_flag_sweep_each_class_of_bad_value_is_one_line_before_anything_is_written(
+    capsys, monkeypatch, sweep_dir, kind, argv
+):
+    """Negative, zero, huge, not finite, the wrong type, empty, a path that does not exist: exit 2,
+    one line ``rlnas: error: ...``, no traceback and nothing written (no run directory, no file)."""
+    monkeypatch.chdir(sweep_dir)
+    before = _listing(sweep_dir)
+    if argv[0] == "search" and "--dataset" not in argv and "--resume" not in argv:
+        argv = [*argv, "--dataset", "tiny.npz"]  # the data is fine: the flag is the fault
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own checks (a number that is not one) exit right there
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("rlnas: error: ") and err.count("\n") == 1, err
+    assert _listing(sweep_dir) == before

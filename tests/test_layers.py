@@ -27,7 +27,18 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("children", ("rlnas.models", "rlnas.child", "rlnas.function_model", "rlnas.objectives")),
-    ("records", ("rlnas.trial", "rlnas.store", "rlnas.monitor", "rlnas.lookup_table", "rlnas.hpo_tables")),
+    (
+        "records",
+        (
+            "rlnas.trial",
+            "rlnas.durable",
+            "rlnas.run_lock",
+            "rlnas.store",
+            "rlnas.monitor",
+            "rlnas.lookup_table",
+            "rlnas.hpo_tables",
+        ),
+    ),
     (
         "policy",
         (
@@ -38,7 +49,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "rlnas.reward_model",
         ),
     ),
-    ("settings", ("rlnas.config", "rlnas.resolve")),
+    ("settings", ("rlnas.bounds", "rlnas.config", "rlnas.resolve")),
     ("strategies", ("rlnas.strategies", "rlnas.batches")),
     (
         "execution",

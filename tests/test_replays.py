@@ -80,7 +80,7 @@ def test_replay_keeps_each_replay_and_overwrite_replaces_the_last(store, monkeyp
 
     trial = {"index": 4, "update": 0, "tokens": [0], "key": "k0", "architecture": {"num_layers": 1},
              "reward": 0.9, "log_prob": -1.0, "status": "ok", "val_accuracy": 0.9}  # fmt: skip
-    monkeypatch.setattr(store, "trials", lambda: [Trial.from_dict(trial)])
+    monkeypatch.setattr(store, "trials", lambda **_: [Trial.from_dict(trial)])
     store.write_json("config.json", {"search": {"seed": 0}, "space": {}})
     tests = iter([0.948, 0.928, 0.931])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -98,19 +99,22 @@ def cmd_space(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    """The run's lock is taken before anything of it is written (its config included) and held to the
+    end: of two ``--resume`` of one run started together, one proceeds and the other is one line."""
     from rlnas.devices import hide_gpus
 
     hide_gpus()  # first: the controller stays on the CPU and holds no GPU memory the children need
-    store, config, space = _resume_run(args) if args.resume else _new_run(args)
-    from rlnas.evaluator import start_workers
+    with contextlib.ExitStack() as held:
+        store, config, space = _resume_run(args, held) if args.resume is not None else _new_run(args, held)
+        from rlnas.evaluator import start_workers
 
-    # Workers first: their TensorFlow import and data load overlap ours and the controller's trace.
-    workers = start_workers(config, space, run_dir=store.path) if config.executor == "local" else None
-    try:
-        return _search_and_replay(args, store, config, space, workers)
-    finally:
-        for w in workers or ():
-            w.close()  # idempotent: run_search closes them too; this covers a failure before it does
+        # Workers first: their TensorFlow import and data load overlap ours and the controller's trace.
+        workers = start_workers(config, space, run_dir=store.path) if config.executor == "local" else None
+        try:
+            return _search_and_replay(args, store, config, space, workers)
+        finally:
+            for w in workers or ():
+                w.close()  # idempotent: run_search closes them too; this covers a failure before it does
 
 
 def _search_and_replay(
@@ -119,9 +123,9 @@ def _search_and_replay(
     load_tensorflow(args.debug)
     from rlnas.search import run_search
 
-    done = len(store.trials()) if args.resume else 0
+    done = len(store.trials()) if args.resume is not None else 0
     budget = f"{config.trials} trials of {space.size():,} architectures on {config.dataset}"
-    resuming = f", resuming at trial {done} ({done} done)" if args.resume else ""
+    resuming = f", resuming at trial {done} ({done} done)" if args.resume is not None else ""
     print(f"run {store.path}: {budget}{resuming}")
     from rlnas.progress import Progress
 
@@ -129,7 +133,7 @@ def _search_and_replay(
     show = None if args.quiet else Progress(config.trials, done=done, live=live, objective=config.objective)
     stop = StopOnCtrlC()
     try:
-        with store.locked(), stop.installed():
+        with stop.installed():
             try:
                 result = run_search(
                     config,
@@ -137,7 +141,7 @@ def _search_and_replay(
                     store,
                     evaluator=workers,
                     on_trial=show,
-                    resume=bool(args.resume),
+                    resume=args.resume is not None,
                     should_stop=stop,
                 )
             finally:
@@ -203,20 +207,28 @@ def _interrupted(store: RunStore) -> int:
     return EXIT_INTERRUPTED
 
 
-def _new_run(args: argparse.Namespace) -> tuple[RunStore, SearchConfig, SearchSpace]:
+def _new_run(
+    args: argparse.Namespace, held: contextlib.ExitStack
+) -> tuple[RunStore, SearchConfig, SearchSpace]:
     from rlnas.store import RunStore
 
-    config, space = resolve_search(args)
-    name = args.name or time.strftime("search-%Y%m%d-%H%M%S")
-    if not name or "/" in name or name.startswith("."):
+    name = args.name if args.name is not None else time.strftime("search-%Y%m%d-%H%M%S")
+    if not name or "/" in name or name.startswith(".") or "\0" in name:
         raise ConfigError(f"run name {name!r} must be a plain directory name")
+    if not args.runs_dir:
+        raise ConfigError("--runs-dir is empty; give a directory (default: runs)")
+    config, space = resolve_search(args)
     store = RunStore.create(Path(args.runs_dir) / name, overwrite=args.overwrite)
+    held.enter_context(store.locked())
     store.write_json("config.json", {"search": config.to_dict(), "space": space.to_dict()})
     return store, config, space
 
 
-def _resume_run(args: argparse.Namespace) -> tuple[RunStore, SearchConfig, SearchSpace]:
-    """The run's own config and space, with only the budget open to change (rlnas.resolve.RESUMABLE)."""
+def _resume_run(
+    args: argparse.Namespace, held: contextlib.ExitStack
+) -> tuple[RunStore, SearchConfig, SearchSpace]:
+    """The run's own config and space, with only the budget open to change (rlnas.resolve.RESUMABLE);
+    the run locked before its config is written again."""
     from rlnas.child import check_space
     from rlnas.data import load as load_data
     from rlnas.resolve import resolve
@@ -226,22 +238,38 @@ def _resume_run(args: argparse.Namespace) -> tuple[RunStore, SearchConfig, Searc
         raise ConfigError(
             "--resume continues a run with its own settings; drop --config, --name, --overwrite and --model"
         )
+    if not args.resume:
+        raise ConfigError("--resume needs a run: its directory or its name under --runs-dir")
     store = RunStore.open(args.resume, args.runs_dir)
     config, space = resolve(
         flags=flag_values(args), resume_from=store.read_json("config.json"), run=str(store.path)
     )
     check_space(space)
     load_data(config.data_spec())  # the data must still be there and intact
+    held.enter_context(store.locked())
     store.write_json("config.json", {"search": config.to_dict(), "space": space.to_dict()})
     return store, config, space
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from rlnas.bounds import INT_LIMIT
     from rlnas.store import RunStore
 
-    if args.top < 1 or (args.epochs is not None and args.epochs < 1):
-        raise ConfigError("--top and --epochs must be positive")
+    for flag, value in (("--top", args.top), ("--epochs", args.epochs)):
+        if value is not None and not 1 <= value <= INT_LIMIT:
+            raise ConfigError(f"{flag} must be a whole number in [1, {INT_LIMIT}], got {value}")
+    if not args.run:
+        raise ConfigError("no run given: its directory or its name under --runs-dir")
     store = RunStore.open(args.run, args.runs_dir)
+    holder = store.holder()  # asked, never taken: the search goes on undisturbed
+    if holder is not None:
+        who = f"process {holder}" if holder > 0 else "another process"
+        print(
+            f"run {store.path} is still being searched by {who}: replaying from the "
+            f"{len(store.trials(warn=False))} trials journaled so far",
+            file=sys.stderr,
+            flush=True,
+        )
     load_tensorflow(args.debug)
     return _replay_and_print(store, args.top, args.epochs, overwrite=args.overwrite)
 
@@ -250,6 +278,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     from rlnas.store import RunStore
     from rlnas.trial import objective_name, objective_value, rank
 
+    if args.top < 1:
+        raise ConfigError(f"--top must be at least 1, got {args.top}")
     store = RunStore.open(args.run, args.runs_dir)
     trials = store.trials()
     objective = store.read_json("config.json").get("search", {}).get("objective")

@@ -110,17 +110,21 @@ def cmd_tabulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _path(text: str) -> Path:
+def _path(text: str, flag: str = "--out", kind: str = ".csv") -> Path:
+    """A file the command will write, checked before any work: not a directory, in one that exists."""
     p = Path(text)
-    if p.exists() and p.is_dir():
-        raise ConfigError(f"--out {text!r} is a directory; give a .csv file path")
-    if not p.parent.exists():
-        raise ConfigError(f"--out {text!r}: directory {str(p.parent)!r} does not exist")
+    if not text or (p.exists() and p.is_dir()):
+        raise ConfigError(f"{flag} {text!r} is a directory; give a {kind} file path")
+    if not p.parent.is_dir():
+        raise ConfigError(f"{flag} {text!r}: directory {str(p.parent)!r} does not exist")
     return p
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     strategies = _strategies(args)
+    _path(args.plot, "--plot", ".png")  # written at the end: a bad path must not cost the whole bench
+    if args.json is not None:
+        _path(args.json, "--json", ".json")
     if args.benchmark is not None:
         return _bench_benchmark(args, strategies)
     if args.budget_seconds is not None:
@@ -231,9 +235,13 @@ def _strategies(args: argparse.Namespace) -> list[str]:
             )
     if not strategies:
         raise ConfigError("--strategies is empty; name at least one of " + ", ".join(STRATEGIES))
+    from rlnas.bounds import SIZE_LIMITS
+
     for flag, value in (("--budget", args.budget), ("--seeds", args.seeds)):
         if value < 1:
             raise ConfigError(f"{flag} must be at least 1, got {value}")
+        if value > SIZE_LIMITS["bench_runs"]:  # every run's rewards are held in memory
+            raise ConfigError(f"{flag} must be at most {SIZE_LIMITS['bench_runs']}, got {value}")
     if "tpe" in strategies:
         import importlib.util
 
