@@ -126,6 +126,7 @@ def test_a_worker_process_imports_the_function_from_the_current_directory(functi
     assert "fm_small" not in sys.modules  # it was imported by the worker only
 
 
+@pytest.mark.slow  # a CLI search plus replay; test_workers runs the tutorial function in workers
 def test_search_with_workers_and_replay_of_the_tutorial_function(function_dir: Path) -> None:
     """What ``rlnas search --model fm_tutorial:build_model`` then ``rlnas replay`` do."""
     from rlnas.replay import replay

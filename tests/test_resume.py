@@ -136,15 +136,14 @@ def _count_lines(path):
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
-KILLS = 6
-
-
-def test_sigkill_at_random_moments_then_resume_loses_and_repeats_nothing(tmp_path):
+# 3 kills in the default suite, 8 under slow: each start costs a process and TensorFlow's import.
+@pytest.mark.parametrize("planned", [3, pytest.param(8, marks=pytest.mark.slow)])
+def test_sigkill_at_random_moments_then_resume_loses_and_repeats_nothing(tmp_path, planned):
     """Fault injection: kill a real search process with SIGKILL several times, resume each time.
 
     Each start is killed a random moment within 0.5 s of its first new journal line (8 updates of 4
     children of 20 ms: a kill lands in a child, a journal write, an update or a checkpoint write
-    alike), :data:`KILLS` times; then one start runs to the end. Each start costs a process and
+    alike), ``planned`` times; then one start runs to the end. Each start costs a process and
     TensorFlow's import; more kills add no new kind of moment.
     """
     import json
@@ -161,7 +160,7 @@ def test_sigkill_at_random_moments_then_resume_loses_and_repeats_nothing(tmp_pat
     kills = 0
     command = [sys.executable, "-m", "tests.crash_target", str(run_dir)]
     journal = run_dir / "trials.jsonl"
-    for _ in range(KILLS):
+    for _ in range(planned):
         proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
         before = _count_lines(journal)
         while proc.poll() is None and _count_lines(journal) == before:  # this start has written
@@ -217,6 +216,7 @@ def test_first_ctrl_c_finishes_the_child_in_training_then_stops_cleanly(tmp_path
     assert not (run / "lock").exists()
 
 
+@pytest.mark.slow  # a second real search in this process; the first Ctrl-C test stays in the default suite
 def test_second_ctrl_c_stops_at_once_and_the_run_still_resumes(tmp_path, tiny_npz):
     import signal
     import time

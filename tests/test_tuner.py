@@ -109,6 +109,7 @@ def test_searching_twice_or_over_an_existing_project_is_refused(searched: Reinfo
         again.search(x, y, validation_split=0.25)
 
 
+@pytest.mark.slow  # a second tuner search with workers; tests/test_scores.py checks sparse labels on every path
 def test_validation_split_and_sparse_labels_work(tmp_path: Path) -> None:
     def sparse_model(hp):
         import keras
