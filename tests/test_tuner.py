@@ -109,7 +109,7 @@ def test_searching_twice_or_over_an_existing_project_is_refused(searched: Reinfo
         again.search(x, y, validation_split=0.25)
 
 
-@pytest.mark.slow  # a second tuner search with workers; tests/test_scores.py checks sparse labels on every path
+@pytest.mark.slow  # a second tuner search in workers; tests/test_scores.py checks sparse labels everywhere
 def test_validation_split_and_sparse_labels_work(tmp_path: Path) -> None:
     def sparse_model(hp):
         import keras
@@ -217,6 +217,8 @@ def test_a_search_started_by_a_starting_worker_is_refused(tmp_path: Path, monkey
         ({"directory": None}, TypeError, r"directory must be a str or a path, got NoneType"),
         ({"hypermodel": 3}, TypeError, r"hypermodel must be a function build_model\(hp\), got 3"),
         ({"archs_per_update": 0}, ConfigError, r"archs_per_update"),
+        ({"max_runs": 0}, ConfigError, r"max_runs must be >= 1, got 0"),
+        ({"grid": "8"}, TypeError, r"grid must be a whole number, got '8'"),
     ],
 )
 def test_bad_tuner_arguments_are_one_line_errors_before_anything_is_written(
@@ -332,13 +334,17 @@ def test_a_keras_tuner_hypermodel_object_is_searched_by_its_build(tmp_path: Path
         ({}, r"the reward is the validation accuracy: give validation_data or validation_split"),
         ({"validation_split": 1.5}, r"validation_split must be a float in \(0, 1\), got 1.5"),
         ({"validation_data": ([1],)}, r"validation_data must be a pair \(x_val, y_val\)"),
+        ({"validation_data": (np.zeros((4, 8, 8)), np.zeros(3))}, r"x_val and y_val must hold one label per"),
+        ({"y": np.zeros(5), "validation_split": 0.5}, r"x and y must hold one label per sample: x has shape"),
     ],
 )
 def test_search_needs_validation_data(search_kwargs: dict, message: str, tmp_path: Path) -> None:
     x, y = _one_hot_data(16)
-    tuner = ReinforceSearch(build_model, directory=tmp_path)
+    search_kwargs = {"y": y} | search_kwargs
+    tuner = ReinforceSearch(build_model, directory=tmp_path, project_name="p")
     with pytest.raises(ConfigError, match=message):
-        tuner.search(x, y, **search_kwargs)
+        tuner.search(x, **search_kwargs)
+    assert not (tmp_path / "p").exists()  # refused before the project directory is made
     with pytest.raises(ConfigError, match=r"no search has run on this tuner yet"):
         tuner.get_best_models()
 
