@@ -52,6 +52,19 @@ def die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=_watch_parent, args=(parent_pid,), name="rlnas-parent-watch", daemon=True).start()
 
 
+FOLLOW_ENV = "RLNAS_DIE_WITH"
+"""Set to a pid in the environment of an ``rlnas`` command that rlnas itself starts (the replay on a
+GPU after a search): that command then ends with the process of that pid, as a worker does."""
+
+
+def follow_parent_from_env() -> None:
+    """:func:`die_with_parent` for the pid in :data:`FOLLOW_ENV`, if set; the variable is removed so
+    that what this process starts in turn follows this process, not its parent."""
+    pid = os.environ.pop(FOLLOW_ENV, "")
+    if pid.isdigit():
+        die_with_parent(int(pid))
+
+
 def _watch_parent(parent_pid: int) -> None:
     """The portable fallback: an orphan is re-parented, so its parent pid changes."""
     while os.getppid() == parent_pid:

@@ -204,3 +204,29 @@ def test_a_worker_whose_parent_dies_exits_within_seconds(tmp_path: Path, tiny_np
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert _wait_until(lambda: not marked_processes(f"{proc.pid}:"), 5)
+
+
+def test_a_command_rlnas_starts_with_its_pid_in_its_environment_ends_with_it(tmp_path: Path) -> None:
+    """The replay on a GPU after a search runs as ``rlnas replay`` in a process of its own, started with
+    ``RLNAS_DIE_WITH=<search pid>``; ``rlnas.cli.main`` follows it. Here the starter is SIGKILLed."""
+    from rlnas.worker import FOLLOW_ENV
+
+    parent = tmp_path / "parent.py"
+    parent.write_text(
+        textwrap.dedent(f"""\
+        import os, subprocess, sys, time
+        code = ("import os, time; from rlnas.worker import follow_parent_from_env; follow_parent_from_env(); "
+                "print(os.environ.get({FOLLOW_ENV!r}), flush=True); time.sleep(120)")
+        env = dict(os.environ, {FOLLOW_ENV}=str(os.getpid()), RLNAS_WORKER_OF=f"{{os.getpid()}}:follow")
+        subprocess.Popen([sys.executable, "-c", code], env=env)
+        time.sleep(120)
+        """)
+    )
+    proc = subprocess.Popen([sys.executable, str(parent)], env=_env(), stdout=subprocess.PIPE, text=True)
+    try:
+        assert _wait_until(lambda: len(marked_processes(f"{proc.pid}:follow")) == 1, 60)
+        assert proc.stdout.readline().strip() == "None"  # removed: what it starts follows it, not us
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert _wait_until(lambda: not marked_processes(f"{proc.pid}:follow"), 5)

@@ -190,7 +190,10 @@ def _replay_on_a_gpu(store: Any, config: SearchConfig, debug: bool) -> int | Non
         "--top",
         str(config.replay_top),
     ]
-    proc = subprocess.Popen(argv, env=worker_environment(os.environ, chosen[0]))
+    from rlnas.worker import FOLLOW_ENV
+
+    env = worker_environment(os.environ, chosen[0]) | {FOLLOW_ENV: str(os.getpid())}  # dies with us
+    proc = subprocess.Popen(argv, env=env)
     while True:
         try:
             return proc.wait()
