@@ -84,6 +84,7 @@ def _new(
     make_config(search)  # the file's own mistakes are reported as the file's, even if a flag overrides
     space = space_from_dict(space_table)
     config = make_config(search | flags)
+    _check_failed_reward(config)
     if model is not None:
         if "space" in data:
             raise ConfigError(
@@ -101,6 +102,21 @@ def _new(
 
         space = space_from_function(model)
     return Resolved(config, space)
+
+
+def _check_failed_reward(config: SearchConfig) -> None:
+    """A minimised objective rewards ``-metric`` (at most 0 for a loss, a time or a size), so a failed
+    child's reward must be below 0, or every failure would beat every child. Checked for new runs only:
+    a run journaled before this check still resumes as it was."""
+    from rlnas.objectives import parse_objective
+
+    objective = parse_objective(config.objective)
+    if objective.kind == "metric" and objective.direction == "min" and config.failed_reward >= 0:
+        raise ConfigError(
+            f"objective {objective} is minimised (reward = -{objective.metric}): a failed child's reward "
+            f"{config.failed_reward:g} would beat every child; give failed_reward below the rewards you "
+            "expect, e.g. --failed-reward -10"
+        )
 
 
 def _resumed(stored: Mapping[str, Any], flags: dict[str, Any], run: str) -> Resolved:

@@ -646,3 +646,13 @@ def test_resolve_a_stored_config_from_an_incompatible_rlnas_is_one_line() -> Non
         resolve(resume_from={"search": {}}, run="runs/old")
     # a run from before a setting existed gets its default
     assert resolve(resume_from={"search": {}, "space": default_space().to_dict()}).config == SearchConfig()
+
+
+def test_a_minimised_objective_needs_a_failed_reward_below_zero() -> None:
+    """reward = -val_loss <= 0: the default failed reward 0 would make every failure the best child."""
+    from rlnas.resolve import resolve
+
+    with pytest.raises(ConfigError, match=r"objective val_loss is minimised .* failed child's reward 0"):
+        resolve(flags={"objective": "val_loss"})
+    assert resolve(flags={"objective": "val_loss", "failed_reward": -10.0}).config.failed_reward == -10.0
+    assert resolve(flags={"objective": "mnas:target=100000"}).config.failed_reward == 0.0  # maximised
