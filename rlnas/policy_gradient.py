@@ -179,7 +179,7 @@ def prepare(
 
     Both the trace and the first call (TensorFlow instantiates and optimises the graph then: 0.8 s on
     2 cores, measured) would otherwise happen inside the first update, while every worker waits for the
-    next batch; a strategy calls this on a thread of its own as the first batch trains. The run uses
+    next batch; a strategy calls this when it is made, while the workers start. The run uses
     zero advantages and zero loss weights, so every gradient is 0 and Adam moves no weight and keeps
     zero moments; only its step counter advances, and it is put back.
     """

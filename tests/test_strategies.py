@@ -315,7 +315,8 @@ def test_reinforce_reset_gives_what_a_fresh_strategy_of_that_seed_gives() -> Non
 
 
 def test_a_process_that_exits_while_the_update_traces_exits_cleanly(tmp_path):
-    """The update's trace runs on a thread; ending the process meanwhile must not abort it (exit 134)."""
+    """A process that makes a traced strategy and ends at once exits with its status (a trace on a
+    thread of its own once aborted it in C++, exit 134; the trace now runs when the strategy is made)."""
     import subprocess
     import sys
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -87,12 +86,12 @@ class ReinforceStrategy:
         self.skips = skip_positions(space) if config.skip_weight > 0 else []
         self.history = dyna.History()
         self.model = self._make_model()
-        # The update's trace runs beside the first batch's training instead of after it. tell, save,
-        # restore and reset wait for it, so that no update or change of the weights overlaps the trace.
-        # Not a daemon: a process that ends while TensorFlow traces on a daemon thread aborts in C++
-        # ("terminate called ... exception not rethrown", exit 134) instead of exiting with its status.
-        self._tracing = threading.Thread(target=self._prepare, name="rlnas-trace-update", daemon=False)
-        self._tracing.start()
+        # The update is traced now, in this thread, not inside the first update while every worker
+        # waits: the search starts its workers first, and their start-up (TensorFlow's import, the
+        # data) takes longer than the trace. Not on a thread of its own beside the first batch, as it
+        # was: TensorFlow segfaulted when the sampler (or an in-process child's fit) was traced
+        # on another thread at the same moment (a golden test in CI, session 6).
+        self._prepare()
 
     def _prepare(self) -> None:
         policy_gradient.prepare(
@@ -102,9 +101,6 @@ class ReinforceStrategy:
             skip_target=self.config.skip_target,
             importance=self.config.pipeline > 1 and self.config.importance_clip > 0,
         )
-
-    def _traced(self) -> None:
-        self._tracing.join()
 
     def _make_model(self) -> RewardModel | None:
         c = self.config
@@ -144,7 +140,6 @@ class ReinforceStrategy:
             log_probs: the rows' log-probabilities under the policy that proposed them; None for rows
                 this controller just proposed (on-policy, weight 1 exactly).
         """
-        self._traced()
         tokens, rewards = check_batch(self.space, tokens, rewards, log_probs)
         if self.config.importance_clip == 0:
             log_probs = None  # weights off: the plain (stale) gradient
@@ -213,7 +208,6 @@ class ReinforceStrategy:
         A fresh controller costs a trace of a second or two, more than a lookup-table run of 25 updates
         spends on everything else; a benchmark of many seeds can reset one strategy instead.
         """
-        self._traced()
         self.config = dataclasses.replace(self.config, seed=seed)
         self.controller.reset(seed)
         self.baseline = policy_gradient.Baseline(decay=self.config.baseline_decay)
@@ -221,14 +215,12 @@ class ReinforceStrategy:
         self.model = self._make_model()
 
     def save(self, path: Path, meta: dict) -> None:
-        self._traced()
         meta = {**meta, BASELINE_KEY: self.baseline.value}
         if self.uses_history:
             meta[HISTORY_KEY] = self.history.to_meta()
         self.controller.save(path, meta=meta)
 
     def restore(self, path: Path) -> dict:
-        self._traced()
         meta = self.controller.restore(path)
         self.baseline.value = meta.pop(BASELINE_KEY, None)
         self.history = dyna.History.from_meta(meta.pop(HISTORY_KEY, None))
