@@ -226,8 +226,10 @@ class ReinforceSearch:
             )
         epochs, batch_size = whole("epochs", epochs), whole("batch_size", batch_size)
         train, val = split_arrays(x, y, validation_data, validation_split)
+        # The arrays checked (and scaled) once, before the project directory exists.
+        dataset = data.from_splits(train, val, name="x, y", train_fraction=self.config.train_fraction)
         store = self._create_store()
-        dataset = self._save_data(store, train, val, epochs=epochs, batch_size=batch_size)
+        dataset = self._save_data(store, train, val, dataset, epochs=epochs, batch_size=batch_size)
         self._evaluator = FunctionEvaluator(
             self._fn, dataset, train_spec(self.config, self.space.model), fit_kwargs=fit_kwargs
         )
@@ -258,13 +260,15 @@ class ReinforceSearch:
                 worker.start()
         return [Executions(e, executions=self.executions, retries=self.retries) for e in inner]
 
-    def _save_data(self, store: RunStore, train: tuple, val: tuple, **training: int) -> data.Dataset:
+    def _save_data(
+        self, store: RunStore, train: tuple, val: tuple, dataset: data.Dataset, **training: int
+    ) -> data.Dataset:
         """Save the arrays as the run's pre-split ``data.npz`` and the config that names it; the
-        dataset as every child reads it (loading it here checks the arrays before any worker)."""
+        dataset as every child reads it (``data.load`` of that file gives the same splits)."""
         path = store.path / "data.npz"
         np.savez(path, x_train=train[0], y_train=train[1], x_val=val[0], y_val=val[1])
         self.config = dataclasses.replace(self.config, dataset=str(path.resolve()), **training)
-        dataset = data.load(self.config.data_spec())
+        dataset = dataclasses.replace(dataset, name=self.config.dataset)
         warn_unseen_classes(dataset)
         store.write_json("config.json", {"search": self.config.to_dict(), "space": self.space.to_dict()})
         return dataset

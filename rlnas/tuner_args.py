@@ -155,32 +155,19 @@ def objective_text(objective: Any) -> str:
 def split_arrays(x: Any, y: Any, validation_data: Any, validation_split: float | None) -> tuple[tuple, tuple]:
     """(train, val) pairs: ``validation_data`` as given, or Keras's ``validation_split`` (the last
     fraction of the samples, taken before any shuffling)."""
-    x, y = _pair(x, y, "x", "y")
+    x, y = np.asarray(x), np.asarray(y)
     if validation_data is not None:
         if validation_split is not None:
             raise ConfigError("give validation_data or validation_split, not both")
         if not (isinstance(validation_data, tuple | list) and len(validation_data) == 2):
             raise ConfigError("validation_data must be a pair (x_val, y_val)")
-        return (x, y), _pair(*validation_data, "x_val", "y_val")
+        return (x, y), (np.asarray(validation_data[0]), np.asarray(validation_data[1]))
     if validation_split is None:
         raise ConfigError("the reward is the validation accuracy: give validation_data or validation_split")
     if not (isinstance(validation_split, float) and 0 < validation_split < 1):
         raise ConfigError(f"validation_split must be a float in (0, 1), got {validation_split!r}")
     cut = len(x) - max(1, round(len(x) * validation_split))
     return (x[:cut], y[:cut]), (x[cut:], y[cut:])
-
-
-def _pair(x: Any, y: Any, x_name: str, y_name: str) -> tuple[np.ndarray, np.ndarray]:
-    """The arrays, checked here (before the run directory is made) to hold one label per sample."""
-    x, y = np.asarray(x), np.asarray(y)
-    if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
-        raise ConfigError(
-            f"{x_name} and {y_name} must hold one label per sample: {x_name} has shape {x.shape}, "
-            f"{y_name} has shape {y.shape}"
-        )
-    if not len(x):
-        raise ConfigError(f"{x_name} and {y_name} are empty")
-    return x, y
 
 
 def check_discovery(grid: Any, max_runs: Any) -> None:

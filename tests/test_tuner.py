@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from examples.keras_tuner_model import build_model
-from rlnas.errors import ConfigError, RunError
+from rlnas.errors import ConfigError, DataError, RunError
 from rlnas.function_model import fit_labels, loss_and_accuracy
 from rlnas.space.keras_tuner import HyperParameters
 from rlnas.tuner import ReinforceSearch
@@ -334,8 +334,6 @@ def test_a_keras_tuner_hypermodel_object_is_searched_by_its_build(tmp_path: Path
         ({}, r"the reward is the validation accuracy: give validation_data or validation_split"),
         ({"validation_split": 1.5}, r"validation_split must be a float in \(0, 1\), got 1.5"),
         ({"validation_data": ([1],)}, r"validation_data must be a pair \(x_val, y_val\)"),
-        ({"validation_data": (np.zeros((4, 8, 8)), np.zeros(3))}, r"x_val and y_val must hold one label per"),
-        ({"y": np.zeros(5), "validation_split": 0.5}, r"x and y must hold one label per sample: x has shape"),
     ],
 )
 def test_search_needs_validation_data(search_kwargs: dict, message: str, tmp_path: Path) -> None:
@@ -347,6 +345,23 @@ def test_search_needs_validation_data(search_kwargs: dict, message: str, tmp_pat
     assert not (tmp_path / "p").exists()  # refused before the project directory is made
     with pytest.raises(ConfigError, match=r"no search has run on this tuner yet"):
         tuner.get_best_models()
+
+
+@pytest.mark.parametrize(
+    ("search_kwargs", "message"),
+    [
+        ({"validation_data": (np.zeros((4, 8, 8)), np.zeros(3))}, r"^x, y val: x has 4 samples but y has 3"),
+        ({"y": np.zeros(5, np.int64), "validation_split": 0.5}, r"^x, y train: x has 8 samples but y has 5"),
+    ],
+)
+def test_arrays_that_do_not_fit_are_one_line_before_the_project_exists(
+    search_kwargs: dict, message: str, tmp_path: Path
+) -> None:
+    x, y = _one_hot_data(16)
+    tuner = ReinforceSearch(build_model, directory=tmp_path, project_name="p")
+    with pytest.raises(DataError, match=message):
+        tuner.search(x, **({"y": y} | search_kwargs))
+    assert not (tmp_path / "p").exists()  # checked by rlnas.data.from_splits before anything is written
 
 
 def test_validation_classes_that_training_never_shows_are_warned_about(tmp_path: Path) -> None:
