@@ -48,7 +48,6 @@ from rlnas.text import format_arch, format_value
 from rlnas.trial import Trial, objective_name, objective_value, rank
 from rlnas.tuner_args import (
     FAILED_LOSS,
-    check_discovery,
     check_keywords,
     check_place,
     model_function,
@@ -181,7 +180,8 @@ class ReinforceSearch:
         self.objective = parse_objective(self.config.objective)
         self._fn = model_function(hypermodel)
         self.hypermodel = _HyperModel(self._fn)
-        check_discovery(grid, max_runs)
+        whole("grid", grid)
+        whole("max_runs", max_runs)  # the model function has to run at least once
         self.space = space_from_function(
             hypermodel if isinstance(hypermodel, str) else self._fn, grid=grid, max_runs=max_runs
         )

@@ -170,16 +170,6 @@ def split_arrays(x: Any, y: Any, validation_data: Any, validation_split: float |
     return (x[:cut], y[:cut]), (x[cut:], y[cut:])
 
 
-def check_discovery(grid: Any, max_runs: Any) -> None:
-    """``grid`` and ``max_runs`` (how the model function's space is discovered) as whole numbers >= 1
-    (``max_runs`` >= 1: the function has to run once with its defaults)."""
-    for name, value in (("grid", grid), ("max_runs", max_runs)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be a whole number, got {value!r}")
-        if value < 1:
-            raise ConfigError(f"{name} must be >= 1, got {value}")
-
-
 def warn_unseen_classes(dataset: data.Dataset) -> None:
     """Warn when the validation data holds classes the training data never shows: every child then
     scores (near) 0 there, which is right but almost never meant. It happens when a class-sorted

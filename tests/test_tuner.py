@@ -218,7 +218,7 @@ def test_a_search_started_by_a_starting_worker_is_refused(tmp_path: Path, monkey
         ({"hypermodel": 3}, TypeError, r"hypermodel must be a function build_model\(hp\), got 3"),
         ({"archs_per_update": 0}, ConfigError, r"archs_per_update"),
         ({"max_runs": 0}, ConfigError, r"max_runs must be >= 1, got 0"),
-        ({"grid": "8"}, TypeError, r"grid must be a whole number, got '8'"),
+        ({"grid": "8"}, TypeError, r"grid must be an int, got str '8'"),
     ],
 )
 def test_bad_tuner_arguments_are_one_line_errors_before_anything_is_written(
