@@ -173,7 +173,7 @@ class ReinforceSearch:
             "max_params": whole("max_model_size", max_model_size, optional=True),
             "seed": trial_seed(seed),
         }
-        if keras_tuner["objective"].endswith(("loss", ":min")):
+        if parse_objective(keras_tuner["objective"]).direction == "min":
             keras_tuner["failed_reward"] = -FAILED_LOSS  # a failure must not beat every loss
         flags = {"replay_top": 0, **keras_tuner, **settings}
         self.config = resolve(flags=flags).config

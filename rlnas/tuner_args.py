@@ -21,6 +21,7 @@ import numpy as np
 from rlnas import data
 from rlnas.config import FIELD_TYPES
 from rlnas.errors import ConfigError, did_you_mean
+from rlnas.objectives import default_direction
 from rlnas.space.discovery import load_function
 
 KERAS_TUNER_KEYWORDS = (
@@ -145,7 +146,7 @@ def objective_text(objective: Any) -> str:
             f"objective {name!r} is not supported; allowed: {', '.join(OBJECTIVE_NAMES)}"
             + did_you_mean(name, OBJECTIVE_NAMES)
         )
-    default = "max" if "acc" in metric else "min"
+    default = default_direction(metric)
     direction = getattr(objective, "direction", default)
     if direction not in ("min", "max"):
         raise ConfigError(f"objective {name!r}: direction must be 'min' or 'max', got {direction!r}")
