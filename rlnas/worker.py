@@ -28,10 +28,10 @@ import sys
 import threading
 import time
 import traceback
-from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cloudpickle
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 MARKER = "RLNAS_WORKER_OF"
 """Environment variable every worker carries, ``<pid of its starter>:<run directory>``: how a test
@@ -73,6 +73,8 @@ def _watch_parent(parent_pid: int) -> None:
 
 
 def _serve(requests: Connection, replies: Connection) -> None:
+    import cloudpickle  # here, not at the top: rlnas.cli imports this module for follow_parent_from_env
+
     from rlnas import data
     from rlnas.child import train_and_evaluate
     from rlnas.quiet import quiet_tensorflow
@@ -103,6 +105,8 @@ def _serve(requests: Connection, replies: Connection) -> None:
 
 
 def main(argv: list[str]) -> None:
+    from multiprocessing.connection import Connection
+
     in_fd, out_fd, parent_pid = (int(a) for a in argv)
     die_with_parent(parent_pid)
     # Ctrl-C reaches the whole process group: the search decides what it means (finish this child
