@@ -108,6 +108,11 @@ class SearchConfig:
         0.0, "reinforce: learn only from rewards above the (1 - eps) quantile (Petersen 2021); 0: off"
     )
     risk_memory: int = _f(32, "reinforce: recent rewards the risk-seeking quantile is taken over")
+    model_select: str = _f(
+        "ucb", "reinforce: how the real batch is picked from the pool: ucb (mean + bonus * spread) or thompson"
+    )
+    mutant_share: float = _f(0.5, "reinforce: share of the explore_mix rows that are mutants (the rest uniform)")
+    pqt_k: int = _f(0, "reinforce: priority-queue training, imitate the k best found so far each batch (0: off)")
     lstm_units: int = _f(35, "units in each LSTM layer of the controller")
     lstm_layers: int = _f(2, "LSTM layers of the controller")
     init_range: float = _f(0.08, "controller weights start uniform in [-r, r]")
@@ -265,6 +270,9 @@ _RULES: dict[str, Check] = {
     "explore_mix": _must(lambda v: _finite_number(v) and v <= 1, "in [0, 1]"),
     "risk_seeking": _must(lambda v: _finite_number(v) and v < 1, "in [0, 1) (0: off)"),
     "risk_memory": _whole,
+    "model_select": _must(lambda v: v in ("ucb", "thompson"), "ucb or thompson"),
+    "mutant_share": _must(lambda v: _finite_number(v) and v <= 1, "in [0, 1]"),
+    "pqt_k": _must(lambda v: type(v) is int and v >= 0, "a whole number >= 0 (0: off)"),
     "lstm_units": _whole,
     "lstm_layers": _whole,
     "init_range": _positive,

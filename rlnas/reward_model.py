@@ -79,11 +79,15 @@ class RewardModel:
         forest.fit(features, (rewards - mean) / self._scale[1])
         self._forest = forest
 
-    def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(mean, spread) of the standardised reward of each row, each (n,)."""
+    def per_tree(self, features: np.ndarray) -> np.ndarray:
+        """(trees, n): each member's standardised prediction of each row (a Thompson draw picks one)."""
         if self._forest is None:
             raise RuntimeError("predict before fit")
-        per_tree = np.stack([t.predict(features) for t in self._forest.estimators_])
+        return np.stack([t.predict(features) for t in self._forest.estimators_])
+
+    def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, spread) of the standardised reward of each row, each (n,)."""
+        per_tree = self.per_tree(features)
         return per_tree.mean(axis=0), per_tree.std(axis=0)
 
     def optimistic(self, features: np.ndarray, bonus: float) -> np.ndarray:

@@ -15,6 +15,7 @@ the interrupted one would have.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,20 +98,25 @@ def choose(
     model: RewardModel | None,
     bonus: float,
     explore_mix: float,
+    mutant_share: float = 0.5,
+    select: str = "ucb",
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``n`` novel rows (fewer only when the space runs out) and their policy log-probabilities
     (None when a row did not come from the policy: a pipelined batch then gets the plain gradient).
 
     The pool is ``pool`` controller samples, of which a fraction ``explore_mix`` is replaced by
-    mutants of the best rows and uniform draws (half each). With a fitted model the rows with the
-    highest ``mean + bonus * spread`` are taken, else the novel ones in sampling order.
+    mutants of the best rows (a share ``mutant_share`` of them) and uniform draws. With a fitted model
+    the rows are picked by ``select``: "ucb" takes the highest ``mean + bonus * spread``; "thompson"
+    fills each slot with the best row of one ensemble member drawn at random, so that a batch spreads
+    over what the members disagree on instead of taking four neighbours of one guess. Without a model
+    the novel rows are taken in sampling order.
     """
     rng = controller.rng
     sample = controller.sample(pool)
     rows, from_policy = sample.tokens, np.ones(pool, bool)
     extra = round(explore_mix * pool) if history.rewards else 0
     if extra:
-        half = extra // 2
+        half = extra - math.ceil(mutant_share * extra)  # the uniform ones
         rows = rows.copy()
         rows[pool - extra : pool - half] = mutants(space, history, extra - half, rng)
         rows[pool - half :] = uniform_tokens(space, half, rng)
@@ -122,8 +128,7 @@ def choose(
         keep = _novel(space, rows, history.seen)
     keep = np.array(keep, np.int64)
     if model is not None and model.fitted and len(keep) > n:
-        score = model.optimistic(features(space, rows[keep]), bonus)
-        keep = keep[np.argsort(-score, kind="stable")]
+        keep = _rank(model, features(space, rows[keep]), keep, n, bonus, select, rng)
     keep = keep[:n]
     if len(keep) < n:  # the space is (nearly) exhausted: repeats after all
         keep = np.r_[keep, np.arange(n - len(keep))].astype(np.int64)
@@ -134,6 +139,27 @@ def choose(
     for t in chosen:
         history.seen.add(space.key(t))
     return chosen, log_probs
+
+
+def _rank(
+    model: RewardModel,
+    feats: np.ndarray,
+    keep: np.ndarray,
+    n: int,
+    bonus: float,
+    select: str,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """``keep`` reordered so that its first ``n`` are the rows ``select`` picks (see :func:`choose`)."""
+    if select == "ucb":
+        return keep[np.argsort(-model.optimistic(feats, bonus), kind="stable")]
+    per_tree = model.per_tree(feats)
+    picked: list[int] = []
+    for member in rng.integers(0, len(per_tree), size=n):
+        score = per_tree[member].copy()
+        score[picked] = -np.inf
+        picked.append(int(np.argmax(score)))
+    return keep[np.array(picked, np.int64)]
 
 
 def imagine(
@@ -165,3 +191,28 @@ def imagine(
         )
         entropy = float(out[1])
     return entropy
+
+
+def imitate_best(
+    controller: Controller,
+    space: SearchSpace,
+    history: History,
+    k: int,
+    *,
+    entropy_weight: float,
+    grad_clip: float,
+) -> float:
+    """Priority-queue training (Abolafia et al. 2018): one step raising the log-probability of the
+    ``k`` best distinct architectures evaluated so far (advantage 1 each: plain imitation, in the
+    same units as the imagined steps' standardised advantages). Returns the step's mean entropy."""
+    best: dict[str, int] = {}
+    for i in np.argsort(history.rewards, kind="stable")[::-1]:
+        best.setdefault(space.key(history.tokens[i]), int(i))
+        if len(best) == k:
+            break
+    tokens = np.array([history.tokens[i] for i in best.values()], np.int64)
+    masks = active_masks(space, tokens)
+    out = policy_gradient.step_on(
+        controller, tokens, masks, np.ones(len(tokens)), entropy_weight=entropy_weight, grad_clip=grad_clip
+    )
+    return float(out[1])

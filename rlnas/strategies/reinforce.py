@@ -110,7 +110,7 @@ class ReinforceStrategy:
     def uses_history(self) -> bool:
         """Whether a setting of issue #19 is on (novel proposals, reward model, risk-seeking, mixing)."""
         c = self.config
-        return c.novel_only or c.model_steps > 0 or c.explore_mix > 0 or c.risk_seeking > 0
+        return c.novel_only or c.model_steps > 0 or c.explore_mix > 0 or c.risk_seeking > 0 or c.pqt_k > 0
 
     def ask(self, n: int) -> Proposal:
         check_ask(n)
@@ -125,6 +125,8 @@ class ReinforceStrategy:
                 model=self.model,
                 bonus=c.model_bonus,
                 explore_mix=c.explore_mix,
+                mutant_share=c.mutant_share,
+                select=c.model_select,
             )
             return Proposal(tokens, log_probs)
         sample = self.controller.sample(n)
@@ -167,6 +169,11 @@ class ReinforceStrategy:
         scalars = self._scalars(stats, stale=log_probs is not None)
         if self.uses_history:
             self.history.add(self.space, tokens, rewards)
+        if self.config.pqt_k > 0:
+            scalars["losses/imitation_entropy"] = dyna.imitate_best(
+                self.controller, self.space, self.history, self.config.pqt_k,
+                entropy_weight=self.config.entropy_weight, grad_clip=self.config.grad_clip,
+            )  # fmt: skip
         if self.model is not None and dyna.fit(self.model, self.space, self.history):
             scalars["losses/imagined_entropy"] = self._imagine()
         return scalars
