@@ -109,10 +109,15 @@ class SearchConfig:
     )
     risk_memory: int = _f(32, "reinforce: recent rewards the risk-seeking quantile is taken over")
     model_select: str = _f(
-        "ucb", "reinforce: how the real batch is picked from the pool: ucb (mean + bonus * spread) or thompson"
+        "ucb",
+        "reinforce: how the real batch is picked from the pool: ucb (mean + bonus * spread) or thompson",
     )
-    mutant_share: float = _f(0.5, "reinforce: share of the explore_mix rows that are mutants (the rest uniform)")
-    pqt_k: int = _f(0, "reinforce: priority-queue training, imitate the k best found so far each batch (0: off)")
+    mutant_share: float = _f(
+        0.5, "reinforce: share of the explore_mix rows that are mutants (the rest uniform)"
+    )
+    pqt_k: int = _f(
+        0, "reinforce: priority-queue training, imitate the k best found so far each batch (0: off)"
+    )
     lstm_units: int = _f(35, "units in each LSTM layer of the controller")
     lstm_layers: int = _f(2, "LSTM layers of the controller")
     init_range: float = _f(0.08, "controller weights start uniform in [-r, r]")
