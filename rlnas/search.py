@@ -161,6 +161,7 @@ class _Loop:
                 self._start_children()  # ask the schedule for a child per free worker
                 if not self.pool.busy:
                     break
+                self._think()  # the strategy's spare-time work, while the children train
                 for job, (reward, info, elapsed) in self.pool.wait():  # evaluate
                     self._record(job, self._trained(job, reward, info, elapsed))  # journal, monitor
                     for waiter in self.book.release(job):
@@ -212,6 +213,13 @@ class _Loop:
         """Fill the pipeline (batch k+2 is asked right after update k, so it is told one update late)."""
         while self.book.wants_proposal:
             self.book.push(self.strategy.ask(self.config.archs_per_update), stale=self.config.pipeline > 1)
+
+    def _think(self) -> None:
+        """Let the strategy do the work its next proposal does not wait for (the reward model's
+        imagined steps), now that the workers are busy; a strategy without it has nothing to do."""
+        think = getattr(self.strategy, "think", None)
+        if think is not None:
+            think()
 
     def _tell_complete(self) -> None:
         """Tell every finished batch at the head of the pipeline (in order), each followed by the next

@@ -165,3 +165,26 @@ def test_priority_queue_raises_the_probability_of_the_best_found() -> None:
     assert (
         after["pqt"] > after["plain"] + 0.3
     )  # imitating the best five times, beyond the gradient alone (+0.45)
+
+
+@needs_sklearn
+def test_think_while_children_train_changes_nothing_but_when(tmp_path: Path) -> None:
+    """The search loop calls think() after it starts a batch; a benchmark never does: same batches,
+    and a checkpoint written between a tell and the loop's think resumes to the very same run."""
+    space = grid(values=4, decisions=3)
+    c = SearchConfig(**SMALL, controller="factorized", model_steps=2, novel_only=True)
+    looped, plain = make_strategy(c, space), make_strategy(c, space)
+    resumed = make_strategy(c, space)
+    for k in range(5):
+        a, b = looped.ask(4).tokens, plain.ask(4).tokens
+        np.testing.assert_array_equal(a, b)
+        if k >= 3:
+            np.testing.assert_array_equal(resumed.ask(4).tokens, a)
+            assert resumed.think() is not None  # the checkpoint's imagined steps were still to do
+            resumed.tell(a, reward_of(a))
+        assert (looped.think() is None) == (k < 2)  # nothing to imagine before the first fit (8 rows)
+        looped.tell(a, reward_of(a))
+        plain.tell(b, reward_of(b))
+        if k == 2:
+            looped.save(tmp_path / "c.npz", {})
+            resumed.restore(tmp_path / "c.npz")

@@ -86,6 +86,7 @@ class ReinforceStrategy:
         self.skips = skip_positions(space) if config.skip_weight > 0 else []
         self.history = dyna.History()
         self.model = self._make_model()
+        self._imagine_pending = False
         # The update is traced now, in this thread, not inside the first update while every worker
         # waits: the search starts its workers first, and their start-up (TensorFlow's import, the
         # data) takes longer than the trace. Not on a thread of its own beside the first batch, as it
@@ -143,6 +144,7 @@ class ReinforceStrategy:
                 this controller just proposed (on-policy, weight 1 exactly).
         """
         tokens, rewards = check_batch(self.space, tokens, rewards, log_probs)
+        imagined = self.think()  # the last batch's imagined steps, if the loop gave no time for them
         if self.config.importance_clip == 0:
             log_probs = None  # weights off: the plain (stale) gradient
         if not len(tokens):
@@ -174,9 +176,23 @@ class ReinforceStrategy:
                 self.controller, self.space, self.history, self.config.pqt_k,
                 entropy_weight=self.config.entropy_weight, grad_clip=self.config.grad_clip,
             )  # fmt: skip
-        if self.model is not None and dyna.fit(self.model, self.space, self.history):
-            scalars["losses/imagined_entropy"] = self._imagine()
+        if imagined is not None:
+            scalars["losses/imagined_entropy"] = imagined
+        if self.model is not None:
+            self._imagine_pending = dyna.fit(self.model, self.space, self.history)
         return scalars
+
+    def think(self) -> float | None:
+        """The reward model's imagined steps on the model fitted at the last ``tell``: work the search
+        loop calls right after it starts the next batch's children, so that it runs while they train
+        instead of between batches (``tell`` refits the model, which is what ``ask`` needs; these
+        steps only shape the policy's later samples). If the loop never calls it, the next ``tell``
+        does first, so a benchmark and the search propose the same batches either way. Returns the
+        last imagined step's mean entropy, or None when there was nothing to do."""
+        if not self._imagine_pending:
+            return None
+        self._imagine_pending = False
+        return self._imagine()
 
     def _scalars(self, stats: policy_gradient.UpdateStats, *, stale: bool) -> dict[str, float]:
         """The update's TensorBoard scalars; the importance and skip terms only where they are in
@@ -220,20 +236,23 @@ class ReinforceStrategy:
         self.baseline = policy_gradient.Baseline(decay=self.config.baseline_decay)
         self.history = dyna.History()
         self.model = self._make_model()
+        self._imagine_pending = False
 
     def save(self, path: Path, meta: dict) -> None:
         meta = {**meta, BASELINE_KEY: self.baseline.value}
         if self.uses_history:
-            meta[HISTORY_KEY] = self.history.to_meta()
+            meta[HISTORY_KEY] = {**self.history.to_meta(), "imagine_pending": self._imagine_pending}
         self.controller.save(path, meta=meta)
 
     def restore(self, path: Path) -> dict:
         meta = self.controller.restore(path)
         self.baseline.value = meta.pop(BASELINE_KEY, None)
-        self.history = dyna.History.from_meta(meta.pop(HISTORY_KEY, None))
+        saved = meta.pop(HISTORY_KEY, None)
+        self.history = dyna.History.from_meta(saved)
         self.model = self._make_model()
-        if self.model is not None:
-            dyna.fit(self.model, self.space, self.history)  # the same model: its seed counts the rows
+        fitted = self.model is not None and dyna.fit(self.model, self.space, self.history)  # the same model
+        # The loop checkpoints after a tell, before its think: the imagined steps may be still to do.
+        self._imagine_pending = fitted and bool((saved or {}).get("imagine_pending", True))
         return meta
 
     def probe(self, n: int, rng: np.random.Generator) -> np.ndarray:
