@@ -1,8 +1,10 @@
 """Controller seconds per batch of 4 on the default search space (issue #19: at most 0.5 s added).
 
-Runs each setting for ``--batches`` ask/tell rounds against a synthetic reward (no child trains) and
-reports the mean seconds of ask + tell per batch, the first batch (the update's trace) left out, and
-what the setting adds to plain REINFORCE. The default LSTM controller unless ``--controller``.
+Runs each setting for ``--batches`` ask/think/tell rounds against a synthetic reward (no child trains)
+and reports, per batch, the first (the update's trace) left out: the seconds the workers wait for
+(``tell`` + ``ask``: between the end of one batch and the start of the next) and the seconds of
+``think`` (the reward model's imagined steps, which the search loop runs while the children train),
+and what each setting adds to plain REINFORCE. The default LSTM controller unless ``--controller``.
 
     python benchmarks/controller_time.py --batches 25
 """
@@ -39,18 +41,24 @@ SETTINGS = {
 }
 
 
-def seconds_per_batch(fields: dict, batches: int, controller: str) -> float:
+def seconds_per_batch(fields: dict, batches: int, controller: str) -> tuple[float, float]:
+    """(mean seconds of tell + ask, mean seconds of think) per batch after the first."""
     space = default_space()
     strategy = make_strategy(SearchConfig(controller=controller, **fields), space)
+    think = getattr(strategy, "think", lambda: None)
     rng = np.random.default_rng(0)
-    times = []
+    waits, thinks = [], []
     for _ in range(batches):
         start = time.perf_counter()
         tokens = strategy.ask(4).tokens
+        asked = time.perf_counter()
+        think()  # the search loop calls it once the batch's children train
+        thought = time.perf_counter()
         rewards = rng.random(4) * 0.1 + tokens[:, 0] * 0.01  # something to learn
         strategy.tell(tokens, rewards)
-        times.append(time.perf_counter() - start)
-    return float(np.mean(times[1:]))
+        waits.append(asked - start + time.perf_counter() - thought)
+        thinks.append(thought - asked)
+    return float(np.mean(waits[1:])), float(np.mean(thinks[1:]))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -63,8 +71,12 @@ def main(argv: list[str] | None = None) -> None:
     result = {name: seconds_per_batch(f, args.batches, args.controller) for name, f in SETTINGS.items()}
     cores = os.cpu_count()
     print(f"{args.controller} controller, default space, batch 4, load average {load:.1f} on {cores} cores")
-    for name, s in result.items():
-        print(f"  {name:<24} {s:.3f} s/batch   (+{s - result['plain']:.3f} s over plain)")
+    plain = result["plain"][0]
+    for name, (wait, think) in result.items():
+        print(
+            f"  {name:<28} workers wait {wait:.3f} s/batch (+{wait - plain:.3f} over plain);  "
+            f"think (while children train) {think:.3f} s/batch"
+        )
     if args.json:
         args.json.write_text(json.dumps({"controller": args.controller, "load": load, "seconds": result}))
 

@@ -48,9 +48,9 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
 
     group = p.add_argument_group("search settings (override the config file)")
     for f in fields(SearchConfig):
-        if f.type == "bool":  # a switch: present means True; absent leaves the config file's value
+        if f.type == "bool":  # --x means True, --no-x False; absent leaves the config file's value
             group.add_argument(
-                "--" + f.name.replace("_", "-"), dest=f.name, action="store_const", const=True,
+                "--" + f.name.replace("_", "-"), dest=f.name, action=argparse.BooleanOptionalAction,
                 default=None, help=_flag_help(f),
             )  # fmt: skip
             continue

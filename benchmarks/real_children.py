@@ -1,0 +1,75 @@
+"""The default search against ``--strategy random`` on real children (issue #19): mnist_5k, 96 children.
+
+Runs ``rlnas search`` as a user does (a subprocess each, ``--replay-top 0``: the comparison is the
+search's own, on validation) once per seed and strategy, and reads each run's journal: the best
+validation accuracy among its trials (a repeat answered from the cache counts once, as the search
+counts it), the children actually trained and the wall time. Reports the mean best of each strategy
+with its 95% interval and the paired difference (same seed, same data split, same child seeds).
+
+    python benchmarks/real_children.py --seeds 5
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import emit, parser, table  # noqa: E402
+
+from rlnas.stats import mean_ci  # noqa: E402
+
+
+def run(strategy: str | None, seed: int, trials: int, workdir: Path, extra: list[str]) -> dict:
+    name = f"{strategy or 'default'}-{seed}"
+    cmd = [sys.executable, "-m", "rlnas.cli", "search", "--trials", str(trials), "--seed", str(seed)]
+    cmd += ["--replay-top", "0", "--quiet", "--runs-dir", str(workdir), "--name", name, *extra]
+    if strategy:
+        cmd += ["--strategy", strategy]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    rows = [json.loads(line) for line in (workdir / name / "trials.jsonl").read_text().splitlines()]
+    ok = [r for r in rows if r.get("status") == "ok"]
+    return {
+        "best": max(r["reward"] for r in ok),
+        "trained": sum(r.get("cached_from") is None for r in ok),
+        "trials": len(rows),
+        "seconds": wall,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = parser("real_children", __doc__)
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--trials", type=int, default=96)
+    p.add_argument("--extra", nargs="*", default=[], help="more rlnas search flags for both strategies")
+    args = p.parse_args(argv)
+    results: dict[str, list[dict]] = {"default": [], "random": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(args.seeds):  # interleaved, so that a change of the machine's load hits both
+            for strategy in ("default", "random"):
+                r = run(None if strategy == "default" else strategy, seed, args.trials, Path(tmp), args.extra)
+                results[strategy].append(r)
+                print(
+                    f"{strategy} seed {seed}: best {r['best']:.4f}, {r['trained']} trained, {r['seconds']:.0f} s"
+                )
+    best = {k: [r["best"] for r in v] for k, v in results.items()}
+    diff = [a - b for a, b in zip(best["default"], best["random"], strict=True)]
+    rows = [
+        [k, "%.4f [%.4f, %.4f]" % mean_ci(v), sum(r["trained"] for r in results[k]) / len(v)]
+        for k, v in best.items()
+    ]
+    rows.append(["default - random (paired)", "%+.4f [%+.4f, %+.4f]" % mean_ci(diff), ""])
+    md = table(["strategy", f"best val accuracy ({args.seeds} seeds, 95% CI)", "children trained"], rows)
+    emit(args.out, "real_children", md, {"runs": results, "args": vars(args) | {"out": str(args.out)}})
+
+
+if __name__ == "__main__":
+    main()
