@@ -21,9 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import emit, parser, table  # noqa: E402
+from _common import emit, parser, table
 
-from rlnas.stats import mean_ci  # noqa: E402
+from rlnas.stats import mean_ci
 
 
 def run(strategy: str | None, seed: int, trials: int, workdir: Path, extra: list[str]) -> dict:
@@ -58,15 +58,16 @@ def main(argv: list[str] | None = None) -> None:
                 r = run(None if strategy == "default" else strategy, seed, args.trials, Path(tmp), args.extra)
                 results[strategy].append(r)
                 print(
-                    f"{strategy} seed {seed}: best {r['best']:.4f}, {r['trained']} trained, {r['seconds']:.0f} s"
+                    f"{strategy} seed {seed}: best {r['best']:.4f}, {r['trained']} trained, "
+                    f"{r['seconds']:.0f} s"
                 )
     best = {k: [r["best"] for r in v] for k, v in results.items()}
     diff = [a - b for a, b in zip(best["default"], best["random"], strict=True)]
     rows = [
-        [k, "%.4f [%.4f, %.4f]" % mean_ci(v), sum(r["trained"] for r in results[k]) / len(v)]
+        [k, "{:.4f} [{:.4f}, {:.4f}]".format(*mean_ci(v)), sum(r["trained"] for r in results[k]) / len(v)]
         for k, v in best.items()
     ]
-    rows.append(["default - random (paired)", "%+.4f [%+.4f, %+.4f]" % mean_ci(diff), ""])
+    rows.append(["default - random (paired)", "{:+.4f} [{:+.4f}, {:+.4f}]".format(*mean_ci(diff)), ""])
     md = table(["strategy", f"best val accuracy ({args.seeds} seeds, 95% CI)", "children trained"], rows)
     emit(args.out, "real_children", md, {"runs": results, "args": vars(args) | {"out": str(args.out)}})
 
