@@ -110,11 +110,12 @@ class SearchConfig:
     risk_memory: int = _f(32, "reinforce: recent rewards the risk-seeking quantile is taken over")
     model_select: str = _f(
         "ucb",
-        "reinforce: how the real batch is picked from the pool: ucb (mean + bonus * spread) or thompson",
+        "reinforce: how the real batch is picked from the pool: ucb (mean + bonus * spread), thompson, mixed",
     )
     mutant_share: float = _f(
         0.5, "reinforce: share of the explore_mix rows that are mutants (the rest uniform)"
     )
+    model_ordinal: bool = _f(False, "reinforce: the reward model also sees each numeric decision's rank")
     pqt_k: int = _f(
         0, "reinforce: priority-queue training, imitate the k best found so far each batch (0: off)"
     )
@@ -275,8 +276,9 @@ _RULES: dict[str, Check] = {
     "explore_mix": _must(lambda v: _finite_number(v) and v <= 1, "in [0, 1]"),
     "risk_seeking": _must(lambda v: _finite_number(v) and v < 1, "in [0, 1) (0: off)"),
     "risk_memory": _whole,
-    "model_select": _must(lambda v: v in ("ucb", "thompson"), "ucb or thompson"),
+    "model_select": _must(lambda v: v in ("ucb", "thompson", "mixed"), "ucb, thompson or mixed"),
     "mutant_share": _must(lambda v: _finite_number(v) and v <= 1, "in [0, 1]"),
+    "model_ordinal": _must(lambda v: isinstance(v, bool), "true or false"),
     "pqt_k": _must(lambda v: type(v) is int and v >= 0, "a whole number >= 0 (0: off)"),
     "lstm_units": _whole,
     "lstm_layers": _whole,

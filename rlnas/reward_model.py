@@ -11,7 +11,9 @@ search trying what the model cannot yet judge (upper confidence bound). Rewards 
 before the fit, so the bonus is in units of the rewards' spread whatever the metric.
 
 Features: the one-hot encoding of each *active* decision (an inactive one is all zeros), so that two
-token rows of the same architecture get the same prediction.
+token rows of the same architecture get the same prediction; with ``ordinal``, also each numeric
+decision's rank among its values, scaled to [0, 1] (-1 when inactive), so that a tree can split "at
+most 256 units" in one cut where one-hot columns need one cut per value.
 """
 
 from __future__ import annotations
@@ -34,6 +36,21 @@ def one_hot(space: SearchSpace, tokens: np.ndarray, masks: np.ndarray) -> np.nda
     return out
 
 
+def ordinal(space: SearchSpace, tokens: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """(n, numeric decisions with more than 2 values) float32: each one's value rank / (values - 1),
+    -1 where the decision is inactive."""
+    tokens = np.asarray(tokens, np.int64)
+    masks = np.asarray(masks, bool)
+    cols = []
+    for i, d in enumerate(space.decisions):
+        if d.kind in ("int", "float") and len(d.values) > 2:
+            rank = np.argsort(np.argsort(np.asarray(d.values, np.float64), kind="stable"), kind="stable")
+            cols.append(np.where(masks[:, i], rank[tokens[:, i]] / (len(d.values) - 1), -1.0))
+    if not cols:
+        return np.zeros((len(tokens), 0), np.float32)
+    return np.stack(cols, axis=1).astype(np.float32)
+
+
 class RewardModel:
     """Extra-trees ensemble over one-hot architectures: ``fit`` on the history, ``predict`` mean and
     spread (in units of the standardised rewards).
@@ -43,9 +60,10 @@ class RewardModel:
         trees: ensemble members; their disagreement is the uncertainty.
         seed: the ensemble's randomness; ``fit`` adds the history's length to it, so a run refitted
             after a resume gets the very same model.
+        ordinal: add the numeric decisions' ranks to the one-hot features (:func:`ordinal`).
     """
 
-    def __init__(self, space: SearchSpace, *, trees: int = 16, seed: int = 0) -> None:
+    def __init__(self, space: SearchSpace, *, trees: int = 16, seed: int = 0, ordinal: bool = False) -> None:
         try:
             from sklearn.ensemble import ExtraTreesRegressor
         except ImportError:
@@ -54,10 +72,16 @@ class RewardModel:
             ) from None
         self._make = ExtraTreesRegressor
         self.space = space
+        self.ordinal = ordinal
         self.trees = trees
         self.seed = seed
         self._forest = None
         self._scale = (0.0, 1.0)
+
+    def encode(self, tokens: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """The features of (n, D) token rows whose active decisions are ``masks``."""
+        x = one_hot(self.space, tokens, masks)
+        return np.concatenate([x, ordinal(self.space, tokens, masks)], axis=1) if self.ordinal else x
 
     @property
     def fitted(self) -> bool:

@@ -188,3 +188,21 @@ def test_think_while_children_train_changes_nothing_but_when(tmp_path: Path) -> 
         if k == 2:
             looped.save(tmp_path / "c.npz", {})
             resumed.restore(tmp_path / "c.npz")
+
+
+@needs_sklearn
+def test_ordinal_features_rank_numeric_decisions_only() -> None:
+    space = SearchSpace(
+        [
+            Decision("units", (64, 16, 32), "int"),  # ranks 2, 0, 1 whatever the order listed
+            Decision("act", ("relu", "tanh", "elu"), "choice"),
+            Decision("flag", (0, 1), "int"),  # two values: the one-hot already says it all
+        ]
+    )
+    model = RewardModel(space, ordinal=True)
+    tokens = np.array([[0, 1, 1], [1, 0, 0], [2, 2, 1]])
+    masks = np.array([[True, True, True], [True, True, True], [False, True, True]])
+    x = model.encode(tokens, masks)
+    assert x.shape == (3, 3 + 3 + 2 + 1)
+    assert x[:, -1].tolist() == [1.0, 0.0, -1.0]  # 64 is the largest; an inactive decision is -1
+    np.testing.assert_array_equal(x[:, :-1], one_hot(space, tokens, masks))

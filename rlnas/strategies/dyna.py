@@ -23,7 +23,7 @@ import numpy as np
 
 from rlnas import policy_gradient
 from rlnas.controller import Controller
-from rlnas.reward_model import RewardModel, one_hot
+from rlnas.reward_model import RewardModel
 from rlnas.space import SearchSpace
 from rlnas.strategies.base import active_masks, uniform_tokens
 
@@ -55,15 +55,15 @@ class History:
         return cls(list(meta["tokens"]), [float(r) for r in meta["rewards"]], set(meta["seen"]))
 
 
-def features(space: SearchSpace, tokens: np.ndarray) -> np.ndarray:
-    return one_hot(space, tokens, active_masks(space, tokens))
+def features(model: RewardModel, space: SearchSpace, tokens: np.ndarray) -> np.ndarray:
+    return model.encode(tokens, active_masks(space, tokens))
 
 
 def fit(model: RewardModel, space: SearchSpace, history: History) -> bool:
     """Refit ``model`` to the whole history; False (unfitted) while it is too short to judge."""
     if len(history.rewards) < MIN_FIT:
         return False
-    model.fit(features(space, np.array(history.tokens)), np.array(history.rewards))
+    model.fit(features(model, space, np.array(history.tokens)), np.array(history.rewards))
     return True
 
 
@@ -108,7 +108,8 @@ def choose(
     mutants of the best rows (a share ``mutant_share`` of them) and uniform draws. With a fitted model
     the rows are picked by ``select``: "ucb" takes the highest ``mean + bonus * spread``; "thompson"
     fills each slot with the best row of one ensemble member drawn at random, so that a batch spreads
-    over what the members disagree on instead of taking four neighbours of one guess. Without a model
+    over what the members disagree on instead of taking four neighbours of one guess; "mixed" takes
+    the best predicted mean first and fills the other slots as "thompson" does. Without a model
     the novel rows are taken in sampling order.
     """
     rng = controller.rng
@@ -128,7 +129,7 @@ def choose(
         keep = _novel(space, rows, history.seen)
     keep = np.array(keep, np.int64)
     if model is not None and model.fitted and len(keep) > n:
-        keep = _rank(model, features(space, rows[keep]), keep, n, bonus, select, rng)
+        keep = _rank(model, features(model, space, rows[keep]), keep, n, bonus, select, rng)
     keep = keep[:n]
     if len(keep) < n:  # the space is (nearly) exhausted: repeats after all
         keep = np.r_[keep, np.arange(n - len(keep))].astype(np.int64)
@@ -154,8 +155,8 @@ def _rank(
     if select == "ucb":
         return keep[np.argsort(-model.optimistic(feats, bonus), kind="stable")]
     per_tree = model.per_tree(feats)
-    picked: list[int] = []
-    for member in rng.integers(0, len(per_tree), size=n):
+    picked: list[int] = [int(np.argmax(per_tree.mean(axis=0)))] if select == "mixed" else []
+    for member in rng.integers(0, len(per_tree), size=n - len(picked)):
         score = per_tree[member].copy()
         score[picked] = -np.inf
         picked.append(int(np.argmax(score)))
@@ -181,7 +182,7 @@ def imagine(
     for _ in range(steps):
         tokens = controller.sample(batch).tokens
         masks = active_masks(space, tokens)
-        value = model.optimistic(one_hot(space, tokens, masks), bonus)
+        value = model.optimistic(model.encode(tokens, masks), bonus)
         if risk_epsilon > 0:
             adv = policy_gradient.risk_seeking_advantages(value, value, risk_epsilon)
         else:

@@ -105,7 +105,9 @@ class ReinforceStrategy:
 
     def _make_model(self) -> RewardModel | None:
         c = self.config
-        return RewardModel(self.space, trees=c.model_trees, seed=c.seed) if c.model_steps > 0 else None
+        if c.model_steps == 0:
+            return None
+        return RewardModel(self.space, trees=c.model_trees, seed=c.seed, ordinal=c.model_ordinal)
 
     @property
     def uses_history(self) -> bool:
