@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rlnas import lookup_table
-from rlnas.config import SearchConfig, load_config
+from rlnas.config import PLAIN_REINFORCE, SearchConfig, load_config
 from rlnas.hpo_tables import HELD_OUT, TABLES, HpoTable
 from rlnas.hpo_tables import load_table as load_hpo_table
 from rlnas.stats import diff_ci, mean_ci
@@ -46,23 +46,28 @@ from rlnas.strategies import make_strategy
 TABLE_DIR = Path(__file__).resolve().parent / "tables"
 PROJECT_TABLES = ("project:mnist_5k_mlp", "project:fashion_mlp_small")
 _PROJECT_CONFIGS = {"mnist_5k_mlp": "mlp_coarse.toml", "fashion_mlp_small": "mlp_small_fashion.toml"}
-PLAIN = {"controller": "lstm"}
-MODEL = {"novel_only": True, "model_steps": 5, "explore_mix": 0.25, "model_trees": 8, "model_pool": 512}
+PLAIN = {"controller": "lstm", **PLAIN_REINFORCE}
+OLD_MODEL = {"novel_only": True, "model_steps": 5, "explore_mix": 0.25, "model_trees": 8, "model_pool": 512}
+OLD_MODEL |= {"model_select": "ucb", "mutant_share": 0.5}  # session 6's reward-model variant
 VARIANTS: dict[str, tuple[str, dict]] = {
     "random": ("random", {}),
     "evolution": ("evolution", {}),
     "tpe": ("tpe", {}),
+    "default": ("reinforce", {}),  # today's default: LSTM + reward model (issue #19)
     "reinforce": ("reinforce", PLAIN),  # Zoph & Le: the LSTM, one step per real batch
-    "factorized": ("reinforce", {"controller": "factorized"}),
-    "novel": ("reinforce", {"novel_only": True}),
-    "model": ("reinforce", MODEL),
-    "model_risk": ("reinforce", {**MODEL, "risk_seeking": 0.1}),
-    "risk": ("reinforce", {"risk_seeking": 0.1}),
-    "fmodel": ("reinforce", {**MODEL, "controller": "factorized"}),
-    "fmodel_risk": ("reinforce", {**MODEL, "controller": "factorized", "risk_seeking": 0.1}),
+    "factorized": ("reinforce", {**PLAIN, "controller": "factorized"}),
+    "fdefault": ("reinforce", {"controller": "factorized"}),  # the default with the factorized policy
+    "novel": ("reinforce", {**PLAIN, "novel_only": True}),
+    "model": ("reinforce", OLD_MODEL),
+    "model_risk": ("reinforce", {**OLD_MODEL, "risk_seeking": 0.1}),
+    "default_risk": ("reinforce", {"risk_seeking": 0.1}),
+    "default_pqt": ("reinforce", {"pqt_k": 4}),
+    "risk": ("reinforce", {**PLAIN, "risk_seeking": 0.1}),
+    "fmodel": ("reinforce", {**OLD_MODEL, "controller": "factorized"}),
+    "fmodel_risk": ("reinforce", {**OLD_MODEL, "controller": "factorized", "risk_seeking": 0.1}),
 }
 """Built-in variants: the peers, and the ablation of issue #19 (plain REINFORCE, + reward model, +
-risk-seeking, factorized policy)."""
+risk-seeking, factorized policy, today's default)."""
 DEFAULT_VARIANTS = ("random", "evolution", "tpe")
 
 

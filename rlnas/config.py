@@ -45,6 +45,10 @@ EXECUTORS = ("local", "ray")
 SCHEDULES = ("cosine", "constant")
 """Learning-rate schedules of the replay (rlnas.child.cosine_decay)."""
 PIPELINES = (1, 2)
+PLAIN_REINFORCE: dict[str, Any] = {"novel_only": False, "model_steps": 0, "explore_mix": 0.0}
+"""The settings that turn the reinforce strategy back into Zoph & Le's: one policy-gradient step per
+real batch, no reward model, no novelty filter, no mixed-in candidates (issue #19's ablation baseline;
+``--no-novel-only --model-steps 0 --explore-mix 0`` on the command line)."""
 """Batches in flight at once: 1 is synchronous; 2 proposes the next batch before the current one's update."""
 __all__ = ["CONTROLLERS", "CONTROLLER_LR", "SearchConfig", "load_config", "make_config", "space_from_dict"]
 
@@ -95,25 +99,27 @@ class SearchConfig:
     grad_clip: float = _f(5.0, "global-norm clipping of the controller gradient")
     temperature: float = _f(1.0, "softmax temperature of the controller's logits while sampling")
     tanh_constant: float | None = _f(2.5, "logits = C * tanh(logits / temperature) (ENAS); 0 turns it off")
-    novel_only: bool = _f(False, "reinforce: propose only architectures not yet evaluated while any remain")
+    novel_only: bool = _f(True, "reinforce: propose only architectures not yet evaluated while any remain")
     model_steps: int = _f(
-        0, "reinforce: Dyna steps on a learned reward model's predictions per real batch (0: no model)"
+        5, "reinforce: Dyna steps on a learned reward model's predictions per real batch (0: no model)"
     )
     model_batch: int = _f(32, "reinforce: architectures sampled in each imagined (reward-model) step")
-    model_pool: int = _f(64, "reinforce: controller samples the real batch is chosen from (novel_only/model)")
+    model_pool: int = _f(
+        512, "reinforce: controller samples the real batch is chosen from (novel_only/model)"
+    )
     model_bonus: float = _f(1.0, "reinforce: optimism, predicted reward + bonus * ensemble spread")
-    model_trees: int = _f(16, "reinforce: extra-trees in the reward model's ensemble")
-    explore_mix: float = _f(0.0, "reinforce: fraction of the pool replaced by mutants and uniform draws")
+    model_trees: int = _f(8, "reinforce: extra-trees in the reward model's ensemble")
+    explore_mix: float = _f(0.5, "reinforce: fraction of the pool replaced by mutants and uniform draws")
     risk_seeking: float = _f(
         0.0, "reinforce: learn only from rewards above the (1 - eps) quantile (Petersen 2021); 0: off"
     )
     risk_memory: int = _f(32, "reinforce: recent rewards the risk-seeking quantile is taken over")
     model_select: str = _f(
-        "ucb",
+        "thompson",
         "reinforce: how the real batch is picked from the pool: ucb (mean + bonus * spread), thompson, mixed",
     )
     mutant_share: float = _f(
-        0.5, "reinforce: share of the explore_mix rows that are mutants (the rest uniform)"
+        0.75, "reinforce: share of the explore_mix rows that are mutants (the rest uniform)"
     )
     model_ordinal: bool = _f(False, "reinforce: the reward model also sees each numeric decision's rank")
     pqt_k: int = _f(

@@ -23,7 +23,7 @@ import numpy as np
 from rlnas.errors import ConfigError
 from rlnas.space import SearchSpace
 
-EXTRA_HINT = "pip install scikit-learn (or pip install -e '.[bench]')"
+EXTRA_HINT = "pip install scikit-learn (a dependency of rlnas: reinstall it with pip install -e .)"
 
 
 def one_hot(space: SearchSpace, tokens: np.ndarray, masks: np.ndarray) -> np.ndarray:
