@@ -3,6 +3,7 @@ risk-seeking objective; each off by default, each keeping the resume contract.""
 
 from __future__ import annotations
 
+import dataclasses
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from rlnas import policy_gradient
-from rlnas.config import SearchConfig
+from rlnas.config import PLAIN_REINFORCE, SearchConfig
 from rlnas.errors import ConfigError
 from rlnas.reward_model import RewardModel, one_hot
 from rlnas.space import Decision, SearchSpace
@@ -54,9 +55,10 @@ def test_config_rejects_bad_values(field: str, value: object) -> None:
         SearchConfig(**{field: value})
 
 
-def test_defaults_leave_the_checkpoint_as_it_was(tmp_path: Path) -> None:
+def test_plain_reinforce_leaves_the_checkpoint_as_it_was(tmp_path: Path) -> None:
+    """Zoph & Le's settings write the checkpoint every run wrote before issue #19 (old runs resume)."""
     space = grid()
-    strategy = make_strategy(SearchConfig(**SMALL, controller="factorized"), space)
+    strategy = make_strategy(SearchConfig(**SMALL, controller="factorized", **PLAIN_REINFORCE), space)
     assert not strategy.uses_history
     tokens = strategy.ask(4).tokens
     strategy.tell(tokens, reward_of(tokens))
@@ -110,7 +112,8 @@ def test_model_steps_find_the_peak_and_resume_exactly(controller: str, tmp_path:
 
 def test_risk_seeking_and_mixing_run_without_a_model() -> None:
     space = grid()
-    strategy = make_strategy(SearchConfig(**SMALL, risk_seeking=0.25, explore_mix=0.5), space)
+    c = SearchConfig(**SMALL, risk_seeking=0.25, explore_mix=0.5, model_steps=0)
+    strategy = make_strategy(c, space)
     for _ in range(3):
         proposal = strategy.ask(4)
         assert proposal.log_probs is None or np.all(np.isfinite(proposal.log_probs))
@@ -139,7 +142,9 @@ def test_thompson_batch_is_novel_distinct_and_resumes_exactly(tmp_path: Path) ->
 
 def test_mutant_share_one_fills_the_mix_with_neighbours_of_the_best() -> None:
     space = grid(values=6, decisions=4)
-    c = SearchConfig(**SMALL, controller="factorized", explore_mix=1.0, mutant_share=1.0, novel_only=True)
+    c = SearchConfig(
+        **SMALL, controller="factorized", explore_mix=1.0, mutant_share=1.0, novel_only=True, model_steps=0
+    )
     strategy = make_strategy(c, space)
     first = strategy.ask(4).tokens
     strategy.tell(first, reward_of(first))
@@ -150,8 +155,8 @@ def test_mutant_share_one_fills_the_mix_with_neighbours_of_the_best() -> None:
 
 def test_priority_queue_raises_the_probability_of_the_best_found() -> None:
     space = grid(values=4, decisions=3)
-    plain = make_strategy(SearchConfig(**SMALL, controller="factorized", seed=1), space)
-    pqt = make_strategy(SearchConfig(**SMALL, controller="factorized", pqt_k=2, seed=1), space)
+    c = SearchConfig(**SMALL, controller="factorized", seed=1, **PLAIN_REINFORCE)
+    plain, pqt = make_strategy(c, space), make_strategy(dataclasses.replace(c, pqt_k=2), space)
     tokens = pqt.ask(8).tokens
     rewards = reward_of(tokens)
     best = tokens[np.argsort(rewards)[-1:]]
@@ -206,3 +211,11 @@ def test_ordinal_features_rank_numeric_decisions_only() -> None:
     assert x.shape == (3, 3 + 3 + 2 + 1)
     assert x[:, -1].tolist() == [1.0, 0.0, -1.0]  # 64 is the largest; an inactive decision is -1
     np.testing.assert_array_equal(x[:, :-1], one_hot(space, tokens, masks))
+
+
+def test_the_default_learns_from_every_evaluation() -> None:
+    """Issue #19's default: reward model, novel proposals, mutants and uniform draws, Thompson batches."""
+    c = SearchConfig()
+    assert (c.model_steps, c.novel_only, c.explore_mix, c.model_select) == (5, True, 0.5, "thompson")
+    strategy = make_strategy(SearchConfig(**SMALL), grid())
+    assert strategy.model is not None and strategy.uses_history
