@@ -22,22 +22,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rlnas.config import SearchConfig
+from rlnas.config import PLAIN_REINFORCE, SearchConfig
 from rlnas.space import default_space
 from rlnas.strategies import make_strategy
 
 SETTINGS = {
-    "plain": {},
-    "novel_only": {"novel_only": True},
-    "risk_seeking": {"risk_seeking": 0.1},
-    "model_steps=5": {"novel_only": True, "model_steps": 5, "explore_mix": 0.25, "model_trees": 8},
-    "model_steps=5,pool=512": {
-        "novel_only": True,
-        "model_steps": 5,
-        "explore_mix": 0.25,
-        "model_trees": 8,
-        "model_pool": 512,
-    },
+    "plain": PLAIN_REINFORCE,  # Zoph & Le
+    "plain + novel_only": {**PLAIN_REINFORCE, "novel_only": True},
+    "plain + risk_seeking": {**PLAIN_REINFORCE, "risk_seeking": 0.1},
+    "default": {},  # reward model, 5 imagined steps, pool of 512, Thompson batches (issue #19)
+    "default + pqt_k=4": {"pqt_k": 4},
 }
 
 

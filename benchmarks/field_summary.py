@@ -1,0 +1,115 @@
+"""Issue #19's scoreboard: the default against TPE and regularized evolution on all nine tables.
+
+Reads the raw runs that ``benchmarks/field_tables.py --save-runs`` wrote (one file per table, variant
+and first seed; seeds split over files are joined), and prints, per table and budget, each variant's
+mean regret with its 95% Student-t interval, the default's difference from TPE and from evolution
+with Welch's interval, and whether that interval excludes 0; then the median evaluations to the
+table's top 0.1%; then the tally against the targets. Regret is in the metric's units on the
+accuracy tables and as log10 on the HPOLib (MSE) tables, as the field compares them.
+
+    python benchmarks/field_summary.py RUNS_DIR --out benchmarks/results/field_19_final.json
+
+Tables named in ``rlnas.hpo_tables.HELD_OUT`` are marked held out: they were run once, for this
+report, after every default had been chosen on the other five.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import emit, parser, table
+from field_tables import PROJECT_TABLES, evals_to_top, load_table, merge_runs
+
+from rlnas.hpo_tables import HELD_OUT, TABLES
+from rlnas.stats import diff_ci, mean_ci
+
+ORDER = (
+    "nb201:cifar10", "hpolib:naval_propulsion", "hpolib:parkinsons_telemonitoring", *PROJECT_TABLES,
+    "nb201:cifar100", "nb201:imagenet", "hpolib:protein_structure", "hpolib:slice_localization",
+)  # fmt: skip
+MAIN = "default"
+PEERS = ("tpe", "evolution")
+
+
+def runs_of(folder: Path, name: str) -> tuple[dict, dict]:
+    stem = name.replace(":", "_")
+    return merge_runs(sorted(folder.glob(f"{stem}.*.json")))
+
+
+def score(tab, run: dict, k: int) -> float:
+    value = run["true"][k - 1]
+    return float(tab.log10_regret(value) if not tab.maximize else tab.regret(value))
+
+
+def _fmt(m: float, lo: float, hi: float, sign: bool = False) -> str:
+    f = "{:+.3g}" if sign else "{:.3g}"
+    return f"{f.format(m)} [{f.format(lo)}, {f.format(hi)}]"
+
+
+def summarise(folder: Path, budgets: tuple[int, ...], variants: tuple[str, ...]) -> tuple[str, dict]:
+    rows, numbers, tally = [], {}, defaultdict(lambda: defaultdict(int))
+    for name in ORDER:
+        if name not in TABLES and name not in PROJECT_TABLES:
+            continue
+        runs, _ = runs_of(folder, name)
+        if MAIN not in runs:
+            continue
+        tab = load_table(name)
+        scale = "log10 regret" if not tab.maximize else "regret"
+        label = f"{name}{' (held out)' if name in HELD_OUT else ''}"
+        numbers[name] = {}
+        for k in budgets:
+            s = {v: [score(tab, r, k) for r in runs[v]] for v in variants if v in runs}
+            cells = [label, f"{scale}@{k}"]
+            cells += [f"{_fmt(*mean_ci(s[v]))} ({len(s[v])})" if v in s else "" for v in variants]
+            for peer in PEERS:
+                if peer not in s:
+                    cells.append("")
+                    continue
+                d, lo, hi = diff_ci(s[MAIN], s[peer])
+                verdict = "better" if hi < 0 else "worse" if lo > 0 else "tie"
+                tally[(peer, k)][verdict] += 1
+                cells.append(f"{_fmt(d, lo, hi, sign=True)} **{verdict}**")
+            rows.append(cells)
+            numbers[name][f"{scale}@{k}"] = s
+        top = {
+            v: float(np.median([evals_to_top(tab, r["true"], 0.001) for r in runs[v]]))
+            for v in variants
+            if v in runs
+        }
+        numbers[name]["median_evals_to_top_0.1%"] = top
+    headers = ["table", "score", *variants, f"{MAIN} − tpe", f"{MAIN} − evolution"]
+    text = [table(headers, rows), ""]
+    top_rows = [
+        [n, *(f"{numbers[n]['median_evals_to_top_0.1%'].get(v, float('nan')):g}" for v in variants)]
+        for n in numbers
+    ]
+    text += ["Median evaluations until the incumbent is in the table's top 0.1% (budget + 1: never)", ""]
+    text += [table(["table", *variants], top_rows), ""]
+    for (peer, k), counts in sorted(tally.items(), key=lambda x: (x[0][1], x[0][0])):
+        text.append(
+            f"- at {k} evaluations, {MAIN} vs {peer}: better on {counts['better']}, tie on {counts['tie']}, "
+            f"worse on {counts['worse']} of {sum(counts.values())} tables (95% interval of the difference)"
+        )
+    return "\n".join(text), {"tables": numbers, "tally": {f"{p}@{k}": dict(c) for (p, k), c in tally.items()}}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = parser("field_summary", __doc__)
+    p.add_argument("runs", type=Path, help="folder of --save-runs files named TABLE.VARIANT.FIRSTSEED.json")
+    p.add_argument("--budgets", type=int, nargs="+", default=[50, 200])
+    p.add_argument("--variants", nargs="+", default=[MAIN, "tpe", "evolution", "random"])
+    args = p.parse_args(argv)
+    md, numbers = summarise(args.runs, tuple(args.budgets), tuple(args.variants))
+    emit(args.out, "field_summary", md, numbers)
+
+
+if __name__ == "__main__":
+    main()
