@@ -80,12 +80,12 @@ def _prepare(control: socket.socket) -> Any:
     try:
         spec, path = cloudpickle.loads(control.recv(MAX_MESSAGE))
         sys.path[:] = path
+        dataset = data.load(spec)  # before the imports: a bad file is said in a moment
         with muted_stderr():
             import keras  # noqa: F401
             import tensorflow  # noqa: F401
 
             import rlnas.child  # noqa: F401  (the builders, and the Keras modules they import)
-        dataset = data.load(spec)
         if runtime_started():
             raise RuntimeError("TensorFlow's runtime started in the template: forking it is unsafe")
     except Exception as exc:  # said to the search, whose workers then fail with it
