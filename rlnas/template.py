@@ -25,6 +25,7 @@ socket or on the life pipe (:mod:`rlnas.lifeline`) ends the template, and its wo
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import select
 import signal
@@ -92,6 +93,10 @@ def _prepare(control: socket.socket) -> Any:
         with contextlib.suppress(OSError):
             control.send(cloudpickle.dumps(("error", f"{type(exc).__name__}: {exc}"[:500])))
         os._exit(1)
+    # The collector would write to every inherited object's header, copying the template's pages
+    # into each worker (time at its first child, and memory): frozen objects are never collected.
+    gc.collect()
+    gc.freeze()
     control.send(cloudpickle.dumps(("ready", os.getpid(), thread_count())))
     return dataset
 
