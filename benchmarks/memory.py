@@ -3,9 +3,10 @@
 What it measures
     Resident memory (RSS, psutil) during a search of ``--children`` children (default 200, epochs=1),
     once per mode: ``worker`` (the default worker evaluator: workers forked from a template where
-    that is possible, rlnas.fork_server), ``fresh`` (the same with every worker started afresh,
-    ``RLNAS_FORK_WORKERS=0``) and ``local`` (``LocalEvaluator``: every child trained in the search
-    process); ``worker:20`` recycles every 20 children instead of ``--children-per-worker``. Each mode
+    that is possible, rlnas.fork_server, and replaced every ``FORKED_RECYCLING`` children),
+    ``fresh`` (the same with every worker started afresh, ``RLNAS_FORK_WORKERS=0``, replaced every
+    ``--children-per-worker``) and ``local`` (``LocalEvaluator``: every child trained in the search
+    process); ``worker:20`` or ``fresh:20`` recycles every 20 children instead. Each mode
     runs in a fresh Python process so none inherits another's heap. A background thread samples the
     RSS and the PSS of the search process and of its worker processes (the template too) every
     ``--interval`` seconds; the search process's RSS is also read after every child. The evaluator
@@ -75,7 +76,9 @@ class RssSampler(threading.Thread):
             self.most_alive = max(self.most_alive, len(alive))
 
 
-def measure(mode: str, children: int, interval: float, seed: int, per_worker: int) -> dict[str, Any]:
+def measure(
+    mode: str, children: int, interval: float, seed: int, per_worker: int, exact: bool
+) -> dict[str, Any]:
     """One search in this process; returns RSS figures in MB."""
     quiet()
     from rlnas import fork_server
@@ -83,6 +86,10 @@ def measure(mode: str, children: int, interval: float, seed: int, per_worker: in
 
     if mode == "fresh":
         os.environ[fork_server.SWITCH] = "0"
+    if mode == "worker" and exact:  # worker:N: forked workers recycled every N, not FORKED_RECYCLING
+        import rlnas.evaluator
+
+        rlnas.evaluator.FORKED_RECYCLING = per_worker
     from rlnas.evaluator import LocalEvaluator, TrainSpec
     from rlnas.search import run_search
     from rlnas.space import default_space
@@ -135,9 +142,13 @@ def run_isolated(mode: str, args: Any) -> dict[str, Any]:
         for flag in ("children", "interval", "seed"):
             cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
         cmd += ["--children-per-worker", per_worker or str(args.children_per_worker)]
-        subprocess.run(cmd, check=True)
+        subprocess.run(cmd + (["--_exact"] if per_worker else []), check=True)
         result = json.loads(out.read_text())
     result["per_worker"] = int(per_worker or args.children_per_worker)
+    if mode == "worker" and not per_worker:
+        from rlnas.evaluator import FORKED_RECYCLING
+
+        result["per_worker"] = min(FORKED_RECYCLING, result["per_worker"])
     result["load_before"], result["load_after"] = load, os.getloadavg()
     return result
 
@@ -184,7 +195,7 @@ def main() -> None:
     p.add_argument("--children", type=int, default=200, help="children per search (default 200)")
     p.add_argument(
         "--modes",
-        default="fresh,worker,local",
+        default="fresh,worker:100,worker",
         help="comma list of worker, fresh, local; worker:N or fresh:N recycles every N children",
     )
     p.add_argument("--warmup", type=int, default=10, help="growth is measured from after this many children")
@@ -195,13 +206,16 @@ def main() -> None:
     )
     p.add_argument("--_mode", help=argparse.SUPPRESS)
     p.add_argument("--_result", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--_exact", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.children_per_worker is None:
         from rlnas.config import SearchConfig
 
         args.children_per_worker = SearchConfig().children_per_worker
     if args._mode:
-        r = measure(args._mode, args.children, args.interval, args.seed, args.children_per_worker)
+        r = measure(
+            args._mode, args.children, args.interval, args.seed, args.children_per_worker, args._exact
+        )
         args._result.write_text(json.dumps(r))
         return
     runs = [run_isolated(m.strip(), args) for m in args.modes.split(",") if m.strip()]

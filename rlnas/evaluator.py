@@ -68,11 +68,17 @@ class LocalEvaluator:
 _STANDBY_LEAD = 3
 """Children before retirement at which the standby worker starts: enough to hide a fresh start-up
 (a forked worker is ready within a child: its standby starts one child before)."""
+FORKED_RECYCLING = 10
+"""Children after which a forked worker is replaced, if ``children_per_worker`` is larger: a fork
+costs ~0.1 s and a new worker's first trace ~0.2 s, and each child leaves ~10 MB that TensorFlow keeps.
+Measured on the default search (benchmarks/memory.py, NOTES-fork.md): the peak memory of all
+processes fell from x to y against recycling every 100, at the same children per minute."""
 _UNSET: Any = object()
 
 
 class WorkerEvaluator:
-    """Trains children in a worker process that is replaced every ``children_per_worker`` children.
+    """Trains children in a worker process that is replaced every ``children_per_worker`` children
+    (forked workers every :data:`FORKED_RECYCLING`, if that is fewer).
 
     Where it is safe (:mod:`rlnas.fork_server`) workers are forked from a template process that has
     imported TensorFlow and loaded the dataset, ready in a fraction of a second; elsewhere a fresh
@@ -128,12 +134,15 @@ class WorkerEvaluator:
         self._active = None
 
     def evaluate(self, arch: Mapping[str, Any], seed: int, log_dir: str | None = None) -> ChildResult:
-        if self._active is not None and self._done_by_active >= self.children_per_worker:
+        limit = (
+            min(self.children_per_worker, FORKED_RECYCLING) if self._forked() else self.children_per_worker
+        )
+        if self._active is not None and self._done_by_active >= limit:
             self._retire_active()
         worker = self._live_worker()
         self._done_by_active += 1
-        lead = 1 if self._lease else _STANDBY_LEAD
-        if self._standby is None and self._done_by_active >= self.children_per_worker - lead:
+        lead = 1 if self._forked() else _STANDBY_LEAD
+        if self._standby is None and self._done_by_active >= limit - lead:
             self._standby = self._spawn()
         request = (shippable(self.train), dict(arch), seed, log_dir, self.fit_kwargs)
         try:
@@ -177,6 +186,9 @@ class WorkerEvaluator:
                 worker.stop(wait=True)
         self._active = self._standby = None
         self._release()
+
+    def _forked(self) -> bool:
+        return self._lease is not None and self._lease is not _UNSET
 
     def _release(self) -> None:
         if self._lease is not None and self._lease is not _UNSET:
