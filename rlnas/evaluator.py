@@ -114,11 +114,13 @@ class WorkerEvaluator:
         self._done_by_active = 0
         self._lease: fork_server.TemplateLease | None = _UNSET
         self._lease_threads: int | None = None
+        self._leases: list[fork_server.TemplateLease | None] = []  # earlier ones, for other settings
 
     def _spawn(self) -> Worker:
         how = {"threads": self.train.threads, "marker": self.marker, "device": self.device}
         if self._lease is not _UNSET and self._lease_threads != self.train.threads:  # a new train
-            self._release()
+            self._leases.append(self._lease)  # released on close: its workers may still be training
+            self._lease = _UNSET
         if self._lease is _UNSET:  # a template serves one worker environment: these settings
             self._lease, self._lease_threads = fork_server.lease(self.spec, **how), self.train.threads
         return self._lease.worker() if self._lease is not None else WorkerProcess(self.spec, **how)
@@ -192,9 +194,10 @@ class WorkerEvaluator:
         return self._lease is not None and self._lease is not _UNSET
 
     def _release(self) -> None:
-        if self._lease is not None and self._lease is not _UNSET:
-            self._lease.release()
-        self._lease = _UNSET  # the next worker leases again
+        for lease in [*self._leases, self._lease]:
+            if lease is not None and lease is not _UNSET:
+                lease.release()
+        self._lease, self._leases = _UNSET, []  # the next worker leases again
 
 
 def shippable(train: TrainSpec) -> TrainSpec:

@@ -96,8 +96,10 @@ class Template:
     def alive(self) -> bool:
         return not self.gone and self.proc.poll() is None
 
-    def pid_of(self, token: int) -> int | None:
+    def pid_of(self, token: int, timeout: float | None = 0) -> int | None:
+        """The pid of worker ``token``, waiting up to ``timeout`` s for the fork (None: not forked)."""
         with self._changed:
+            self._changed.wait_for(lambda: self.gone or token in self._pids, timeout)
             return self._pids.get(token)
 
     def ended(self, token: int, timeout: float | None) -> tuple[bool, int | None]:
@@ -151,8 +153,9 @@ class ForkedWorker(Worker):
 
     @property
     def pid(self) -> int | None:
-        """Its process id, once the template has forked it."""
-        return self.template.pid_of(self.token)
+        """Its process id, as a fresh worker's is known once started: waits for the template to fork
+        it (seconds, the first time: the template imports TensorFlow first); None if it never did."""
+        return self.template.pid_of(self.token, None)
 
     def alive(self) -> bool:
         if not self.template.alive():  # its workers die with it
@@ -171,7 +174,7 @@ class ForkedWorker(Worker):
         return exit_text(code)
 
     def kill(self) -> None:
-        pid = self.pid
+        pid = self.template.pid_of(self.token)  # not waiting: one not forked yet ends at its EOF
         if pid is not None and self.alive():  # not yet reaped by the template: the pid is still its
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
