@@ -23,14 +23,31 @@ How to read it
     for the CPU with the running child: compare the child_seconds of the children that ran while
     one started with the rest (a rough signal: architectures differ). Ratios, not absolute times,
     are comparable across machines.
+
+Fixed cost (``--fixed N``, instead of the above)
+    What a user waits for beyond training: ``rlnas search --trials 4 --epochs 1 --replay-top 0``
+    as a command, ``N`` times with workers forked from a template and ``N`` times with fresh ones
+    (``RLNAS_FORK_WORKERS=0``), alternating; for each, the wall time of the whole command minus the
+    children's whole cost (``child_seconds``, from the journal). With the default two workers two
+    children train at once, so ``wall - sum(child)`` understates what is fixed; ``wall - sum/workers``
+    (the children's cost as if spread evenly over the workers) is printed beside it, and
+    ``--workers 1`` makes the two equal. Beside them, the parts measured alone: the interpreter
+    with ``import rlnas.cli``, TensorFlow's import with its first op, the data load; worker start
+    and first trace are ``benchmarks/worker_start.py``'s.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 from _common import emit, parser, patched, quiet, table, temp_store, timing
@@ -94,13 +111,94 @@ def dissect(config: Any, archs: list[dict[str, Any]]) -> dict[str, float]:
     return {k: statistics.fmean(v) for k, v in times.items()}
 
 
+def fixed_cost(repeats: int, workers: int | None) -> tuple[str, dict[str, Any]]:
+    """The ``--fixed`` measurement (module docstring): markdown and results."""
+
+    def command(fork: str) -> dict[str, float]:
+        with tempfile.TemporaryDirectory(prefix="rlnas-fixed-") as tmp:
+            args = ["search", "--trials", "4", "--epochs", "1", "--replay-top", "0", "--runs-dir", tmp]
+            args += ["--name", "f", "--quiet"] + (["--workers", str(workers)] if workers else [])
+            env = {**os.environ, "RLNAS_FORK_WORKERS": fork, "TF_CPP_MIN_LOG_LEVEL": "3"}
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "rlnas.cli", *args], env=env, check=True)
+            wall = time.perf_counter() - t
+            lines = (Path(tmp) / "f" / "trials.jsonl").read_text().splitlines()
+            child = sum(json.loads(line)["child_seconds"] for line in lines)
+        return {"wall": wall, "child": child}
+
+    def alone(code: str) -> float:
+        t = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-c", code], check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        )
+        return time.perf_counter() - t
+
+    from rlnas.config import SearchConfig
+    from rlnas.resources import default_workers
+
+    n = workers or SearchConfig().workers or default_workers()
+    load_before = os.getloadavg()
+    runs: dict[str, list[dict[str, float]]] = {"forked": [], "fresh": []}
+    for _ in range(repeats):
+        runs["forked"].append(command("1"))
+        runs["fresh"].append(command("0"))
+    parts = {
+        "python + import rlnas.cli": alone("import rlnas.cli"),
+        "+ TensorFlow, Keras, first op": alone(
+            "import rlnas.cli; from rlnas.quiet import quiet_tensorflow as q; q()"
+        ),
+        "+ the data (mnist_5k)": alone(
+            "import rlnas.cli; from rlnas.quiet import quiet_tensorflow as q; q(); "
+            "from rlnas import data; data.load(data.DataSpec('mnist_5k'))"
+        ),
+    }
+    load_after = os.getloadavg()
+    rows = []
+    for mode, found in runs.items():
+        wall = statistics.median(r["wall"] for r in found)
+        child = statistics.median(r["child"] for r in found)
+        fixed = statistics.median(r["wall"] - r["child"] for r in found)
+        spread = statistics.median(r["wall"] - r["child"] / n for r in found)
+        rows.append((mode, wall, child, fixed, spread))
+    md = (
+        f"### Fixed cost of `rlnas search --trials 4 --epochs 1 --replay-top 0` ({n} workers, "
+        f"median of {repeats})\n\n"
+        + table(
+            [
+                "workers",
+                "wall (s)",
+                "sum child (s)",
+                "wall - sum child (s)",
+                "wall - sum child / workers (s)",
+            ],
+            rows,
+        )
+        + "\n\nParts, each alone (s): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in parts.items())
+        + f"\n\nLoad average (1, 5, 15 min) before: {load_before}, after: {load_after}"
+    )
+    return md, {
+        "runs": runs,
+        "parts": parts,
+        "workers": n,
+        "load_before": load_before,
+        "load_after": load_after,
+    }
+
+
 def main() -> None:
     p = parser("overhead", __doc__)
     p.add_argument("--trials", type=int, default=96, help="children to train (default 96)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--children-per-worker", type=int, default=None, help="default: the config's (40)")
     p.add_argument("--dissect", type=int, default=8, help="re-time build/clean-up of this many children")
+    p.add_argument("--fixed", type=int, default=0, help="measure the fixed cost instead, this many times")
+    p.add_argument("--workers", type=int, default=None, help="with --fixed: the search's --workers")
     args = p.parse_args()
+    if args.fixed:
+        md, results = fixed_cost(args.fixed, args.workers)
+        emit(args.out, "overhead_fixed", md, results)
+        return
     quiet()
     from rlnas import policy_gradient
     from rlnas.config import SearchConfig

@@ -6,8 +6,10 @@ the CLI points fd 2 at /dev/null while TensorFlow loads and makes its first devi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 
 
 def quiet_tensorflow() -> None:
@@ -15,15 +17,28 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "tensorflow" in sys.modules:
         return
+    with muted_stderr():
+        import keras  # noqa: F401
+        import tensorflow as tf
+
+        first_op(tf)
+
+
+def first_op(tf: object) -> None:
+    """Run TensorFlow's first op, which starts its runtime and creates the CPU device (and prints the
+    second batch of start-up lines): what a template process (:mod:`rlnas.template`) must not do."""
+    tf.constant(0.0) + 1.0  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def muted_stderr() -> Iterator[None]:
+    """File descriptor 2 pointed at /dev/null for the duration (TensorFlow writes to it from C++)."""
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        import keras  # noqa: F401
-        import tensorflow as tf
-
-        tf.constant(0.0) + 1.0  # first op: creates the device, which prints the second batch
+        yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)

@@ -1,5 +1,7 @@
 """The worker process: ``python -m rlnas.worker IN_FD OUT_FD PARENT_PID``, started by
-:class:`rlnas.evaluator.WorkerEvaluator` and never by ``multiprocessing``.
+:class:`rlnas.evaluator.WorkerEvaluator` and never by ``multiprocessing``; or forked, ready in a
+fraction of a second, from a template process, ``python -m rlnas.worker --template ...``
+(:mod:`rlnas.template`), which serves the same protocol from then on.
 
 multiprocessing's "spawn" re-imports the parent's ``__main__`` in every worker, so a keras-tuner
 script without ``if __name__ == "__main__":`` searched again in each of them, and a model function
@@ -12,23 +14,19 @@ cloudpickle messages. The parent sends ``(data_spec, sys_path)`` once; the worke
 then answers ``("ready", pid)``. Each request ``(train, arch, seed, log_dir, fit_kwargs)`` gets
 ``("ok", ChildResult)`` or ``("error", text)``. EOF on the request pipe ends the worker.
 
-A worker never outlives the process that started it (an orphaned worker held ~830 MB for good):
-Linux's ``PR_SET_PDEATHSIG`` kills it with its parent, and a watchdog thread that sees the parent
-change ends it on other systems, mid-child too.
+A worker never outlives the process that started it, mid-child too (:mod:`rlnas.lifeline`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import signal
 import sys
-import threading
-import time
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from rlnas.lifeline import die_with_parent
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -36,20 +34,6 @@ if TYPE_CHECKING:
 MARKER = "RLNAS_WORKER_OF"
 """Environment variable every worker carries, ``<pid of its starter>:<run directory>``: how a test
 (or an operator) finds the processes of one run in ``/proc/*/environ``."""
-_PR_SET_PDEATHSIG = 1
-_WATCH_SECONDS = 0.5
-
-
-def die_with_parent(parent_pid: int) -> None:
-    """End this process as soon as ``parent_pid`` is gone, whatever this process is doing then."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):  # best effort: the watchdog remains
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    # The parent may have died before prctl took effect (then no signal ever comes): look now.
-    if os.getppid() != parent_pid:
-        os._exit(1)
-    threading.Thread(target=_watch_parent, args=(parent_pid,), name="rlnas-parent-watch", daemon=True).start()
 
 
 FOLLOW_ENV = "RLNAS_DIE_WITH"
@@ -65,18 +49,10 @@ def follow_parent_from_env() -> None:
         die_with_parent(int(pid))
 
 
-def _watch_parent(parent_pid: int) -> None:
-    """The portable fallback: an orphan is re-parented, so its parent pid changes."""
-    while os.getppid() == parent_pid:
-        time.sleep(_WATCH_SECONDS)
-    os._exit(1)
-
-
 def _serve(requests: Connection, replies: Connection) -> None:
     import cloudpickle  # here, not at the top: rlnas.cli imports this module for follow_parent_from_env
 
     from rlnas import data
-    from rlnas.child import train_and_evaluate
     from rlnas.quiet import quiet_tensorflow
 
     try:
@@ -87,6 +63,16 @@ def _serve(requests: Connection, replies: Connection) -> None:
     except Exception as exc:  # said to the parent, whose child then fails with it
         replies.send_bytes(cloudpickle.dumps(("error", f"{type(exc).__name__}: {exc}"[:500])))
         return
+    serve(requests, replies, dataset)
+
+
+def serve(requests: Connection, replies: Connection, dataset: Any) -> None:
+    """Say ``("ready", pid)``, then train each request's child on ``dataset`` until EOF on ``requests``
+    (a fresh worker and a worker forked from a template, :mod:`rlnas.template`, both end here)."""
+    import cloudpickle
+
+    from rlnas.child import train_and_evaluate
+
     replies.send_bytes(cloudpickle.dumps(("ready", os.getpid())))
     while True:
         try:
@@ -105,6 +91,12 @@ def _serve(requests: Connection, replies: Connection) -> None:
 
 
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["--template"]:  # a template process: what returns is a worker forked from it
+        from rlnas.template import main as template_main
+
+        with contextlib.suppress(EOFError, BrokenPipeError):
+            serve(*template_main(argv[1:]))
+        finish()
     from multiprocessing.connection import Connection
 
     in_fd, out_fd, parent_pid = (int(a) for a in argv)
@@ -114,6 +106,11 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(EOFError, BrokenPipeError):  # the parent went away mid-message
         _serve(Connection(in_fd, writable=False), Connection(out_fd, readable=False))
+    finish()
+
+
+def finish() -> NoReturn:
+    """Flush and end this worker now."""
     sys.stdout.flush()
     sys.stderr.flush()
     # Finalising TensorFlow's leftovers after a hundred children took seconds, for nothing.

@@ -1,9 +1,12 @@
 """One worker process seen from the process that starts it: launch, wait until ready, ask, end.
 
-The process runs :mod:`rlnas.worker` (an entry point of rlnas, not the parent's ``__main__``) and
-talks over two pipes of its own. Every launch happens on one long-lived launcher thread: Linux's
-``PR_SET_PDEATHSIG`` fires when the *thread* that started a process ends, not the process, and the
-search starts standby workers from its pool threads, which come and go.
+:class:`Worker` is the conversation (two pipes of its own, length-framed cloudpickle messages, see
+:mod:`rlnas.worker`), whoever made the process; :class:`WorkerProcess` is a fresh one, which runs
+:mod:`rlnas.worker` (an entry point of rlnas, not the parent's ``__main__``), and
+:class:`rlnas.fork_server.ForkedWorker` one forked from a template. Every launch happens on one
+long-lived launcher thread: Linux's ``PR_SET_PDEATHSIG`` fires when the *thread* that started a
+process ends, not the process, and the search starts standby workers from its pool threads, which
+come and go.
 """
 
 from __future__ import annotations
@@ -24,41 +27,38 @@ import cloudpickle
 from rlnas import data, devices
 from rlnas.worker import MARKER
 
-_STOP_WAIT = 5.0
-"""Seconds :meth:`WorkerProcess.stop` waits for an exit before it kills."""
+STOP_WAIT = 5.0
+"""Seconds :meth:`Worker.stop` waits for an exit before it kills."""
 
 
 class WorkerDied(Exception):
     """The worker process ended (crash, out of memory, killed) or could not start."""
 
 
-class WorkerProcess:
-    """A started worker for ``spec`` with ``threads`` TensorFlow threads, marked with ``marker``, on
-    ``device`` (a GPU's ``CUDA_VISIBLE_DEVICES`` entry, "" for none, None: as this process was started)."""
+class Worker:
+    """A worker process behind two pipes: ``requests`` (ours to write) and ``replies`` (to read).
 
-    def __init__(
-        self, spec: data.DataSpec, *, threads: int | None = None, marker: str = "", device: str | None = None
-    ) -> None:
-        to_child, self._requests = _pipe()
-        self._replies, from_child = _pipe()
-        fds = (to_child.fileno(), from_child.fileno())
-        try:
-            self.proc = _launch(
-                args=[sys.executable, "-m", "rlnas.worker", *map(str, (*fds, os.getpid()))],
-                env=_worker_env(threads, marker, device),
-                pass_fds=fds,
-                stdin=subprocess.DEVNULL,
-            )
-        finally:  # only the child's copies stay open: its death is then an EOF here
-            to_child.close()
-            from_child.close()
-        self.pid = self.proc.pid
+    Subclasses say how the process is watched: :meth:`alive`, :meth:`kill`, :meth:`wait` and
+    :meth:`exit_text`.
+    """
+
+    def __init__(self, requests: Connection, replies: Connection) -> None:
+        self._requests, self._replies = requests, replies
         self._ready = False
-        with contextlib.suppress(OSError):  # a worker dead at once: wait_ready() or alive() says so
-            self._requests.send_bytes(cloudpickle.dumps((spec, list(sys.path))))
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        raise NotImplementedError
+
+    def kill(self) -> None:
+        raise NotImplementedError
+
+    def wait(self, timeout: float | None) -> bool:
+        """Wait up to ``timeout`` seconds for the process to end; whether it did."""
+        raise NotImplementedError
+
+    def exit_text(self) -> str:
+        """How the process ended (waits a moment for it), e.g. ``killed by signal SIGKILL``."""
+        raise NotImplementedError
 
     def wait_ready(self) -> None:
         """Block until the worker has loaded TensorFlow and the data.
@@ -91,43 +91,80 @@ class WorkerProcess:
             replied = self._replies.poll(timeout)  # true at EOF too: recv_bytes then says so
             message = self._replies.recv_bytes() if replied else None
         except (EOFError, OSError):
-            raise WorkerDied(self._exit_text()) from None
+            raise WorkerDied(self.exit_text()) from None
         if message is None:
             raise TimeoutError
         return cloudpickle.loads(message)
-
-    def _exit_text(self) -> str:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=1)
-        code = self.proc.returncode
-        if code is not None and code < 0:
-            return f"killed by signal {signal.Signals(-code).name}"
-        return f"exit code {code}"
-
-    def kill(self) -> None:
-        with contextlib.suppress(OSError):
-            self.proc.kill()
 
     def stop(self, *, wait: bool) -> None:
         """End the worker: EOF on its requests makes it exit at once (it holds nothing to save)."""
         for conn in (self._requests, self._replies):
             with contextlib.suppress(OSError):
                 conn.close()
-        if wait:
-            try:
-                self.proc.wait(timeout=_STOP_WAIT)
-            except subprocess.TimeoutExpired:  # mid-child: it reads its pipe only between children
-                self.kill()
-                self.proc.wait()
+        if wait and not self.wait(STOP_WAIT):  # mid-child: it reads its pipe only between children
+            self.kill()
+            self.wait(None)
 
 
-def _pipe() -> tuple[Connection, Connection]:
+class WorkerProcess(Worker):
+    """A freshly started worker for ``spec`` with ``threads`` TensorFlow threads, marked with ``marker``,
+    on ``device`` (a GPU's ``CUDA_VISIBLE_DEVICES`` entry, "" for none, None: as this process was started)."""
+
+    def __init__(
+        self, spec: data.DataSpec, *, threads: int | None = None, marker: str = "", device: str | None = None
+    ) -> None:
+        to_child, requests = pipe()
+        replies, from_child = pipe()
+        fds = (to_child.fileno(), from_child.fileno())
+        try:
+            self.proc = launch(
+                args=[sys.executable, "-m", "rlnas.worker", *map(str, (*fds, os.getpid()))],
+                env=worker_env(threads, marker, device),
+                pass_fds=fds,
+                stdin=subprocess.DEVNULL,
+            )
+        finally:  # only the child's copies stay open: its death is then an EOF here
+            to_child.close()
+            from_child.close()
+        super().__init__(requests, replies)
+        self.pid: int | None = self.proc.pid
+        with contextlib.suppress(OSError):  # a worker dead at once: wait_ready() or alive() says so
+            self._requests.send_bytes(cloudpickle.dumps((spec, list(sys.path))))
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait(self, timeout: float | None) -> bool:
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def exit_text(self) -> str:
+        self.wait(1)
+        return exit_text(self.proc.returncode)
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+
+
+def exit_text(code: int | None) -> str:
+    """A process's end as its exit code (negative: a signal) says it."""
+    if code is not None and code < 0:
+        return f"killed by signal {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def pipe() -> tuple[Connection, Connection]:
     """(read end, write end) of a new OS pipe, as connections that frame messages."""
     read, write = os.pipe()
     return Connection(read, writable=False), Connection(write, readable=False)
 
 
-def _worker_env(threads: int | None, marker: str, device: str | None) -> dict[str, str]:
+def worker_env(threads: int | None, marker: str, device: str | None) -> dict[str, str]:
+    """The environment of a worker process: all TensorFlow reads at its import or its runtime's start."""
     env = devices.worker_environment(os.environ, device)  # never the search process's own GPU hiding
     env[MARKER] = marker
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -147,7 +184,7 @@ _launcher: threading.Thread | None = None
 _launcher_lock = threading.Lock()
 
 
-def _launch(**popen_kwargs: Any) -> subprocess.Popen:
+def launch(**popen_kwargs: Any) -> subprocess.Popen:
     """``subprocess.Popen(**popen_kwargs)``, run on the launcher thread (which lives as long as
     this process), so that the worker's parent-death signal means this process's death."""
     global _launcher

@@ -54,8 +54,11 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "execution",
         (
+            "rlnas.lifeline",
+            "rlnas.template",
             "rlnas.worker",
             "rlnas.worker_process",
+            "rlnas.fork_server",
             "rlnas.evaluator",
             "rlnas.executions",
             "rlnas.ray_evaluator",
