@@ -38,9 +38,15 @@ MAIN = "default"
 PEERS = ("tpe", "evolution")
 
 
-def runs_of(folder: Path, name: str) -> tuple[dict, dict]:
+def runs_of(folder: Path, name: str, max_seeds: int | None = None) -> dict:
+    """Every saved run of table ``name``, per variant, in seed order (files TABLE.VARIANT.FIRST.json),
+    the first ``max_seeds`` of each variant if given."""
     stem = name.replace(":", "_")
-    return merge_runs(sorted(folder.glob(f"{stem}.*.json")))
+    files = sorted(
+        folder.glob(f"{stem}.*.json"), key=lambda f: (f.name.split(".")[1], int(f.name.split(".")[2]))
+    )
+    runs, _ = merge_runs(files)
+    return {v: rs[:max_seeds] for v, rs in runs.items()}
 
 
 def score(tab, run: dict, k: int) -> float:
@@ -53,12 +59,18 @@ def _fmt(m: float, lo: float, hi: float, sign: bool = False) -> str:
     return f"{f.format(m)} [{f.format(lo)}, {f.format(hi)}]"
 
 
-def summarise(folder: Path, budgets: tuple[int, ...], variants: tuple[str, ...]) -> tuple[str, dict]:
+def summarise(
+    folder: Path,
+    budgets: tuple[int, ...],
+    variants: tuple[str, ...],
+    max_seeds: int | None = None,
+    tables: tuple[str, ...] = ORDER,
+) -> tuple[str, dict]:
     rows, numbers, tally = [], {}, defaultdict(lambda: defaultdict(int))
-    for name in ORDER:
+    for name in tables:
         if name not in TABLES and name not in PROJECT_TABLES:
             continue
-        runs, _ = runs_of(folder, name)
+        runs = runs_of(folder, name, max_seeds)
         if MAIN not in runs:
             continue
         tab = load_table(name)
@@ -106,8 +118,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("runs", type=Path, help="folder of --save-runs files named TABLE.VARIANT.FIRSTSEED.json")
     p.add_argument("--budgets", type=int, nargs="+", default=[50, 200])
     p.add_argument("--variants", nargs="+", default=[MAIN, "tpe", "evolution", "random"])
+    p.add_argument(
+        "--max-seeds", type=int, help="only each variant's first N seeds (an ablation at equal seeds)"
+    )
+    p.add_argument("--tables", nargs="+", help="only these tables")
     args = p.parse_args(argv)
-    md, numbers = summarise(args.runs, tuple(args.budgets), tuple(args.variants))
+    tables = tuple(args.tables or ORDER)
+    md, numbers = summarise(args.runs, tuple(args.budgets), tuple(args.variants), args.max_seeds, tables)
     emit(args.out, "field_summary", md, numbers)
 
 
