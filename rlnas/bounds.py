@@ -25,6 +25,7 @@ SIZE_LIMITS = {
     "model_pool": 2**16,
     "model_trees": 4096,
     "risk_memory": 2**20,
+    "pqt_k": 2**16,
     "population_size": 2**20,
     "tournament_size": 2**20,
     "init_range": 1.0,
