@@ -123,7 +123,7 @@ def test_gpus_and_mixed_precision_settings_are_validated():
 
 
 _SPAWN = """
-    import json, os
+    import json, os, time
     from rlnas import devices
     if os.environ.pop("HIDE", ""):
         devices.hide_gpus()
@@ -134,7 +134,11 @@ _SPAWN = """
     seen = []
     for e in evaluators:
         e.start()
-        environ = open(f"/proc/{{e._active.pid}}/environ", "rb").read().split(b"\\0")
+        for _ in range(400):  # until it shows its own environment (a process being set up may not yet)
+            environ = open(f"/proc/{{e._active.pid}}/environ", "rb").read().split(b"\\0")
+            if any(v.startswith(b"RLNAS_WORKER_OF=") for v in environ):
+                break
+            time.sleep(0.05)
         env = dict(v.decode().split("=", 1) for v in environ if b"=" in v)
         seen.append({{k: env.get(k) for k in ("CUDA_VISIBLE_DEVICES", "TF_FORCE_GPU_ALLOW_GROWTH")}})
         e.kill()
