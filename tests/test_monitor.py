@@ -11,6 +11,7 @@ from rlnas.monitor import custom_scalars_layout, hparam_value, leaderboard_markd
 from rlnas.search import run_search
 from rlnas.space import default_space
 from rlnas.store import RunStore
+from rlnas.strategies import make_strategy
 from rlnas.strategies.reinforce import make_controller
 from rlnas.text import format_value
 from tests.conftest import SyntheticEvaluator
@@ -137,8 +138,8 @@ def test_leaderboard_is_written_after_every_update(run):
 
 def test_monitoring_does_not_consume_the_search_sampler(run, tmp_path):
     _, result = run
-    # The first batch is what a fresh controller samples: the step-0 policy probe drew nothing from it.
-    first = make_controller(CONFIG, default_space()).sample(CONFIG.archs_per_update).tokens
+    # The first batch is what a fresh strategy asks for: the step-0 policy probe drew nothing from it.
+    first = make_strategy(CONFIG, default_space()).ask(CONFIG.archs_per_update).tokens
     assert [t["tokens"] for t in result.trials[:8]] == first.tolist()
     _, again = _search(tmp_path / "again")
     assert [t["key"] for t in again.trials] == [t["key"] for t in result.trials]
