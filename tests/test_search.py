@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rlnas.config import SearchConfig
+from rlnas.config import PLAIN_REINFORCE, SearchConfig
 from rlnas.search import run_search
 from rlnas.space import default_space
 from rlnas.store import RunStore
@@ -112,8 +112,8 @@ def test_tensorboard_scalars_are_written_per_update(tmp_path):
 
 @pytest.mark.usefixtures("compiled_controllers")  # 30 updates: traced beats eager here
 def test_a_repeated_architecture_is_answered_from_the_cache(tmp_path):
-    evaluator = SyntheticEvaluator()
-    store, result = _search(tmp_path, "cache", evaluator=evaluator, trials=240)
+    evaluator = SyntheticEvaluator()  # plain REINFORCE: the default proposes no repeats (novel_only)
+    store, result = _search(tmp_path, "cache", evaluator=evaluator, trials=240, **PLAIN_REINFORCE)
     cached = [t for t in result.trials if t.get("cached")]
     assert cached, "a converging controller repeats architectures"
     assert len(evaluator.calls) == 240 - len(cached)  # repeats were not retrained
@@ -134,7 +134,9 @@ def test_reevaluate_repeats_trains_every_sample_and_averages(tmp_path):
             return replace(super().evaluate(arch, seed), val_accuracy=seed % 1000 / 1000)
 
     evaluator = Noisy()
-    _, result = _search(tmp_path, "again", evaluator=evaluator, trials=240, reevaluate_repeats=True)
+    _, result = _search(
+        tmp_path, "again", evaluator=evaluator, trials=240, reevaluate_repeats=True, **PLAIN_REINFORCE
+    )  # plain REINFORCE: the default proposes no repeats
     assert len(evaluator.calls) == 240 and not any(t.get("cached") for t in result.trials)
     seen: dict[str, list[float]] = {}
     for t in result.trials:
