@@ -45,11 +45,13 @@ EXECUTORS = ("local", "ray")
 SCHEDULES = ("cosine", "constant")
 """Learning-rate schedules of the replay (rlnas.child.cosine_decay)."""
 PIPELINES = (1, 2)
+"""Batches in flight at once: 1 is synchronous; 2 proposes the next batch before the current one's update."""
+MODEL_SELECTS = ("ucb", "thompson", "mixed")
+"""How the reinforce strategy picks its real batch from the pool (rlnas.strategies.dyna.choose)."""
 PLAIN_REINFORCE: dict[str, Any] = {"novel_only": False, "model_steps": 0, "explore_mix": 0.0}
 """The settings that turn the reinforce strategy back into Zoph & Le's: one policy-gradient step per
 real batch, no reward model, no novelty filter, no mixed-in candidates (issue #19's ablation baseline;
 ``--no-novel-only --model-steps 0 --explore-mix 0`` on the command line)."""
-"""Batches in flight at once: 1 is synchronous; 2 proposes the next batch before the current one's update."""
 __all__ = ["CONTROLLERS", "CONTROLLER_LR", "SearchConfig", "load_config", "make_config", "space_from_dict"]
 
 
@@ -282,7 +284,7 @@ _RULES: dict[str, Check] = {
     "explore_mix": _must(lambda v: _finite_number(v) and v <= 1, "in [0, 1]"),
     "risk_seeking": _must(lambda v: _finite_number(v) and v < 1, "in [0, 1) (0: off)"),
     "risk_memory": _whole,
-    "model_select": _must(lambda v: v in ("ucb", "thompson", "mixed"), "ucb, thompson or mixed"),
+    "model_select": _must(lambda v: v in MODEL_SELECTS, "ucb, thompson or mixed"),
     "mutant_share": _must(lambda v: _finite_number(v) and v <= 1, "in [0, 1]"),
     "model_ordinal": _must(lambda v: isinstance(v, bool), "true or false"),
     "pqt_k": _must(lambda v: type(v) is int and v >= 0, "a whole number >= 0 (0: off)"),

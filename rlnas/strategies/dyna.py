@@ -98,8 +98,8 @@ def choose(
     model: RewardModel | None,
     bonus: float,
     explore_mix: float,
-    mutant_share: float = 0.5,
-    select: str = "ucb",
+    mutant_share: float,
+    select: str,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``n`` novel rows (fewer only when the space runs out) and their policy log-probabilities
     (None when a row did not come from the policy: a pipelined batch then gets the plain gradient).
