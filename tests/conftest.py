@@ -15,6 +15,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("RLNAS_EAGER_CONTROLLER", "1")
 
 
+MAX_TEST_PROCESSES = 4
+"""``-n auto``'s ceiling: each test process imports TensorFlow (~1 GB with its workers), and past a few
+the files' fixed costs, not the cores, bound the suite's time."""
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """One test process a core, at most MAX_TEST_PROCESSES (pytest-xdist's ``-n auto``)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(MAX_TEST_PROCESSES, cores))
+
+
 class SyntheticEvaluator:
     """Reward = a deterministic function of the architecture; counts calls; can fail on demand."""
 
