@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmark scripts: the ``--out`` flag, Markdown tables, the JSON result file.
+"""Helpers shared by the benchmark scripts: the ``--out`` flag, Markdown tables, the JSON result file,
+a command timed as a whole process (``timed``).
 
 Not a benchmark itself (the leading underscore); each script imports it from its own folder.
 """
@@ -9,6 +10,8 @@ import argparse
 import json
 import os
 import platform
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rlnas.store import RunStore
 
+ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 MB = 1024 * 1024
 
@@ -151,3 +155,22 @@ def timing(owner: Any, attr: str, calls: list[float]) -> AbstractContextManager[
         return timed
 
     return patched(owner, attr, make)
+
+
+def timed(cmd: list[str]) -> tuple[dict[str, Any], str]:
+    """Wall and CPU seconds of ``cmd`` (start to exit), the load around it, and its stdout.
+
+    CPU seconds (user + system of the process and the workers it waited for) are what each side
+    costs even when other jobs share the machine; the 1-minute load average before and after says
+    whether they did. Raises with stderr if the command fails.
+    """
+    before, load0 = resource.getrusage(resource.RUSAGE_CHILDREN), os.getloadavg()[0]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    times = {"wall_seconds": wall, "cpu_seconds": cpu, "load_before_after": [load0, os.getloadavg()[0]]}
+    return times, proc.stdout

@@ -34,16 +34,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS_DIR, emit, parser, table
+from _common import RESULTS_DIR, emit, parser, table, timed
 
-ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"whole / children": 1.05, "workers 1 / baseline": 1.03, "default / baseline": 0.6}
 
 
@@ -78,29 +76,19 @@ def hand_written(children: Path, dataset: str, epochs: int, batch_size: int, out
     out.write_text(json.dumps(results))
 
 
-def timed(cmd: list[str]) -> float:
-    """Wall seconds of ``cmd`` as a whole process; raises with its stderr if it fails."""
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t0
-    if proc.returncode:
-        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    return wall
-
-
 def one(workers: int | None, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """An rlnas search, then the baseline over the children it trained."""
+    from rlnas.config import SearchConfig
+
     name = f"w{workers or 'default'}"
     cmd = [str(Path(sys.executable).with_name("rlnas")), "search", "--trials", str(args.trials)]
     cmd += ["--seed", str(args.seed), "--replay-top", "0", "--quiet", "--runs-dir", str(tmp), "--name", name]
     cmd += ["--workers", str(workers)] if workers else []
     load0 = os.getloadavg()[0]
-    wall = timed(cmd)
+    wall = timed(cmd)[0]["wall_seconds"]
     trials = [
         json.loads(line) for line in (tmp / name / "trials.jsonl").read_text().splitlines() if line.strip()
     ]
-    from rlnas.config import SearchConfig
-
     search = SearchConfig()  # the default search: what the command above ran
     trained = [t for t in trials if not t.get("cached") and t["status"] == "ok"]
     children = tmp / f"{name}.children.json"
@@ -110,7 +98,7 @@ def one(workers: int | None, args: argparse.Namespace, tmp: Path) -> dict[str, A
     base_cmd += ["--epochs", str(search.epochs), "--batch-size", str(search.batch_size), "--accs", str(accs)]
     time.sleep(args.settle)
     load1 = os.getloadavg()[0]
-    base = timed(base_cmd)
+    base = timed(base_cmd)[0]["wall_seconds"]
     diffs = [abs(a - t["val_accuracy"]) for a, t in zip(json.loads(accs.read_text()), trained, strict=True)]
     child = sum(t["child_seconds"] for t in trained)
     return {

@@ -220,6 +220,8 @@ def replay_child(jobs: Path, epochs: int, seed: int, out: Path) -> None:
     ds, y = _data()
     import keras
 
+    from rlnas.function_model import build_from_function
+
     build_model = _build_model()
     write = _writer(out)
     x = np.concatenate([ds.x_train, ds.x_val])
@@ -227,32 +229,10 @@ def replay_child(jobs: Path, epochs: int, seed: int, out: Path) -> None:
     for job in json.loads(jobs.read_text()):
         keras.backend.clear_session()
         keras.utils.set_random_seed(seed)
-        model = build_model(_FixedHP(job["architecture"]))
+        model = build_from_function(build_model, job["architecture"])  # what `rlnas replay` builds
         model.fit(x, yy, epochs=epochs, batch_size=BATCH, verbose=0)
         _, acc = model.evaluate(ds.x_test, y["test"], batch_size=1024, verbose=0)
         write(job | {"test_accuracy": float(acc)})
-
-
-class _FixedHP:
-    """hp with every value fixed (a decision the architecture lacks takes its declared default)."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.values = values
-
-    def _get(self, name: str, default: Any) -> Any:
-        return self.values.get(name, default)
-
-    def Int(self, name: str, min_value: int, *_: Any, **__: Any) -> int:
-        return int(self._get(name, min_value))
-
-    def Float(self, name: str, min_value: float, *_: Any, **__: Any) -> float:
-        return float(self._get(name, min_value))
-
-    def Choice(self, name: str, values: list[Any], **_: Any) -> Any:
-        return self._get(name, values[0])
-
-    def Boolean(self, name: str, **_: Any) -> bool:
-        return bool(self._get(name, False))
 
 
 # -- the parent: launching, stamping, killing -----------------------------------------------------

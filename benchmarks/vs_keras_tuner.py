@@ -42,15 +42,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS_DIR, emit, parser, table
+from _common import RESULTS_DIR, emit, parser, table, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 0.7
@@ -109,25 +107,6 @@ def keras_tuner_search(dataset: str, children: int, epochs: int, seed: int, work
 
 
 # -- the parent: timing processes -------------------------------------------------------------------
-def timed(cmd: list[str]) -> tuple[dict[str, Any], str]:
-    """Wall and CPU seconds of ``cmd`` (start to exit), the load around it, and its stdout.
-
-    CPU seconds (user + system of the process and the workers it waited for) are what each side
-    costs even when other jobs share the machine; the 1-minute load average before and after says
-    whether they did. Raises with stderr if the command fails.
-    """
-    before, load0 = resource.getrusage(resource.RUSAGE_CHILDREN), os.getloadavg()[0]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode:
-        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    times = {"wall_seconds": wall, "cpu_seconds": cpu, "load_before_after": [load0, os.getloadavg()[0]]}
-    return times, proc.stdout
-
-
 def run_keras_tuner(dataset: str, children: int, epochs: int, seed: int, tmp: Path) -> dict[str, Any]:
     summary = tmp / "kt.json"
     cmd = [sys.executable, __file__, "--keras-tuner-child", str(summary)]
