@@ -11,10 +11,18 @@ accuracy tables and as log10 on the HPOLib (MSE) tables, as the field compares t
 
 Tables named in ``rlnas.hpo_tables.HELD_OUT`` are marked held out: they were run once, for this
 report, after every default had been chosen on the other five.
+
+``--prior`` joins an earlier report's per-seed scores (its ``--out`` JSON) for the variants of a
+table that the folder has no runs of, so that fresh seeds of one variant need not rerun its peers.
+Such a variant's median evaluations to the top 0.1% is the prior's own (from its seeds), unless the
+prior kept the per-seed counts (``evals_to_top_0.1%``, written since).
+
+    python benchmarks/field_summary.py RUNS_DIR --prior benchmarks/results/field_19_final.json
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -59,26 +67,46 @@ def _fmt(m: float, lo: float, hi: float, sign: bool = False) -> str:
     return f"{f.format(m)} [{f.format(lo)}, {f.format(hi)}]"
 
 
+def _scores(tab, runs: dict, prior: dict, variants: tuple[str, ...], key: str, k: int) -> dict:
+    """Each variant's per-seed scores at ``k``: from its runs, else from the prior report."""
+    s = {v: [score(tab, r, k) for r in runs[v]] for v in variants if v in runs}
+    return s | {v: prior[key][v] for v in variants if v not in s and v in prior.get(key, {})}
+
+
+def _evals_to_top(tab, runs: dict, prior: dict, variants: tuple[str, ...]) -> tuple[dict, dict]:
+    """(median, per-seed list) of the evaluations to the top 0.1%, from the runs or the prior."""
+    per_seed = {v: [evals_to_top(tab, r["true"], 0.001) for r in runs[v]] for v in variants if v in runs}
+    per_seed |= {v: xs for v, xs in prior.get(TOP_SEEDS, {}).items() if v in variants and v not in per_seed}
+    median = {v: float(np.median(xs)) for v, xs in per_seed.items()}
+    median |= {v: m for v, m in prior.get(TOP, {}).items() if v in variants and v not in median}
+    return median, per_seed
+
+
+TOP, TOP_SEEDS = "median_evals_to_top_0.1%", "evals_to_top_0.1%"
+
+
 def summarise(
     folder: Path,
     budgets: tuple[int, ...],
     variants: tuple[str, ...],
     max_seeds: int | None = None,
     tables: tuple[str, ...] = ORDER,
+    prior: dict | None = None,
 ) -> tuple[str, dict]:
     rows, numbers, tally = [], {}, defaultdict(lambda: defaultdict(int))
     for name in tables:
         if name not in TABLES and name not in PROJECT_TABLES:
             continue
         runs = runs_of(folder, name, max_seeds)
-        if MAIN not in runs:
+        before = (prior or {}).get(name, {})
+        if MAIN not in runs and not before:
             continue
         tab = load_table(name)
         scale = "log10 regret" if not tab.maximize else "regret"
         label = f"{name}{' (held out)' if name in HELD_OUT else ''}"
         numbers[name] = {}
         for k in budgets:
-            s = {v: [score(tab, r, k) for r in runs[v]] for v in variants if v in runs}
+            s = _scores(tab, runs, before, variants, f"{scale}@{k}", k)
             cells = [label, f"{scale}@{k}"]
             cells += [f"{_fmt(*mean_ci(s[v]))} ({len(s[v])})" if v in s else "" for v in variants]
             for peer in PEERS:
@@ -91,18 +119,10 @@ def summarise(
                 cells.append(f"{_fmt(d, lo, hi, sign=True)} **{verdict}**")
             rows.append(cells)
             numbers[name][f"{scale}@{k}"] = s
-        top = {
-            v: float(np.median([evals_to_top(tab, r["true"], 0.001) for r in runs[v]]))
-            for v in variants
-            if v in runs
-        }
-        numbers[name]["median_evals_to_top_0.1%"] = top
+        numbers[name][TOP], numbers[name][TOP_SEEDS] = _evals_to_top(tab, runs, before, variants)
     headers = ["table", "score", *variants, f"{MAIN} − tpe", f"{MAIN} − evolution"]
     text = [table(headers, rows), ""]
-    top_rows = [
-        [n, *(f"{numbers[n]['median_evals_to_top_0.1%'].get(v, float('nan')):g}" for v in variants)]
-        for n in numbers
-    ]
+    top_rows = [[n, *(f"{numbers[n][TOP].get(v, float('nan')):g}" for v in variants)] for n in numbers]
     text += ["Median evaluations until the incumbent is in the table's top 0.1% (budget + 1: never)", ""]
     text += [table(["table", *variants], top_rows), ""]
     for (peer, k), counts in sorted(tally.items(), key=lambda x: (x[0][1], x[0][0])):
@@ -122,9 +142,15 @@ def main(argv: list[str] | None = None) -> None:
         "--max-seeds", type=int, help="only each variant's first N seeds (an ablation at equal seeds)"
     )
     p.add_argument("--tables", nargs="+", help="only these tables")
+    p.add_argument(
+        "--prior", type=Path, help="an earlier --out JSON: per-seed scores of variants not run here"
+    )
     args = p.parse_args(argv)
     tables = tuple(args.tables or ORDER)
-    md, numbers = summarise(args.runs, tuple(args.budgets), tuple(args.variants), args.max_seeds, tables)
+    prior = json.loads(args.prior.read_text())["results"]["tables"] if args.prior else None
+    md, numbers = summarise(
+        args.runs, tuple(args.budgets), tuple(args.variants), args.max_seeds, tables, prior
+    )
     emit(args.out, "field_summary", md, numbers)
 
 
