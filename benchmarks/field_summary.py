@@ -13,7 +13,9 @@ Tables named in ``rlnas.hpo_tables.HELD_OUT`` are marked held out: they were run
 report, after every default had been chosen on the other five.
 
 ``--prior`` joins an earlier report's per-seed scores (its ``--out`` JSON) for the variants of a
-table that the folder has no runs of, so that fresh seeds of one variant need not rerun its peers.
+table that the folder has no runs of, so that fresh seeds of one variant need not rerun its peers;
+and where a variant's runs start past seed 0 (files ``TABLE.VARIANT.50.json``...), they continue
+the prior's seeds 0-49 of it, which must all be there.
 Such a variant's median evaluations to the top 0.1% is the prior's own (from its seeds), unless the
 prior kept the per-seed counts (``evals_to_top_0.1%``, written since).
 
@@ -46,15 +48,18 @@ MAIN = "default"
 PEERS = ("tpe", "evolution")
 
 
-def runs_of(folder: Path, name: str, max_seeds: int | None = None) -> dict:
+def runs_of(folder: Path, name: str, max_seeds: int | None = None) -> tuple[dict, dict]:
     """Every saved run of table ``name``, per variant, in seed order (files TABLE.VARIANT.FIRST.json),
-    the first ``max_seeds`` of each variant if given."""
+    the first ``max_seeds`` of each variant if given; and each variant's first seed."""
     stem = name.replace(":", "_")
     files = sorted(
         folder.glob(f"{stem}.*.json"), key=lambda f: (f.name.split(".")[1], int(f.name.split(".")[2]))
     )
     runs, _ = merge_runs(files)
-    return {v: rs[:max_seeds] for v, rs in runs.items()}
+    first: dict[str, int] = {}
+    for f in files:
+        first.setdefault(f.name.split(".")[1], int(f.name.split(".")[2]))
+    return {v: rs[:max_seeds] for v, rs in runs.items()}, first
 
 
 def score(tab, run: dict, k: int) -> float:
@@ -67,19 +72,46 @@ def _fmt(m: float, lo: float, hi: float, sign: bool = False) -> str:
     return f"{f.format(m)} [{f.format(lo)}, {f.format(hi)}]"
 
 
-def _scores(tab, runs: dict, prior: dict, variants: tuple[str, ...], key: str, k: int) -> dict:
-    """Each variant's per-seed scores at ``k``: from its runs, else from the prior report."""
-    s = {v: [score(tab, r, k) for r in runs[v]] for v in variants if v in runs}
+def _head(prior_list: list | None, n: int, what: str) -> list:
+    """The prior's seeds 0..n-1 that runs starting at seed ``n`` continue; they must all be there."""
+    if prior_list is None or len(prior_list) != n:
+        raise SystemExit(
+            f"field_summary: {what} starts at seed {n}, but --prior does not hold seeds 0-{n - 1}"
+        )
+    return list(prior_list)
+
+
+def _scores(tab, runs: dict, first: dict, prior: dict, variants: tuple[str, ...], key: str, k: int) -> dict:
+    """Each variant's per-seed scores at ``k``: from its runs (after the prior's seeds when the runs
+    start past seed 0), else from the prior report."""
+    s = {}
+    for v in (v for v in variants if v in runs):
+        head = _head(prior.get(key, {}).get(v), first[v], f"{v} ({key})") if first[v] else []
+        s[v] = head + [score(tab, r, k) for r in runs[v]]
     return s | {v: prior[key][v] for v in variants if v not in s and v in prior.get(key, {})}
 
 
-def _evals_to_top(tab, runs: dict, prior: dict, variants: tuple[str, ...]) -> tuple[dict, dict]:
-    """(median, per-seed list) of the evaluations to the top 0.1%, from the runs or the prior."""
-    per_seed = {v: [evals_to_top(tab, r["true"], 0.001) for r in runs[v]] for v in variants if v in runs}
+def _evals_to_top(
+    tab, runs: dict, first: dict, prior: dict, variants: tuple[str, ...]
+) -> tuple[dict, dict, dict]:
+    """(median, per-seed list, cell text) of the evaluations to the top 0.1%, from the runs or the
+    prior. Where the runs continue a prior that kept only its median, the two medians are shown apart
+    (a median cannot be joined)."""
+    per_seed, cells = {}, {}
+    for v in (v for v in variants if v in runs):
+        own = [evals_to_top(tab, r["true"], 0.001) for r in runs[v]]
+        n = first[v]
+        if n and len(prior.get(TOP_SEEDS, {}).get(v, [])) != n:
+            old = prior.get(TOP, {}).get(v)
+            end = n + len(own) - 1
+            cells[v] = f"{old:g} / {np.median(own):g} (seeds 0-{n - 1} / {n}-{end})"
+            continue
+        per_seed[v] = (prior[TOP_SEEDS][v] if n else []) + own
     per_seed |= {v: xs for v, xs in prior.get(TOP_SEEDS, {}).items() if v in variants and v not in per_seed}
     median = {v: float(np.median(xs)) for v, xs in per_seed.items()}
-    median |= {v: m for v, m in prior.get(TOP, {}).items() if v in variants and v not in median}
-    return median, per_seed
+    median |= {v: m for v, m in prior.get(TOP, {}).items() if v in variants and v not in median | cells}
+    cells |= {v: f"{m:g}" for v, m in median.items() if v not in cells}
+    return median, per_seed, cells
 
 
 TOP, TOP_SEEDS = "median_evals_to_top_0.1%", "evals_to_top_0.1%"
@@ -93,11 +125,11 @@ def summarise(
     tables: tuple[str, ...] = ORDER,
     prior: dict | None = None,
 ) -> tuple[str, dict]:
-    rows, numbers, tally = [], {}, defaultdict(lambda: defaultdict(int))
+    rows, numbers, top_cells, tally = [], {}, {}, defaultdict(lambda: defaultdict(int))
     for name in tables:
         if name not in TABLES and name not in PROJECT_TABLES:
             continue
-        runs = runs_of(folder, name, max_seeds)
+        runs, first = runs_of(folder, name, max_seeds)
         before = (prior or {}).get(name, {})
         if MAIN not in runs and not before:
             continue
@@ -106,7 +138,7 @@ def summarise(
         label = f"{name}{' (held out)' if name in HELD_OUT else ''}"
         numbers[name] = {}
         for k in budgets:
-            s = _scores(tab, runs, before, variants, f"{scale}@{k}", k)
+            s = _scores(tab, runs, first, before, variants, f"{scale}@{k}", k)
             cells = [label, f"{scale}@{k}"]
             cells += [f"{_fmt(*mean_ci(s[v]))} ({len(s[v])})" if v in s else "" for v in variants]
             for peer in PEERS:
@@ -119,10 +151,12 @@ def summarise(
                 cells.append(f"{_fmt(d, lo, hi, sign=True)} **{verdict}**")
             rows.append(cells)
             numbers[name][f"{scale}@{k}"] = s
-        numbers[name][TOP], numbers[name][TOP_SEEDS] = _evals_to_top(tab, runs, before, variants)
+        numbers[name][TOP], numbers[name][TOP_SEEDS], top_cells[name] = _evals_to_top(
+            tab, runs, first, before, variants
+        )
     headers = ["table", "score", *variants, f"{MAIN} − tpe", f"{MAIN} − evolution"]
     text = [table(headers, rows), ""]
-    top_rows = [[n, *(f"{numbers[n][TOP].get(v, float('nan')):g}" for v in variants)] for n in numbers]
+    top_rows = [[n, *(top_cells[n].get(v, "") for v in variants)] for n in numbers]
     text += ["Median evaluations until the incumbent is in the table's top 0.1% (budget + 1: never)", ""]
     text += [table(["table", *variants], top_rows), ""]
     for (peer, k), counts in sorted(tally.items(), key=lambda x: (x[0][1], x[0][0])):

@@ -7,6 +7,9 @@ counts it), the children actually trained and the wall time. Reports the mean be
 with its 95% interval and the paired difference (same seed, same data split, same child seeds).
 
     python benchmarks/real_children.py --seeds 5
+    python benchmarks/real_children.py --first-seed 3 --seeds 2 --prior benchmarks/results/real_children.json
+
+``--prior`` puts an earlier report's runs (its seeds 0 to ``--first-seed`` - 1) before this run's.
 """
 
 from __future__ import annotations
@@ -50,13 +53,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--trials", type=int, default=96)
     p.add_argument("--extra", nargs="*", default=[], help="more rlnas search flags for both strategies")
+    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--prior", type=Path, help="an earlier --out JSON holding seeds 0 to --first-seed - 1")
     args = p.parse_args(argv)
     results: dict[str, list[dict]] = {"default": [], "random": []}
+    if args.prior:
+        before = json.loads(args.prior.read_text())["results"]
+        if before["args"]["extra"] != args.extra or before["args"]["trials"] != args.trials:
+            p.error("--prior was run with other --trials or --extra")
+        results = {k: list(v[: args.first_seed]) for k, v in before["runs"].items()}
+        if any(len(v) != args.first_seed for v in results.values()):
+            p.error(f"--prior holds fewer than --first-seed {args.first_seed} seeds")
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(args.seeds):  # interleaved, so that a change of the machine's load hits both
+        # interleaved, so that a change of the machine's load hits both
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for strategy in ("default", "random"):
                 r = run(None if strategy == "default" else strategy, seed, args.trials, Path(tmp), args.extra)
-                results[strategy].append(r)
+                results[strategy].append(r | {"seed": seed})
                 print(
                     f"{strategy} seed {seed}: best {r['best']:.4f}, {r['trained']} trained, "
                     f"{r['seconds']:.0f} s"
@@ -68,8 +81,13 @@ def main(argv: list[str] | None = None) -> None:
         for k, v in best.items()
     ]
     rows.append(["default - random (paired)", "{:+.4f} [{:+.4f}, {:+.4f}]".format(*mean_ci(diff)), ""])
-    md = table(["strategy", f"best val accuracy ({args.seeds} seeds, 95% CI)", "children trained"], rows)
-    emit(args.out, "real_children", md, {"runs": results, "args": vars(args) | {"out": str(args.out)}})
+    n = len(best["default"])
+    md = table(["strategy", f"best val accuracy ({n} seeds, 95% CI)", "children trained"], rows)
+    md += "\n\nper seed (default / random): " + ", ".join(
+        f"{a:.4f} / {b:.4f}" for a, b in zip(best["default"], best["random"], strict=True)
+    )
+    settings = vars(args) | {"out": str(args.out), "prior": str(args.prior) if args.prior else None}
+    emit(args.out, "real_children", md, {"runs": results, "args": settings})
 
 
 if __name__ == "__main__":
