@@ -483,13 +483,15 @@ def main() -> None:
     if unknown:
         p.error(f"unknown contenders {sorted(unknown)}; choose from {', '.join(CONTENDERS)}")
     out = args.out or RESULTS_DIR / "race.json"
-    partial = out.with_suffix(".partial.json")
-    runs: list[dict[str, Any]] = json.loads(partial.read_text()) if partial.exists() else []
-    if args.replay_from:  # the finished races again, only replayed anew
+    partial: Path | None = out.with_suffix(".partial.json")
+    if args.replay_from:  # the finished races again, only replayed anew; an interrupted race's
+        partial = None  # partial file, if any, is neither read nor removed
         done = json.loads(args.replay_from.read_text())["results"]
         runs, args.budget, args.epochs = done["runs"], done["budget"], done["epochs"]
         args.contenders = [c for c in CONTENDERS if any(r["contender"] == c for r in runs)]
         args.seeds = 0
+    else:
+        runs = json.loads(partial.read_text()) if partial.exists() else []
     for i, seed in enumerate(range(args.first_seed, args.first_seed + args.seeds)):
         order = args.contenders[i % len(args.contenders) :] + args.contenders[: i % len(args.contenders)]
         for c in order:
@@ -510,7 +512,8 @@ def main() -> None:
                "replay_epochs": args.replay_epochs, "replay_seeds": args.replay_seeds}  # fmt: skip
     emit(out, "race", md, numbers)
     out.with_suffix(".md").write_text(md + "\n", encoding="utf-8")
-    partial.unlink(missing_ok=True)
+    if partial is not None:
+        partial.unlink()
 
 
 if __name__ == "__main__":
