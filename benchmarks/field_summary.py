@@ -15,9 +15,9 @@ report, after every default had been chosen on the other five.
 ``--prior`` joins an earlier report's per-seed scores (its ``--out`` JSON) for the variants of a
 table that the folder has no runs of, so that fresh seeds of one variant need not rerun its peers;
 and where a variant's runs start past seed 0 (files ``TABLE.VARIANT.50.json``...), they continue
-the prior's seeds 0-49 of it, which must all be there.
-Such a variant's median evaluations to the top 0.1% is the prior's own (from its seeds), unless the
-prior kept the per-seed counts (``evals_to_top_0.1%``, written since).
+the prior's seeds 0-49 of it, which must all be there. A median cannot be joined: where the prior
+kept only its median evaluations to the top 0.1% (reports before ``evals_to_top_0.1%`` was written),
+the two parts' medians are shown apart.
 
     python benchmarks/field_summary.py RUNS_DIR --prior benchmarks/results/field_19_final.json
 """
@@ -52,13 +52,13 @@ def runs_of(folder: Path, name: str, max_seeds: int | None = None) -> tuple[dict
     """Every saved run of table ``name``, per variant, in seed order (files TABLE.VARIANT.FIRST.json),
     the first ``max_seeds`` of each variant if given; and each variant's first seed."""
     stem = name.replace(":", "_")
-    files = sorted(
-        folder.glob(f"{stem}.*.json"), key=lambda f: (f.name.split(".")[1], int(f.name.split(".")[2]))
+    named = sorted(
+        (f.name.split(".")[1], int(f.name.split(".")[2]), f) for f in folder.glob(f"{stem}.*.json")
     )
-    runs, _ = merge_runs(files)
+    runs, _ = merge_runs([f for _, _, f in named])
     first: dict[str, int] = {}
-    for f in files:
-        first.setdefault(f.name.split(".")[1], int(f.name.split(".")[2]))
+    for variant, seed, _ in named:
+        first.setdefault(variant, seed)  # files sorted by (variant, first seed): the lowest
     return {v: rs[:max_seeds] for v, rs in runs.items()}, first
 
 
@@ -70,6 +70,9 @@ def score(tab, run: dict, k: int) -> float:
 def _fmt(m: float, lo: float, hi: float, sign: bool = False) -> str:
     f = "{:+.3g}" if sign else "{:.3g}"
     return f"{f.format(m)} [{f.format(lo)}, {f.format(hi)}]"
+
+
+TOP, TOP_SEEDS = "median_evals_to_top_0.1%", "evals_to_top_0.1%"
 
 
 def _head(prior_list: list | None, n: int, what: str) -> list:
@@ -109,12 +112,11 @@ def _evals_to_top(
         per_seed[v] = (prior[TOP_SEEDS][v] if n else []) + own
     per_seed |= {v: xs for v, xs in prior.get(TOP_SEEDS, {}).items() if v in variants and v not in per_seed}
     median = {v: float(np.median(xs)) for v, xs in per_seed.items()}
-    median |= {v: m for v, m in prior.get(TOP, {}).items() if v in variants and v not in median | cells}
+    median |= {
+        v: m for v, m in prior.get(TOP, {}).items() if v in variants and v not in median and v not in cells
+    }
     cells |= {v: f"{m:g}" for v, m in median.items() if v not in cells}
     return median, per_seed, cells
-
-
-TOP, TOP_SEEDS = "median_evals_to_top_0.1%", "evals_to_top_0.1%"
 
 
 def summarise(
@@ -177,7 +179,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--tables", nargs="+", help="only these tables")
     p.add_argument(
-        "--prior", type=Path, help="an earlier --out JSON: per-seed scores of variants not run here"
+        "--prior",
+        type=Path,
+        help="an earlier --out JSON: variants not run here, seeds before the runs' first",
     )
     args = p.parse_args(argv)
     tables = tuple(args.tables or ORDER)
