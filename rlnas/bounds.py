@@ -24,6 +24,8 @@ SIZE_LIMITS = {
     "model_batch": 2**16,
     "model_pool": 2**16,
     "model_trees": 4096,
+    "model_min_fit": 2**20,
+    "mutant_parents": 2**20,
     "risk_memory": 2**20,
     "pqt_k": 2**16,
     "population_size": 2**20,

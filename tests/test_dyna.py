@@ -48,6 +48,8 @@ def test_risk_seeking_keeps_only_the_top_of_the_memory() -> None:
         ("model_select", "greedy"),
         ("mutant_share", -0.1),
         ("pqt_k", -1),
+        ("model_min_fit", 1),
+        ("mutant_parents", 0),
     ],
 )
 def test_config_rejects_bad_values(field: str, value: object) -> None:
@@ -151,6 +153,34 @@ def test_mutant_share_one_fills_the_mix_with_neighbours_of_the_best() -> None:
     parents = {tuple(t) for t in first}
     for t in strategy.ask(4).tokens:  # each one decision away from an evaluated row
         assert min(sum(a != b for a, b in zip(t, p, strict=True)) for p in parents) == 1
+
+
+def test_mutant_parents_one_mutates_only_the_best() -> None:
+    space = grid(values=6, decisions=4)
+    c = SearchConfig(
+        **SMALL, controller="factorized", explore_mix=1.0, mutant_share=1.0, novel_only=True, model_steps=0,
+        mutant_parents=1,
+    )  # fmt: skip
+    strategy = make_strategy(c, space)
+    first = strategy.ask(4).tokens
+    strategy.tell(first, reward_of(first))
+    best = first[np.argmax(reward_of(first))]
+    for t in strategy.ask(4).tokens:
+        assert sum(a != b for a, b in zip(t, best, strict=True)) == 1
+
+
+@needs_sklearn
+@pytest.mark.parametrize("min_fit", [4, 8])
+def test_model_min_fit_is_when_the_model_first_imagines(min_fit: int) -> None:
+    space = grid(values=4, decisions=3)
+    c = SearchConfig(**SMALL, controller="factorized", model_steps=2, novel_only=True, model_min_fit=min_fit)
+    strategy = make_strategy(c, space)
+    thought = []
+    for _ in range(3):
+        tokens = strategy.ask(4).tokens
+        strategy.tell(tokens, reward_of(tokens))
+        thought.append(strategy.think() is not None)
+    assert thought == [min_fit <= 4, True, True]
 
 
 def test_priority_queue_raises_the_probability_of_the_best_found() -> None:

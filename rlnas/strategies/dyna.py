@@ -28,7 +28,8 @@ from rlnas.space import SearchSpace
 from rlnas.strategies.base import active_masks, uniform_tokens
 
 MIN_FIT = 8
-"""Evaluations before the reward model is trusted at all (two batches of 4)."""
+"""Evaluations before the reward model is trusted at all (two batches of 4): the default of the
+``model_min_fit`` setting."""
 
 
 @dataclass
@@ -59,17 +60,19 @@ def features(model: RewardModel, space: SearchSpace, tokens: np.ndarray) -> np.n
     return model.encode(tokens, active_masks(space, tokens))
 
 
-def fit(model: RewardModel, space: SearchSpace, history: History) -> bool:
-    """Refit ``model`` to the whole history; False (unfitted) while it is too short to judge."""
-    if len(history.rewards) < MIN_FIT:
+def fit(model: RewardModel, space: SearchSpace, history: History, *, min_fit: int = MIN_FIT) -> bool:
+    """Refit ``model`` to the whole history; False (unfitted) while it is shorter than ``min_fit``."""
+    if len(history.rewards) < min_fit:
         return False
     model.fit(features(model, space, np.array(history.tokens)), np.array(history.rewards))
     return True
 
 
-def mutants(space: SearchSpace, history: History, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` rows, each one of the 5 best evaluated rows with one decision redrawn uniformly."""
-    top = np.argsort(history.rewards)[::-1][:5]
+def mutants(
+    space: SearchSpace, history: History, n: int, rng: np.random.Generator, *, parents: int = 5
+) -> np.ndarray:
+    """``n`` rows, each one of the ``parents`` best evaluated rows with one decision redrawn uniformly."""
+    top = np.argsort(history.rewards)[::-1][:parents]
     parents = np.array(history.tokens, np.int64)[rng.choice(top, size=n)]
     sizes = np.asarray(space.vocab_sizes)
     cols = rng.integers(0, len(sizes), size=n)
@@ -100,17 +103,18 @@ def choose(
     explore_mix: float,
     mutant_share: float,
     select: str,
+    parents: int = 5,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``n`` novel rows (fewer only when the space runs out) and their policy log-probabilities
     (None when a row did not come from the policy: a pipelined batch then gets the plain gradient).
 
     The pool is ``pool`` controller samples, of which a fraction ``explore_mix`` is replaced by
-    mutants of the best rows (a share ``mutant_share`` of them) and uniform draws. With a fitted model
-    the rows are picked by ``select``: "ucb" takes the highest ``mean + bonus * spread``; "thompson"
-    fills each slot with the best row of one ensemble member drawn at random, so that a batch spreads
-    over what the members disagree on instead of taking four neighbours of one guess; "mixed" takes
-    the best predicted mean first and fills the other slots as "thompson" does. Without a model
-    the novel rows are taken in sampling order.
+    mutants of the ``parents`` best rows (a share ``mutant_share`` of them) and uniform draws. With a
+    fitted model the rows are picked by ``select``: "ucb" takes the highest ``mean + bonus * spread``;
+    "thompson" fills each slot with the best row of one ensemble member drawn at random, so that a
+    batch spreads over what the members disagree on instead of taking four neighbours of one guess;
+    "mixed" takes the best predicted mean first and fills the other slots as "thompson" does. Without
+    a model the novel rows are taken in sampling order.
     """
     rng = controller.rng
     sample = controller.sample(pool)
@@ -119,7 +123,7 @@ def choose(
     if extra:
         half = extra - math.ceil(mutant_share * extra)  # the uniform ones
         rows = rows.copy()
-        rows[pool - extra : pool - half] = mutants(space, history, extra - half, rng)
+        rows[pool - extra : pool - half] = mutants(space, history, extra - half, rng, parents=parents)
         rows[pool - half :] = uniform_tokens(space, half, rng)
         from_policy[pool - extra :] = False
     keep = _novel(space, rows, history.seen)

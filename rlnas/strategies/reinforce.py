@@ -130,6 +130,7 @@ class ReinforceStrategy:
                 explore_mix=c.explore_mix,
                 mutant_share=c.mutant_share,
                 select=c.model_select,
+                parents=c.mutant_parents,
             )
             return Proposal(tokens, log_probs)
         sample = self.controller.sample(n)
@@ -181,7 +182,9 @@ class ReinforceStrategy:
         if imagined is not None:
             scalars["losses/imagined_entropy"] = imagined
         if self.model is not None:
-            self._imagine_pending = dyna.fit(self.model, self.space, self.history)
+            self._imagine_pending = dyna.fit(
+                self.model, self.space, self.history, min_fit=self.config.model_min_fit
+            )
         return scalars
 
     def think(self) -> float | None:
@@ -252,7 +255,9 @@ class ReinforceStrategy:
         saved = meta.pop(HISTORY_KEY, None)
         self.history = dyna.History.from_meta(saved)
         self.model = self._make_model()
-        fitted = self.model is not None and dyna.fit(self.model, self.space, self.history)  # the same model
+        fitted = self.model is not None and dyna.fit(
+            self.model, self.space, self.history, min_fit=self.config.model_min_fit
+        )  # the same model
         # The loop checkpoints after a tell, before its think: the imagined steps may be still to do.
         self._imagine_pending = fitted and bool((saved or {}).get("imagine_pending", True))
         return meta
