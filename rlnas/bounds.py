@@ -25,6 +25,7 @@ SIZE_LIMITS = {
     "model_pool": 2**16,
     "model_trees": 4096,
     "model_min_fit": 2**20,
+    "model_linear": 4096,
     "mutant_parents": 2**20,
     "risk_memory": 2**20,
     "pqt_k": 2**16,

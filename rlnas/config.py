@@ -123,6 +123,9 @@ class SearchConfig:
     mutant_share: float = _f(
         0.75, "reinforce: share of the explore_mix rows that are mutants (the rest uniform)"
     )
+    model_linear: int = _f(
+        0, "reinforce: bootstrap ridge (additive) members in the reward model beside its trees (0: none)"
+    )
     model_min_fit: int = _f(8, "reinforce: evaluations before the reward model is fitted and trusted (>= 2)")
     mutant_parents: int = _f(5, "reinforce: best evaluated rows the explore_mix mutants are drawn from")
     model_ordinal: bool = _f(False, "reinforce: the reward model also sees each numeric decision's rank")
@@ -288,6 +291,7 @@ _RULES: dict[str, Check] = {
     "risk_memory": _whole,
     "model_select": _must(lambda v: v in MODEL_SELECTS, "ucb, thompson or mixed"),
     "mutant_share": _must(lambda v: _finite_number(v) and v <= 1, "in [0, 1]"),
+    "model_linear": _must(lambda v: type(v) is int and v >= 0, "a whole number >= 0 (0: none)"),
     "model_min_fit": _must(lambda v: type(v) is int and v >= 2, "a whole number >= 2"),
     "mutant_parents": _whole,
     "model_ordinal": _must(lambda v: isinstance(v, bool), "true or false"),

@@ -10,6 +10,11 @@ predictions is the uncertainty, and ``mean + bonus * spread`` is the optimistic 
 search trying what the model cannot yet judge (upper confidence bound). Rewards are standardised
 before the fit, so the bonus is in units of the rewards' spread whatever the metric.
 
+With ``linear`` members, the ensemble also holds bootstrap ridge regressions on the same features:
+an additive model (each decision's value adds to the reward) that a handful of evaluations already
+pins down, where a tree needs many to split on every decision; a Thompson draw then picks a tree or
+a ridge member, so a batch mixes both views.
+
 Features: the one-hot encoding of each *active* decision (an inactive one is all zeros), so that two
 token rows of the same architecture get the same prediction; with ``ordinal``, also each numeric
 decision's rank among its values, scaled to [0, 1] (-1 when inactive), so that a tree can split "at
@@ -51,6 +56,11 @@ def ordinal(space: SearchSpace, tokens: np.ndarray, masks: np.ndarray) -> np.nda
     return np.stack(cols, axis=1).astype(np.float32)
 
 
+RIDGE = 1.0
+"""L2 penalty of the ridge members (standardised rewards, 0/1 features): strong enough that a
+decision seen once moves its prediction by at most about half that evaluation's deviation."""
+
+
 class RewardModel:
     """Extra-trees ensemble over one-hot architectures: ``fit`` on the history, ``predict`` mean and
     spread (in units of the standardised rewards).
@@ -61,9 +71,20 @@ class RewardModel:
         seed: the ensemble's randomness; ``fit`` adds the history's length to it, so a run refitted
             after a resume gets the very same model.
         ordinal: add the numeric decisions' ranks to the one-hot features (:func:`ordinal`).
+        linear: bootstrap ridge members beside the trees (0: trees only).
+        ridge: their L2 penalty, in units of the standardised rewards.
     """
 
-    def __init__(self, space: SearchSpace, *, trees: int = 16, seed: int = 0, ordinal: bool = False) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        trees: int = 16,
+        seed: int = 0,
+        ordinal: bool = False,
+        linear: int = 0,
+        ridge: float = RIDGE,
+    ) -> None:
         try:
             from sklearn.ensemble import ExtraTreesRegressor
         except ImportError:
@@ -75,7 +96,10 @@ class RewardModel:
         self.ordinal = ordinal
         self.trees = trees
         self.seed = seed
+        self.linear = linear
+        self.ridge = ridge
         self._forest = None
+        self._weights = np.zeros((0, 0))
         self._scale = (0.0, 1.0)
 
     def encode(self, tokens: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -100,14 +124,34 @@ class RewardModel:
             random_state=(self.seed * 7919 + len(rewards)) % 2**32,
             n_jobs=1,
         )
-        forest.fit(features, (rewards - mean) / self._scale[1])
+        target = (rewards - mean) / self._scale[1]
+        forest.fit(features, target)
         self._forest = forest
+        self._weights = self._fit_linear(features, target, (self.seed * 7919 + len(rewards)) % 2**32)
+
+    def _fit_linear(self, features: np.ndarray, target: np.ndarray, seed: int) -> np.ndarray:
+        """(linear, features + 1): each member's ridge weights (bias last) on a bootstrap resample."""
+        rng = np.random.default_rng(seed)
+        x = np.concatenate([features, np.ones((len(features), 1))], axis=1).astype(np.float64)
+        penalty = self.ridge * np.eye(x.shape[1])
+        penalty[-1, -1] = 0.0  # the bias is not shrunk
+        weights = []
+        for _ in range(self.linear):
+            rows = rng.integers(0, len(x), size=len(x))
+            xb, yb = x[rows], target[rows]
+            weights.append(np.linalg.solve(xb.T @ xb + penalty, xb.T @ yb))
+        return np.array(weights).reshape(self.linear, x.shape[1])
 
     def per_tree(self, features: np.ndarray) -> np.ndarray:
-        """(trees, n): each member's standardised prediction of each row (a Thompson draw picks one)."""
+        """(members, n): each member's standardised prediction of each row, the trees first, then
+        the ridge members (a Thompson draw picks one)."""
         if self._forest is None:
             raise RuntimeError("predict before fit")
-        return np.stack([t.predict(features) for t in self._forest.estimators_])
+        trees = np.stack([t.predict(features) for t in self._forest.estimators_])
+        if not self.linear:
+            return trees
+        linear = self._weights[:, :-1] @ np.asarray(features, np.float64).T + self._weights[:, -1:]
+        return np.concatenate([trees, linear])
 
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(mean, spread) of the standardised reward of each row, each (n,)."""

@@ -107,7 +107,9 @@ class ReinforceStrategy:
         c = self.config
         if c.model_steps == 0:
             return None
-        return RewardModel(self.space, trees=c.model_trees, seed=c.seed, ordinal=c.model_ordinal)
+        return RewardModel(
+            self.space, trees=c.model_trees, seed=c.seed, ordinal=c.model_ordinal, linear=c.model_linear
+        )
 
     @property
     def uses_history(self) -> bool:
