@@ -117,8 +117,9 @@ class SearchConfig:
     )
     risk_memory: int = _f(32, "reinforce: recent rewards the risk-seeking quantile is taken over")
     model_select: str = _f(
-        "thompson",
-        "reinforce: how the real batch is picked from the pool: ucb (mean + bonus * spread), thompson, mixed",
+        "mixed",
+        "reinforce: how the real batch is picked from the pool: ucb (mean + bonus * spread), thompson, "
+        "mixed (the best predicted mean, then thompson)",
     )
     mutant_share: float = _f(
         0.75, "reinforce: share of the explore_mix rows that are mutants (the rest uniform)"
