@@ -269,7 +269,8 @@ def test_ordinal_features_rank_numeric_decisions_only() -> None:
 
 
 def test_the_default_learns_from_every_evaluation() -> None:
-    """Issue #19's default: reward model, novel proposals, mutants and uniform draws, Thompson batches."""
+    """Issue #19's default: reward model, novel proposals, mutants and uniform draws, the best predicted
+    mean then Thompson draws in each batch."""
     c = SearchConfig()
     assert (c.model_steps, c.novel_only, c.explore_mix, c.model_select) == (5, True, 0.5, "mixed")
     strategy = make_strategy(SearchConfig(**SMALL), grid())
