@@ -54,6 +54,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "evolution": ("evolution", {}),
     "tpe": ("tpe", {}),
     "default": ("reinforce", {}),  # today's default: LSTM + reward model (issue #19)
+    "thompson": ("reinforce", {"model_select": "thompson"}),  # session 9's default: Thompson in every slot
     "reinforce": ("reinforce", PLAIN),  # Zoph & Le: the LSTM, one step per real batch
     "factorized": ("reinforce", {**PLAIN, "controller": "factorized"}),
     "fdefault": ("reinforce", {"controller": "factorized"}),  # the default with the factorized policy
