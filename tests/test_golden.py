@@ -36,8 +36,12 @@ SCENARIOS = {
     # these journals are the redesign's (#13), unchanged since.
     "reinforce_p1": SearchConfig(trials=24, archs_per_update=4, seed=3, **PLAIN_REINFORCE),
     "reinforce_p2": SearchConfig(trials=24, archs_per_update=4, seed=3, pipeline=2, **PLAIN_REINFORCE),
-    # Today's default (issue #19: reward model, novel proposals, mixed-in mutants), recorded when it
-    # became the default.
+    # Session 9's default (issue #19: reward model, novel proposals, mixed-in mutants, Thompson
+    # batches), recorded when it became the default and kept, pinned, when the default moved on.
+    "thompson_p1": SearchConfig(trials=24, archs_per_update=4, seed=3, model_select="thompson"),
+    "thompson_p2": SearchConfig(trials=24, archs_per_update=4, seed=3, pipeline=2, model_select="thompson"),
+    # Today's default (the batch's first slot the model's best mean, the rest Thompson), recorded
+    # when it became the default (session 10).
     "default_p1": SearchConfig(trials=24, archs_per_update=4, seed=3),
     "default_p2": SearchConfig(trials=24, archs_per_update=4, seed=3, pipeline=2),
     "random_p1": SearchConfig(trials=20, archs_per_update=4, seed=4, strategy="random"),
@@ -88,7 +92,7 @@ def test_a_search_proposes_and_scores_what_it_did_before_the_redesign(tmp_path, 
     _check(name, _rows(store))
 
 
-@pytest.mark.parametrize("kind", ["reinforce", "default"])
+@pytest.mark.parametrize("kind", ["reinforce", "thompson", "default"])
 @pytest.mark.parametrize("pipeline", [1, 2])
 def test_a_resumed_search_matches_its_golden_journal(tmp_path, pipeline, kind):
     config = dataclasses.replace(SCENARIOS[f"{kind}_p1"], pipeline=pipeline)
