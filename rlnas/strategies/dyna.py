@@ -73,11 +73,11 @@ def mutants(
 ) -> np.ndarray:
     """``n`` rows, each one of the ``parents`` best evaluated rows with one decision redrawn uniformly."""
     top = np.argsort(history.rewards)[::-1][:parents]
-    parents = np.array(history.tokens, np.int64)[rng.choice(top, size=n)]
+    rows = np.array(history.tokens, np.int64)[rng.choice(top, size=n)]
     sizes = np.asarray(space.vocab_sizes)
     cols = rng.integers(0, len(sizes), size=n)
-    parents[np.arange(n), cols] = rng.integers(0, sizes[cols])
-    return parents
+    rows[np.arange(n), cols] = rng.integers(0, sizes[cols])
+    return rows
 
 
 def _novel(space: SearchSpace, rows: np.ndarray, seen: set[str]) -> list[int]:
