@@ -248,7 +248,7 @@ FLOATS = _config_flags(("float",))
 ZERO_ALLOWED = {
     "seed", "importance_clip", "entropy_weight", "skip_weight", "baseline_decay", "tanh_constant",
     "model_steps", "model_bonus", "explore_mix", "risk_seeking", "failed_reward", "gpus_per_child",
-    "replay_top", "mutant_share", "pqt_k",
+    "replay_top", "mutant_share", "pqt_k", "model_linear",
 }  # fmt: skip
 """Settings where 0 is a meaning (off, none, the first seed), not a mistake."""
 CHOICES = [

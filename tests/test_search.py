@@ -29,7 +29,10 @@ def test_search_writes_every_trial_checkpoint_and_tensorboard(tmp_path):
     for t in trials:
         assert set(t) >= {"tokens", "architecture", "reward", "val_accuracy", "params", "status", "key"}
         assert default_space().key(t["tokens"]) == t["key"]
-        assert t["log_prob"] < 0
+        # a batch holding a mutant or uniform row (picked from the default's pool) has no sampling
+        # probability to record; a batch of the policy's own samples records each row's
+        assert t["log_prob"] is None or t["log_prob"] < 0
+    assert any(t["log_prob"] is not None for t in trials)
     assert result.best["reward"] == max(t["reward"] for t in trials)
     assert store.controller_path.is_file()
     assert store.read_json("state.json")["trials"] == 24
