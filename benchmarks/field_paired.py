@@ -32,17 +32,15 @@ from field_tables import evals_to_top, load_table
 from scipy import stats
 
 from rlnas.hpo_tables import HELD_OUT
+from rlnas.stats import mean_ci
 
 
 def paired(x: np.ndarray, base: np.ndarray) -> tuple[float, float, float, float]:
     """(mean difference, 95% interval low, high, t statistic) of ``x - base``, seed by seed."""
     d = np.asarray(x, np.float64) - np.asarray(base, np.float64)
-    n = len(d)
-    se = d.std(ddof=1) / math.sqrt(n)
-    if se == 0:
-        return float(d.mean()), float(d.mean()), float(d.mean()), 0.0
-    half = float(stats.t.ppf(0.975, n - 1)) * se
-    return float(d.mean()), float(d.mean() - half), float(d.mean() + half), float(d.mean() / se)
+    mean, lo, hi = mean_ci(d)
+    se = float(d.std(ddof=1)) / math.sqrt(len(d))
+    return mean, lo, hi, mean / se if se > 0 else 0.0
 
 
 def stouffer(t_values: list[float], seeds: list[int]) -> float:

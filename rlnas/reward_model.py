@@ -116,18 +116,20 @@ class RewardModel:
         rewards = np.asarray(rewards, np.float64)
         mean, std = float(rewards.mean()), float(rewards.std())
         self._scale = (mean, std if std > 0 else 1.0)
+        seed = (self.seed * 7919 + len(rewards)) % 2**32  # the same model after a resume
         forest = self._make(
             n_estimators=self.trees,
             bootstrap=True,
             min_samples_leaf=1,
             max_features=0.7,
-            random_state=(self.seed * 7919 + len(rewards)) % 2**32,
+            random_state=seed,
             n_jobs=1,
         )
         target = (rewards - mean) / self._scale[1]
         forest.fit(features, target)
         self._forest = forest
-        self._weights = self._fit_linear(features, target, (self.seed * 7919 + len(rewards)) % 2**32)
+        if self.linear:
+            self._weights = self._fit_linear(features, target, seed)
 
     def _fit_linear(self, features: np.ndarray, target: np.ndarray, seed: int) -> np.ndarray:
         """(linear, features + 1): each member's ridge weights (bias last) on a bootstrap resample."""
@@ -140,7 +142,7 @@ class RewardModel:
             rows = rng.integers(0, len(x), size=len(x))
             xb, yb = x[rows], target[rows]
             weights.append(np.linalg.solve(xb.T @ xb + penalty, xb.T @ yb))
-        return np.array(weights).reshape(self.linear, x.shape[1])
+        return np.array(weights)
 
     def per_tree(self, features: np.ndarray) -> np.ndarray:
         """(members, n): each member's standardised prediction of each row, the trees first, then
