@@ -30,7 +30,7 @@ SETTINGS = {
     "plain": PLAIN_REINFORCE,  # Zoph & Le
     "plain + novel_only": {**PLAIN_REINFORCE, "novel_only": True},
     "plain + risk_seeking": {**PLAIN_REINFORCE, "risk_seeking": 0.1},
-    "default": {},  # reward model, 5 imagined steps, pool of 512, Thompson batches (issue #19)
+    "default": {},  # reward model, 5 imagined steps, pool of 512, mixed batches (issue #19)
     "default + pqt_k=4": {"pqt_k": 4},
 }
 
