@@ -27,10 +27,6 @@ from rlnas.reward_model import RewardModel
 from rlnas.space import SearchSpace
 from rlnas.strategies.base import active_masks, uniform_tokens
 
-MIN_FIT = 8
-"""Evaluations before the reward model is trusted at all (two batches of 4): the default of the
-``model_min_fit`` setting."""
-
 
 @dataclass
 class History:
@@ -60,8 +56,10 @@ def features(model: RewardModel, space: SearchSpace, tokens: np.ndarray) -> np.n
     return model.encode(tokens, active_masks(space, tokens))
 
 
-def fit(model: RewardModel, space: SearchSpace, history: History, *, min_fit: int = MIN_FIT) -> bool:
-    """Refit ``model`` to the whole history; False (unfitted) while it is shorter than ``min_fit``."""
+def fit(model: RewardModel, space: SearchSpace, history: History, *, min_fit: int) -> bool:
+    """Refit ``model`` to the whole history; False (unfitted) while it is shorter than ``min_fit``.
+
+    ``min_fit`` (like ``parents`` below) has no default here: ``SearchConfig`` holds the one default."""
     if len(history.rewards) < min_fit:
         return False
     model.fit(features(model, space, np.array(history.tokens)), np.array(history.rewards))
@@ -69,7 +67,7 @@ def fit(model: RewardModel, space: SearchSpace, history: History, *, min_fit: in
 
 
 def mutants(
-    space: SearchSpace, history: History, n: int, rng: np.random.Generator, *, parents: int = 5
+    space: SearchSpace, history: History, n: int, rng: np.random.Generator, *, parents: int
 ) -> np.ndarray:
     """``n`` rows, each one of the ``parents`` best evaluated rows with one decision redrawn uniformly."""
     top = np.argsort(history.rewards)[::-1][:parents]
@@ -103,7 +101,7 @@ def choose(
     explore_mix: float,
     mutant_share: float,
     select: str,
-    parents: int = 5,
+    parents: int,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``n`` novel rows (fewer only when the space runs out) and their policy log-probabilities
     (None when a row did not come from the policy: a pipelined batch then gets the plain gradient).
