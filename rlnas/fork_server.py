@@ -123,10 +123,7 @@ class Template:
 
     def _listen(self) -> None:
         while True:
-            try:
-                message = self._control.recv(MAX_MESSAGE)
-            except OSError:
-                message = b""
+            message = _receive(self._control)
             with self._changed:
                 if not message:
                     self.gone = True
@@ -220,6 +217,25 @@ _TOKENS = itertools.count()
 _LOCK = threading.Lock()
 _REGISTRY: dict[int, tuple[dict[Any, Template], dict[Any, int]]] = {}
 _LIFE: dict[int, tuple[int, int]] = {}
+
+
+def _receive(control: socket.socket) -> bytes:
+    """The template's next message, or b"" once it has ended.
+
+    A template that exits with a request of ours unread in its queue (a fork asked for while it
+    failed to load the data) makes Linux report ``ECONNRESET`` on our next ``recv``, ahead of the
+    messages it sent before exiting (its error among them), which still follow, then EOF: a reset
+    is read past once (the kernel reports it once), not taken as the end.
+    """
+    for attempt in range(2):
+        try:
+            return control.recv(MAX_MESSAGE)
+        except ConnectionResetError:
+            if attempt:
+                return b""
+        except OSError:
+            return b""
+    return b""
 
 
 def _registry() -> tuple[dict[Any, Template], dict[Any, int]]:

@@ -6,7 +6,9 @@ Real processes throughout; the children are tiny except in the slow test.
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ from rlnas.child import ChildResult, TrainSpec
 from rlnas.data import DataSpec
 from rlnas.evaluator import WorkerEvaluator
 from rlnas.worker import MARKER
-from rlnas.worker_process import WorkerProcess
+from rlnas.worker_process import WorkerProcess, worker_env
 
 ARCH = {"num_layers": 2, "units_0": 16, "units_1": 8, "activation": "tanh", "dropout": True, "lr": 0.01}
 needs_fork = pytest.mark.skipif(
@@ -141,3 +143,27 @@ def test_a_dataset_the_template_cannot_read_fails_the_child_with_the_reason(tmp_
     finally:
         ev.close()
     assert result.status == "failed" and result.error.startswith("worker process died: could not start: ")
+
+
+@needs_fork
+def test_the_template_s_error_survives_its_exit_before_the_search_has_read_it(tmp_path, monkeypatch):
+    """CI's race, made certain: the template fails and exits with our fork request unread, so Linux
+    answers the search's first read with a connection reset ahead of the template's error message."""
+    held = []
+
+    class Held(threading.Thread):
+        def start(self):  # the listener starts only once the template has exited
+            held.append(self)
+
+    monkeypatch.setattr(fork_server, "threading", SimpleNamespace(Thread=Held, Condition=threading.Condition))
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    template = fork_server.Template(DataSpec(str(bad)), worker_env(1, "", ""))
+    worker = template.fork()  # asked for long before the template's Python has started
+    try:
+        assert template.proc.wait(60) == 1
+        threading.Thread.start(held[0])
+        assert worker.wait(10)
+        assert worker.exit_text().startswith("could not start: DataError: ")
+    finally:
+        template.close()
