@@ -227,14 +227,13 @@ def _receive(control: socket.socket) -> bytes:
     messages it sent before exiting (its error among them), which still follow, then EOF: a reset
     is read past once (the kernel reports it once), not taken as the end.
     """
-    for attempt in range(2):
+    for _ in range(2):
         try:
             return control.recv(MAX_MESSAGE)
         except ConnectionResetError:
-            if attempt:
-                return b""
+            continue
         except OSError:
-            return b""
+            break
     return b""
 
 
