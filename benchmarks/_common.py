@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rlnas.store import RunStore
+    from rlnas.run.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -42,7 +42,7 @@ def parser(name: str, doc: str | None) -> argparse.ArgumentParser:
 
 
 def quiet() -> None:
-    """Load TensorFlow with its start-up noise muted (as the CLI does); call before importing rlnas.search."""
+    """Load TensorFlow with its start-up noise muted (as the CLI does); call before importing the search."""
     from rlnas.quiet import quiet_tensorflow
 
     quiet_tensorflow()
@@ -91,7 +91,7 @@ def table_figures(runs: Sequence[Any], random_runs: Sequence[Any], values: Any) 
     its ratio to random search's with a bootstrap interval, and how many seeds got there."""
     import numpy as np
 
-    from rlnas import bench_report as bench
+    from rlnas.bench import report as bench
 
     best = float(np.nanmax(values))
     final = np.array([best - np.max(r) for r in runs])
@@ -119,7 +119,7 @@ def write_report(name: str, lines: Sequence[str], rows: list[dict[str, Any]]) ->
 @contextmanager
 def temp_store() -> Iterator[RunStore]:
     """A fresh run directory in a temporary folder, removed afterwards."""
-    from rlnas.store import RunStore
+    from rlnas.run.store import RunStore
 
     with tempfile.TemporaryDirectory(prefix="rlnas-bench-") as tmp:
         yield RunStore.create(Path(tmp) / "run")

@@ -54,7 +54,7 @@ def make(compiled: bool, seed: int = 0) -> Any:
 
 def one_update(controller: Any, baseline: Any, n: int) -> Callable[[], Any]:
     """A closure that samples n architectures and makes one update from made-up rewards."""
-    from rlnas.policy_gradient import update
+    from rlnas.policy.gradient import update
 
     def step() -> Any:
         s = controller.sample(n)
@@ -66,8 +66,8 @@ def one_update(controller: Any, baseline: Any, n: int) -> Callable[[], Any]:
 
 def measure(compiled: bool, repeats: int) -> dict[str, Any]:
     """Build, first calls and steady milliseconds per sample and per update of one controller."""
-    from rlnas import policy_gradient
-    from rlnas.policy_gradient import Baseline
+    from rlnas.policy import gradient as policy_gradient
+    from rlnas.policy.gradient import Baseline
 
     out: dict[str, Any] = {}
     out["build_s"] = seconds(lambda: out.setdefault("c", make(compiled)))
@@ -96,7 +96,7 @@ def measure(compiled: bool, repeats: int) -> dict[str, Any]:
 
 def run_cost(updates: int, mode: str) -> float:
     """Seconds of one benchmark run of ``updates`` updates at batch 8 (a fresh controller or a reset one)."""
-    from rlnas.policy_gradient import Baseline
+    from rlnas.policy.gradient import Baseline
 
     if mode == "reset":
         c = SHARED.setdefault("c", make(True, seed=0))
@@ -117,7 +117,7 @@ SHARED: dict[str, Any] = {}
 
 def max_difference(updates: int = 5) -> float:
     """Largest |eager - compiled| over weights and Adam slots after the same sampled updates."""
-    from rlnas.policy_gradient import Baseline
+    from rlnas.policy.gradient import Baseline
 
     pair = [make(False, seed=2), make(True, seed=2)]
     for c in pair:

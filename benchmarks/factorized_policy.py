@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import table_figures, write_report
 
 from rlnas.config import load_config
-from rlnas.lookup_table import Table, load_table
 from rlnas.space import SearchSpace
+from rlnas.tables.lookup import Table, load_table
 
 BATCHES = (2, 4, 8)
 STEP_SIZES = (0.05, 0.1, 0.2, 0.4)

@@ -31,8 +31,8 @@ from field_summary import ORDER, runs_of, score
 from field_tables import evals_to_top, load_table
 from scipy import stats
 
-from rlnas.hpo_tables import HELD_OUT
 from rlnas.stats import mean_ci
+from rlnas.tables.hpo import HELD_OUT
 
 
 def paired(x: np.ndarray, base: np.ndarray) -> tuple[float, float, float, float]:

@@ -9,7 +9,7 @@ accuracy tables and as log10 on the HPOLib (MSE) tables, as the field compares t
 
     python benchmarks/field_summary.py RUNS_DIR --out benchmarks/results/field_19_final.json
 
-Tables named in ``rlnas.hpo_tables.HELD_OUT`` are marked held out: they were run once, for this
+Tables named in ``rlnas.tables.hpo.HELD_OUT`` are marked held out: they were run once, for this
 report, after every default had been chosen on the other five.
 
 ``--prior`` joins an earlier report's per-seed scores (its ``--out`` JSON) for the variants of a
@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit, parser, table
 from field_tables import PROJECT_TABLES, evals_to_top, load_table, merge_runs
 
-from rlnas.hpo_tables import HELD_OUT, TABLES
 from rlnas.stats import diff_ci, mean_ci
+from rlnas.tables.hpo import HELD_OUT, TABLES
 
 ORDER = (
     "nb201:cifar10", "hpolib:naval_propulsion", "hpolib:parkinsons_telemonitoring", *PROJECT_TABLES,

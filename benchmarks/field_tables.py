@@ -36,12 +36,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rlnas import lookup_table
 from rlnas.config import PLAIN_REINFORCE, SearchConfig, load_config
-from rlnas.hpo_tables import HELD_OUT, TABLES, HpoTable
-from rlnas.hpo_tables import load_table as load_hpo_table
 from rlnas.stats import diff_ci, mean_ci
 from rlnas.strategies import make_strategy
+from rlnas.tables import lookup as lookup_table
+from rlnas.tables.hpo import HELD_OUT, TABLES, HpoTable
+from rlnas.tables.hpo import load_table as load_hpo_table
 
 TABLE_DIR = Path(__file__).resolve().parent / "tables"
 PROJECT_TABLES = ("project:mnist_5k_mlp", "project:fashion_mlp_small")

@@ -3,7 +3,7 @@
 What it measures
     Resident memory (RSS, psutil) during a search of ``--children`` children (default 200, epochs=1),
     once per mode: ``worker`` (the default worker evaluator: workers forked from a template where
-    that is possible, rlnas.fork_server, and replaced every ``FORKED_RECYCLING`` children),
+    that is possible, rlnas.exec.fork_server, and replaced every ``FORKED_RECYCLING`` children),
     ``fresh`` (the same with every worker started afresh, ``RLNAS_FORK_WORKERS=0``, replaced every
     ``--children-per-worker``) and ``local`` (``LocalEvaluator``: every child trained in the search
     process); ``worker:20`` or ``fresh:20`` recycles every 20 children instead. Each mode
@@ -81,17 +81,17 @@ def measure(
 ) -> dict[str, Any]:
     """One search in this process; returns RSS figures in MB."""
     quiet()
-    from rlnas import fork_server
     from rlnas.config import SearchConfig
+    from rlnas.exec import fork_server
 
     if mode == "fresh":
         os.environ[fork_server.SWITCH] = "0"
     if mode == "worker" and exact:  # worker:N: forked workers recycled every N, not FORKED_RECYCLING
-        import rlnas.evaluator
+        import rlnas.exec.evaluator
 
-        rlnas.evaluator.FORKED_RECYCLING = per_worker
-    from rlnas.evaluator import LocalEvaluator, TrainSpec
-    from rlnas.search import run_search
+        rlnas.exec.evaluator.FORKED_RECYCLING = per_worker
+    from rlnas.exec.evaluator import LocalEvaluator, TrainSpec
+    from rlnas.search.loop import run_search
     from rlnas.space import default_space
 
     config = SearchConfig(trials=children, epochs=1, seed=seed, children_per_worker=per_worker)
@@ -146,7 +146,7 @@ def run_isolated(mode: str, args: Any) -> dict[str, Any]:
         result = json.loads(out.read_text())
     result["per_worker"] = int(per_worker or args.children_per_worker)
     if mode == "worker" and not per_worker:
-        from rlnas.evaluator import FORKED_RECYCLING
+        from rlnas.exec.evaluator import FORKED_RECYCLING
 
         result["per_worker"] = min(FORKED_RECYCLING, result["per_worker"])
     result["load_before"], result["load_after"] = load, os.getloadavg()

@@ -94,7 +94,7 @@ def dissect(config: Any, archs: list[dict[str, Any]]) -> dict[str, float]:
     import tensorflow as tf
 
     from rlnas import data
-    from rlnas.child import build_model
+    from rlnas.models.child import build_model
 
     tf.get_logger().setLevel("ERROR")  # one-batch fits of fresh models warn about retracing
     ds = data.load(config.data_spec())
@@ -204,11 +204,11 @@ def main() -> None:
         return
     quiet()
     from rlnas.config import SearchConfig
-    from rlnas.evaluator import WorkerEvaluator
-    from rlnas.monitor import Monitor
-    from rlnas.search import run_search
+    from rlnas.exec.evaluator import WorkerEvaluator
+    from rlnas.run.monitor import Monitor
+    from rlnas.run.store import RunStore
+    from rlnas.search.loop import run_search
     from rlnas.space import default_space
-    from rlnas.store import RunStore
     from rlnas.strategies.reinforce import ReinforceStrategy
 
     config = SearchConfig(trials=args.trials, seed=args.seed)

@@ -12,7 +12,7 @@ What it measures
        workers), so that the effect is seen without TensorFlow's noise.
     3. Regret on the lookup table (``--table``, ``--seeds`` x ``--budget``): the pipelined order of
        asks and tells (batch k+1 asked before batch k is told, told with its sampling log-probs)
-       against the synchronous order of ``rlnas.bench.run_strategy``, with importance weights (c = 1)
+       against the synchronous order of ``rlnas.bench.runner.run_strategy``, with importance weights (c = 1)
        and without (c = 0, the plain stale gradient).
 
 Why
@@ -74,7 +74,7 @@ class Sleeper:
         self.rng = np.random.default_rng(seed)
 
     def evaluate(self, arch, seed, **kw):
-        from rlnas.child import ChildResult
+        from rlnas.models.child import ChildResult
 
         time.sleep(float(self.rng.uniform(0.1, 0.5)))
         return ChildResult("ok", val_accuracy=0.3 + 0.2 * arch["num_layers"], params=1)
@@ -85,8 +85,8 @@ class Sleeper:
 
 def one_search(config, space, evaluators: list) -> dict[str, Any]:
     """Run a search on ``evaluators`` (wrapped in Timed); throughput and idle fraction."""
-    from rlnas.search import run_search
-    from rlnas.store import RunStore
+    from rlnas.run.store import RunStore
+    from rlnas.search.loop import run_search
 
     spans: list[tuple[float, float]] = []
     timed = [Timed(e, spans) for e in evaluators]
@@ -111,7 +111,7 @@ def one_search(config, space, evaluators: list) -> dict[str, Any]:
 
 def real_children(args) -> list[dict[str, Any]]:
     from rlnas.config import SearchConfig
-    from rlnas.evaluator import start_workers
+    from rlnas.exec.evaluator import start_workers
     from rlnas.space import default_space
 
     space = default_space()
@@ -169,11 +169,12 @@ def run_pipelined(strategy, reward_fn, budget: int, m: int, depth: int) -> np.nd
 
 def regret(args) -> dict[str, Any]:
     from envs.tabular_env import TabularNasEnv
-    from rlnas import bench, bench_report
+    from rlnas.bench import report as bench_report
+    from rlnas.bench import runner as bench
     from rlnas.config import load_config
-    from rlnas.lookup_table import load_table
-    from rlnas.parallel import play
+    from rlnas.exec.parallel import play
     from rlnas.strategies import make_strategy
+    from rlnas.tables.lookup import load_table
 
     config, space, _ = load_config(args.table_config)
     config = dataclasses.replace(config, archs_per_update=M)
@@ -192,7 +193,7 @@ def regret(args) -> dict[str, Any]:
         for seed in range(args.seeds):
             strategy.reset(seed)  # keeps importance_clip: it replaces only the seed
             results[name].append(run_pipelined(strategy, reward, args.budget, M, depth))
-    # The synchronous order here must be exactly rlnas.bench's (and so the search loop's).
+    # The synchronous order here must be exactly rlnas.bench.runner's (and so the search loop's).
     check = make_strategy(dataclasses.replace(config, seed=0), space)
     same = bench.run_strategy(check, reward, args.budget, M).rewards
     assert np.array_equal(same, results["pipeline 1"][0]), "pipeline 1 must be bench.run_strategy"

@@ -225,7 +225,7 @@ def replay_child(jobs: Path, epochs: int, seeds: list[int], out: Path) -> None:
     ds, y = _data()
     import keras
 
-    from rlnas.function_model import build_from_function
+    from rlnas.models.function_model import build_from_function
 
     build_model = _build_model()
     write = _writer(out)

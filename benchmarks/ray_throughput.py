@@ -32,10 +32,10 @@ from _common import emit, parser, quiet, table, temp_store
 def measure(executor: str, workers: int, trials: int, seed: int) -> dict[str, Any]:
     """One search; its setup and search times and the rates derived from them."""
     from rlnas.config import SearchConfig
-    from rlnas.evaluator import TrainSpec
-    from rlnas.ray_evaluator import RayCluster
+    from rlnas.exec.evaluator import TrainSpec
+    from rlnas.exec.ray_evaluator import RayCluster
     from rlnas.resources import cpu_count, threads_per_worker
-    from rlnas.search import run_search
+    from rlnas.search.loop import run_search
     from rlnas.space import default_space
 
     config = SearchConfig(trials=trials, epochs=1, strategy="random", seed=seed, workers=workers)

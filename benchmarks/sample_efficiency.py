@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import table_figures, write_report
 
 from envs.tabular_env import TabularNasEnv
-from rlnas import bench
+from rlnas.bench import runner as bench
 from rlnas.config import load_config
-from rlnas.lookup_table import load_table
-from rlnas.parallel import play
+from rlnas.exec.parallel import play
 from rlnas.quiet import quiet_tensorflow
+from rlnas.tables.lookup import load_table
 
 ALIASES = {
     "controller": "controller",

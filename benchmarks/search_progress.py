@@ -66,9 +66,9 @@ def policy(config: Any, space: Any, checkpoint: Any) -> tuple[list[dict[str, Any
 
 
 def run(lr: float, seed: int, trials: int) -> dict[str, Any]:
-    from rlnas import policy_gradient
     from rlnas.config import SearchConfig
-    from rlnas.search import run_search
+    from rlnas.policy import gradient as policy_gradient
+    from rlnas.search.loop import run_search
     from rlnas.space import default_space
 
     config, space = SearchConfig(trials=trials, seed=seed, controller_lr=lr), default_space()

@@ -12,7 +12,7 @@ What it measures
       as rlnas's does.
     * rlnas: the CLI users run, ``rlnas search --dataset D --trials N --epochs E --replay-top 0
       --quiet --runs-dir <tmp>``, once per ``--workers-list`` entry (``default`` passes no
-      ``--workers``; on 2 cores the default resolves to 1, see rlnas/parallel.py). Wall clock of the
+      ``--workers``; on 2 cores the default resolves to 1, see rlnas/exec/parallel.py). Wall clock of the
       whole process.
 
     Both train on exactly the arrays ``rlnas.data.load(SearchConfig(dataset=D).data_spec())`` returns
@@ -116,7 +116,7 @@ def run_keras_tuner(dataset: str, children: int, epochs: int, seed: int, tmp: Pa
 
 
 def resolved_workers(workers: int | None) -> tuple[int, int]:
-    """(workers, TF threads per worker) as rlnas/search.py resolves them on this machine."""
+    """(workers, TF threads per worker) as rlnas/search/loop.py resolves them on this machine."""
     from rlnas.resources import default_workers, threads_per_worker
 
     n = workers or default_workers()

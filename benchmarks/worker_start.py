@@ -1,4 +1,4 @@
-"""Worker start-up: a fresh ``python -m rlnas.worker`` against one forked from a template.
+"""Worker start-up: a fresh ``python -m rlnas.exec.worker`` against one forked from a template.
 
 What it measures
     For each mode, ``--workers`` workers one after the other on mnist_5k (threads=1, as each of the
@@ -31,10 +31,10 @@ ARCH = {"num_layers": 2, "units_0": 128, "units_1": 64, "activation": "relu", "d
 
 
 def measure(mode: str, workers: int, spec: Any) -> dict[str, Any]:
-    from rlnas import fork_server
-    from rlnas.child import TrainSpec
-    from rlnas.evaluator import shippable
-    from rlnas.worker_process import WorkerProcess
+    from rlnas.exec import fork_server
+    from rlnas.exec.evaluator import shippable
+    from rlnas.exec.worker_process import WorkerProcess
+    from rlnas.models.child import TrainSpec
 
     os.environ[fork_server.SWITCH] = "1" if mode == "forked" else "0"
     lease = fork_server.lease(spec, threads=1, marker="bench", device="") if mode == "forked" else None

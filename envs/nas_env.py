@@ -10,12 +10,12 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from rlnas.child import ChildResult, TrainSpec, check_space
 from rlnas.data import DataSpec
 from rlnas.errors import ConfigError, InvalidActionError
-from rlnas.evaluator import Evaluator, LocalEvaluator, WorkerConfig, worker_evaluators
+from rlnas.exec.evaluator import Evaluator, LocalEvaluator, WorkerConfig, worker_evaluators
 from rlnas.models import standard_space
-from rlnas.objectives import Objective, parse_objective
+from rlnas.models.child import ChildResult, TrainSpec, check_space
+from rlnas.models.objectives import Objective, parse_objective
 from rlnas.space import INACTIVE, SearchSpace, default_space
 from rlnas.space.toml import space_from_dict
 
@@ -56,7 +56,7 @@ class NasEnv(gym.Env):
     0 on every step but the last. On the last decision the tokens are decoded, a Keras child is
     built, trained on the train split and evaluated on the validation split; the reward is
     ``objective``'s value of its metrics: by default its validation accuracy (see
-    :mod:`rlnas.objectives`). A child that failed to build or train gets ``failed_reward``.
+    :mod:`rlnas.models.objectives`). A child that failed to build or train gets ``failed_reward``.
 
     ## Episode end
     ``terminated=True`` after the last active decision; never truncated. ``info`` then holds
@@ -69,13 +69,13 @@ class NasEnv(gym.Env):
     ## Arguments
     space: a ``SearchSpace`` or its ``to_dict()`` form (default: the MLP space).
     config: a :class:`rlnas.config.SearchConfig`: children are then trained exactly as ``rlnas search``
-        trains them with it (its data splits, :func:`rlnas.child.train_spec`, its worker processes
+        trains them with it (its data splits, :func:`rlnas.models.child.train_spec`, its worker processes
         or Ray), and ``failed_reward`` and ``objective`` default to its own.
     dataset, data_dir, train_fraction: without ``config``, which data the children train on
         (default: bundled mnist_5k), in this process.
     epochs, batch_size, max_params: without ``config``, how each child is trained (default 2, 128, none).
     failed_reward: reward of a child that fails (default 0).
-    objective: how a trained child's metrics become its reward: an :class:`rlnas.objectives.Objective`
+    objective: how a trained child's metrics become its reward: an :class:`rlnas.models.objectives.Objective`
         or its text (``val_accuracy``, ``val_loss:min``, ``accuracy_cubed``, ``mnas:target=100000``).
     evaluator: anything with ``evaluate(arch, seed) -> ChildResult``; overrides ``config`` and the data
         arguments (the search passes its worker-process evaluator; tests pass cheap synthetic ones).
@@ -202,7 +202,7 @@ class EnvConfig(WorkerConfig, Protocol):
 
 def _default_evaluator(space: SearchSpace, config: EnvConfig | None, training: dict[str, Any]) -> Evaluator:
     """The search's own evaluator for ``config`` (one of its workers: the same splits, the same
-    :func:`rlnas.child.train_spec`, its time limit and its share of the cores), or without a config
+    :func:`rlnas.models.child.train_spec`, its time limit and its share of the cores), or without a config
     an in-process one from the data and training arguments (constructing it loads nothing)."""
     if config is None:
         data = {k: training[k] for k in ("dataset", "data_dir", "train_fraction") if k in training}
@@ -210,7 +210,7 @@ def _default_evaluator(space: SearchSpace, config: EnvConfig | None, training: d
         train = {k: training[k] for k in ("epochs", "batch_size", "max_params") if k in training}
         return LocalEvaluator(DataSpec(**data), TrainSpec(**train, model=space.model))
     if config.executor == "ray":
-        from rlnas.ray_evaluator import make_ray_evaluators
+        from rlnas.exec.ray_evaluator import make_ray_evaluators
 
         return make_ray_evaluators(dataclasses.replace(config, workers=1), space)[0]
     return worker_evaluators(config, space.model, count=1)[0]

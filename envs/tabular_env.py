@@ -2,7 +2,7 @@
 
 Same decisions, spaces and episode as :class:`envs.nas_env.NasEnv` (it *is* one, with a table in
 place of training), so an agent tuned here runs unchanged on the real env. Tables come from
-``rlnas tabulate`` (format: :mod:`rlnas.lookup_table`).
+``rlnas tabulate`` (format: :mod:`rlnas.tables.lookup`).
 
 ## Rewards
 The table's validation accuracy of the architecture on the last step (``failed_reward`` for an
@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from envs.nas_env import NasEnv
-from rlnas.lookup_table import Table, TableEvaluator, load_table
 from rlnas.models import standard_space
 from rlnas.space import SearchSpace, default_space
 from rlnas.space.toml import space_from_dict
+from rlnas.tables.lookup import Table, TableEvaluator, load_table
 
 
 class TabularNasEnv(NasEnv):

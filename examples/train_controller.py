@@ -11,10 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from envs.nas_env import NasEnv
-from rlnas import default_space, policy_gradient
-from rlnas.controller import Controller
+from rlnas import default_space
 from rlnas.data import DataSpec
-from rlnas.evaluator import TrainSpec, WorkerEvaluator
+from rlnas.exec.evaluator import TrainSpec, WorkerEvaluator
+from rlnas.policy import gradient as policy_gradient
+from rlnas.policy.controller import Controller
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,8 @@
 """rlnas: neural architecture search with a reinforcement-learning controller (Zoph & Le, 2017).
 
-Importing ``rlnas`` is cheap (no TensorFlow): the pieces that need it live in their own modules,
-``rlnas.controller``, ``rlnas.policy_gradient``, ``rlnas.search``, ``rlnas.replay``, and the environment in
-``envs``. ``rlnas.ReinforceSearch`` (keras-tuner's tuner interface, :mod:`rlnas.tuner`) is imported
-on first use.
+Importing ``rlnas`` is cheap (no TensorFlow): the pieces that need it live in their own packages,
+``rlnas.policy``, ``rlnas.search`` and ``rlnas.exec``, and the environment in ``envs``.
+``rlnas.ReinforceSearch`` (keras-tuner's tuner interface, :mod:`rlnas.tuner`) is imported on first use.
 """
 
 from typing import Any

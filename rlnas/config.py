@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from rlnas.bounds import check_bounds
-from rlnas.controller_kinds import CONTROLLER_LR, CONTROLLERS
 from rlnas.data import DataSpec
 from rlnas.devices import check_gpus_setting
 from rlnas.errors import ConfigError, did_you_mean
 from rlnas.models import standard_space
+from rlnas.policy.controller_kinds import CONTROLLER_LR, CONTROLLERS
 from rlnas.space import SearchSpace
 from rlnas.space import toml as space_toml
 
@@ -43,14 +43,14 @@ SEED_LIMIT = 2**32
 STRATEGIES = ("reinforce", "random", "evolution", "tpe")
 EXECUTORS = ("local", "ray")
 SCHEDULES = ("cosine", "constant")
-"""Learning-rate schedules of the replay (rlnas.child.cosine_decay)."""
+"""Learning-rate schedules of the replay (rlnas.models.child.cosine_decay)."""
 PIPELINES = (1, 2)
 """Batches in flight at once: 1 is synchronous; 2 proposes the next batch before the current one's update."""
 MODEL_SELECTS = ("ucb", "thompson", "mixed")
 """How the reinforce strategy picks its real batch from the pool (rlnas.strategies.dyna.choose)."""
 PLAIN_REINFORCE: dict[str, Any] = {"novel_only": False, "model_steps": 0, "explore_mix": 0.0}
 """The settings that turn the reinforce strategy back into Zoph & Le's: one policy-gradient step per
-real batch, no reward model, no novelty filter, no mixed-in candidates (issue #19's ablation baseline;
+real batch, no reward model, no novelty filter, no mixed-in candidates (the ablation's baseline;
 ``--no-novel-only --model-steps 0 --explore-mix 0`` on the command line)."""
 __all__ = ["CONTROLLERS", "CONTROLLER_LR", "SearchConfig", "load_config", "make_config", "space_from_dict"]
 
@@ -246,7 +246,7 @@ def _one_of(allowed: tuple[str, ...]) -> Check:
 
 
 def _objective(name: str, value: Any) -> None:
-    from rlnas.objectives import parse_objective  # its ConfigError says what is wrong
+    from rlnas.models.objectives import parse_objective  # its ConfigError says what is wrong
 
     parse_objective(value)
 

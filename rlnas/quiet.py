@@ -26,7 +26,7 @@ def quiet_tensorflow() -> None:
 
 def first_op(tf: object) -> None:
     """Run TensorFlow's first op, which starts its runtime and creates the CPU device (and prints the
-    second batch of start-up lines): what a template process (:mod:`rlnas.template`) must not do."""
+    second batch of start-up lines): what a template process (:mod:`rlnas.exec.template`) must not do."""
     tf.constant(0.0) + 1.0  # type: ignore[attr-defined]
 
 

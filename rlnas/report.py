@@ -17,11 +17,11 @@ from typing import Any
 
 from rlnas.config import space_from_dict
 from rlnas.errors import RlnasError, RunError
-from rlnas.monitor import leaderboard_markdown
+from rlnas.run.monitor import leaderboard_markdown
+from rlnas.run.store import RunStore
+from rlnas.run.trial import Status, Trial, as_trial, objective_name, objective_value, rank
 from rlnas.space import SearchSpace
-from rlnas.store import RunStore
 from rlnas.text import format_arch, format_markdown_table, format_value
-from rlnas.trial import Status, Trial, as_trial, objective_name, objective_value, rank
 
 EXPORT_COLUMNS = (
     "index",

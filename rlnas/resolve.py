@@ -108,7 +108,7 @@ def _check_failed_reward(config: SearchConfig) -> None:
     """A minimised objective rewards ``-metric`` (at most 0 for a loss, a time or a size), so a failed
     child's reward must be below 0, or every failure would beat every child. Checked for new runs only:
     a run journaled before this check still resumes as it was."""
-    from rlnas.objectives import parse_objective
+    from rlnas.models.objectives import parse_objective
 
     objective = parse_objective(config.objective)
     if objective.kind == "metric" and objective.direction == "min" and config.failed_reward >= 0:

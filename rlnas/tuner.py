@@ -7,7 +7,7 @@
     best_model = tuner.get_best_models(1)[0]
 
 Under it is the ordinary machinery: the model function's space (:func:`space_from_function`), the
-controller and loop of :func:`rlnas.search.run_search`, and a :class:`RunStore` at
+controller and loop of :func:`rlnas.search.loop.run_search`, and a :class:`RunStore` at
 ``directory/project_name``, so ``rlnas show``, ``rlnas report`` and TensorBoard read the run like any
 other. The arrays are saved there once as a pre-split ``data.npz`` (used as given, never re-split),
 and the children train in worker processes on it like any search's (``workers=N`` trains N at once;
@@ -18,7 +18,7 @@ cell or a closure trains there too; ``in_process=True`` trains the children in t
 
 (About 370 lines: keras-tuner's whole surface, the choice of what trains the children and the data
 hand-over to them, kept in one face so that a keras-tuner user reads one module; the argument
-checks are :mod:`rlnas.tuner_args`, the executions and retries :mod:`rlnas.executions`.)
+checks are :mod:`rlnas.tuner_args`, the executions and retries :mod:`rlnas.exec.executions`.)
 """
 
 from __future__ import annotations
@@ -35,17 +35,17 @@ import cloudpickle
 import numpy as np
 
 from rlnas import data
-from rlnas.child import ChildResult, TrainSpec, train_and_evaluate, train_spec
 from rlnas.errors import ChildError, ConfigError, RunError
-from rlnas.evaluator import worker_evaluators
-from rlnas.executions import Executions
-from rlnas.objectives import Objective, parse_objective
+from rlnas.exec.evaluator import worker_evaluators
+from rlnas.exec.executions import Executions
+from rlnas.models.child import ChildResult, TrainSpec, train_and_evaluate, train_spec
+from rlnas.models.objectives import Objective, parse_objective
 from rlnas.resolve import resolve
+from rlnas.run.store import RunStore
+from rlnas.run.trial import Trial, objective_name, objective_value, rank
 from rlnas.space.discovery import space_from_function
 from rlnas.space.keras_tuner import MAX_RUNS, HyperParameters
-from rlnas.store import RunStore
 from rlnas.text import format_arch, format_value
-from rlnas.trial import Trial, objective_name, objective_value, rank
 from rlnas.tuner_args import (
     FAILED_LOSS,
     check_keywords,
@@ -61,7 +61,7 @@ from rlnas.tuner_args import (
 
 class FunctionEvaluator:
     """Trains what the model function builds in this process, as a worker would
-    (:func:`rlnas.child.train_and_evaluate` on the same splits), and can hand back the trained model.
+    (:func:`rlnas.models.child.train_and_evaluate` on the same splits), and can hand back the trained model.
 
     The search's evaluator with ``in_process``; always the one that retrains for ``get_best_models``.
     """
@@ -217,7 +217,7 @@ class ReinforceSearch:
             RunError: ``directory/project_name`` holds a run and ``overwrite`` is False.
             DataError: the arrays do not fit together.
         """
-        from rlnas.search import run_search
+        from rlnas.search.loop import run_search
 
         _refuse_in_starting_worker()
         if self._evaluator is not None:
@@ -249,7 +249,7 @@ class ReinforceSearch:
             if fit_kwargs:
                 raise ConfigError(f"fit keywords ({', '.join(fit_kwargs)}) do not reach Ray tasks; "
                                   "use executor='local'")  # fmt: skip
-            from rlnas.ray_evaluator import make_ray_evaluators
+            from rlnas.exec.ray_evaluator import make_ray_evaluators
 
             inner = make_ray_evaluators(self.config, self.space)
         else:

@@ -21,7 +21,7 @@ import numpy as np
 from rlnas import data
 from rlnas.config import FIELD_TYPES
 from rlnas.errors import ConfigError, did_you_mean
-from rlnas.objectives import default_direction
+from rlnas.models.objectives import default_direction
 from rlnas.space.discovery import load_function
 
 KERAS_TUNER_KEYWORDS = (

@@ -37,7 +37,7 @@ class SyntheticEvaluator:
     def evaluate(self, arch, seed):
         import time
 
-        from rlnas.child import ChildResult
+        from rlnas.models.child import ChildResult
 
         time.sleep(self.delay)
         self.calls.append(dict(arch))
@@ -91,8 +91,8 @@ class Interrupting(SyntheticEvaluator):
 
 def search_in(tmp_path, name, config, space, evaluator, *, should_stop=lambda: False, resume=False):
     """Run (or resume) a search into ``tmp_path/name`` as the CLI would lay it out; (store, result)."""
-    from rlnas.search import run_search
-    from rlnas.store import RunStore
+    from rlnas.run.store import RunStore
+    from rlnas.search.loop import run_search
 
     if resume:
         store = RunStore(tmp_path / name)

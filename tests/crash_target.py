@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 from rlnas.config import SearchConfig
-from rlnas.search import run_search
+from rlnas.run.store import RunStore
+from rlnas.search.loop import run_search
 from rlnas.space import default_space
-from rlnas.store import RunStore
 from tests.conftest import SyntheticEvaluator
 
 CONFIG = SearchConfig(trials=32, archs_per_update=4, seed=11)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rlnas.batches import DONE, WAIT, Job, Kind, Schedule, consecutive_failures, mean_reward
 from rlnas.errors import RunError
+from rlnas.run.trial import Status, Trial
+from rlnas.search.schedule import DONE, WAIT, Job, Kind, Schedule, consecutive_failures, mean_reward
 from rlnas.strategies.base import Proposal
-from rlnas.trial import Status, Trial
 
 
 def _key(tokens: np.ndarray) -> str:

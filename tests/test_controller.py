@@ -1,4 +1,4 @@
-"""Tests for rlnas.controller: sampling, log-probabilities, seeding and checkpoints."""
+"""Tests for rlnas.policy.controller: sampling, log-probabilities, seeding and checkpoints."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlnas.controller import Controller, Sample
 from rlnas.errors import RunError
+from rlnas.policy.controller import Controller, Sample
 from rlnas.space import default_space
 
 VOCAB = default_space().vocab_sizes  # (3, 16, 16, 16, 2, 2, 7)
@@ -280,7 +280,7 @@ def test_tanh_constant_applies_after_temperature() -> None:
 # -- checkpoints -----------------------------------------------------------------------------------
 def trained(seed: int) -> Controller:
     """A controller whose weights, Adam slots and RNG have all moved away from their initial state."""
-    from rlnas.policy_gradient import Baseline, update
+    from rlnas.policy.gradient import Baseline, update
 
     c = small(seed=seed)
     b = Baseline()
@@ -303,7 +303,7 @@ def test_get_state_contents() -> None:
 
 
 def test_set_state_round_trip_reproduces_sampling_and_training() -> None:
-    from rlnas.policy_gradient import Baseline, update
+    from rlnas.policy.gradient import Baseline, update
 
     original = trained(seed=1)
     state = original.get_state()

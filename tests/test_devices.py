@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from rlnas import devices
-from rlnas.child import TrainSpec, check_mixed_precision
 from rlnas.config import SearchConfig
 from rlnas.errors import ConfigError
+from rlnas.models.child import TrainSpec, check_mixed_precision
 
 ROOT = Path(__file__).parent.parent
 GPU_FREE = {k: v for k, v in os.environ.items() if k not in (devices.VISIBLE, devices.FAKE_GPUS)}
@@ -128,7 +128,7 @@ _SPAWN = """
     if os.environ.pop("HIDE", ""):
         devices.hide_gpus()
     from rlnas.config import SearchConfig
-    from rlnas.evaluator import worker_evaluators
+    from rlnas.exec.evaluator import worker_evaluators
 
     evaluators = worker_evaluators(SearchConfig(dataset={npz!r}, **{settings}), "mlp")
     seen = []
@@ -216,8 +216,8 @@ def test_bad_gpus_flag_is_one_line_before_a_run_directory(tmp_path):
 def test_a_conv_child_trains_in_mixed_precision_and_the_policy_is_restored(tiny_npz):
     import keras
 
-    from rlnas.child import train_and_evaluate
     from rlnas.data import DataSpec, load
+    from rlnas.models.child import train_and_evaluate
 
     seen = []
     spec = TrainSpec(epochs=1, batch_size=64, model="conv", mixed_precision=True)

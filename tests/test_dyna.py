@@ -1,4 +1,4 @@
-"""Tests for the settings of issue #19: novel proposals, the reward model and its Dyna steps, the
+"""Tests for the settings that learn from the history: novel proposals, the reward model and its Dyna steps, the
 risk-seeking objective; each off by default, each keeping the resume contract."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlnas import policy_gradient
 from rlnas.config import PLAIN_REINFORCE, SearchConfig
 from rlnas.errors import ConfigError
-from rlnas.reward_model import RewardModel, one_hot
+from rlnas.policy import gradient as policy_gradient
+from rlnas.policy.reward_model import RewardModel, one_hot
 from rlnas.space import Decision, SearchSpace
 from rlnas.strategies import make_strategy
 from rlnas.strategies.reinforce import HISTORY_KEY
@@ -59,7 +59,7 @@ def test_config_rejects_bad_values(field: str, value: object) -> None:
 
 
 def test_plain_reinforce_leaves_the_checkpoint_as_it_was(tmp_path: Path) -> None:
-    """Zoph & Le's settings write the checkpoint every run wrote before issue #19 (old runs resume)."""
+    """Zoph & Le's settings write the checkpoint that plain REINFORCE always wrote (old runs resume)."""
     space = grid()
     strategy = make_strategy(SearchConfig(**SMALL, controller="factorized", **PLAIN_REINFORCE), space)
     assert not strategy.uses_history
@@ -269,7 +269,7 @@ def test_ordinal_features_rank_numeric_decisions_only() -> None:
 
 
 def test_the_default_learns_from_every_evaluation() -> None:
-    """Issue #19's default: reward model, novel proposals, mutants and uniform draws, the best predicted
+    """The default: reward model, novel proposals, mutants and uniform draws, the best predicted
     mean then Thompson draws in each batch."""
     c = SearchConfig()
     assert (c.model_steps, c.novel_only, c.explore_mix, c.model_select) == (5, True, 0.5, "mixed")

@@ -127,9 +127,9 @@ def test_real_child_is_trained_on_train_and_scored_on_validation(tiny_npz):
 
 # -- the env trains children as the search does ----------------------------------------------------
 def test_env_from_a_config_uses_the_searchs_own_worker_training(tiny_npz):
-    from rlnas.child import train_spec
     from rlnas.config import SearchConfig
-    from rlnas.evaluator import WorkerEvaluator
+    from rlnas.exec.evaluator import WorkerEvaluator
+    from rlnas.models.child import train_spec
     from rlnas.resources import threads_per_worker
 
     config = SearchConfig(
@@ -155,9 +155,9 @@ def test_env_refuses_a_config_and_training_arguments_together(tiny_npz):
 
 
 def test_env_without_a_config_trains_in_this_process_as_before():
-    from rlnas.child import TrainSpec
     from rlnas.data import DataSpec
-    from rlnas.evaluator import LocalEvaluator
+    from rlnas.exec.evaluator import LocalEvaluator
+    from rlnas.models.child import TrainSpec
 
     env = NasEnv(dataset="mnist_5k", epochs=3, max_params=1000)
     assert isinstance(env.evaluator, LocalEvaluator)

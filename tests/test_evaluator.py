@@ -8,9 +8,9 @@ import time
 import psutil
 import pytest
 
-from rlnas.child import TrainSpec
 from rlnas.data import DataSpec
-from rlnas.evaluator import LocalEvaluator, WorkerEvaluator
+from rlnas.exec.evaluator import LocalEvaluator, WorkerEvaluator
+from rlnas.models.child import TrainSpec
 
 ARCH = {"num_layers": 2, "units_0": 16, "units_1": 8, "activation": "tanh", "dropout": True, "lr": 0.01}
 
@@ -24,7 +24,7 @@ def worker(tiny_npz):
 
 def _worker_pids() -> set[int]:
     """Worker processes only."""
-    return {p.pid for p in psutil.Process().children(recursive=True) if "rlnas.worker" in p.cmdline()}
+    return {p.pid for p in psutil.Process().children(recursive=True) if "rlnas.exec.worker" in p.cmdline()}
 
 
 def test_worker_matches_in_process_and_is_recycled(worker, tiny_npz):
@@ -91,9 +91,9 @@ def test_a_child_over_max_params_fails_without_training(tiny_npz):
 
 
 def test_worker_evaluators_split_the_cores_and_start_nothing(tiny_npz):
-    from rlnas.child import train_spec
     from rlnas.config import SearchConfig
-    from rlnas.evaluator import worker_evaluators
+    from rlnas.exec.evaluator import worker_evaluators
+    from rlnas.models.child import train_spec
     from rlnas.resources import threads_per_worker
 
     config = SearchConfig(dataset=str(tiny_npz), epochs=3, early_stopping=1, workers=2, children_per_worker=7)

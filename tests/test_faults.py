@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-import rlnas.evaluator
+import rlnas.exec.evaluator
 from rlnas.cli import main
-from rlnas.store import RunStore
+from rlnas.run.store import RunStore
 from tests.conftest import SyntheticEvaluator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +39,7 @@ def synthetic(monkeypatch):
         return [Acting(hook.get("at"), hook.get("act"))]
 
     hook: dict = {}
-    monkeypatch.setattr(rlnas.evaluator, "start_workers", workers)
+    monkeypatch.setattr(rlnas.exec.evaluator, "start_workers", workers)
     return hook
 
 

@@ -1,4 +1,4 @@
-"""Workers forked from a template (rlnas.fork_server): safe to fork, and the same children as fresh ones.
+"""Workers forked from a template (rlnas.exec.fork_server): safe to fork, and the same children as fresh ones.
 
 Real processes throughout; the children are tiny except in the slow test.
 """
@@ -13,12 +13,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from rlnas import fork_server
-from rlnas.child import ChildResult, TrainSpec
 from rlnas.data import DataSpec
-from rlnas.evaluator import WorkerEvaluator
-from rlnas.worker import MARKER
-from rlnas.worker_process import WorkerProcess, worker_env
+from rlnas.exec import fork_server
+from rlnas.exec.evaluator import WorkerEvaluator
+from rlnas.exec.worker import MARKER
+from rlnas.exec.worker_process import WorkerProcess, worker_env
+from rlnas.models.child import ChildResult, TrainSpec
 
 ARCH = {"num_layers": 2, "units_0": 16, "units_1": 8, "activation": "tanh", "dropout": True, "lr": 0.01}
 needs_fork = pytest.mark.skipif(

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlnas.child import TrainSpec, build_model, check_input_shape, check_space, train_and_evaluate
 from rlnas.config import make_config
 from rlnas.errors import ConfigError
+from rlnas.models.child import TrainSpec, build_model, check_input_shape, check_space, train_and_evaluate
 from rlnas.space import Decision, SearchSpace
 from rlnas.space.discovery import space_from_function
 from tests.arrays import as_dataset
@@ -111,7 +111,7 @@ def test_early_stopping_and_max_params_apply_to_model_functions(function_dir: Pa
 # -- worker processes, the search, replay ------------------------------------------------------------
 def test_a_worker_process_imports_the_function_from_the_current_directory(function_dir: Path) -> None:
     from rlnas.data import DataSpec
-    from rlnas.evaluator import WorkerEvaluator
+    from rlnas.exec.evaluator import WorkerEvaluator
 
     x, y = _ten_classes(60)
     np.savez("tiny.npz", x_train=x[:40], y_train=y[:40], x_val=x[40:], y_val=y[40:])
@@ -129,9 +129,9 @@ def test_a_worker_process_imports_the_function_from_the_current_directory(functi
 @pytest.mark.slow  # a CLI search plus replay; test_workers runs the tutorial function in workers
 def test_search_with_workers_and_replay_of_the_tutorial_function(function_dir: Path) -> None:
     """What ``rlnas search --model fm_tutorial:build_model`` then ``rlnas replay`` do."""
-    from rlnas.replay import replay
-    from rlnas.search import run_search
-    from rlnas.store import RunStore
+    from rlnas.run.store import RunStore
+    from rlnas.search.loop import run_search
+    from rlnas.search.replay import replay
 
     x, y = _ten_classes(100)
     np.savez("tiny10.npz", x=x, y=y)

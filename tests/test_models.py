@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rlnas.child import TrainSpec, build_model, check_input_shape, check_space, train_and_evaluate
 from rlnas.config import load_config
 from rlnas.errors import ConfigError
+from rlnas.models.child import TrainSpec, build_model, check_input_shape, check_space, train_and_evaluate
 from rlnas.space import Decision, SearchSpace, cell_space, conv_space, default_space, skip_space
 from tests.arrays import as_dataset
 
@@ -256,7 +256,7 @@ def test_early_stopping_stops_when_validation_loss_rises_and_keeps_the_best_weig
 
 # -- the replay's learning-rate schedule ---------------------------------------------------------
 def test_cosine_decay_starts_at_the_rate_and_halves_at_the_middle():
-    from rlnas.child import cosine_decay
+    from rlnas.models.child import cosine_decay
 
     assert cosine_decay(0.01, 0, 10) == 0.01
     assert cosine_decay(0.01, 5, 10) == pytest.approx(0.005)
@@ -283,8 +283,8 @@ def test_training_with_a_schedule_ends_at_its_last_epochs_rate(schedule, last):
 
 # -- how a child is trained: one TrainSpec from the run's config ----------------------------------
 def test_train_spec_of_the_search_and_of_the_final_training():
-    from rlnas.child import train_spec
     from rlnas.config import SearchConfig
+    from rlnas.models.child import train_spec
 
     config = SearchConfig(
         epochs=3, batch_size=64, max_params=5000, child_time_limit=30.0, early_stopping=2,
@@ -305,8 +305,8 @@ def test_train_spec_refuses_early_stopping_on_test_and_unknown_schedules():
 
 
 def test_the_final_training_fits_on_train_and_validation_and_scores_on_test():
-    from rlnas.child import _splits
     from rlnas.data import Dataset
+    from rlnas.models.child import _splits
 
     x = np.arange(10, dtype=np.float32).reshape(10, 1)
     ds = Dataset("d", x[:6], np.zeros(6), x[6:8], np.ones(2), x[8:], np.full(2, 2), 3)

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from rlnas.config import SearchConfig
-from rlnas.monitor import custom_scalars_layout, hparam_value, leaderboard_markdown, policy_marginals
-from rlnas.search import run_search
+from rlnas.run.monitor import custom_scalars_layout, hparam_value, leaderboard_markdown, policy_marginals
+from rlnas.run.store import RunStore
+from rlnas.search.loop import run_search
 from rlnas.space import default_space
-from rlnas.store import RunStore
 from rlnas.strategies import make_strategy
 from rlnas.strategies.reinforce import make_controller
 from rlnas.text import format_value

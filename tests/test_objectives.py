@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from envs.nas_env import NasEnv
-from rlnas.child import ChildResult
 from rlnas.errors import ConfigError
-from rlnas.objectives import METRICS, Objective, parse_objective
-from rlnas.penalties import skip_density, skip_penalty, skip_positions
+from rlnas.models.child import ChildResult
+from rlnas.models.objectives import METRICS, Objective, parse_objective
+from rlnas.policy.penalties import skip_density, skip_penalty, skip_positions
 from rlnas.space import conv_space, skip_space
 
 CHILD = ChildResult("ok", val_accuracy=0.9, val_loss=0.3, params=200_000, fit_seconds=2.0)

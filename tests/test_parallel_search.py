@@ -7,12 +7,12 @@ import threading
 import pytest
 
 from envs.nas_env import NasEnv
-from rlnas.child import ChildResult
 from rlnas.config import SearchConfig
-from rlnas.parallel import EnvPool, play
+from rlnas.exec.parallel import EnvPool, play
+from rlnas.models.child import ChildResult
 from rlnas.resources import default_workers, threads_per_worker
+from rlnas.run.store import RunStore
 from rlnas.space import Decision, SearchSpace, default_space
-from rlnas.store import RunStore
 from tests.conftest import SyntheticEvaluator, search_in
 
 

@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import rlnas.search
+import rlnas.search.loop
 from envs.nas_env import NasEnv
 from rlnas.cli import main
 from rlnas.config import SearchConfig
 from rlnas.errors import ConfigError, SearchAborted
-from rlnas.parallel import NOT_YET, EnvPool
-from rlnas.policy_gradient import importance_weights, reinforce_loss
-from rlnas.search import run_search
+from rlnas.exec.parallel import NOT_YET, EnvPool
+from rlnas.policy.gradient import importance_weights, reinforce_loss
+from rlnas.run.store import RunStore
+from rlnas.search.loop import run_search
 from rlnas.space import Decision, SearchSpace, default_space
-from rlnas.store import RunStore
 from rlnas.strategies import make_strategy
 from tests.conftest import Interrupting, SyntheticEvaluator, search_in
 
@@ -175,7 +175,7 @@ def recorded(monkeypatch):
         made.append(Recording(make_strategy(config, space)))
         return made[-1]
 
-    monkeypatch.setattr(rlnas.search, "make_strategy", make)
+    monkeypatch.setattr(rlnas.search.loop, "make_strategy", make)
     return made
 
 
@@ -353,7 +353,7 @@ def test_a_time_limit_stops_a_pipelined_search_and_it_resumes_without_a_gap(tmp_
 
 class Failing(SyntheticEvaluator):
     def evaluate(self, arch, seed):
-        from rlnas.child import ChildResult
+        from rlnas.models.child import ChildResult
 
         self.calls.append(dict(arch))
         return ChildResult("failed", error="synthetic failure")
@@ -389,7 +389,7 @@ def test_the_pool_asks_again_after_a_result_when_the_source_says_not_yet():
             yield NOT_YET  # job 2 depends on job 1's result
         yield 2
 
-    for job, _ in pool.run(jobs(), lambda env, job: rlnas.search.play(env, tokens, job)):
+    for job, _ in pool.run(jobs(), lambda env, job: rlnas.search.loop.play(env, tokens, job)):
         results.append(job)
     assert results == [1, 2]
     pool.close()
@@ -408,8 +408,8 @@ def test_a_source_waiting_with_nothing_in_training_is_an_error():
 def test_a_pipelined_search_on_ray_gives_the_trials_of_the_worker_processes(tiny_npz, tmp_path):
     import ray
 
-    from rlnas.evaluator import TrainSpec, WorkerEvaluator
-    from rlnas.ray_evaluator import make_ray_evaluators
+    from rlnas.exec.evaluator import TrainSpec, WorkerEvaluator
+    from rlnas.exec.ray_evaluator import make_ray_evaluators
 
     config = SearchConfig(dataset=str(tiny_npz), trials=6, archs_per_update=2, epochs=1, batch_size=32,
                           seed=3, pipeline=2)  # fmt: skip

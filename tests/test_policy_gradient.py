@@ -1,4 +1,4 @@
-"""Tests for rlnas.policy_gradient: the REINFORCE loss and baseline by hand, one update, a learnt target."""
+"""Tests for rlnas.policy.gradient: the REINFORCE loss and baseline by hand, one update, a learnt target."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 
 from rlnas.config import SearchConfig
-from rlnas.controller import Controller
-from rlnas.policy_gradient import Baseline, UpdateStats, prepare, reinforce_loss, update
+from rlnas.policy.controller import Controller
+from rlnas.policy.gradient import Baseline, UpdateStats, prepare, reinforce_loss, update
 from rlnas.space import SearchSpace, default_space
 from rlnas.strategies.reinforce import make_controller
 
@@ -318,7 +318,7 @@ def skip_like_space() -> SearchSpace:
 
 
 def run_updates(compiled: bool, space: SearchSpace, **kw) -> tuple[Controller, list[UpdateStats]]:
-    from rlnas.penalties import skip_positions
+    from rlnas.policy.penalties import skip_positions
 
     c = Controller(space.vocab_sizes, seed=9, compiled=compiled, tanh_constant=2.5, **SMALL)
     b, stats = Baseline(), []
@@ -380,7 +380,7 @@ def test_prepare_warms_the_step_without_changing_the_controller(importance: bool
 
 # -- the skip penalty ------------------------------------------------------------------------------
 def skip_update(skip_weight: float, skips: list | None = None) -> tuple[UpdateStats, list[np.ndarray]]:
-    from rlnas.penalties import skip_positions
+    from rlnas.policy.penalties import skip_positions
 
     space = skip_like_space()
     c = Controller(space.vocab_sizes, seed=10, compiled=False, **SMALL)  # the loss, not the trace

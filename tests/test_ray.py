@@ -11,15 +11,15 @@ import time
 import psutil
 import pytest
 
-from rlnas.child import TrainSpec
 from rlnas.config import SearchConfig
 from rlnas.data import DataSpec
 from rlnas.errors import ConfigError
-from rlnas.evaluator import WorkerEvaluator
-from rlnas.ray_evaluator import RayCluster, check_resources, make_ray_evaluators, require_ray
-from rlnas.search import run_search
+from rlnas.exec.evaluator import WorkerEvaluator
+from rlnas.exec.ray_evaluator import RayCluster, check_resources, make_ray_evaluators, require_ray
+from rlnas.models.child import TrainSpec
+from rlnas.run.store import RunStore
+from rlnas.search.loop import run_search
 from rlnas.space import default_space
-from rlnas.store import RunStore
 
 needs_ray = pytest.mark.skipif(
     importlib.util.find_spec("ray") is None, reason="Ray is an optional extra: pip install -e '.[ray]'"

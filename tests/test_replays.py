@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rlnas.cli import main
-from rlnas.store import RunStore
+from rlnas.run.store import RunStore
 
 
 def _result(rank, test, path, trial=3):
@@ -74,9 +74,9 @@ def test_replay_keeps_each_replay_and_overwrite_replaces_the_last(store, monkeyp
     """replay() itself, with the training replaced: a model file that says which replay wrote it."""
     from types import SimpleNamespace
 
-    import rlnas.replay
-    from rlnas.child import ChildResult
-    from rlnas.trial import Trial
+    import rlnas.search.replay
+    from rlnas.models.child import ChildResult
+    from rlnas.run.trial import Trial
 
     trial = {"index": 4, "update": 0, "tokens": [0], "key": "k0", "architecture": {"num_layers": 1},
              "reward": 0.9, "log_prob": -1.0, "status": "ok", "val_accuracy": 0.9}  # fmt: skip
@@ -89,14 +89,14 @@ def test_replay_keeps_each_replay_and_overwrite_replaces_the_last(store, monkeyp
         return ChildResult("ok", val_accuracy=next(tests), params=10)
 
     monkeypatch.setattr(
-        rlnas.replay, "_final_training", lambda s, c, e: (None, SimpleNamespace(epochs=e or 10))
+        rlnas.search.replay, "_final_training", lambda s, c, e: (None, SimpleNamespace(epochs=e or 10))
     )
-    monkeypatch.setattr(rlnas.replay, "train_and_evaluate", fake_train)
-    rlnas.replay.replay(store)
-    rlnas.replay.replay(store, epochs=2)
+    monkeypatch.setattr(rlnas.search.replay, "train_and_evaluate", fake_train)
+    rlnas.search.replay.replay(store)
+    rlnas.search.replay.replay(store, epochs=2)
     assert [r["epochs"] for r in store.replays()] == [10, 2]
     assert (store.replay_dir / "1" / "rank1-k0.keras").read_text() == "epochs 10"  # not overwritten
-    rlnas.replay.replay(store, epochs=3, overwrite=True)
+    rlnas.search.replay.replay(store, epochs=3, overwrite=True)
     assert [(r["replay"], r["epochs"]) for r in store.replays()] == [(1, 10), (2, 3)]
     assert [r["test_accuracy"] for r in store.read_json("replay.json")] == [0.931]  # the latest
     assert store.replays()[0]["results"][0]["trial"] == 4

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from rlnas.cli import main
+from rlnas.cli.progress import Progress
 from rlnas.config import SearchConfig
-from rlnas.progress import Progress
 from rlnas.report import EXPORT_COLUMNS, batch_means, batch_shares, best_so_far, pareto_front
 from rlnas.space import default_space
 from rlnas.text import format_value
@@ -181,7 +181,7 @@ def test_tensorboard_command_runs_tensorboard_on_the_run(tmp_path, monkeypatch):
     import sys
 
     from rlnas.cli import main
-    from rlnas.store import RunStore
+    from rlnas.run.store import RunStore
 
     store = RunStore.create(tmp_path / "runs" / "r")
     store.write_json("config.json", {})

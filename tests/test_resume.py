@@ -12,9 +12,9 @@ import pytest
 from rlnas.cli import main
 from rlnas.config import SearchConfig
 from rlnas.errors import RunError
-from rlnas.search import run_search
+from rlnas.run.store import RunStore
+from rlnas.search.loop import run_search
 from rlnas.space import default_space
-from rlnas.store import RunStore
 from tests.conftest import Interrupting, SyntheticEvaluator
 
 CONFIG = SearchConfig(trials=24, archs_per_update=8, seed=5)
@@ -250,7 +250,7 @@ def _run_processes(run_dir) -> list[int]:
     scanning /proc, not by name: what a leaked worker cannot hide from."""
     from pathlib import Path
 
-    from rlnas.worker import MARKER
+    from rlnas.exec.worker import MARKER
 
     needle, found = f"{MARKER}=".encode(), []
     for entry in Path("/proc").iterdir():

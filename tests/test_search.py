@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from rlnas.config import PLAIN_REINFORCE, SearchConfig
-from rlnas.search import run_search
+from rlnas.run.store import RunStore
+from rlnas.search.loop import run_search
 from rlnas.space import default_space
-from rlnas.store import RunStore
 from tests.conftest import SyntheticEvaluator
 
 
@@ -87,7 +87,7 @@ def test_search_stops_after_too_many_failures_in_a_row_keeping_the_journal(tmp_p
 
     class AlwaysFails(SyntheticEvaluator):
         def evaluate(self, arch, seed):
-            from rlnas.child import ChildResult
+            from rlnas.models.child import ChildResult
 
             return ChildResult("failed", error="CUDA out of memory")
 

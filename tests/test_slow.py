@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from rlnas.config import SearchConfig
-from rlnas.replay import replay
-from rlnas.search import run_search
+from rlnas.run.store import RunStore
+from rlnas.search.loop import run_search
+from rlnas.search.replay import replay
 from rlnas.space import default_space
-from rlnas.store import RunStore
 
 pytestmark = pytest.mark.slow
 

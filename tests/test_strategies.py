@@ -268,7 +268,7 @@ def test_reinforce_meta_round_trips_without_the_baseline_key(tmp_path: Path) -> 
 
 
 def skip_density_of(strategy: object, space: SearchSpace) -> float:
-    from rlnas.penalties import skip_density
+    from rlnas.policy.penalties import skip_density
 
     probe = strategy.probe(1000, np.random.default_rng(0))
     return skip_density([space.decode(t) for t in probe])

@@ -14,12 +14,12 @@ from gymnasium.utils.env_checker import check_env
 
 import envs
 from envs.tabular_env import TabularNasEnv
-from rlnas import lookup_table
+from rlnas.bench.tabulate import tabulate
 from rlnas.config import SearchConfig
 from rlnas.errors import ConfigError, SearchAborted
-from rlnas.parallel import play
+from rlnas.exec.parallel import play
 from rlnas.space import Decision, SearchSpace
-from rlnas.tabulate import tabulate
+from rlnas.tables import lookup as lookup_table
 from tests.conftest import SyntheticEvaluator
 
 

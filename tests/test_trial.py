@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from rlnas.child import ChildResult
-from rlnas.store import RunStore
-from rlnas.trial import Status, Trial, build_trial, objective_name, objective_value, rank, repeat_of
+from rlnas.models.child import ChildResult
+from rlnas.run.store import RunStore
+from rlnas.run.trial import Status, Trial, build_trial, objective_name, objective_value, rank, repeat_of
 
 
 def _trial(index: int, key: str, acc: float, *, ok: bool = True, reward: float | None = None) -> Trial:
@@ -92,7 +92,7 @@ def test_the_store_writes_and_reads_trials(tmp_path) -> None:
 
 
 def test_displays_name_and_show_the_objective() -> None:
-    from rlnas.monitor import batch_scalars, best_tag, leaderboard_markdown
+    from rlnas.run.monitor import batch_scalars, best_tag, leaderboard_markdown
 
     assert best_tag() == "charts/best_val_accuracy" and best_tag("val_loss:min") == "charts/best_val_loss"
     assert best_tag("mnas:target=100") == "charts/best_mnas"

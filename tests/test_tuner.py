@@ -12,7 +12,7 @@ import pytest
 
 from examples.keras_tuner_model import build_model
 from rlnas.errors import ConfigError, DataError, RunError
-from rlnas.function_model import fit_labels, loss_and_accuracy
+from rlnas.models.function_model import fit_labels, loss_and_accuracy
 from rlnas.space.keras_tuner import HyperParameters
 from rlnas.tuner import ReinforceSearch
 
@@ -88,8 +88,8 @@ def test_best_model_is_trained_compiled_and_scores_as_in_the_search(searched: Re
 
 
 def test_rlnas_replay_retrains_the_best_of_a_tuner_run(searched: ReinforceSearch) -> None:
-    from rlnas.replay import replay
-    from rlnas.store import RunStore
+    from rlnas.run.store import RunStore
+    from rlnas.search.replay import replay
 
     (result,) = replay(RunStore(searched.project_dir), top=1, epochs=1)
     best = max(_trials(searched), key=lambda t: t["val_accuracy"])

@@ -101,7 +101,7 @@ def run_script(source: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def check_scores(project: Path, arrays: tuple, epochs: int, executions: int) -> list[tuple[float, float]]:
     """Every trial ok, above 0.5 and within 0.02 of plain Keras; (rlnas, plain Keras) per trial."""
-    from rlnas.executions import execution_seed
+    from rlnas.exec.executions import execution_seed
 
     pairs = []
     for t in trials_of(project):

@@ -18,8 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from rlnas.store import RunStore
-from rlnas.worker import MARKER
+from rlnas.exec.worker import MARKER
+from rlnas.run.store import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -181,9 +181,9 @@ def test_a_worker_whose_parent_dies_exits_within_seconds(tmp_path: Path, tiny_np
     parent.write_text(
         textwrap.dedent(f"""\
         import threading
-        from rlnas.child import TrainSpec
+        from rlnas.models.child import TrainSpec
         from rlnas.data import DataSpec
-        from rlnas.evaluator import WorkerEvaluator
+        from rlnas.exec.evaluator import WorkerEvaluator
 
         train = TrainSpec(epochs=10000, batch_size=8)
         ev = WorkerEvaluator(DataSpec({str(tiny_npz)!r}), train, run_dir="orphan")
@@ -197,7 +197,7 @@ def test_a_worker_whose_parent_dies_exits_within_seconds(tmp_path: Path, tiny_np
     )
     proc = subprocess.Popen([sys.executable, str(parent)], env=_env())
     try:
-        # the worker, and where workers are forked (rlnas.fork_server), its template, whose child it is
+        # the worker, and where workers are forked (rlnas.exec.fork_server), its template, whose child it is
         assert _wait_until(lambda: len(_worker_tree(proc.pid)) == 1 + _forking(), 120), _worker_tree(proc.pid)
         time.sleep(2 if _forking() else 8)  # TensorFlow imported, data loaded, the child in training
         assert proc.poll() is None and len(_worker_tree(proc.pid)) == 1 + _forking()
@@ -208,7 +208,7 @@ def test_a_worker_whose_parent_dies_exits_within_seconds(tmp_path: Path, tiny_np
 
 
 def _forking() -> bool:
-    from rlnas.fork_server import forking_possible
+    from rlnas.exec.fork_server import forking_possible
 
     return forking_possible(os.environ)
 
@@ -225,14 +225,15 @@ def _worker_tree(parent: int) -> list[int]:
 def test_a_command_rlnas_starts_with_its_pid_in_its_environment_ends_with_it(tmp_path: Path) -> None:
     """The replay on a GPU after a search runs as ``rlnas replay`` in a process of its own, started with
     ``RLNAS_DIE_WITH=<search pid>``; ``rlnas.cli.main`` follows it. Here the starter is SIGKILLed."""
-    from rlnas.worker import FOLLOW_ENV
+    from rlnas.exec.worker import FOLLOW_ENV
 
     parent = tmp_path / "parent.py"
     parent.write_text(
         textwrap.dedent(f"""\
         import os, subprocess, sys, time
-        code = ("import os, time; from rlnas.worker import follow_parent_from_env; follow_parent_from_env(); "
-                "print(os.environ.get({FOLLOW_ENV!r}), flush=True); time.sleep(120)")
+        code = ("import os, time; from rlnas.exec.worker import follow_parent_from_env; "
+                "follow_parent_from_env(); print(os.environ.get({FOLLOW_ENV!r}), flush=True); "
+                "time.sleep(120)")
         env = dict(os.environ, {FOLLOW_ENV}=str(os.getpid()), RLNAS_WORKER_OF=f"{{os.getpid()}}:follow")
         subprocess.Popen([sys.executable, "-c", code], env=env)
         time.sleep(120)

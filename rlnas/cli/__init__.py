@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rlnas.worker import follow_parent_from_env
+    from rlnas.exec.worker import follow_parent_from_env
 
     follow_parent_from_env()  # a command rlnas started (the replay on a GPU) ends with its starter
     args, extra = build_parser().parse_known_args(argv)

@@ -96,14 +96,14 @@ def check_before_tensorflow(config: SearchConfig, space: SearchSpace, debug: boo
     """The space, Ray and the data, each a one-line error now rather than N failed children later;
     a downloadable dataset that is missing is fetched here."""
     from rlnas import data
-    from rlnas.child import check_space
     from rlnas.errors import DataError
+    from rlnas.models.child import check_space
 
     check_space(space)
     _check_workers(config)
     _check_gpus(config, space)
     if config.executor == "ray":  # one line naming the install command, before anything starts
-        from rlnas.ray_evaluator import require_ray
+        from rlnas.exec.ray_evaluator import require_ray
 
         require_ray()
     spec = config.data_spec()
@@ -142,8 +142,8 @@ def _check_workers(config: SearchConfig) -> None:
 def _check_gpus(config: SearchConfig, space: SearchSpace) -> None:
     """``--gpus`` names GPUs this machine has; ``--mixed-precision`` fits the model (and says that
     it does not pay on the CPU)."""
-    from rlnas.child import check_mixed_precision
     from rlnas.devices import choose_gpus, visible_gpus
+    from rlnas.models.child import check_mixed_precision
 
     gpus = choose_gpus(config.gpus, visible_gpus()) if config.executor == "local" else None
     if config.mixed_precision:

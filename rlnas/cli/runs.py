@@ -25,8 +25,8 @@ from rlnas.text import format_arch, format_table
 
 if TYPE_CHECKING:  # annotations only: the CLI imports modules lazily to start fast
     from rlnas.config import SearchConfig
+    from rlnas.run.store import RunStore
     from rlnas.space import SearchSpace
-    from rlnas.store import RunStore
 
 
 def add_parsers(sub: Any) -> None:
@@ -89,7 +89,7 @@ def _add_run_parsers(sub: Any) -> None:
 
 # -- commands ----------------------------------------------------------------------------------------
 def cmd_space(args: argparse.Namespace) -> int:
-    from rlnas.child import check_space
+    from rlnas.models.child import check_space
     from rlnas.resolve import resolve
 
     space = resolve(args.config).space
@@ -106,7 +106,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     hide_gpus()  # first: the controller stays on the CPU and holds no GPU memory the children need
     with contextlib.ExitStack() as held:
         store, config, space = _resume_run(args, held) if args.resume is not None else _new_run(args, held)
-        from rlnas.evaluator import start_workers
+        from rlnas.exec.evaluator import start_workers
 
         # Workers first: their TensorFlow import and data load overlap ours and the controller's trace.
         workers = start_workers(config, space, run_dir=store.path) if config.executor == "local" else None
@@ -121,13 +121,13 @@ def _search_and_replay(
     args: argparse.Namespace, store: Any, config: SearchConfig, space: SearchSpace, workers: list | None
 ) -> int:
     load_tensorflow(args.debug)
-    from rlnas.search import run_search
+    from rlnas.search.loop import run_search
 
     done = len(store.trials()) if args.resume is not None else 0
     budget = f"{config.trials} trials of {space.size():,} architectures on {config.dataset}"
     resuming = f", resuming at trial {done} ({done} done)" if args.resume is not None else ""
     print(f"run {store.path}: {budget}{resuming}")
-    from rlnas.progress import Progress
+    from rlnas.cli.progress import Progress
 
     live = False if args.verbose else None
     show = None if args.quiet else Progress(config.trials, done=done, live=live, objective=config.objective)
@@ -158,7 +158,7 @@ def _search_and_replay(
     )
     if result.best is None:
         raise RlnasError("no child trained successfully; see the error column of trials.jsonl")
-    from rlnas.trial import objective_name, objective_value
+    from rlnas.run.trial import objective_name, objective_value
 
     best, objective = result.best, config.objective
     name = objective_name(objective).replace("val_accuracy", "validation accuracy")
@@ -190,7 +190,7 @@ def _replay_on_a_gpu(store: Any, config: SearchConfig, debug: bool) -> int | Non
         "--top",
         str(config.replay_top),
     ]
-    from rlnas.worker import FOLLOW_ENV
+    from rlnas.exec.worker import FOLLOW_ENV
 
     env = worker_environment(os.environ, chosen[0]) | {FOLLOW_ENV: str(os.getpid())}  # dies with us
     proc = subprocess.Popen(argv, env=env)
@@ -213,7 +213,7 @@ def _interrupted(store: RunStore) -> int:
 def _new_run(
     args: argparse.Namespace, held: contextlib.ExitStack
 ) -> tuple[RunStore, SearchConfig, SearchSpace]:
-    from rlnas.store import RunStore
+    from rlnas.run.store import RunStore
 
     name = args.name if args.name is not None else time.strftime("search-%Y%m%d-%H%M%S")
     if not name or "/" in name or name.startswith(".") or "\0" in name:
@@ -232,10 +232,10 @@ def _resume_run(
 ) -> tuple[RunStore, SearchConfig, SearchSpace]:
     """The run's own config and space, with only the budget open to change (rlnas.resolve.RESUMABLE);
     the run locked before its config is written again."""
-    from rlnas.child import check_space
     from rlnas.data import load as load_data
+    from rlnas.models.child import check_space
     from rlnas.resolve import resolve
-    from rlnas.store import RunStore
+    from rlnas.run.store import RunStore
 
     if args.config or args.name or args.overwrite or args.model:
         raise ConfigError(
@@ -256,7 +256,7 @@ def _resume_run(
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from rlnas.bounds import INT_LIMIT
-    from rlnas.store import RunStore
+    from rlnas.run.store import RunStore
 
     for flag, value in (("--top", args.top), ("--epochs", args.epochs)):
         if value is not None and not 1 <= value <= INT_LIMIT:
@@ -278,8 +278,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from rlnas.store import RunStore
-    from rlnas.trial import objective_name, objective_value, rank
+    from rlnas.run.store import RunStore
+    from rlnas.run.trial import objective_name, objective_value, rank
 
     if args.top < 1:
         raise ConfigError(f"--top must be at least 1, got {args.top}")
@@ -323,7 +323,7 @@ def _print_replays(store: RunStore) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from rlnas.report import export_text
-    from rlnas.store import RunStore
+    from rlnas.run.store import RunStore
 
     text = export_text(RunStore.open(args.run, args.runs_dir), args.format)
     if args.out is None:
@@ -340,7 +340,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_tensorboard(args: argparse.Namespace) -> int:
     """Replace this process by TensorBoard on the run's ``tb/`` (scalars, policy, HParams, text), as
     :mod:`rlnas.cli.tensorboard` serves it: the search's own runs first, TensorFlow's noise hidden."""
-    from rlnas.store import RunStore
+    from rlnas.run.store import RunStore
 
     logdir = RunStore.open(args.run, args.runs_dir).tb_dir
     command = [sys.executable, "-m", "rlnas.cli.tensorboard", "--logdir", str(logdir), *args.extra]
@@ -351,7 +351,7 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from rlnas.report import write_report
-    from rlnas.store import RunStore
+    from rlnas.run.store import RunStore
 
     for path in write_report(RunStore.open(args.run, args.runs_dir)):
         print(path)
@@ -359,7 +359,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _replay_and_print(store: Any, top: int, epochs: int | None, *, overwrite: bool = False) -> int:
-    from rlnas.replay import replay
+    from rlnas.search.replay import replay
 
     print(f"retraining the top {top} on train+validation, scoring once on test ...", flush=True)
     start = time.monotonic()

@@ -22,7 +22,7 @@ from rlnas.cli._common import (
     typed,
 )
 from rlnas.errors import ConfigError
-from rlnas.hpo_tables import TABLES
+from rlnas.tables.hpo import TABLES
 
 
 def add_parsers(sub: Any) -> None:
@@ -69,7 +69,7 @@ def cmd_tabulate(args: argparse.Namespace) -> int:
 
     config, space = resolve_search(args)
     workers = config.workers or default_workers()
-    from rlnas.tabulate import existing_keys, tabulate
+    from rlnas.bench.tabulate import existing_keys, tabulate
 
     total = space.size()
     done = len(existing_keys(space, _path(args.out)))
@@ -133,9 +133,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     config, space = resolve(args.config, flag_values(args))
     from envs.tabular_env import TabularNasEnv
-    from rlnas import bench, bench_report
-    from rlnas.lookup_table import load_table
-    from rlnas.parallel import play
+    from rlnas.bench import report as bench_report
+    from rlnas.bench import runner as bench
+    from rlnas.exec.parallel import play
+    from rlnas.tables.lookup import load_table
 
     table = load_table(args.table, space)
     env = TabularNasEnv(table, failed_reward=config.failed_reward)
@@ -171,8 +172,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _bench_benchmark(args: argparse.Namespace, strategies: list[str]) -> int:
     """``--benchmark NAME``: the benchmark's own space, answered from its tables with their noise."""
-    from rlnas import bench_hpo, bench_report
-    from rlnas.hpo_tables import HELD_OUT, load_table
+    from rlnas.bench import hpo as bench_hpo
+    from rlnas.bench import report as bench_report
+    from rlnas.tables.hpo import HELD_OUT, load_table
 
     if args.budget_seconds is not None and not args.budget_seconds > 0:
         raise ConfigError(f"--budget-seconds must be positive, got {args.budget_seconds:g}")
@@ -183,7 +185,7 @@ def _bench_benchmark(args: argparse.Namespace, strategies: list[str]) -> int:
         f"{', '.join(strategies)} x {args.seeds} seeds x {args.budget} evaluations{time_budget} on "
         f"{table.name} ({table.space.size():,} architectures; {table.metric}, {table.direction}; best "
         f"true mean {table.best:.4g}; each evaluation one stored training seed)"
-        + (" [held out by issue #19: report on it, never tune on it]" if table.name in HELD_OUT else ""),
+        + (" [held out: report on it, never tune on it]" if table.name in HELD_OUT else ""),
         flush=True,
     )
     if "reinforce" in strategies:
@@ -245,7 +247,7 @@ def _strategies(args: argparse.Namespace) -> list[str]:
     if "tpe" in strategies:
         import importlib.util
 
-        from rlnas.hpo_tables import EXTRA_HINT
+        from rlnas.tables.hpo import EXTRA_HINT
 
         if importlib.util.find_spec("optuna") is None:  # before any strategy has run
             raise ConfigError(f"strategy 'tpe' needs the optional package optuna: {EXTRA_HINT}")

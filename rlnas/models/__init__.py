@@ -4,7 +4,7 @@ The one registry of model names. Each model has a standard ``space(lr_grid=...)`
 alone selects; the TOML reader asks :func:`standard_space`), a ``check(space)`` (names and values
 of the decisions it reads; no Keras) and a ``build(arch, input_shape, num_classes)`` returning an
 uncompiled ``keras.Model``;
-:mod:`rlnas.child` compiles, trains and measures it the same way for every model.
+:mod:`rlnas.models.child` compiles, trains and measures it the same way for every model.
 
 A name with a colon, ``"module:function"``, is not a builder here but a keras-tuner model function
 (:mod:`rlnas.space.keras_tuner`): it builds *and compiles* its own model, and reads whatever inputs it
@@ -63,7 +63,7 @@ def get_model(name: str) -> Model:
     if is_function(name):
         raise ConfigError(
             f"model {name!r} is a model function: it builds and compiles its own model, "
-            "so it has no builder here (train it with rlnas.child.train_and_evaluate)"
+            "so it has no builder here (train it with rlnas.models.child.train_and_evaluate)"
         )
     if name not in MODELS:
         raise ConfigError(

@@ -11,7 +11,7 @@ function until its structure shows. Continuous ranges become grids, since the co
 discrete tokens.
 
 This is the space layer's face of a model function; training what it builds (its labels, its own
-metrics) is :mod:`rlnas.function_model`, next to :mod:`rlnas.child`.
+metrics) is :mod:`rlnas.models.function_model`, next to :mod:`rlnas.models.child`.
 """
 
 from __future__ import annotations

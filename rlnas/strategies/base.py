@@ -26,8 +26,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from rlnas.errors import RunError
+from rlnas.run.store import atomic_write_text
 from rlnas.space import SearchSpace
-from rlnas.store import atomic_write_text
 
 
 @dataclass(frozen=True)

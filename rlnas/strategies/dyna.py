@@ -1,4 +1,4 @@
-"""What lets the REINFORCE controller learn from all of its history (issue #19), each piece optional.
+"""What lets the REINFORCE controller learn from all of its history, each piece optional.
 
 - :class:`History`: every architecture evaluated (tokens, reward) and every one proposed (keys), so
   that ``ask`` can refuse repeats while novel architectures remain: a repeat costs a real evaluation
@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from rlnas import policy_gradient
-from rlnas.controller import Controller
-from rlnas.reward_model import RewardModel
+from rlnas.policy import gradient as policy_gradient
+from rlnas.policy.controller import Controller
+from rlnas.policy.reward_model import RewardModel
 from rlnas.space import SearchSpace
 from rlnas.strategies.base import active_masks, uniform_tokens
 

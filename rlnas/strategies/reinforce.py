@@ -3,7 +3,7 @@
 ``ask`` samples from the softmax (never argmax) with the controller's checkpointed generator; ``tell``
 is one policy-gradient step on the evaluated rows against the moving-average baseline. Given the rows'
 log-probabilities under the policy that proposed them (a pipelined batch, one update stale), each row
-is weighted by ``min(importance_clip, pi_now / pi_then)`` (``rlnas.policy_gradient``). The checkpoint
+is weighted by ``min(importance_clip, pi_now / pi_then)`` (``rlnas.policy.gradient``). The checkpoint
 is the controller's own ``.npz`` (weights, Adam slots, sampler state) with the baseline in its meta,
 under the key ``baseline`` as the search loop wrote it before strategies existed, so those run
 directories still resume.
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rlnas import policy_gradient
 from rlnas.config import SearchConfig
-from rlnas.controller import Controller
-from rlnas.penalties import skip_positions
-from rlnas.reward_model import RewardModel
+from rlnas.policy import gradient as policy_gradient
+from rlnas.policy.controller import Controller
+from rlnas.policy.penalties import skip_positions
+from rlnas.policy.reward_model import RewardModel
 from rlnas.space import SearchSpace
 from rlnas.strategies import dyna
 from rlnas.strategies.base import Proposal, active_masks, check_ask, check_batch
@@ -29,7 +29,7 @@ from rlnas.strategies.base import Proposal, active_masks, check_ask, check_batch
 BASELINE_KEY = "baseline"
 """Key of the baseline in the checkpoint's meta; reserved: ``restore`` returns the meta without it."""
 HISTORY_KEY = "reinforce_history"
-"""Key of the evaluated rows in the meta, written only when a setting of issue #19 uses them (so a
+"""Key of the evaluated rows in the meta, written only when a history setting uses them (so a
 default run's checkpoint is what it always was); reserved likewise."""
 
 
@@ -91,7 +91,7 @@ class ReinforceStrategy:
         # waits: the search starts its workers first, and their start-up (TensorFlow's import, the
         # data) takes longer than the trace. Not on a thread of its own beside the first batch, as it
         # was: TensorFlow segfaulted when the sampler (or an in-process child's fit) was traced
-        # on another thread at the same moment (a golden test in CI, session 6).
+        # on another thread at the same moment (seen in a golden test under CI).
         self._prepare()
 
     def _prepare(self) -> None:
@@ -113,7 +113,7 @@ class ReinforceStrategy:
 
     @property
     def uses_history(self) -> bool:
-        """Whether a setting of issue #19 is on (novel proposals, reward model, risk-seeking, mixing)."""
+        """Whether a setting that learns from the history is on (novel proposals, reward model, risk-seeking, mixing)."""
         c = self.config
         return c.novel_only or c.model_steps > 0 or c.explore_mix > 0 or c.risk_seeking > 0 or c.pqt_k > 0
 

@@ -1,0 +1,1 @@
+"""Benchmarks on lookup tables: tabulating a space, running strategies over seeds, and the report."""

@@ -1,0 +1,1 @@
+"""A run's records: frozen trials, the run directory and journal, its lock, durable writes, TensorBoard."""

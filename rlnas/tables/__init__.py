@@ -1,0 +1,1 @@
+"""Lookup tables: recorded validation accuracies of whole search spaces, the project's and the field's."""
