@@ -1,4 +1,4 @@
-"""Tests for the settings that learn from the history: novel proposals, the reward model and its Dyna steps, the
+"""Tests for the history settings: novel proposals, the reward model and its Dyna steps, the
 risk-seeking objective; each off by default, each keeping the resume contract."""
 
 from __future__ import annotations

@@ -113,7 +113,7 @@ class ReinforceStrategy:
 
     @property
     def uses_history(self) -> bool:
-        """Whether a setting that learns from the history is on (novel proposals, reward model, risk-seeking, mixing)."""
+        """Whether a history setting is on (novel proposals, reward model, risk-seeking, mixing)."""
         c = self.config
         return c.novel_only or c.model_steps > 0 or c.explore_mix > 0 or c.risk_seeking > 0 or c.pqt_k > 0
 
