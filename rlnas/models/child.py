@@ -19,6 +19,7 @@ form its loss expects, and it is scored by its own accuracy metric.
 from __future__ import annotations
 
 import contextlib
+import enum
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -41,6 +42,7 @@ __all__ = [
     "MLP_DEFAULTS",
     "MODELS",
     "ChildResult",
+    "Status",
     "TrainSpec",
     "build_model",
     "check_input_shape",
@@ -48,6 +50,13 @@ __all__ = [
     "train_and_evaluate",
     "train_spec",
 ]
+
+
+class Status(enum.StrEnum):
+    """How a child ended; the value is what the journal stores (a ``str``, so old comparisons hold)."""
+
+    OK = "ok"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)

@@ -17,23 +17,14 @@ and charts, the report and the end-of-search summary all call it, and show the o
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any
 
-from rlnas.models.child import ChildResult
+from rlnas.models.child import ChildResult, Status
 from rlnas.models.objectives import Objective, parse_objective
-
-
-class Status(enum.StrEnum):
-    """How a child ended; the value is what the journal stores (a ``str``, so old comparisons hold)."""
-
-    OK = "ok"
-    FAILED = "failed"
-
 
 TIMINGS = ("fit_seconds", "eval_seconds", "child_seconds")
 """The child's own seconds; a repeat answered from the cache costs none of them."""
