@@ -30,14 +30,13 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 MB = 1024 * 1024
 
 
-def parser(name: str, doc: str | None) -> argparse.ArgumentParser:
-    """An argument parser whose help is the script's docstring, with the common ``--out`` flag."""
+def parser(name: str, doc: str | None, out: str) -> argparse.ArgumentParser:
+    """An argument parser whose help is the script's docstring, with the common ``--out`` flag; ``out``
+    is the default result file under ``benchmarks/results/``, in the folder of its study."""
     p = argparse.ArgumentParser(
         prog=f"benchmarks/{name}.py", description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument(
-        "--out", type=Path, default=RESULTS_DIR / f"{name}.json", help="where to write the JSON results"
-    )
+    p.add_argument("--out", type=Path, default=RESULTS_DIR / out, help="where to write the JSON results")
     return p
 
 
@@ -110,9 +109,12 @@ def table_figures(runs: Sequence[Any], random_runs: Sequence[Any], values: Any) 
 
 
 def write_report(name: str, lines: Sequence[str], rows: list[dict[str, Any]]) -> None:
-    """Write a lookup-table report as results/NAME.md (``lines``) and NAME.json (``rows``), and print it."""
-    (RESULTS_DIR / f"{name}.md").write_text("\n".join(lines) + "\n")
-    (RESULTS_DIR / f"{name}.json").write_text(json.dumps(rows, indent=1))
+    """Write a lookup-table report as results/lookup_tables/NAME.md (``lines``) and NAME.json (``rows``),
+    and print it."""
+    folder = RESULTS_DIR / "lookup_tables"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.md").write_text("\n".join(lines) + "\n")
+    (folder / f"{name}.json").write_text(json.dumps(rows, indent=1))
     print("\n".join(lines))
 
 

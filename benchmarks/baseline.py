@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS_DIR, emit, parser, table, timed
+from _common import emit, parser, table, timed
 
 TARGETS = {"whole / children": 1.05, "workers 1 / baseline": 1.03, "default / baseline": 0.6}
 
@@ -117,7 +117,7 @@ def one(workers: int | None, args: argparse.Namespace, tmp: Path) -> dict[str, A
 
 
 def main() -> None:
-    p = parser("baseline", __doc__)
+    p = parser("baseline", __doc__, "overhead/against_keras_loop.json")
     p.set_defaults(out=None)
     p.add_argument("--trials", type=int, default=96)
     p.add_argument("--seed", type=int, default=0)
@@ -154,7 +154,7 @@ def main() -> None:
                "baseline wall (s)", "wall / baseline", "max |val acc diff|",
                "load (rlnas / baseline)"]  # fmt: skip
     md = "\n\n".join([head, table(headers, rows), *("- " + v for v in verdicts)])
-    out = args.out or RESULTS_DIR / "baseline.json"
+    out = args.out
     emit(out, "baseline", md, {"runs": runs, "targets": TARGETS})
     out.with_suffix(".md").write_text(md + "\n", encoding="utf-8")
 

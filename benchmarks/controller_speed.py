@@ -182,7 +182,7 @@ def report(m: dict[str, dict[str, Any]], runs: dict[str, dict[int, float]], diff
 
 
 def main() -> None:
-    p = parser("controller_speed", __doc__)
+    p = parser("controller_speed", __doc__, "controller/compiled_vs_eager.json")
     p.add_argument("--repeats", type=int, default=20, help="calls timed per measure (median; default 20)")
     args = p.parse_args()
     quiet()

@@ -92,7 +92,7 @@ def compare(folder: Path, base: str, budget: int, tables: tuple[str, ...]) -> tu
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = parser("field_paired", __doc__)
+    p = parser("field_paired", __doc__, "field/paired.json")
     p.add_argument("runs", type=Path, help="folder of --save-runs files named TABLE.VARIANT.FIRSTSEED.json")
     p.add_argument("--base", default="default", help="the variant the others are compared with")
     p.add_argument("--budget", type=int, default=50, help="score after this many evaluations")

@@ -170,7 +170,7 @@ def summarise(
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = parser("field_summary", __doc__)
+    p = parser("field_summary", __doc__, "field/summary.json")
     p.add_argument("runs", type=Path, help="folder of --save-runs files named TABLE.VARIANT.FIRSTSEED.json")
     p.add_argument("--budgets", type=int, nargs="+", default=[50, 200])
     p.add_argument("--variants", nargs="+", default=[MAIN, "tpe", "evolution", "random"])

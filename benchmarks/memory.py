@@ -191,7 +191,7 @@ def ratios(rows: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    p = parser("memory", __doc__)
+    p = parser("memory", __doc__, "memory/peak_by_worker_mode.json")
     p.add_argument("--children", type=int, default=200, help="children per search (default 200)")
     p.add_argument(
         "--modes",

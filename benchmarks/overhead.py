@@ -190,7 +190,7 @@ def fixed_cost(repeats: int, workers: int | None) -> tuple[str, dict[str, Any]]:
 
 
 def main() -> None:
-    p = parser("overhead", __doc__)
+    p = parser("overhead", __doc__, "overhead/one_worker_steps.json")
     p.add_argument("--trials", type=int, default=96, help="children to train (default 96)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--children-per-worker", type=int, default=None, help="default: the config's (40)")

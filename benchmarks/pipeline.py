@@ -310,7 +310,7 @@ def _regret_section(args, tab: dict) -> list[str]:
 
 
 def main() -> None:
-    p = parser("pipeline", __doc__)
+    p = parser("pipeline", __doc__, "pipeline/pipeline_vs_synchronous.json")
     p.add_argument("--trials", type=int, default=24, help="children per real-children run")
     p.add_argument("--repeats", type=int, default=1, help="ABBA groups of real-children runs")
     p.add_argument("--table", default="benchmarks/tables/mnist_5k_mlp.csv")

@@ -64,7 +64,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS_DIR, emit, parser, table
+from _common import emit, parser, table
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTENDERS = ("rlnas", "random", "bayesian", "hyperband", "tpe")
@@ -452,7 +452,7 @@ def plot(runs: list[dict[str, Any]], args: argparse.Namespace, path: Path) -> No
 
 
 def main() -> None:
-    p = parser("race", __doc__)
+    p = parser("race", __doc__, "races/fashion_mnist_300s.json")
     p.set_defaults(out=None)
     p.add_argument("--budget", type=float, default=300.0, help="seconds each contender gets (default 300)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per contender (default 3)")
@@ -482,7 +482,7 @@ def main() -> None:
     unknown = set(args.contenders) - set(CONTENDERS)
     if unknown:
         p.error(f"unknown contenders {sorted(unknown)}; choose from {', '.join(CONTENDERS)}")
-    out = args.out or RESULTS_DIR / "race.json"
+    out = args.out
     partial: Path | None = out.with_suffix(".partial.json")
     if args.replay_from:  # the finished races again, only replayed anew; an interrupted race's
         partial = None  # partial file, if any, is neither read nor removed

@@ -72,7 +72,7 @@ def measure(executor: str, workers: int, trials: int, seed: int) -> dict[str, An
 
 
 def main() -> None:
-    p = parser("ray_throughput", __doc__)
+    p = parser("ray_throughput", __doc__, "ray/throughput.json")
     p.add_argument("--trials", type=int, default=24, help="children per search (default 24)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(

@@ -49,7 +49,7 @@ def run(strategy: str | None, seed: int, trials: int, workdir: Path, extra: list
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = parser("real_children", __doc__)
+    p = parser("real_children", __doc__, "real_children/default_vs_random.json")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--trials", type=int, default=96)
     p.add_argument("--extra", nargs="*", default=[], help="more rlnas search flags for both strategies")

@@ -188,7 +188,7 @@ def markdown(runs: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    p = parser("search_progress", __doc__)
+    p = parser("search_progress", __doc__, "learning/search_progress.json")
     p.add_argument("--trials", type=int, default=None, help="children per search (default: the config's)")
     p.add_argument("--lrs", default=None, help="comma list of controller learning rates (default: config's)")
     p.add_argument("--seeds", default="0", help="comma list of seeds (default 0)")

@@ -212,8 +212,8 @@ def report(args: argparse.Namespace, kt: dict[str, Any], runs: list[dict[str, An
 
 
 def main() -> None:
-    p = parser("vs_keras_tuner", __doc__)
-    p.set_defaults(out=None)  # default: results/vs_keras_tuner.<dataset>.json
+    p = parser("vs_keras_tuner", __doc__, "keras_tuner/unused.json")
+    p.set_defaults(out=None)  # default: results/keras_tuner/<dataset>_<children>children_seed<seed>.json
     p.add_argument("--dataset", default="mnist_5k", help="mnist_5k or fashion_mnist (default mnist_5k)")
     p.add_argument("--children", type=int, default=32, help="children each side trains (default 32)")
     p.add_argument("--epochs", type=int, default=2, help="epochs of each child (default 2)")
@@ -233,7 +233,10 @@ def main() -> None:
             workers = None if w == "default" else int(w)
             runs.append(run_rlnas(args.dataset, args.children, args.epochs, workers, args.seed, Path(tmp)))
             print(f"{runs[-1]['name']}: {runs[-1]['wall_seconds']:.1f}s", file=sys.stderr)
-    out = args.out or RESULTS_DIR / f"vs_keras_tuner.{args.dataset}.json"
+    out = (
+        args.out
+        or RESULTS_DIR / "keras_tuner" / f"{args.dataset}_{args.children}children_seed{args.seed}.json"
+    )
     md = report(args, kt, runs)
     emit(out, "vs_keras_tuner", md, {"keras_tuner": kt, "rlnas": runs, "target_ratio": TARGET_RATIO})
     out.with_suffix(".md").write_text(md + "\n", encoding="utf-8")

@@ -72,7 +72,7 @@ def row(r: dict[str, Any]) -> list[Any]:
 
 
 def main() -> None:
-    p = parser("worker_start", __doc__)
+    p = parser("worker_start", __doc__, "memory/worker_start.json")
     p.add_argument("--workers", type=int, default=6, help="workers started per mode (default 6)")
     p.add_argument("--modes", default="fresh,forked", help="comma list of fresh, forked")
     args = p.parse_args()

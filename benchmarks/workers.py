@@ -156,7 +156,7 @@ def _where_the_time_goes(r: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    p = parser("workers", __doc__)
+    p = parser("workers", __doc__, "overhead/workers.json")
     p.add_argument("--dataset", default="mnist_5k")
     p.add_argument("--trials", type=int, default=32, help="trials of each search (default 32)")
     p.add_argument("--epochs", type=int, default=2)
