@@ -18,7 +18,7 @@ What it measures
     rewards, and so the later architectures, can differ in the last bits). The loop checks that it
     reproduces the journal's validation accuracies (``max |diff|`` in the table).
 
-Targets (issue #16)
+Targets
     * one worker: wall of the whole command / sum of the children's whole cost (``child_seconds``:
       clear_session, build, compile, fit, evaluate) <= 1.05;
     * ``--workers 1`` wall <= 1.03 x the baseline's wall;
@@ -26,7 +26,7 @@ Targets (issue #16)
 
 How to run
     .venv/bin/python benchmarks/baseline.py --trials 96
-    Results: benchmarks/results/baseline.{json,md}.
+    Results: benchmarks/results/overhead/against_keras_loop.{json,md}.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Controller seconds per batch of 4 on the default search space (issue #19: at most 0.5 s added).
+"""Controller seconds per batch of 4 on the default search space (target: at most 0.5 s added).
 
 Runs each setting for ``--batches`` ask/think/tell rounds against a synthetic reward (no child trains)
 and reports, per batch, the first (the update's trace) left out: the seconds the workers wait for
@@ -30,7 +30,7 @@ SETTINGS = {
     "plain": PLAIN_REINFORCE,  # Zoph & Le
     "plain + novel_only": {**PLAIN_REINFORCE, "novel_only": True},
     "plain + risk_seeking": {**PLAIN_REINFORCE, "risk_seeking": 0.1},
-    "default": {},  # reward model, 5 imagined steps, pool of 512, mixed batches (issue #19)
+    "default": {},  # reward model, 5 imagined steps, pool of 512, mixed batches
     "default + pqt_k=4": {"pqt_k": 4},
 }
 

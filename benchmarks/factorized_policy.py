@@ -1,7 +1,7 @@
 """Is the LSTM what holds REINFORCE back on the lookup tables? The same REINFORCE on a plain policy.
 
 A factorized policy has one free logit vector per decision and no recurrent state: the simplest
-policy REINFORCE can train, and the one the calibration in issue #5 quotes. This script trains it
+policy REINFORCE can train (``--controller factorized``). This script trains it
 with the estimator the controller uses (moving-average baseline started at the first batch's mean,
 advantage times the summed log-probability of the active decisions, Adam) on a table written by
 ``rlnas tabulate``, over a grid of batch sizes and step sizes, and prints the same figures as
@@ -15,7 +15,7 @@ cache answers it), so a policy that converges is not charged for resampling what
     python benchmarks/factorized_policy.py --table benchmarks/tables/mnist_5k_mlp.csv \\
         --config benchmarks/tables/mlp_coarse.toml --out factorized_mnist
 
-Pure numpy: a minute or two per table. Writes benchmarks/results/NAME.md and NAME.json.
+Pure numpy: a minute or two per table. Writes benchmarks/results/lookup_tables/NAME.md and NAME.json.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""Issue #19's screen: variants against a base variant on the tuning tables, paired by seed.
+"""A screen of variants against a base variant on the tuning tables, paired by seed.
 
 Each seed of ``benchmarks/field_tables.py`` draws the same evaluation noise for every variant, so a
 variant and the base can be compared seed by seed: per table, the mean paired difference of the
 score at ``--budget`` evaluations with its 95% Student-t interval, and the median evaluations to the
 table's top 0.1%; then, over the tables, Stouffer's combination of the per-table paired t statistics
-(each turned into a normal quantile), which is how a default was chosen: a variant replaces the base
-when that combined z is below -1.96 at 100 seeds, never on one table's gap alone.
+(each turned into a normal quantile): read a variant as better than the base when that combined z
+is below -1.96 at 100 seeds, never on one table's gap alone.
 
 Reads the files ``--save-runs`` wrote (TABLE.VARIANT.FIRSTSEED.json, seeds split over files joined,
 as ``field_summary.py`` does); only the tuning tables unless ``--held-out`` (never for a choice).

@@ -1,4 +1,4 @@
-"""Issue #19's scoreboard: the default against TPE and regularized evolution on all nine tables.
+"""The field's scoreboard: the default against TPE and regularized evolution on all nine tables.
 
 Reads the raw runs that ``benchmarks/field_tables.py --save-runs`` wrote (one file per table, variant
 and first seed; seeds split over files are joined), and prints, per table and budget, each variant's
@@ -7,10 +7,10 @@ with Welch's interval, and whether that interval excludes 0; then the median eva
 table's top 0.1%; then the tally against the targets. Regret is in the metric's units on the
 accuracy tables and as log10 on the HPOLib (MSE) tables, as the field compares them.
 
-    python benchmarks/field_summary.py RUNS_DIR --out benchmarks/results/field_19_final.json
+    python benchmarks/field_summary.py RUNS_DIR --out benchmarks/results/field/summary.json
 
-Tables named in ``rlnas.tables.hpo.HELD_OUT`` are marked held out: they were run once, for this
-report, after every default had been chosen on the other five.
+Tables named in ``rlnas.tables.hpo.HELD_OUT`` are marked held out: they are run to report, never to
+choose a setting, which is chosen on the other five.
 
 ``--prior`` joins an earlier report's per-seed scores (its ``--out`` JSON) for the variants of a
 table that the folder has no runs of, so that fresh seeds of one variant need not rerun its peers;
@@ -19,7 +19,7 @@ the prior's seeds 0-49 of it, which must all be there. A median cannot be joined
 kept only its median evaluations to the top 0.1% (reports before ``evals_to_top_0.1%`` was written),
 the two parts' medians are shown apart.
 
-    python benchmarks/field_summary.py RUNS_DIR --prior benchmarks/results/field_19_final.json
+    python benchmarks/field_summary.py RUNS_DIR --prior benchmarks/results/field/peers.json
 """
 
 from __future__ import annotations

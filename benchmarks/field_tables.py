@@ -19,7 +19,7 @@ A variant is a name of :data:`VARIANTS` or ``name=strategy:field=value,...`` (Se
 Besides regret, each variant reports its distinct architectures per 50 evaluations (does the policy
 collapse?) and its controller seconds per batch (ask + tell: everything but the evaluation).
 
-Held-out tables (issue #19: NB201 cifar100/imagenet, HPOLib protein_structure/slice_localization)
+Held-out tables (NB201 cifar100/imagenet, HPOLib protein_structure/slice_localization)
 are refused unless ``--held-out`` is given: they are for the final report, never for tuning.
 """
 
@@ -47,28 +47,31 @@ TABLE_DIR = Path(__file__).resolve().parent / "tables"
 PROJECT_TABLES = ("project:mnist_5k_mlp", "project:fashion_mlp_small")
 _PROJECT_CONFIGS = {"mnist_5k_mlp": "mlp_coarse.toml", "fashion_mlp_small": "mlp_small_fashion.toml"}
 PLAIN = {"controller": "lstm", **PLAIN_REINFORCE}
-OLD_MODEL = {"novel_only": True, "model_steps": 5, "explore_mix": 0.25, "model_trees": 8, "model_pool": 512}
-OLD_MODEL |= {"model_select": "ucb", "mutant_share": 0.5}  # session 6's reward-model variant
+UCB_MODEL = {"novel_only": True, "model_steps": 5, "explore_mix": 0.25, "model_trees": 8, "model_pool": 512}
+UCB_MODEL |= {"model_select": "ucb", "mutant_share": 0.5}  # the reward model with UCB selection
 VARIANTS: dict[str, tuple[str, dict]] = {
     "random": ("random", {}),
     "evolution": ("evolution", {}),
     "tpe": ("tpe", {}),
-    "default": ("reinforce", {}),  # today's default: LSTM + reward model (issue #19)
-    "thompson": ("reinforce", {"model_select": "thompson"}),  # session 9's default: Thompson in every slot
+    "default": ("reinforce", {}),  # the default: LSTM + reward model, --model-select mixed
+    "thompson": (
+        "reinforce",
+        {"model_select": "thompson"},
+    ),  # --model-select thompson: a drawn tree in every slot
     "reinforce": ("reinforce", PLAIN),  # Zoph & Le: the LSTM, one step per real batch
     "factorized": ("reinforce", {**PLAIN, "controller": "factorized"}),
     "fdefault": ("reinforce", {"controller": "factorized"}),  # the default with the factorized policy
     "novel": ("reinforce", {**PLAIN, "novel_only": True}),
-    "model": ("reinforce", OLD_MODEL),
-    "model_risk": ("reinforce", {**OLD_MODEL, "risk_seeking": 0.1}),
+    "model": ("reinforce", UCB_MODEL),
+    "model_risk": ("reinforce", {**UCB_MODEL, "risk_seeking": 0.1}),
     "default_risk": ("reinforce", {"risk_seeking": 0.1}),
     "default_pqt": ("reinforce", {"pqt_k": 4}),
     "risk": ("reinforce", {**PLAIN, "risk_seeking": 0.1}),
-    "fmodel": ("reinforce", {**OLD_MODEL, "controller": "factorized"}),
-    "fmodel_risk": ("reinforce", {**OLD_MODEL, "controller": "factorized", "risk_seeking": 0.1}),
+    "fmodel": ("reinforce", {**UCB_MODEL, "controller": "factorized"}),
+    "fmodel_risk": ("reinforce", {**UCB_MODEL, "controller": "factorized", "risk_seeking": 0.1}),
 }
-"""Built-in variants: the peers, and the ablation of issue #19 (plain REINFORCE, + reward model, +
-risk-seeking, factorized policy, today's default)."""
+"""Built-in variants: the peers, and the ablation (plain REINFORCE, + reward model, + risk-seeking,
+factorized policy, the default)."""
 DEFAULT_VARIANTS = ("random", "evolution", "tpe")
 
 
@@ -265,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--held-out", action="store_true", help="allow a held-out table (final reports only)")
     args = p.parse_args(argv)
     if args.table in HELD_OUT and not args.held_out:
-        p.error(f"{args.table} is held out (issue #19): never tune on it; --held-out for a final report")
+        p.error(f"{args.table} is held out: never tune on it; --held-out for a final report")
     table = load_table(args.table)
     start = time.perf_counter()
     if args.merge:

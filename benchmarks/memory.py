@@ -16,7 +16,7 @@ What it measures
 
 Why
     TensorFlow does not return memory to the OS: a process that trains child after child keeps
-    growing even with ``clear_session()``. The issue's target: the search process grows less than
+    growing even with ``clear_session()``. The target: the search process grows less than
     150 MB over 200 children. Workers are replaced every ``children_per_worker`` children, so their
     growth is bounded too.
 
@@ -29,7 +29,7 @@ How to read it
     worker's RSS counts again every page it still shares with its template: summed RSS then
     overstates what the machine holds. PSS (proportional set size) divides each shared page among
     the processes that map it, so summed PSS is the memory all processes hold together: the figure
-    the issue's target (peak memory of all processes <= 1.5 GB) is read on.
+    the target (peak memory of all processes <= 1.5 GB) is read on.
 """
 
 from __future__ import annotations

@@ -8,14 +8,14 @@ What it measures
     journal, TensorBoard, the evaluator round trip) with ``perf_counter`` timers.
 
 Why
-    The issue's target: everything but the child's own fit/evaluate under 5% of the search's wall
+    The target: everything but the child's own fit/evaluate under 5% of the search's wall
     time. Worker processes (which keep memory flat, see memory.py) cost a process start and a
     TensorFlow import every ``children_per_worker`` children; the evaluator hides that behind a
     standby worker started a few children early. This shows what is left of it.
 
 How to read it
     ``overhead (child)`` = 1 - sum(child_seconds) / wall: what the search itself adds.
-    ``overhead (fit+eval)`` = 1 - sum(fit + eval) / wall: the issue's stricter figure; it also counts
+    ``overhead (fit+eval)`` = 1 - sum(fit + eval) / wall: the stricter figure; it also counts
     the child's build and clean-up. The breakdown lists each cost in seconds and as % of wall. The
     evaluator round trip minus child_seconds is split into: the wait for the first worker (spawn,
     TensorFlow import, data load not hidden by the controller's construction), the hand-overs to a

@@ -22,8 +22,8 @@ Why
 How to run
     .venv/bin/python benchmarks/pipeline.py                   # a few minutes
     .venv/bin/python benchmarks/pipeline.py --trials 16 --repeats 1 --seeds 5
-    Results: benchmarks/results/pipeline.{json,md}. The machine is shared: the load average is
-    recorded with each real-children run.
+    Results: benchmarks/results/pipeline/pipeline_vs_synchronous.{json,md}. The machine is shared:
+    the load average is recorded with each real-children run.
 """
 
 from __future__ import annotations

@@ -44,8 +44,9 @@ How to run
     .venv/bin/pip install -e '.[bench]'   # keras-tuner, Optuna, matplotlib
     apt-get install dataset-fashion-mnist
     .venv/bin/python benchmarks/race.py --budget 300 --seeds 3
-    .venv/bin/python benchmarks/race.py --replay-from benchmarks/results/race.json --replay-seeds 0,1,2
-    Results: benchmarks/results/race.{json,md} and docs/images/race.png.
+    .venv/bin/python benchmarks/race.py --replay-seeds 0,1,2 \\
+        --replay-from benchmarks/results/races/fashion_mnist_300s.json
+    Results: benchmarks/results/races/fashion_mnist_300s.{json,md} and docs/images/race.png.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The default search against ``--strategy random`` on real children (issue #19): mnist_5k, 96 children.
+"""The default search against ``--strategy random`` on real children: mnist_5k, 96 children.
 
 Runs ``rlnas search`` as a user does (a subprocess each, ``--replay-top 0``: the comparison is the
 search's own, on validation) once per seed and strategy, and reads each run's journal: the best
@@ -7,7 +7,8 @@ counts it), the children actually trained and the wall time. Reports the mean be
 with its 95% interval and the paired difference (same seed, same data split, same child seeds).
 
     python benchmarks/real_children.py --seeds 5
-    python benchmarks/real_children.py --first-seed 3 --seeds 2 --prior benchmarks/results/real_children.json
+    python benchmarks/real_children.py --first-seed 5 --seeds 5 \\
+        --prior benchmarks/results/real_children/default_vs_random.json
 
 ``--prior`` puts an earlier report's runs (its seeds 0 to ``--first-seed`` - 1) before this run's.
 """

@@ -14,7 +14,7 @@ What it measures
     two batches' architectures.
 
 Why
-    The default controller learning rate (0.02) was chosen so the policy learns within a laptop
+    The LSTM controller's default learning rate (0.005) is meant to move the policy within a laptop
     budget; Zoph & Le's 6e-4 was set for 12,800 samples and should barely move the policy in 64.
     ``--lrs 0.0006,0.005,0.02`` shows this side by side.
 

@@ -22,10 +22,10 @@ How to run
     .venv/bin/pip install -e '.[bench]'         # keras-tuner; not a runtime or test dependency
     .venv/bin/python benchmarks/vs_keras_tuner.py --dataset mnist_5k --children 32 --epochs 2
     .venv/bin/python benchmarks/vs_keras_tuner.py --dataset fashion_mnist --children 16 --epochs 2
-    Results: benchmarks/results/vs_keras_tuner.<dataset>.{json,md}.
+    Results: benchmarks/results/keras_tuner/<dataset>_<children>children_seed<seed>.{json,md}.
 
 How to read it
-    ``ratio`` = rlnas wall / keras-tuner wall (the issue's target: <= 0.7 at equal children on 2
+    ``ratio`` = rlnas wall / keras-tuner wall (the target: <= 0.7 at equal children on 2
     cores, with a best validation accuracy at least as high). ``best val_acc`` is the accuracy after
     the last epoch for both (rlnas evaluates once after fit; for keras-tuner it is each trial's last
     ``val_accuracy`` observation); keras-tuner's own score (best epoch) is listed as well.

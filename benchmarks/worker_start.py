@@ -8,7 +8,7 @@ What it measures
     (Keras's lazily imported modules, TensorFlow's function tracing), the second does not.
 
 Why
-    Issue 16: a new or recycled worker should be ready in well under a second instead of several,
+    A new or recycled worker should be ready in well under a second instead of several,
     so that workers can be recycled often (memory) without losing throughput.
 
 How to read it

@@ -12,7 +12,7 @@ What it measures
 
 Why
     ``default_workers`` picks W when the user does not; this is the measurement behind it. With one
-    worker it also gives the issue's overhead figure: total wall time over the sum of the children's
+    worker it also gives the overhead figure: total wall time over the sum of the children's
     fit+evaluate time (target <= 1.05). With W > 1 children overlap, so that ratio falls below 1
     and is a parallel speed-up, not an overhead.
 
@@ -20,7 +20,7 @@ How to run
     .venv/bin/python benchmarks/workers.py                        # mnist_5k, 32 children, epochs 2
     .venv/bin/python benchmarks/workers.py --repeats 2 --workers-list 1,2
     .venv/bin/python benchmarks/workers.py --trials 96 --workers-list 1 --pipeline-list 1,2
-    Results: benchmarks/results/workers.{json,md}. Run it on an otherwise idle machine.
+    Results: benchmarks/results/overhead/workers.{json,md}. Run it on an otherwise idle machine.
 
 How to read it
     ``children/min`` = trained children / wall minutes (the user's view); ``loop children/min`` uses
