@@ -118,7 +118,6 @@ def one(workers: int | None, args: argparse.Namespace, tmp: Path) -> dict[str, A
 
 def main() -> None:
     p = parser("baseline", __doc__, "overhead/against_keras_loop.json")
-    p.set_defaults(out=None)
     p.add_argument("--trials", type=int, default=96)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--settle", type=float, default=5.0, help="seconds of rest between the processes")

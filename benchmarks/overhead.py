@@ -38,6 +38,7 @@ Fixed cost (``--fixed N``, instead of the above)
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -50,7 +51,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from _common import emit, parser, patched, quiet, table, temp_store, timing
+from _common import RESULTS_DIR, emit, parser, patched, quiet, table, temp_store, timing
 
 SPAWN = "worker spawn calls"
 OVERLAPPED = "while children train"
@@ -114,48 +115,43 @@ def dissect(config: Any, archs: list[dict[str, Any]]) -> dict[str, float]:
     return {k: statistics.fmean(v) for k, v in times.items()}
 
 
-def fixed_cost(repeats: int, workers: int | None) -> tuple[str, dict[str, Any]]:
-    """The ``--fixed`` measurement (module docstring): markdown and results."""
-
-    def command(fork: str) -> dict[str, float]:
-        with tempfile.TemporaryDirectory(prefix="rlnas-fixed-") as tmp:
-            args = ["search", "--trials", "4", "--epochs", "1", "--replay-top", "0", "--runs-dir", tmp]
-            args += ["--name", "f", "--quiet"] + (["--workers", str(workers)] if workers else [])
-            env = {**os.environ, "RLNAS_FORK_WORKERS": fork, "TF_CPP_MIN_LOG_LEVEL": "3"}
-            t = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "rlnas.cli", *args], env=env, check=True)
-            wall = time.perf_counter() - t
-            lines = (Path(tmp) / "f" / "trials.jsonl").read_text().splitlines()
-            child = sum(json.loads(line)["child_seconds"] for line in lines)
-        return {"wall": wall, "child": child}
-
-    def alone(code: str) -> float:
+def _fixed_command(fork: str, workers: int | None) -> dict[str, float]:
+    """One ``rlnas search --trials 4 --epochs 1`` as a command: its wall time and its children's cost."""
+    with tempfile.TemporaryDirectory(prefix="rlnas-fixed-") as tmp:
+        args = ["search", "--trials", "4", "--epochs", "1", "--replay-top", "0", "--runs-dir", tmp]
+        args += ["--name", "f", "--quiet"] + (["--workers", str(workers)] if workers else [])
+        env = {**os.environ, "RLNAS_FORK_WORKERS": fork, "TF_CPP_MIN_LOG_LEVEL": "3"}
         t = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-c", code], check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        )
-        return time.perf_counter() - t
+        subprocess.run([sys.executable, "-m", "rlnas.cli", *args], env=env, check=True)
+        wall = time.perf_counter() - t
+        lines = (Path(tmp) / "f" / "trials.jsonl").read_text().splitlines()
+        child = sum(json.loads(line)["child_seconds"] for line in lines)
+    return {"wall": wall, "child": child}
 
-    from rlnas.config import SearchConfig
-    from rlnas.resources import default_workers
 
-    n = workers or SearchConfig().workers or default_workers()
-    load_before = os.getloadavg()
-    runs: dict[str, list[dict[str, float]]] = {"forked": [], "fresh": []}
-    for _ in range(repeats):
-        runs["forked"].append(command("1"))
-        runs["fresh"].append(command("0"))
-    parts = {
-        "python + import rlnas.cli": alone("import rlnas.cli"),
-        "+ TensorFlow, Keras, first op": alone(
+def _alone(code: str) -> float:
+    """Seconds a fresh interpreter takes to run ``code``: one part of the fixed cost, measured alone."""
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    return time.perf_counter() - t
+
+
+def _fixed_parts() -> dict[str, float]:
+    """The start-up's parts, each timed alone: the interpreter and the CLI, TensorFlow, the data."""
+    return {
+        "python + import rlnas.cli": _alone("import rlnas.cli"),
+        "+ TensorFlow, Keras, first op": _alone(
             "import rlnas.cli; from rlnas.quiet import quiet_tensorflow as q; q()"
         ),
-        "+ the data (mnist_5k)": alone(
+        "+ the data (mnist_5k)": _alone(
             "import rlnas.cli; from rlnas.quiet import quiet_tensorflow as q; q(); "
             "from rlnas import data; data.load(data.DataSpec('mnist_5k'))"
         ),
     }
-    load_after = os.getloadavg()
+
+
+def _fixed_rows(runs: dict[str, list[dict[str, float]]], n: int) -> list[tuple[Any, ...]]:
+    """Per worker mode, the medians: wall, children's cost, and what is fixed (plain and per worker)."""
     rows = []
     for mode, found in runs.items():
         wall = statistics.median(r["wall"] for r in found)
@@ -163,34 +159,44 @@ def fixed_cost(repeats: int, workers: int | None) -> tuple[str, dict[str, Any]]:
         fixed = statistics.median(r["wall"] - r["child"] for r in found)
         spread = statistics.median(r["wall"] - r["child"] / n for r in found)
         rows.append((mode, wall, child, fixed, spread))
+    return rows
+
+
+def fixed_cost(repeats: int, workers: int | None) -> tuple[str, dict[str, Any]]:
+    """The ``--fixed`` measurement (module docstring): markdown and results."""
+    from rlnas.config import SearchConfig
+    from rlnas.resources import default_workers
+
+    n = workers or SearchConfig().workers or default_workers()
+    load_before = os.getloadavg()
+    runs: dict[str, list[dict[str, float]]] = {"forked": [], "fresh": []}
+    for _ in range(repeats):
+        runs["forked"].append(_fixed_command("1", workers))
+        runs["fresh"].append(_fixed_command("0", workers))
+    parts = _fixed_parts()
+    load_after = os.getloadavg()
+    headers = [
+        "workers",
+        "wall (s)",
+        "sum child (s)",
+        "wall - sum child (s)",
+        "wall - sum child / workers (s)",
+    ]
     md = (
         f"### Fixed cost of `rlnas search --trials 4 --epochs 1 --replay-top 0` ({n} workers, "
         f"median of {repeats})\n\n"
-        + table(
-            [
-                "workers",
-                "wall (s)",
-                "sum child (s)",
-                "wall - sum child (s)",
-                "wall - sum child / workers (s)",
-            ],
-            rows,
-        )
+        + table(headers, _fixed_rows(runs, n))
         + "\n\nParts, each alone (s): "
         + ", ".join(f"{k} {v:.2f}" for k, v in parts.items())
         + f"\n\nLoad average (1, 5, 15 min) before: {load_before}, after: {load_after}"
     )
-    return md, {
-        "runs": runs,
-        "parts": parts,
-        "workers": n,
-        "load_before": load_before,
-        "load_after": load_after,
-    }
+    results = {"runs": runs, "parts": parts, "workers": n}
+    return md, {**results, "load_before": load_before, "load_after": load_after}
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     p = parser("overhead", __doc__, "overhead/one_worker_steps.json")
+    p.set_defaults(out=None)  # default: overhead/one_worker_steps.json, or fixed_cost.json with --fixed
     p.add_argument("--trials", type=int, default=96, help="children to train (default 96)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--children-per-worker", type=int, default=None, help="default: the config's (40)")
@@ -198,25 +204,19 @@ def main() -> None:
     p.add_argument("--fixed", type=int, default=0, help="measure the fixed cost instead, this many times")
     p.add_argument("--workers", type=int, default=None, help="the search's workers (default: the config's)")
     args = p.parse_args()
-    if args.fixed:
-        md, results = fixed_cost(args.fixed, args.workers)
-        emit(args.out, "overhead_fixed", md, results)
-        return
-    quiet()
-    from rlnas.config import SearchConfig
+    name = "fixed_cost.json" if args.fixed else "one_worker_steps.json"
+    args.out = args.out or RESULTS_DIR / "overhead" / name
+    return args
+
+
+def _wrapped() -> dict[str, tuple[Any, str]]:
+    """The loop's steps to time: (owner, method) by the name the breakdown gives each."""
     from rlnas.exec.evaluator import WorkerEvaluator
     from rlnas.run.monitor import Monitor
     from rlnas.run.store import RunStore
-    from rlnas.search.loop import run_search
-    from rlnas.space import default_space
     from rlnas.strategies.reinforce import ReinforceStrategy
 
-    config = SearchConfig(trials=args.trials, seed=args.seed)
-    if args.workers:
-        config = dataclasses.replace(config, workers=args.workers)
-    if args.children_per_worker:
-        config = dataclasses.replace(config, children_per_worker=args.children_per_worker)
-    wrapped = {
+    return {
         "store.append_trial": (RunStore, "append_trial"),
         "store.write_json": (RunStore, "write_json"),
         "monitor.scalars": (Monitor, "scalars"),
@@ -229,6 +229,15 @@ def main() -> None:
         "evaluator round trip": (WorkerEvaluator, "evaluate"),
         "worker shutdown (close)": (WorkerEvaluator, "close"),
     }
+
+
+def _timed_search(config: Any) -> tuple[Any, float, dict[str, list[float]], list[int]]:
+    """Run the search with every step of :func:`_wrapped` timed: result, wall, step times, spawns."""
+    from rlnas.exec.evaluator import WorkerEvaluator
+    from rlnas.search.loop import run_search
+    from rlnas.space import default_space
+
+    wrapped = _wrapped()
     calls: dict[str, list[float]] = {name: [] for name in wrapped}
     calls[SPAWN] = []
     spawned_at: list[int] = []  # trial index running when each worker was spawned
@@ -251,16 +260,18 @@ def main() -> None:
         t0 = time.perf_counter()
         result = run_search(config, default_space(), store)
         wall = time.perf_counter() - t0
-    trials = result.trials
+    return result, wall, calls, spawned_at
+
+
+def _summary(trials: list[Any], wall: float, spawned_at: list[int]) -> tuple[dict[str, Any], int]:
+    """The run's headline figures, and how many children ran while a standby worker started."""
     child = sum(t["child_seconds"] for t in trials)
     fit_eval = sum(t["fit_seconds"] + t["eval_seconds"] for t in trials)
-    per_worker = config.children_per_worker
-    items = breakdown(trials, calls, wall, wall - result.seconds, per_worker)
     cs = [t["child_seconds"] for t in trials]
     overlap = {i for k in spawned_at if k > 0 for i in range(k, k + OVERLAP) if i < len(cs)}
     during = [cs[i] for i in sorted(overlap)]
     rest = [c for i, c in enumerate(cs) if i not in overlap]
-    summary = {
+    return {
         "trials": len(trials),
         "failed": sum(t["status"] != "ok" for t in trials),
         "wall_seconds": wall,
@@ -274,37 +285,63 @@ def main() -> None:
         "child_seconds_mean_during_standby_start": statistics.fmean(during) if during else None,
         "child_seconds_mean_other": statistics.fmean(rest) if rest else None,
         "target_met_fit_eval_under_5pct": 1 - fit_eval / wall < 0.05,
-    }
-    parts = dissect(config, [t["architecture"] for t in trials[: args.dissect]]) if args.dissect else {}
-    md = "\n\n".join(
+    }, len(overlap)
+
+
+def _markdown(
+    summary: dict[str, Any], items: list[tuple[str, float]], spawn_seconds: float, config: Any, overlap: int
+) -> str:
+    """The report: the headline table, then where the wall time goes."""
+    wall, n = summary["wall_seconds"], summary["trials"]
+    measures = [
+        ("wall time (s)", wall),
+        ("sum child_seconds (s)", summary["sum_child_seconds"]),
+        ("sum fit + eval (s)", summary["sum_fit_eval_seconds"]),
+        ("overhead = 1 - child/wall", f"{summary['overhead_child']:.2%}"),
+        ("overhead = 1 - (fit+eval)/wall (target < 5%)", f"{summary['overhead_fit_eval']:.2%}"),
+        ("overhead per trial (s, wall - child)", summary["overhead_per_trial_seconds"]),
+        ("workers spawned (at trial)", ", ".join(map(str, summary["workers_spawned_at_trials"])) or "-"),
+        ("spawn calls in this process (s, in setup and round trips)", spawn_seconds),
+        (
+            f"child_seconds mean, {overlap} children while a standby starts",
+            summary["child_seconds_mean_during_standby_start"],
+        ),
+        ("child_seconds mean, other children", summary["child_seconds_mean_other"]),
+    ]
+    return "\n\n".join(
         [
-            f"### Search overhead ({len(trials)} trials, epochs={config.epochs}, "
-            f"children_per_worker={per_worker})",
-            table(
-                ["measure", "value"],
-                [
-                    ("wall time (s)", wall),
-                    ("sum child_seconds (s)", child),
-                    ("sum fit + eval (s)", fit_eval),
-                    ("overhead = 1 - child/wall", f"{summary['overhead_child']:.2%}"),
-                    ("overhead = 1 - (fit+eval)/wall (target < 5%)", f"{summary['overhead_fit_eval']:.2%}"),
-                    ("overhead per trial (s, wall - child)", summary["overhead_per_trial_seconds"]),
-                    ("workers spawned (at trial)", ", ".join(map(str, spawned_at)) or "-"),
-                    ("spawn calls in this process (s, in setup and round trips)", sum(calls[SPAWN])),
-                    (
-                        f"child_seconds mean, {len(overlap)} children while a standby starts",
-                        summary["child_seconds_mean_during_standby_start"],
-                    ),
-                    ("child_seconds mean, other children", summary["child_seconds_mean_other"]),
-                ],
-            ),
+            f"### Search overhead ({n} trials, epochs={config.epochs}, "
+            f"children_per_worker={config.children_per_worker})",
+            table(["measure", "value"], measures),
             "### Where the wall time goes",
             table(
                 ["item", "seconds", "% of wall", "per trial (ms)"],
-                [(n, s, f"{s / wall:.2%}", 1000 * s / len(trials)) for n, s in items],
+                [(k, s, f"{s / wall:.2%}", 1000 * s / n) for k, s in items],
             ),
         ]
     )
+
+
+def main() -> None:
+    args = _arguments()
+    if args.fixed:
+        md, results = fixed_cost(args.fixed, args.workers)
+        emit(args.out, "overhead_fixed", md, results)
+        return
+    quiet()
+    from rlnas.config import SearchConfig
+
+    config = SearchConfig(trials=args.trials, seed=args.seed)
+    if args.workers:
+        config = dataclasses.replace(config, workers=args.workers)
+    if args.children_per_worker:
+        config = dataclasses.replace(config, children_per_worker=args.children_per_worker)
+    result, wall, calls, spawned_at = _timed_search(config)
+    trials = result.trials
+    items = breakdown(trials, calls, wall, wall - result.seconds, config.children_per_worker)
+    summary, overlap = _summary(trials, wall, spawned_at)
+    parts = dissect(config, [t["architecture"] for t in trials[: args.dissect]]) if args.dissect else {}
+    md = _markdown(summary, items, sum(calls[SPAWN]), config, overlap)
     if parts:
         n = min(args.dissect, len(trials))
         md += f"\n\nInside 'build, clear_session', re-timed here for {n} children (mean s): "

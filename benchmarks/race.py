@@ -452,9 +452,8 @@ def plot(runs: list[dict[str, Any]], args: argparse.Namespace, path: Path) -> No
     fig.savefig(path, dpi=110)
 
 
-def main() -> None:
+def _arguments() -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     p = parser("race", __doc__, "races/fashion_mnist_300s.json")
-    p.set_defaults(out=None)
     p.add_argument("--budget", type=float, default=300.0, help="seconds each contender gets (default 300)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per contender (default 3)")
     p.add_argument("--first-seed", type=int, default=0)
@@ -473,26 +472,23 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--log", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args.child == "tpe":
-        return optuna_child(args.seed, args.epochs, args.log)
-    if args.child:
-        return keras_tuner_child(args.child, args.seed, args.epochs, args.log, args.workdir)
-    if args.replay_child:
-        return replay_child(args.replay_child, args.epochs, args.replay_seeds, args.log)
-    unknown = set(args.contenders) - set(CONTENDERS)
-    if unknown:
-        p.error(f"unknown contenders {sorted(unknown)}; choose from {', '.join(CONTENDERS)}")
-    out = args.out
-    partial: Path | None = out.with_suffix(".partial.json")
-    if args.replay_from:  # the finished races again, only replayed anew; an interrupted race's
-        partial = None  # partial file, if any, is neither read nor removed
+    return p, p.parse_args()
+
+
+def _runs_so_far(args: argparse.Namespace, partial: Path | None) -> list[dict[str, Any]]:
+    """The races already run: those of ``--replay-from`` (only replayed anew), or an interrupted
+    invocation's partial file."""
+    if args.replay_from:
         done = json.loads(args.replay_from.read_text())["results"]
         runs, args.budget, args.epochs = done["runs"], done["budget"], done["epochs"]
         args.contenders = [c for c in CONTENDERS if any(r["contender"] == c for r in runs)]
         args.seeds = 0
-    else:
-        runs = json.loads(partial.read_text()) if partial.exists() else []
+        return runs
+    return json.loads(partial.read_text()) if partial is not None and partial.exists() else []
+
+
+def _race_all(runs: list[dict[str, Any]], args: argparse.Namespace, partial: Path | None) -> None:
+    """Race every contender and seed not yet in ``runs``, the order rotated from seed to seed."""
     for i, seed in enumerate(range(args.first_seed, args.first_seed + args.seeds)):
         order = args.contenders[i % len(args.contenders) :] + args.contenders[: i % len(args.contenders)]
         for c in order:
@@ -504,7 +500,26 @@ def main() -> None:
                 f"{c} seed {seed}: {n} children, best {best_curve(runs[-1], args.budget)[-1]}",
                 file=sys.stderr,
             )
-            partial.write_text(json.dumps(runs))
+            if partial is not None:
+                partial.write_text(json.dumps(runs))
+
+
+def main() -> None:
+    p, args = _arguments()
+    if args.child == "tpe":
+        return optuna_child(args.seed, args.epochs, args.log)
+    if args.child:
+        return keras_tuner_child(args.child, args.seed, args.epochs, args.log, args.workdir)
+    if args.replay_child:
+        return replay_child(args.replay_child, args.epochs, args.replay_seeds, args.log)
+    unknown = set(args.contenders) - set(CONTENDERS)
+    if unknown:
+        p.error(f"unknown contenders {sorted(unknown)}; choose from {', '.join(CONTENDERS)}")
+    out = args.out
+    # replaying a finished race neither reads nor removes an interrupted race's partial file
+    partial = None if args.replay_from else out.with_suffix(".partial.json")
+    runs = _runs_so_far(args, partial)
+    _race_all(runs, args, partial)
     replay(runs, args)
     md, figures = summarise(runs, args)
     plot(runs, args, args.plot)
