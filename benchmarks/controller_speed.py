@@ -128,7 +128,8 @@ def max_difference(updates: int = 5) -> float:
     return max(float(np.abs(a.numpy() - b.numpy()).max()) for a, b in zip(*variables, strict=True))
 
 
-def report(m: dict[str, dict[str, Any]], runs: dict[str, dict[int, float]], diff: float) -> tuple[str, dict]:
+def _speed_rows(m: dict[str, dict[str, Any]]) -> list[list[Any]]:
+    """Eager against compiled, per step and batch size, then the first calls and the build."""
     e, c = m["eager"], m["compiled"]
     rows = [
         [
@@ -145,12 +146,18 @@ def report(m: dict[str, dict[str, Any]], runs: dict[str, dict[int, float]], diff
         for what in ("sample", "update")
     ]
     rows.append(["build (s)", e["build_s"], c["build_s"], None])
+    return rows
+
+
+def _summary(m: dict[str, dict[str, Any]], diff: float) -> dict[str, Any]:
+    """What tracing costs, what it saves per update, and after how many updates it pays."""
+    e, c = m["eager"], m["compiled"]
     trace, later = (
         sum(x[f"first_{w}_s"] - x[f"{w}_ms_8"] / 1e3 for w in ("sample", "update"))
         for x in (c, m["compiled again"])
     )
     saving = (e["sample_ms_8"] + e["update_ms_8"] - c["sample_ms_8"] - c["update_ms_8"]) / 1e3
-    summary = {
+    return {
         "trace_s": trace,
         "saving_per_update_s": saving,
         "break_even_updates": trace / saving,
@@ -159,8 +166,13 @@ def report(m: dict[str, dict[str, Any]], runs: dict[str, dict[int, float]], diff
         "max_abs_difference": diff,
         "compiled_traces": c["traces"],
     }
+
+
+def report(m: dict[str, dict[str, Any]], runs: dict[str, dict[int, float]], diff: float) -> tuple[str, dict]:
+    summary = _summary(m, diff)
+    trace, saving, later = summary["trace_s"], summary["saving_per_update_s"], summary["later_trace_s"]
     md = "### Controller speed, default space (eager vs compiled)\n\n"
-    md += table(["measure", "eager", "compiled", "speed-up"], rows)
+    md += table(["measure", "eager", "compiled", "speed-up"], _speed_rows(m))
     md += "\n\n" + table(
         ["summary", "value"],
         [
@@ -169,7 +181,7 @@ def report(m: dict[str, dict[str, Any]], runs: dict[str, dict[int, float]], diff
             ["break-even (updates)", trace / saving],
             ["trace cost of a second controller in the same process (s)", later],
             ["break-even of a second controller (updates)", later / saving],
-            ["traces of the update after batches 8 and 2", c["traces"]],
+            ["traces of the update after batches 8 and 2", summary["compiled_traces"]],
             ["max abs(eager - compiled), weights + Adam, 5 updates", diff],
         ],
     )

@@ -80,16 +80,8 @@ def measure(
     mode: str, children: int, interval: float, seed: int, per_worker: int, exact: bool
 ) -> dict[str, Any]:
     """One search in this process; returns RSS figures in MB."""
-    quiet()
+    _set_mode(mode, per_worker, exact)
     from rlnas.config import SearchConfig
-    from rlnas.exec import fork_server
-
-    if mode == "fresh":
-        os.environ[fork_server.SWITCH] = "0"
-    if mode == "worker" and exact:  # worker:N: forked workers recycled every N, not FORKED_RECYCLING
-        import rlnas.exec.evaluator
-
-        rlnas.exec.evaluator.FORKED_RECYCLING = per_worker
     from rlnas.exec.evaluator import LocalEvaluator, TrainSpec
     from rlnas.search.loop import run_search
     from rlnas.space import default_space
@@ -115,10 +107,30 @@ def measure(
     wall = time.perf_counter() - t0
     sampler.stop.set()
     sampler.join()
+    return _figures(mode, result.trials, wall, start_rss, after, sampler)
+
+
+def _set_mode(mode: str, per_worker: int, exact: bool) -> None:
+    """Load TensorFlow and set up the worker mode: fresh workers, or forked ones recycled every N."""
+    quiet()
+    from rlnas.exec import fork_server
+
+    if mode == "fresh":
+        os.environ[fork_server.SWITCH] = "0"
+    if mode == "worker" and exact:  # worker:N: forked workers recycled every N, not FORKED_RECYCLING
+        import rlnas.exec.evaluator
+
+        rlnas.exec.evaluator.FORKED_RECYCLING = per_worker
+
+
+def _figures(
+    mode: str, trials: list[Any], wall: float, start_rss: int, after: list[int], sampler: RssSampler
+) -> dict[str, Any]:
+    """One search's RSS figures in MB, from the samples taken while it ran."""
     return {
         "mode": mode,
-        "children": len(result.trials),
-        "failed": sum(t["status"] != "ok" for t in result.trials),
+        "children": len(trials),
+        "failed": sum(t["status"] != "ok" for t in trials),
         "wall_seconds": wall,
         "main_rss_start_mb": start_rss / MB,
         "main_rss_after_each_child_mb": [r / MB for r in after],
