@@ -65,6 +65,26 @@ def policy(config: Any, space: Any, checkpoint: Any) -> tuple[list[dict[str, Any
     return [space.decode(t) for t in sample.tokens], entropy
 
 
+def policy_shift(
+    space: Any, start: list[dict[str, Any]], end: list[dict[str, Any]], early: list[Any], late: list[Any]
+) -> dict[str, dict[str, Any]]:
+    """Per watched decision: its values' shares under the initial and the final policy, their TV
+    distance, and the shares among the first two and the last two batches' architectures."""
+    shift = {}
+    for name in WATCHED:
+        values = space[name].values
+        p0, p1 = shares(start, name, values), shares(end, name, values)
+        shift[name] = {
+            "values": list(values),
+            "policy_start": p0,
+            "policy_end": p1,
+            "tv_distance": 0.5 * sum(abs(a - b) for a, b in zip(p0, p1, strict=True)),
+            "first_two_batches": shares(early, name, values),
+            "last_two_batches": shares(late, name, values),
+        }
+    return shift
+
+
 def run(lr: float, seed: int, trials: int) -> dict[str, Any]:
     from rlnas.config import SearchConfig
     from rlnas.policy import gradient as policy_gradient
@@ -88,19 +108,7 @@ def run(lr: float, seed: int, trials: int) -> dict[str, Any]:
     batches = [[t for t in trials_ if t["update"] == u] for u in sorted({t["update"] for t in trials_})]
     acc = [[t["val_accuracy"] for t in b] for b in batches]
     archs = [[t["architecture"] for t in b] for b in batches]
-    early, late = flat(archs[:2]), flat(archs[-2:])
-    shift = {}
-    for name in WATCHED:
-        values = space[name].values
-        p0, p1 = shares(start, name, values), shares(end, name, values)
-        shift[name] = {
-            "values": list(values),
-            "policy_start": p0,
-            "policy_end": p1,
-            "tv_distance": 0.5 * sum(abs(a - b) for a, b in zip(p0, p1, strict=True)),
-            "first_two_batches": shares(early, name, values),
-            "last_two_batches": shares(late, name, values),
-        }
+    shift = policy_shift(space, start, end, flat(archs[:2]), flat(archs[-2:]))
     return {
         "lr": lr,
         "seed": seed,
@@ -117,14 +125,14 @@ def run(lr: float, seed: int, trials: int) -> dict[str, Any]:
     }
 
 
-def markdown(runs: list[dict[str, Any]]) -> str:
-    label = [f"lr={r['lr']:g} s{r['seed']}" for r in runs]
+def _per_batch(runs: list[dict[str, Any]]) -> list[list[Any]]:
+    """Per batch index, each run's mean / max validation accuracy / entropy ("-" past its end)."""
     n = max(len(r["batch_mean"]) for r in runs)
 
     def at(xs: list[float], i: int) -> str:
         return f"{xs[i]:.3f}" if i < len(xs) else "-"
 
-    per_batch = [
+    return [
         [
             i,
             *(
@@ -134,7 +142,17 @@ def markdown(runs: list[dict[str, Any]]) -> str:
         ]
         for i in range(n)
     ]
-    summary = [
+
+
+SUMMARY_HEADERS = [
+    "run", "first batch mean", "last-2 mean", "gain", "best", "mean all", "policy entropy start → end",
+    *(f"TV {name}" for name in WATCHED), "failed", "search s",
+]  # fmt: skip
+
+
+def _summary_rows(runs: list[dict[str, Any]], label: list[str]) -> list[list[Any]]:
+    """One row a run: how far its batches' accuracy and its policy moved."""
+    return [
         [
             lab,
             r["batch_mean"][0],
@@ -149,7 +167,11 @@ def markdown(runs: list[dict[str, Any]]) -> str:
         ]
         for lab, r in zip(label, runs, strict=True)
     ]
-    shift = [
+
+
+def _shift_rows(runs: list[dict[str, Any]]) -> list[list[Any]]:
+    """One row a watched value: its share early → late in each run, and under the policy."""
+    return [
         [
             f"{name}={v:g}",
             *(
@@ -161,28 +183,18 @@ def markdown(runs: list[dict[str, Any]]) -> str:
         for name in WATCHED
         for j, v in enumerate(runs[0]["shift"][name]["values"])
     ]
+
+
+def markdown(runs: list[dict[str, Any]]) -> str:
+    label = [f"lr={r['lr']:g} s{r['seed']}" for r in runs]
     return "\n\n".join(
         [
             "### Per REINFORCE batch: mean / max val accuracy / mean entropy of its archs (nats)",
-            table(["batch", *label], per_batch),
+            table(["batch", *label], _per_batch(runs)),
             "### Summary",
-            table(
-                [
-                    "run",
-                    "first batch mean",
-                    "last-2 mean",
-                    "gain",
-                    "best",
-                    "mean all",
-                    "policy entropy start → end",
-                    *(f"TV {name}" for name in WATCHED),
-                    "failed",
-                    "search s",
-                ],
-                summary,
-            ),
+            table(SUMMARY_HEADERS, _summary_rows(runs, label)),
             "### Policy shift: share in first-2 → last-2 batches (π: initial → final policy, 1024 draws)",
-            table(["value", *label], shift),
+            table(["value", *label], _shift_rows(runs)),
         ]
     )
 
@@ -197,7 +209,7 @@ def main() -> None:
     from rlnas.config import SearchConfig
 
     default = SearchConfig()
-    lrs = [float(x) for x in args.lrs.split(",")] if args.lrs else [default.controller_lr]
+    lrs = [float(x) for x in args.lrs.split(",")] if args.lrs else [default.policy_lr]
     seeds = [int(x) for x in args.seeds.split(",")]
     runs = [run(lr, seed, args.trials or default.trials) for lr in lrs for seed in seeds]
     emit(args.out, "search_progress", markdown(runs), {"runs": runs})
