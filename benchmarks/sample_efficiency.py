@@ -78,7 +78,7 @@ def row(name: str, runs: list, random_runs: list, values: np.ndarray) -> dict:
     return out
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--table", required=True)
     p.add_argument("--config", required=True)
@@ -88,7 +88,30 @@ def main() -> None:
         "--variants", default=DEFAULT_VARIANTS, help="comma-separated variants, e.g. defaults,m=8/lr=0.01"
     )
     p.add_argument("--out", default="sample_efficiency")
-    args = p.parse_args()
+    return p.parse_args()
+
+
+def _report(args: argparse.Namespace, size: int, best: float, seconds: float, rows: list[dict]) -> list[str]:
+    """The Markdown report: what ran, how to read it, one line a strategy."""
+    return [
+        f"# Sample efficiency on {args.table}",
+        "",
+        f"{size:,} architectures, best val_accuracy {best:.4f}; {args.seeds} seeds x "
+        f"{args.budget} evaluations each (repeats count); {seconds:.0f}s in all.",
+        "Regret = table best - best found after the budget. Evals = median evaluations to reach the top "
+        "1% / 0.1% of the table (a seed that never does counts as budget + 1); ratio = that / random "
+        "search's, with a 95% bootstrap interval over seeds. Diff = mean regret minus random search's, "
+        "95% Welch interval (below 0 is better).",
+        "",
+        "| strategy | mean regret | diff vs random [95%] | evals top 1% (ratio [95%], seeds) | "
+        "evals top 0.1% (ratio [95%], seeds) | distinct archs |",
+        "|---|---|---|---|---|---|",
+        *(_line(r) for r in rows),
+    ]
+
+
+def main() -> None:
+    args = _arguments()
     quiet_tensorflow()
     config, space, _ = load_config(args.config)
     table = load_table(args.table, space)
@@ -114,21 +137,7 @@ def main() -> None:
             )
         )
         print(_line(rows[-1]), flush=True)
-    lines = [
-        f"# Sample efficiency on {args.table}",
-        "",
-        f"{space.size():,} architectures, best val_accuracy {table.best:.4f}; {args.seeds} seeds x "
-        f"{args.budget} evaluations each (repeats count); {time.monotonic() - start:.0f}s in all.",
-        "Regret = table best - best found after the budget. Evals = median evaluations to reach the top "
-        "1% / 0.1% of the table (a seed that never does counts as budget + 1); ratio = that / random "
-        "search's, with a 95% bootstrap interval over seeds. Diff = mean regret minus random search's, "
-        "95% Welch interval (below 0 is better).",
-        "",
-        "| strategy | mean regret | diff vs random [95%] | evals top 1% (ratio [95%], seeds) | "
-        "evals top 0.1% (ratio [95%], seeds) | distinct archs |",
-        "|---|---|---|---|---|---|",
-        *(_line(r) for r in rows),
-    ]
+    lines = _report(args, space.size(), table.best, time.monotonic() - start, rows)
     write_report(args.out, lines, rows)
 
 

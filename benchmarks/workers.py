@@ -75,63 +75,57 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+HEADERS = [
+    "--workers", "--pipeline", "TF threads each", "runs", "wall (s)", "loop (s)", "CPU (s)", "trained",
+    "children/min", "loop children/min", "wall / fit+eval", "loop / fit+eval", "best val_acc", "load",
+]  # fmt: skip
+
+
+def _table_row(r: dict[str, Any]) -> tuple[Any, ...]:
+    """One setting's figures, in the order of :data:`HEADERS`."""
+    return (
+        r["workers"],
+        r["pipeline"],
+        r["threads_per_worker"],
+        r["repeats"],
+        r["wall_seconds"],
+        r["search_loop_seconds"],
+        r["cpu_seconds"],
+        r["trained"],
+        r["children_per_minute"],
+        r["loop_children_per_minute"],
+        r["wall_over_fit_eval"],
+        r["loop_over_fit_eval"],
+        r["best_val_accuracy"],
+        "{:.1f} / {:.1f}".format(*r["load_before_after"]),
+    )
+
+
+def _one_worker(one: dict[str, Any]) -> list[str]:
+    """A one-worker setting: where its time goes, and its overhead against the target."""
+    met = one["wall_over_fit_eval"] <= OVERHEAD_TARGET
+    return [
+        _where_the_time_goes(one),
+        f"One worker, --pipeline {one['pipeline']}: wall / sum(fit+eval) = "
+        f"{one['wall_over_fit_eval']:.3f} including process start-up, {one['loop_over_fit_eval']:.3f} "
+        f"for the search loop alone (target <= {OVERHEAD_TARGET}: {'met' if met else 'not met'} by "
+        "the wall figure).",
+    ]
+
+
 def report(dataset: str, trials: int, epochs: int, rows: list[dict[str, Any]]) -> str:
     best = max(rows, key=lambda r: r["children_per_minute"])
-    ones = [r for r in rows if r["workers"] == 1]
     lines = [
         f"### rlnas search throughput by --workers: {dataset}, {trials} trials, epochs={epochs}, "
         f"{os.cpu_count()} CPUs",
-        table(
-            [
-                "--workers",
-                "--pipeline",
-                "TF threads each",
-                "runs",
-                "wall (s)",
-                "loop (s)",
-                "CPU (s)",
-                "trained",
-                "children/min",
-                "loop children/min",
-                "wall / fit+eval",
-                "loop / fit+eval",
-                "best val_acc",
-                "load",
-            ],
-            [
-                (
-                    r["workers"],
-                    r["pipeline"],
-                    r["threads_per_worker"],
-                    r["repeats"],
-                    r["wall_seconds"],
-                    r["search_loop_seconds"],
-                    r["cpu_seconds"],
-                    r["trained"],
-                    r["children_per_minute"],
-                    r["loop_children_per_minute"],
-                    r["wall_over_fit_eval"],
-                    r["loop_over_fit_eval"],
-                    r["best_val_accuracy"],
-                    "{:.1f} / {:.1f}".format(*r["load_before_after"]),
-                )
-                for r in rows
-            ],
-        ),
+        table(HEADERS, [_table_row(r) for r in rows]),
         f"Most children per minute of wall time: --workers {best['workers']} --pipeline "
         f"{best['pipeline']} ({best['children_per_minute']:.1f}/min).",
         "CPU = user + system seconds of the search and its workers; load = 1-minute load average "
         f"before the first / after the last run (above {os.cpu_count()}: other jobs shared the machine).",
     ]
-    for one in ones:
-        met = one["wall_over_fit_eval"] <= OVERHEAD_TARGET
-        lines.append(_where_the_time_goes(one))
-        lines.append(
-            f"One worker, --pipeline {one['pipeline']}: wall / sum(fit+eval) = "
-            f"{one['wall_over_fit_eval']:.3f} including process start-up, {one['loop_over_fit_eval']:.3f} "
-            f"for the search loop alone (target <= {OVERHEAD_TARGET}: {'met' if met else 'not met'} by "
-            "the wall figure)."
-        )
+    for one in (r for r in rows if r["workers"] == 1):
+        lines += _one_worker(one)
     return "\n\n".join(lines)
 
 
