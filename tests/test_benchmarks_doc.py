@@ -46,3 +46,22 @@ def test_results_are_filed_by_study() -> None:
 def test_the_pattern_reads_a_cited_path_whole() -> None:
     text = "see `benchmarks/results/field/budget50.json`), and benchmarks/results/races/x.md."
     assert CITED.findall(text) == ["benchmarks/results/field/budget50.json", "benchmarks/results/races/x.md"]
+
+
+def _slug(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_links_to_benchmarks_md_sections_resolve() -> None:
+    anchors = {_slug(line.lstrip("#")) for line in _doc().splitlines() if line.startswith("#")}
+    targets = (ROOT / "docs" / "targets.md").read_text(encoding="utf-8")
+    linked = re.findall(r"\]\(#([\w-]+)\)", _doc()) + re.findall(r"BENCHMARKS\.md#([\w-]+)", targets)
+    assert linked
+    assert sorted(set(linked) - anchors) == []
+
+
+def test_the_reference_speaks_of_today() -> None:
+    history = re.compile(r"issue #?\d|session \d|\bround \d|this session|as before", re.IGNORECASE)
+    for path in (ROOT / "BENCHMARKS.md", ROOT / "docs" / "targets.md"):
+        assert not history.findall(path.read_text(encoding="utf-8")), path
