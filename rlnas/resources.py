@@ -17,10 +17,10 @@ def cpu_count() -> int:
 def default_workers(cpus: int | None = None) -> int:
     """Workers when the user does not say: one per core on up to two cores, then one per two cores.
 
-    Measured on 2 idle cores (benchmarks/results/vs_keras_tuner.*.md): two workers with one thread
+    Measured on 2 idle cores (benchmarks/results/keras_tuner/*.md): two workers with one thread
     each trained 75 children/min on mnist_5k against 51 for one worker with two threads, and 21 against
     12 on full Fashion-MNIST (small networks use a second intra-op thread poorly; under load from other
-    jobs the two settings were even, workers.run1.md). Beyond two cores this is not measured: half
+    jobs the two settings were even). Beyond two cores this is not measured: half
     the cores keeps each worker's TensorFlow at two threads and bounds memory (~1.7 GB a worker).
     """
     cpus = cpus or cpu_count()
