@@ -11,4 +11,4 @@ CONTROLLERS = ("lstm", "factorized")
 free logit vector per decision."""
 CONTROLLER_LR = {"lstm": 0.005, "factorized": 0.02}
 """Default Adam step per policy: a free logit vector needs a larger step than the LSTM's weights to move
-the policy as far (both chosen on two lookup tables, BENCHMARKS.md)."""
+the policy as far (both chosen on two project lookup tables)."""
