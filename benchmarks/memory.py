@@ -118,7 +118,7 @@ def measure(
     return {
         "mode": mode,
         "children": len(result.trials),
-        "failed": sum(t["status"] != "ok" for t in result.trials),
+        "failed": sum(not t.ok for t in result.trials),
         "wall_seconds": wall,
         "main_rss_start_mb": start_rss / MB,
         "main_rss_after_each_child_mb": [r / MB for r in after],

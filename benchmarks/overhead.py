@@ -48,9 +48,12 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from _common import emit, parser, patched, quiet, table, temp_store, timing
+
+if TYPE_CHECKING:
+    from rlnas.run.trial import Trial
 
 SPAWN = "worker spawn calls"
 OVERLAPPED = "while children train"
@@ -60,17 +63,17 @@ OVERLAP = 2
 
 
 def breakdown(
-    trials: list[dict[str, Any]], calls: dict[str, list[float]], wall: float, setup: float, per_worker: int
+    trials: list[Trial], calls: dict[str, list[float]], wall: float, setup: float, per_worker: int
 ) -> list[tuple[str, float]]:
     """(item, seconds) for every measured cost; the rest of the wall time is 'unaccounted'."""
     rt = calls["evaluator round trip"]
-    gaps = [r - t["child_seconds"] for r, t in zip(rt, trials, strict=True)]
+    gaps = [r - t.child_seconds for r, t in zip(rt, trials, strict=True)]
     handover = [g for i, g in enumerate(gaps) if i and i % per_worker == 0]
     items = [
-        ("child: fit + evaluate", sum(t["fit_seconds"] + t["eval_seconds"] for t in trials)),
+        ("child: fit + evaluate", sum(t.fit_seconds + t.eval_seconds for t in trials)),
         (
             "child: build, clear_session",
-            sum(t["child_seconds"] - t["fit_seconds"] - t["eval_seconds"] for t in trials),
+            sum(t.child_seconds - t.fit_seconds - t.eval_seconds for t in trials),
         ),
         ("wait for the first worker (round trip - child, trial 0)", gaps[0]),
         (f"worker hand-overs ({len(handover)}: round trip - child)", sum(handover)),
@@ -252,17 +255,17 @@ def main() -> None:
         result = run_search(config, default_space(), store)
         wall = time.perf_counter() - t0
     trials = result.trials
-    child = sum(t["child_seconds"] for t in trials)
-    fit_eval = sum(t["fit_seconds"] + t["eval_seconds"] for t in trials)
+    child = sum(t.child_seconds for t in trials)
+    fit_eval = sum(t.fit_seconds + t.eval_seconds for t in trials)
     per_worker = config.children_per_worker
     items = breakdown(trials, calls, wall, wall - result.seconds, per_worker)
-    cs = [t["child_seconds"] for t in trials]
+    cs = [t.child_seconds for t in trials]
     overlap = {i for k in spawned_at if k > 0 for i in range(k, k + OVERLAP) if i < len(cs)}
     during = [cs[i] for i in sorted(overlap)]
     rest = [c for i, c in enumerate(cs) if i not in overlap]
     summary = {
         "trials": len(trials),
-        "failed": sum(t["status"] != "ok" for t in trials),
+        "failed": sum(not t.ok for t in trials),
         "wall_seconds": wall,
         "sum_child_seconds": child,
         "sum_fit_eval_seconds": fit_eval,
@@ -275,7 +278,7 @@ def main() -> None:
         "child_seconds_mean_other": statistics.fmean(rest) if rest else None,
         "target_met_fit_eval_under_5pct": 1 - fit_eval / wall < 0.05,
     }
-    parts = dissect(config, [t["architecture"] for t in trials[: args.dissect]]) if args.dissect else {}
+    parts = dissect(config, [t.architecture for t in trials[: args.dissect]]) if args.dissect else {}
     md = "\n\n".join(
         [
             f"### Search overhead ({len(trials)} trials, epochs={config.epochs}, "

@@ -9,7 +9,7 @@ import pytest
 from envs.nas_env import NasEnv
 from rlnas.config import SearchConfig
 from rlnas.exec.parallel import EnvPool, play
-from rlnas.models.child import ChildResult
+from rlnas.models.child import ChildResult, Status
 from rlnas.resources import default_workers, threads_per_worker
 from rlnas.run.store import RunStore
 from rlnas.space import Decision, SearchSpace, default_space
@@ -111,7 +111,7 @@ class Killable(SyntheticEvaluator):
 
     def evaluate(self, arch, seed):
         self.killed.wait(5)  # "trains" until killed
-        return ChildResult("failed", error="killed")
+        return ChildResult(Status.FAILED, error="killed")
 
     def kill(self) -> None:
         self.killed.set()

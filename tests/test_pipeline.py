@@ -353,10 +353,10 @@ def test_a_time_limit_stops_a_pipelined_search_and_it_resumes_without_a_gap(tmp_
 
 class Failing(SyntheticEvaluator):
     def evaluate(self, arch, seed):
-        from rlnas.models.child import ChildResult
+        from rlnas.models.child import ChildResult, Status
 
         self.calls.append(dict(arch))
-        return ChildResult("failed", error="synthetic failure")
+        return ChildResult(Status.FAILED, error="synthetic failure")
 
 
 @pytest.mark.slow  # test_search covers the abort without a pipeline

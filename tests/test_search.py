@@ -88,9 +88,9 @@ def test_search_stops_after_too_many_failures_in_a_row_keeping_the_journal(tmp_p
 
     class AlwaysFails(SyntheticEvaluator):
         def evaluate(self, arch, seed):
-            from rlnas.models.child import ChildResult
+            from rlnas.models.child import ChildResult, Status
 
-            return ChildResult("failed", error="CUDA out of memory")
+            return ChildResult(Status.FAILED, error="CUDA out of memory")
 
     with pytest.raises(SearchAborted, match=r"last 5 children all failed \(last error: CUDA out of memory\)"):
         _search(tmp_path, "doomed", evaluator=AlwaysFails(), max_consecutive_failures=5)
