@@ -120,7 +120,7 @@ class Trial:
             key=str(record["key"]),
             architecture=dict(record["architecture"]),
             reward=record.get("reward", math.nan),
-            status=Status(record.get("status", "ok")),
+            status=Status(record.get("status", Status.OK)),
             metrics=metrics,
             log_prob=record.get("log_prob"),
             **{name: record.get(name, 0.0) for name in TIMINGS},
