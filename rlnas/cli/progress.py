@@ -21,7 +21,7 @@ BAR_WIDTH = 24
 
 
 class Progress:
-    """Called with each trial record as it is written; :meth:`close` ends a live bar's line.
+    """Called with each Trial as it is journaled; :meth:`close` ends a live bar's line.
 
     Args:
         total: the trial budget.
