@@ -98,6 +98,6 @@ def search_in(tmp_path, name, config, space, evaluator, *, should_stop=lambda: F
         store = RunStore(tmp_path / name)
     else:
         store = RunStore.create(tmp_path / name)
-        store.write_json("config.json", {"search": config.to_dict(), "space": space.to_dict()})
+        store.write_config(config, space)
     result = run_search(config, space, store, evaluator=evaluator, should_stop=should_stop, resume=resume)
     return store, result

@@ -21,7 +21,7 @@ CONFIG = SearchConfig(trials=16, archs_per_update=8, seed=3)
 
 def _search(path, config=CONFIG):
     store = RunStore.create(path)
-    store.write_json("config.json", {"search": config.to_dict(), "space": default_space().to_dict()})
+    store.write_config(config, default_space())
     result = run_search(config, default_space(), store, evaluator=SyntheticEvaluator())
     return store, result
 

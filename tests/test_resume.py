@@ -22,7 +22,7 @@ CONFIG = SearchConfig(trials=24, archs_per_update=8, seed=5)
 
 def _store(tmp_path, name, config=CONFIG):
     store = RunStore.create(tmp_path / name)
-    store.write_json("config.json", {"search": config.to_dict(), "space": default_space().to_dict()})
+    store.write_config(config, default_space())
     return store
 
 

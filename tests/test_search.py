@@ -15,7 +15,7 @@ from tests.conftest import SyntheticEvaluator
 def _search(tmp_path, name, evaluator=None, **overrides):
     config = SearchConfig(**({"trials": 24, "archs_per_update": 8, "seed": 3} | overrides))
     store = RunStore.create(tmp_path / name)
-    store.write_json("config.json", {"search": config.to_dict(), "space": default_space().to_dict()})
+    store.write_config(config, default_space())
     result = run_search(config, default_space(), store, evaluator=evaluator or SyntheticEvaluator())
     return store, result
 

@@ -117,3 +117,16 @@ def test_displays_name_and_show_the_objective() -> None:
     assert "val_loss" in board[0] and "0.2000" in board[2] and "val_accuracy" not in board[0]
     scalars = batch_scalars(trials, {}, trials, "val_loss:min")
     assert scalars["charts/best_val_loss"] == pytest.approx(0.2) and "charts/best_val_accuracy" not in scalars
+
+
+def test_the_store_writes_the_config_and_space_it_reads_back(tmp_path) -> None:
+    from rlnas.config import SearchConfig
+    from rlnas.resolve import resolve
+    from rlnas.space import default_space
+
+    store = RunStore.create(tmp_path / "run")
+    config, space = SearchConfig(trials=7, seed=3), default_space()
+    store.write_config(config, space)
+    stored = store.read_json("config.json")
+    assert stored == {"search": config.to_dict(), "space": space.to_dict()}
+    assert resolve(resume_from=stored) == (config, space)
