@@ -35,6 +35,7 @@ import cloudpickle
 import numpy as np
 
 from rlnas import data
+from rlnas.config import SearchConfig
 from rlnas.errors import ChildError, ConfigError, RunError
 from rlnas.exec.evaluator import worker_evaluators
 from rlnas.exec.executions import Executions
@@ -224,14 +225,7 @@ class ReinforceSearch:
             raise ConfigError(
                 "search() already ran on this tuner; make a new one (overwrite=True) to search again"
             )
-        epochs, batch_size = whole("epochs", epochs), whole("batch_size", batch_size)
-        # The search's own settings, resolved with the rest: the data file it will write, the training.
-        saved = {
-            "dataset": str((self.project_dir / "data.npz").resolve()),
-            "epochs": epochs,
-            "batch_size": batch_size,
-        }
-        self.config = resolve(flags=self._flags | saved).config
+        self.config = self._search_config(whole("epochs", epochs), whole("batch_size", batch_size))
         train, val = split_arrays(x, y, validation_data, validation_split)
         # The arrays checked (and scaled) once, before the project directory exists.
         dataset = data.from_splits(train, val, name="x, y", train_fraction=self.config.train_fraction)
@@ -246,6 +240,13 @@ class ReinforceSearch:
             evaluators = self._evaluators(store, fit_kwargs)
             run_search(self.config, self.space, store, evaluator=evaluators, on_trial=show)
         self._trials = store.trials()
+
+    def _search_config(self, epochs: int, batch_size: int) -> SearchConfig:
+        """The settings of this search, resolved at once with the tuner's own: the data file the
+        search writes (the run's ``data.npz``), ``epochs`` and ``batch_size``."""
+        data_file = str((self.project_dir / "data.npz").resolve())
+        flags = self._flags | {"dataset": data_file, "epochs": epochs, "batch_size": batch_size}
+        return resolve(flags=flags).config
 
     def _evaluators(self, store: RunStore, fit_kwargs: Mapping[str, Any]) -> list[Executions]:
         """What trains the children: this process, Ray tasks (``executor="ray"``) or worker
