@@ -130,7 +130,7 @@ def _figures(
     return {
         "mode": mode,
         "children": len(trials),
-        "failed": sum(t["status"] != "ok" for t in trials),
+        "failed": sum(not t.ok for t in trials),
         "wall_seconds": wall,
         "main_rss_start_mb": start_rss / MB,
         "main_rss_after_each_child_mb": [r / MB for r in after],

@@ -61,17 +61,17 @@ OVERLAP = 2
 
 
 def breakdown(
-    trials: list[dict[str, Any]], calls: dict[str, list[float]], wall: float, setup: float, per_worker: int
+    trials: list[Any], calls: dict[str, list[float]], wall: float, setup: float, per_worker: int
 ) -> list[tuple[str, float]]:
     """(item, seconds) for every measured cost; the rest of the wall time is 'unaccounted'."""
     rt = calls["evaluator round trip"]
-    gaps = [r - t["child_seconds"] for r, t in zip(rt, trials, strict=True)]
+    gaps = [r - t.child_seconds for r, t in zip(rt, trials, strict=True)]
     handover = [g for i, g in enumerate(gaps) if i and i % per_worker == 0]
     items = [
-        ("child: fit + evaluate", sum(t["fit_seconds"] + t["eval_seconds"] for t in trials)),
+        ("child: fit + evaluate", sum(t.fit_seconds + t.eval_seconds for t in trials)),
         (
             "child: build, clear_session",
-            sum(t["child_seconds"] - t["fit_seconds"] - t["eval_seconds"] for t in trials),
+            sum(t.child_seconds - t.fit_seconds - t.eval_seconds for t in trials),
         ),
         ("wait for the first worker (round trip - child, trial 0)", gaps[0]),
         (f"worker hand-overs ({len(handover)}: round trip - child)", sum(handover)),
@@ -265,15 +265,15 @@ def _timed_search(config: Any) -> tuple[Any, float, dict[str, list[float]], list
 
 def _summary(trials: list[Any], wall: float, spawned_at: list[int]) -> tuple[dict[str, Any], int]:
     """The run's headline figures, and how many children ran while a standby worker started."""
-    child = sum(t["child_seconds"] for t in trials)
-    fit_eval = sum(t["fit_seconds"] + t["eval_seconds"] for t in trials)
-    cs = [t["child_seconds"] for t in trials]
+    child = sum(t.child_seconds for t in trials)
+    fit_eval = sum(t.fit_seconds + t.eval_seconds for t in trials)
+    cs = [t.child_seconds for t in trials]
     overlap = {i for k in spawned_at if k > 0 for i in range(k, k + OVERLAP) if i < len(cs)}
     during = [cs[i] for i in sorted(overlap)]
     rest = [c for i, c in enumerate(cs) if i not in overlap]
     return {
         "trials": len(trials),
-        "failed": sum(t["status"] != "ok" for t in trials),
+        "failed": sum(not t.ok for t in trials),
         "wall_seconds": wall,
         "sum_child_seconds": child,
         "sum_fit_eval_seconds": fit_eval,
@@ -340,7 +340,7 @@ def main() -> None:
     trials = result.trials
     items = breakdown(trials, calls, wall, wall - result.seconds, config.children_per_worker)
     summary, overlap = _summary(trials, wall, spawned_at)
-    parts = dissect(config, [t["architecture"] for t in trials[: args.dissect]]) if args.dissect else {}
+    parts = dissect(config, [t.architecture for t in trials[: args.dissect]]) if args.dissect else {}
     md = _markdown(summary, items, sum(calls[SPAWN]), config, overlap)
     if parts:
         n = min(args.dissect, len(trials))

@@ -74,10 +74,10 @@ class Sleeper:
         self.rng = np.random.default_rng(seed)
 
     def evaluate(self, arch, seed, **kw):
-        from rlnas.models.child import ChildResult
+        from rlnas.models.child import ChildResult, Status
 
         time.sleep(float(self.rng.uniform(0.1, 0.5)))
-        return ChildResult("ok", val_accuracy=0.3 + 0.2 * arch["num_layers"], params=1)
+        return ChildResult(Status.OK, val_accuracy=0.3 + 0.2 * arch["num_layers"], params=1)
 
     def close(self) -> None:
         pass
@@ -104,7 +104,7 @@ def one_search(config, space, evaluators: list) -> dict[str, Any]:
         "children_per_min": trained / result.seconds * 60,
         "idle_fraction": 1 - busy / (len(evaluators) * span),
         "mean_child_s": busy / trained,
-        "best_reward": result.best["reward"] if result.best else None,
+        "best_reward": result.best.reward if result.best else None,
         "load_1min": load,
     }
 

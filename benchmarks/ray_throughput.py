@@ -54,8 +54,8 @@ def measure(executor: str, workers: int, trials: int, seed: int) -> dict[str, An
         result = run_search(config, space, store, evaluator=evaluators)
         search = time.perf_counter() - t1
     trials_ = result.trials
-    assert all(t["status"] == "ok" for t in trials_), [t["error"] for t in trials_ if t["status"] != "ok"]
-    elapsed = sorted(t["elapsed"] for t in trials_)
+    assert all(t.ok for t in trials_), [t.error for t in trials_ if not t.ok]
+    elapsed = sorted(t.elapsed for t in trials_)
     steady = (len(elapsed) - 1) / (elapsed[-1] - elapsed[0]) * 60 if len(elapsed) > 1 else float("nan")
     return {
         "executor": executor,
@@ -65,9 +65,9 @@ def measure(executor: str, workers: int, trials: int, seed: int) -> dict[str, An
         "search_s": search,
         "children_per_min": len(trials_) / search * 60,
         "steady_children_per_min": steady,
-        "mean_child_s": sum(t["child_seconds"] for t in trials_) / len(trials_),
+        "mean_child_s": sum(t.child_seconds for t in trials_) / len(trials_),
         "load_1min": (load_before + os.getloadavg()[0]) / 2,  # other work on the machine skews the rates
-        "keys": [t["key"] for t in trials_],
+        "keys": [t.key for t in trials_],
     }
 
 

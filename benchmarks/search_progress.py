@@ -105,9 +105,9 @@ def run(lr: float, seed: int, trials: int) -> dict[str, Any]:
         result = run_search(config, space, store)
         (start, h0), (end, h1) = policy(config, space, None), policy(config, space, store.controller_path)
     trials_ = result.trials
-    batches = [[t for t in trials_ if t["update"] == u] for u in sorted({t["update"] for t in trials_})]
-    acc = [[t["val_accuracy"] for t in b] for b in batches]
-    archs = [[t["architecture"] for t in b] for b in batches]
+    batches = [[t for t in trials_ if t.update == u] for u in sorted({t.update for t in trials_})]
+    acc = [[t.metrics["val_accuracy"] for t in b] for b in batches]
+    archs = [[t.architecture for t in b] for b in batches]
     shift = policy_shift(space, start, end, flat(archs[:2]), flat(archs[-2:]))
     return {
         "lr": lr,
@@ -119,7 +119,7 @@ def run(lr: float, seed: int, trials: int) -> dict[str, Any]:
         "best": max(max(a) for a in acc),
         "mean_all": statistics.fmean(x for a in acc for x in a),
         "last2_mean": statistics.fmean(flat(acc[-2:])),
-        "failed": sum(t["status"] != "ok" for t in trials_),
+        "failed": sum(not t.ok for t in trials_),
         "seconds": result.seconds,
         "shift": shift,
     }

@@ -168,7 +168,7 @@ class NasEnv(gym.Env):
         # Only pass log_dir when asked, so that evaluators written without it keep working.
         extra = {"log_dir": str(self._log_dir)} if self._log_dir else {}
         result: ChildResult = self.evaluator.evaluate(arch, child_seed, **extra)
-        reward = self.objective.reward(result) if result.status == "ok" else self.failed_reward
+        reward = self.objective.reward(result) if result.ok else self.failed_reward
         info = self._info() | {
             "architecture": arch,
             "key": self.space.key(self._tokens),

@@ -12,14 +12,16 @@ import io
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from rlnas.config import space_from_dict
 from rlnas.errors import RlnasError, RunError
+from rlnas.models.child import Status
 from rlnas.run.monitor import leaderboard_markdown
 from rlnas.run.store import RunStore
-from rlnas.run.trial import Status, Trial, as_trial, objective_name, objective_value, rank
+from rlnas.run.trial import Trial, objective_name, objective_value, rank
 from rlnas.space import SearchSpace
 from rlnas.text import format_arch, format_markdown_table, format_value
 
@@ -41,6 +43,7 @@ EXPORT_COLUMNS = (
 )
 """The trial fields of an export, before one column per decision of the space. ``index`` is the trial
 number every view shows; ``cached_from`` is the ``index`` of the trial a repeat took its result from."""
+_TRIAL_FIELDS = frozenset(f.name for f in fields(Trial))
 
 
 # -- pure computations ---------------------------------------------------------------------------
@@ -55,17 +58,17 @@ def best_so_far(values: Sequence[float | None]) -> list[float | None]:
     return out
 
 
-def batch_means(trials: Sequence[dict[str, Any]]) -> tuple[list[int], list[float]]:
+def batch_means(trials: Sequence[Trial]) -> tuple[list[int], list[float]]:
     """The REINFORCE batches (``update``) in order and the mean reward of each."""
     sums: dict[int, list[float]] = {}
     for t in trials:
-        sums.setdefault(t["update"], []).append(t["reward"])
+        sums.setdefault(t.update, []).append(t.reward)
     updates = sorted(sums)
     return updates, [sum(sums[u]) / len(sums[u]) for u in updates]
 
 
 def batch_shares(
-    trials: Sequence[dict[str, Any]], space: SearchSpace
+    trials: Sequence[Trial], space: SearchSpace
 ) -> tuple[list[int], dict[str, list[list[float]]]]:
     """How often each value of each decision was sampled, per REINFORCE batch.
 
@@ -75,13 +78,13 @@ def batch_shares(
         (the policy's distribution given that the decision exists). A batch in which no architecture
         has the decision gets NaN shares.
     """
-    updates = sorted({t["update"] for t in trials})
+    updates = sorted({t.update for t in trials})
     row_of = {u: i for i, u in enumerate(updates)}
     counts = {d.name: [[0] * len(d.values) for _ in updates] for d in space.decisions}
     for t in trials:
         for d in space.decisions:
-            if d.name in t["architecture"]:
-                counts[d.name][row_of[t["update"]]][_value_index(d.values, t["architecture"][d.name])] += 1
+            if d.name in t.architecture:
+                counts[d.name][row_of[t.update]][_value_index(d.values, t.architecture[d.name])] += 1
     shares = {
         name: [[c / sum(row) if sum(row) else math.nan for c in row] for row in rows]
         for name, rows in counts.items()
@@ -110,11 +113,12 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
-def flatten(trial: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
+def flatten(trial: Trial, names: Sequence[str]) -> dict[str, Any]:
     """One export row: the trial fields, then one column per decision (None when inactive)."""
-    row = {c: trial.get(c) for c in EXPORT_COLUMNS}
-    row["cached"] = bool(trial.get("cached", False))  # old journals lack the field: not a repeat
-    return row | {n: trial["architecture"].get(n) for n in names}
+    reported = trial.reported()
+    row = {c: getattr(trial, c) if c in _TRIAL_FIELDS else reported.get(c) for c in EXPORT_COLUMNS}
+    row["status"] = trial.status.value
+    return row | {n: trial.architecture.get(n) for n in names}
 
 
 # -- reading a run -------------------------------------------------------------------------------
@@ -168,23 +172,23 @@ def _replay_results(store: RunStore) -> list[dict[str, Any]]:
 def _summary(
     store: RunStore,
     space: SearchSpace,
-    trials: list[dict[str, Any]],
+    trials: list[Trial],
     replayed: list[dict[str, Any]],
     images: list[str],
 ) -> str:
-    ok = [t for t in trials if as_trial(t).ok]
+    ok = [t for t in trials if t.ok]
     objective = store.read_json("config.json").get("search", {}).get("objective")
     lines = [
         f"# Run `{store.name}`",
         "",
-        f"- {len(trials)} trials in {len({t['update'] for t in trials})} REINFORCE batches; "
-        f"{len(trials) - len(ok)} failed; {len({t['key'] for t in trials})} distinct architectures "
+        f"- {len(trials)} trials in {len({t.update for t in trials})} REINFORCE batches; "
+        f"{len(trials) - len(ok)} failed; {len({t.key for t in trials})} distinct architectures "
         f"of {space.size():,}",
     ]
     for b in rank(trials, objective, 1):
         lines.append(
             f"- best: {objective_name(objective)} {objective_value(b, objective):.4f}, "
-            f"{b['params']:,} params (trial {b.index}): `{format_arch(b.architecture)}`"
+            f"{b.metrics['params']:,} params (trial {b.index}): `{format_arch(b.architecture)}`"
         )
     lines += ["", *[f"![{Path(name).stem}]({name})" for name in images], "", "## Top 10", ""]
     lines.append(leaderboard_markdown(trials, objective))
@@ -193,7 +197,7 @@ def _summary(
             [
                 str(r["rank"]),
                 f"{r['val_accuracy']:.4f}",
-                f"{r['test_accuracy']:.4f}" if r["status"] == Status.OK else "failed",
+                f"{r['test_accuracy']:.4f}" if Status(r["status"]) is Status.OK else "failed",
                 f"{r['params']:,}",
                 f"`{format_arch(r['architecture'])}`",
             ]
@@ -224,19 +228,19 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def _plot_rewards(trials: list[dict[str, Any]]) -> Any:
+def _plot_rewards(trials: list[Trial]) -> Any:
     fig, ax = _figure(figsize=(8, 4.5))
-    x = [t["index"] + 1 for t in trials]
-    ok = [as_trial(t).ok for t in trials]
+    x = [t.index + 1 for t in trials]
+    ok = [t.ok for t in trials]
     for good, style in ((True, {"s": 14, "alpha": 0.6}), (False, {"marker": "x", "color": "tab:red"})):
-        picked = [(a, t["reward"]) for a, o, t in zip(x, ok, trials, strict=True) if o == good]
+        picked = [(a, t.reward) for a, o, t in zip(x, ok, trials, strict=True) if o == good]
         if picked:
             label = "reward per child" if good else "failed child"
             ax.scatter([a for a, _ in picked], [r for _, r in picked], label=label, **style)
-    best = best_so_far([t["reward"] if o else None for t, o in zip(trials, ok, strict=True)])
+    best = best_so_far([t.reward if o else None for t, o in zip(trials, ok, strict=True)])
     ax.step(x, [math.nan if b is None else b for b in best], where="post", color="black", label="best so far")
     updates, means = batch_means(trials)
-    ends = [max(t["index"] + 1 for t in trials if t["update"] == u) for u in updates]
+    ends = [max(t.index + 1 for t in trials if t.update == u) for u in updates]
     ax.plot(ends, means, "o-", color="tab:orange", ms=4, label="batch mean")
     ax.set(xlabel="architectures sampled", ylabel="reward", title="Reward during the search")
     ax.legend(loc="lower right", fontsize="small")
@@ -244,7 +248,7 @@ def _plot_rewards(trials: list[dict[str, Any]]) -> Any:
     return fig
 
 
-def _plot_policy(trials: list[dict[str, Any]], space: SearchSpace) -> Any:
+def _plot_policy(trials: list[Trial], space: SearchSpace) -> Any:
     """One stacked-share panel per decision, each with its own legend: every value is named (up to 20
     distinct colours, beyond that a colour ramp whose legend still names each value)."""
     import matplotlib.ticker
@@ -286,10 +290,10 @@ def _value_colours(n: int) -> list[Any]:
     return [matplotlib.colormaps["viridis"](i / (n - 1)) for i in range(n)]
 
 
-def _plot_pareto(trials: list[dict[str, Any]]) -> Any:
+def _plot_pareto(trials: list[Trial]) -> Any:
     fig, ax = _figure(figsize=(7, 4.5))
-    ok = [t for t in trials if as_trial(t).ok]
-    points = [(t["params"], t["val_accuracy"]) for t in ok]
+    ok = [t for t in trials if t.ok]
+    points = [(t.metrics["params"], t.metrics["val_accuracy"]) for t in ok]
     ax.scatter([p for p, _ in points], [a for _, a in points], s=14, alpha=0.5, label="children")
     front = [points[i] for i in pareto_front(points)]
     if front:
@@ -305,7 +309,7 @@ def _plot_pareto(trials: list[dict[str, Any]]) -> Any:
 
 def _plot_replay(replayed: list[dict[str, Any]]) -> Any:
     fig, ax = _figure(figsize=(5, 5))
-    ok = [r for r in replayed if r["status"] == Status.OK]
+    ok = [r for r in replayed if Status(r["status"]) is Status.OK]
     xs, ys = [r["val_accuracy"] for r in ok], [r["test_accuracy"] for r in ok]
     ax.scatter(xs, ys, color="tab:green")
     for r in ok:

@@ -35,6 +35,7 @@ import cloudpickle
 import numpy as np
 
 from rlnas import data
+from rlnas.config import SearchConfig
 from rlnas.errors import ChildError, ConfigError, RunError
 from rlnas.exec.evaluator import worker_evaluators
 from rlnas.exec.executions import Executions
@@ -175,8 +176,8 @@ class ReinforceSearch:
         }
         if parse_objective(keras_tuner["objective"]).direction == "min":
             keras_tuner["failed_reward"] = -FAILED_LOSS  # a failure must not beat every loss
-        flags = {"replay_top": 0, **keras_tuner, **settings}
-        self.config = resolve(flags=flags).config
+        self._flags = {"replay_top": 0, **keras_tuner, **settings}
+        self.config = resolve(flags=self._flags).config
         self.objective = parse_objective(self.config.objective)
         self._fn = model_function(hypermodel)
         self.hypermodel = _HyperModel(self._fn)
@@ -189,7 +190,7 @@ class ReinforceSearch:
         self.overwrite = overwrite
         self.in_process = bool(in_process)
         self._evaluator: FunctionEvaluator | None = None
-        self._trials: list[dict[str, Any]] = []
+        self._trials: list[Trial] = []
 
     # -- searching -------------------------------------------------------------------------------
     def search(
@@ -224,12 +225,12 @@ class ReinforceSearch:
             raise ConfigError(
                 "search() already ran on this tuner; make a new one (overwrite=True) to search again"
             )
-        epochs, batch_size = whole("epochs", epochs), whole("batch_size", batch_size)
+        self.config = self._search_config(whole("epochs", epochs), whole("batch_size", batch_size))
         train, val = split_arrays(x, y, validation_data, validation_split)
         # The arrays checked (and scaled) once, before the project directory exists.
         dataset = data.from_splits(train, val, name="x, y", train_fraction=self.config.train_fraction)
         store = self._create_store()
-        dataset = self._save_data(store, train, val, dataset, epochs=epochs, batch_size=batch_size)
+        dataset = self._save_data(store, train, val, dataset)
         self._evaluator = FunctionEvaluator(
             self._fn, dataset, train_spec(self.config, self.space.model), fit_kwargs=fit_kwargs
         )
@@ -239,6 +240,13 @@ class ReinforceSearch:
             evaluators = self._evaluators(store, fit_kwargs)
             run_search(self.config, self.space, store, evaluator=evaluators, on_trial=show)
         self._trials = store.trials()
+
+    def _search_config(self, epochs: int, batch_size: int) -> SearchConfig:
+        """The settings of this search, resolved at once with the tuner's own: the data file the
+        search writes (the run's ``data.npz``), ``epochs`` and ``batch_size``."""
+        data_file = str((self.project_dir / "data.npz").resolve())
+        flags = self._flags | {"dataset": data_file, "epochs": epochs, "batch_size": batch_size}
+        return resolve(flags=flags).config
 
     def _evaluators(self, store: RunStore, fit_kwargs: Mapping[str, Any]) -> list[Executions]:
         """What trains the children: this process, Ray tasks (``executor="ray"``) or worker
@@ -260,17 +268,14 @@ class ReinforceSearch:
                 worker.start()
         return [Executions(e, executions=self.executions, retries=self.retries) for e in inner]
 
-    def _save_data(
-        self, store: RunStore, train: tuple, val: tuple, dataset: data.Dataset, **training: int
-    ) -> data.Dataset:
-        """Save the arrays as the run's pre-split ``data.npz`` and the config that names it; the
-        dataset as every child reads it (``data.load`` of that file gives the same splits)."""
-        path = store.path / "data.npz"
-        np.savez(path, x_train=train[0], y_train=train[1], x_val=val[0], y_val=val[1])
-        self.config = dataclasses.replace(self.config, dataset=str(path.resolve()), **training)
+    def _save_data(self, store: RunStore, train: tuple, val: tuple, dataset: data.Dataset) -> data.Dataset:
+        """Save the arrays as the run's pre-split ``data.npz`` (the file ``config.dataset`` names) and
+        the config; the dataset as every child reads it (``data.load`` of that file gives the same
+        splits)."""
+        np.savez(self.config.dataset, x_train=train[0], y_train=train[1], x_val=val[0], y_val=val[1])
         dataset = dataclasses.replace(dataset, name=self.config.dataset)
         warn_unseen_classes(dataset)
-        store.write_json("config.json", {"search": self.config.to_dict(), "space": self.space.to_dict()})
+        store.write_config(self.config, self.space)
         return dataset
 
     def _create_store(self) -> RunStore:
@@ -293,8 +298,8 @@ class ReinforceSearch:
         name, direction = objective_name(self.objective), self.objective.direction
         print(f'Objective(name="{name}", direction="{direction}")')
         for t in best:
-            print(f"\nTrial {t['index']:04d} summary\nHyperparameters:")
-            for name, value in t["architecture"].items():
+            print(f"\nTrial {t.index:04d} summary\nHyperparameters:")
+            for name, value in t.architecture.items():
                 print(f"{name}: {format_value(value)}")
             print(f"Score: {objective_value(t, self.objective):.4f}")
 
@@ -303,8 +308,8 @@ class ReinforceSearch:
         builds the model."""
         out = []
         for t in self._best(num_trials):
-            hp = HyperParameters(t["architecture"])
-            hp.values.update(t["architecture"])
+            hp = HyperParameters(t.architecture)
+            hp.values.update(t.architecture)
             out.append(hp)
         return out
 
@@ -315,9 +320,9 @@ class ReinforceSearch:
             raise ConfigError("no search has run on this tuner yet; call search() first")
         models = []
         for t in self._best(num_models):
-            model, result = self._evaluator.train(t["architecture"], t["seed"])
+            model, result = self._evaluator.train(t.architecture, t.seed)
             if model is None:
-                raise ChildError(f"retraining trial {t['index']} failed: {result.error}")
+                raise ChildError(f"retraining trial {t.index} failed: {result.error}")
             models.append(model)
         return models
 
@@ -336,11 +341,11 @@ def _print_trial(total: int, objective: Objective) -> Callable[[Trial], None]:
             value = objective_value(t, objective)
             if best[0] is None or (value > best[0]) == (objective.direction == "max"):
                 best[0] = value
-            score = f"{name} {value:.4f}" + (" (repeat)" if t.get("cached") else "")
+            score = f"{name} {value:.4f}" + (" (repeat)" if t.cached else "")
         else:
-            score = f"failed: {t['error'][:80]}"
+            score = f"failed: {t.error[:80]}"
         shown = "-" if best[0] is None else f"{best[0]:.4f}"
-        print(f"trial {t['index']} of {total}: {score}  best {shown}  {format_arch(t['architecture'])}")
+        print(f"trial {t.index} of {total}: {score}  best {shown}  {format_arch(t.architecture)}")
         sys.stdout.flush()
 
     return show

@@ -37,15 +37,15 @@ class SyntheticEvaluator:
     def evaluate(self, arch, seed):
         import time
 
-        from rlnas.models.child import ChildResult
+        from rlnas.models.child import ChildResult, Status
 
         time.sleep(self.delay)
         self.calls.append(dict(arch))
         if self.fail_when and all(arch.get(k) == v for k, v in self.fail_when.items()):
-            return ChildResult("failed", error="synthetic failure")
+            return ChildResult(Status.FAILED, error="synthetic failure")
         score = arch.get("num_layers", 1) / 3 * 0.5 + (arch.get("activation") == "tanh") * 0.3
         score += 0.2 * (arch.get("lr", 1e-3) == 1e-3)
-        return ChildResult("ok", val_accuracy=score, params=100 * arch.get("num_layers", 1))
+        return ChildResult(Status.OK, val_accuracy=score, params=100 * arch.get("num_layers", 1))
 
     def close(self) -> None:
         pass
@@ -98,6 +98,6 @@ def search_in(tmp_path, name, config, space, evaluator, *, should_stop=lambda: F
         store = RunStore(tmp_path / name)
     else:
         store = RunStore.create(tmp_path / name)
-        store.write_json("config.json", {"search": config.to_dict(), "space": space.to_dict()})
+        store.write_config(config, space)
     result = run_search(config, space, store, evaluator=evaluator, should_stop=should_stop, resume=resume)
     return store, result

@@ -22,7 +22,7 @@ def main(run_dir: Path) -> None:
     resume = (run_dir / "config.json").is_file()
     store = RunStore(run_dir) if resume else RunStore.create(run_dir)
     if not resume:
-        store.write_json("config.json", {"search": CONFIG.to_dict(), "space": default_space().to_dict()})
+        store.write_config(CONFIG, default_space())
     with store.locked():
         run_search(CONFIG, default_space(), store, evaluator=SyntheticEvaluator(delay=0.02), resume=resume)
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from rlnas.errors import RunError
-from rlnas.run.trial import Status, Trial
+from rlnas.models.child import Status
+from rlnas.run.trial import Trial
 from rlnas.search.schedule import DONE, WAIT, Job, Kind, Schedule, consecutive_failures, mean_reward
 from rlnas.strategies.base import Proposal
 

@@ -336,7 +336,7 @@ def sweep_dir(tmp_path_factory):
     )
     config = SearchConfig(dataset=str(root / "tiny.npz"), trials=4, archs_per_update=2, strategy="random")
     store = RunStore.create(root / "runs" / "r")
-    store.write_json("config.json", {"search": config.to_dict(), "space": default_space().to_dict()})
+    store.write_config(config, default_space())
     return root
 
 

@@ -142,13 +142,13 @@ def test_search_with_workers_and_replay_of_the_tutorial_function(function_dir: P
          "workers": 1, "archs_per_update": 2, "replay_epochs": 1, "seed": 2}
     )  # fmt: skip
     store = RunStore.create(function_dir / "run")
-    store.write_json("config.json", {"search": config.to_dict(), "space": space.to_dict()})
+    store.write_config(config, space)
     result = run_search(config, space, store)  # evaluator=None: the CLI's worker processes
-    assert [t["status"] for t in result.trials] == ["ok"] * 4, [t["error"] for t in result.trials]
-    assert all(space.encode(t["architecture"]) is not None for t in result.trials)
+    assert [t.status for t in result.trials] == ["ok"] * 4, [t.error for t in result.trials]
+    assert all(space.encode(t.architecture) is not None for t in result.trials)
     (replayed,) = replay(store, top=1)
     assert replayed.status == "ok", replayed.error
-    assert replayed.architecture == result.best["architecture"] and 0 <= replayed.test_accuracy <= 1
+    assert replayed.architecture == result.best.architecture and 0 <= replayed.test_accuracy <= 1
     assert Path(replayed.model_path).is_file()
 
 

@@ -80,9 +80,9 @@ def test_the_conditional_scope_example_discovers_its_branches_and_searches(tmp_p
     x, y = _data()
     tuner.search(x[:40], y[:40], epochs=1, validation_data=(x[40:], y[40:]), batch_size=16, verbose=0)
     trials = tuner._trials
-    assert [t["status"] for t in trials] == ["ok", "ok"], [t["error"] for t in trials]
+    assert [t.status for t in trials] == ["ok", "ok"], [t.error for t in trials]
     (hp,) = tuner.get_best_hyperparameters(1)
-    assert tuner.hypermodel.build(hp).count_params() == tuner._best(1)[0]["params"]
+    assert tuner.hypermodel.build(hp).count_params() == tuner._best(1)[0].metrics["params"]
 
 
 @pytest.mark.slow
@@ -93,7 +93,7 @@ def test_the_parent_keywords_example_and_a_one_hot_loss_search(tmp_path: Path) -
     x, y = _data()
     one_hot = np.eye(10, dtype=np.float32)[y]
     tuner.search(x[:40], one_hot[:40], epochs=1, validation_data=(x[40:], one_hot[40:]), verbose=0)
-    assert [t["status"] for t in tuner._trials] == ["ok", "ok"]
+    assert [t.status for t in tuner._trials] == ["ok", "ok"]
 
 
 @pytest.mark.parametrize("fn", [conditional_model, parent_keywords_model])

@@ -21,7 +21,7 @@ CONFIG = SearchConfig(trials=16, archs_per_update=8, seed=3)
 
 def _search(path, config=CONFIG):
     store = RunStore.create(path)
-    store.write_json("config.json", {"search": config.to_dict(), "space": default_space().to_dict()})
+    store.write_config(config, default_space())
     result = run_search(config, default_space(), store, evaluator=SyntheticEvaluator())
     return store, result
 
@@ -104,21 +104,21 @@ def test_one_hparams_session_per_trial_with_its_architecture_and_metrics(run):
 
     store, result = run
     children = sorted((store.tb_dir / "children").iterdir())
-    assert [c.name for c in children] == [f"{t['index']:05d}" for t in result.trials]
+    assert [c.name for c in children] == [f"{t.index:05d}" for t in result.trials]
     for trial, child in zip(result.trials, children, strict=True):
         events = _events(child)
         info = metadata.parse_session_start_info_plugin_data(
             _plugin_content(events, metadata.SESSION_START_INFO_TAG)
         )
         values = {k: getattr(v, v.WhichOneof("kind")) for k, v in info.hparams.items()}
-        arch = trial["architecture"]
+        arch = trial.architecture
         units = " ".join(hparam_value(arch[f"units_{i}"]) for i in range(arch["num_layers"]))
         assert values == {k: hparam_value(v) for k, v in arch.items()} | {"units": units}  # inactive omitted
         assert int(values["units_0"]) == arch["units_0"]
         assert info.group_name == child.name
         (accuracy,) = events.Tensors("val_accuracy")
         assert accuracy.step == 1
-        assert _value(accuracy) == pytest.approx(trial["val_accuracy"])
+        assert _value(accuracy) == pytest.approx(trial.metrics["val_accuracy"])
 
 
 def test_leaderboard_is_written_after_every_update(run):
@@ -132,17 +132,17 @@ def test_leaderboard_is_written_after_every_update(run):
     assert text == leaderboard_markdown(result.trials)
     lines = text.splitlines()
     assert lines[0].startswith("| rank | val_accuracy | params |")
-    assert len(lines) == 2 + min(10, sum(t["status"] == "ok" for t in result.trials))
-    assert lines[2].startswith(f"| 1 | {result.best['val_accuracy']:.4f} |")
+    assert len(lines) == 2 + min(10, sum(t.ok for t in result.trials))
+    assert lines[2].startswith(f"| 1 | {result.best.metrics['val_accuracy']:.4f} |")
 
 
 def test_monitoring_does_not_consume_the_search_sampler(run, tmp_path):
     _, result = run
     # The first batch is what a fresh strategy asks for: the step-0 policy probe drew nothing from it.
     first = make_strategy(CONFIG, default_space()).ask(CONFIG.archs_per_update).tokens
-    assert [t["tokens"] for t in result.trials[:8]] == first.tolist()
+    assert [list(t.tokens) for t in result.trials[:8]] == first.tolist()
     _, again = _search(tmp_path / "again")
-    assert [t["key"] for t in again.trials] == [t["key"] for t in result.trials]
+    assert [t.key for t in again.trials] == [t.key for t in result.trials]
 
 
 def test_sampling_with_another_generator_leaves_the_controller_generator_alone():

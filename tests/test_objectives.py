@@ -9,12 +9,12 @@ import pytest
 
 from envs.nas_env import NasEnv
 from rlnas.errors import ConfigError
-from rlnas.models.child import ChildResult
+from rlnas.models.child import ChildResult, Status
 from rlnas.models.objectives import METRICS, Objective, parse_objective
 from rlnas.policy.penalties import skip_density, skip_penalty, skip_positions
 from rlnas.space import conv_space, skip_space
 
-CHILD = ChildResult("ok", val_accuracy=0.9, val_loss=0.3, params=200_000, fit_seconds=2.0)
+CHILD = ChildResult(Status.OK, val_accuracy=0.9, val_loss=0.3, params=200_000, fit_seconds=2.0)
 
 
 @pytest.mark.parametrize(
@@ -81,7 +81,7 @@ def test_bad_objectives(text, message):
 
 def test_mnas_needs_the_childs_params():
     with pytest.raises(ConfigError, match=r"the child reported params=0; it needs > 0"):
-        parse_objective("mnas:target=10").reward(ChildResult("ok", val_accuracy=0.5))
+        parse_objective("mnas:target=10").reward(ChildResult(Status.OK, val_accuracy=0.5))
     with pytest.raises(ConfigError, match=r"the child's metrics have no 'params'"):
         parse_objective("mnas:target=10").reward({"val_accuracy": 0.5})
 
@@ -108,7 +108,7 @@ def test_env_reward_is_the_objective_of_the_childs_metrics(synthetic_evaluator, 
 
 class FailingEvaluator:
     def evaluate(self, arch, seed):
-        return ChildResult("failed", val_loss=0.1, params=10, error="synthetic failure")
+        return ChildResult(Status.FAILED, val_loss=0.1, params=10, error="synthetic failure")
 
     def close(self) -> None:
         pass

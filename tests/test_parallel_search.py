@@ -9,7 +9,7 @@ import pytest
 from envs.nas_env import NasEnv
 from rlnas.config import SearchConfig
 from rlnas.exec.parallel import EnvPool, play
-from rlnas.models.child import ChildResult
+from rlnas.models.child import ChildResult, Status
 from rlnas.resources import default_workers, threads_per_worker
 from rlnas.run.store import RunStore
 from rlnas.space import Decision, SearchSpace, default_space
@@ -41,7 +41,7 @@ def _search(tmp_path, name, evaluator, space=None, should_stop=lambda: False, re
 
 
 def _summary(trials):
-    return [(t["index"], t["key"], t["reward"], bool(t.get("cached"))) for t in trials]
+    return [(t.index, t.key, t.reward, bool(t.cached)) for t in trials]
 
 
 @pytest.mark.slow  # test_golden's two-worker journal covers it
@@ -51,7 +51,7 @@ def test_two_workers_train_at_once_and_give_the_same_trials_as_one(tmp_path):
     store, two = _search(tmp_path, "two", [Concurrency(delay=0.02), Concurrency(delay=0.01)])
     assert Concurrency.peak == 2
     assert _summary(two.trials) == _summary(one.trials)
-    assert [t["index"] for t in store.trials()] == list(range(24))  # read back in index order
+    assert [t.index for t in store.trials()] == list(range(24))  # read back in index order
 
 
 # reinforce: slow (three searches of 40); test_golden resumes reinforce at each pipeline depth
@@ -63,27 +63,27 @@ def test_every_strategy_runs_through_the_loop_and_resumes_exactly(tmp_path, stra
     _, whole = _search(tmp_path, "whole", SyntheticEvaluator(), **settings)
     assert len(whole.trials) == 40 and whole.best is not None
     if strategy == "reinforce":
-        assert all(t["log_prob"] < 0 for t in whole.trials)
+        assert all(t.log_prob < 0 for t in whole.trials)
     else:
-        assert all(t["log_prob"] is None for t in whole.trials)
+        assert all(t.log_prob is None for t in whole.trials)
     evaluator = SyntheticEvaluator()
     store, first = _search(
         tmp_path, "cut", evaluator, should_stop=lambda: len(evaluator.calls) >= 21, **settings
     )
     assert first.stopped_by == "interrupted" and len(first.trials) < 40
     _, rest = _search(tmp_path, "cut", SyntheticEvaluator(), resume=True, **settings)
-    assert [t["key"] for t in rest.trials] == [t["key"] for t in whole.trials]
-    assert [t["key"] for t in store.trials()] == [t["key"] for t in whole.trials]
+    assert [t.key for t in rest.trials] == [t.key for t in whole.trials]
+    assert [t.key for t in store.trials()] == [t.key for t in whole.trials]
 
 
 def test_a_repeat_of_a_child_in_training_waits_for_it_instead_of_training_twice(tmp_path):
     space = SearchSpace([Decision("num_layers", (1,), "int"), Decision("units_0", (32, 64), "int")])
     evaluator = [SyntheticEvaluator(delay=0.01), SyntheticEvaluator(delay=0.01)]
     _, result = _search(tmp_path, "r", evaluator, space=space, strategy="random", trials=16)
-    trained = [t for t in result.trials if not t.get("cached")]
-    assert sorted(t["key"] for t in trained) == sorted({t["key"] for t in result.trials})
+    trained = [t for t in result.trials if not t.cached]
+    assert sorted(t.key for t in trained) == sorted({t.key for t in result.trials})
     assert sum(len(e.calls) for e in evaluator) == len(trained) <= 2
-    assert all(t["cached_from"] in {x["index"] for x in trained} for t in result.trials if t.get("cached"))
+    assert all(t.cached_from in {x.index for x in trained} for t in result.trials if t.cached)
 
 
 def test_resume_after_a_stop_with_children_finished_out_of_order(tmp_path):
@@ -94,13 +94,13 @@ def test_resume_after_a_stop_with_children_finished_out_of_order(tmp_path):
     fast, slow = SyntheticEvaluator(), SyntheticEvaluator(delay=0.05)
     _search(tmp_path, "cut", [slow, fast], should_stop=lambda: len(fast.calls) >= 6, **settings)
     store = RunStore(tmp_path / "cut")
-    before = {t["index"] for t in store.trials()}
+    before = {t.index for t in store.trials()}
     again = SyntheticEvaluator()
     _, rest = _search(tmp_path, "cut", again, resume=True, **settings)
     assert _summary(rest.trials) == _summary(whole.trials)
     retrained = len(again.calls)
-    assert retrained == len([t for t in whole.trials if not t.get("cached")]) - len(
-        [i for i in before if not whole.trials[i].get("cached")]
+    assert retrained == len([t for t in whole.trials if not t.cached]) - len(
+        [i for i in before if not whole.trials[i].cached]
     )
 
 
@@ -111,7 +111,7 @@ class Killable(SyntheticEvaluator):
 
     def evaluate(self, arch, seed):
         self.killed.wait(5)  # "trains" until killed
-        return ChildResult("failed", error="killed")
+        return ChildResult(Status.FAILED, error="killed")
 
     def kill(self) -> None:
         self.killed.set()
@@ -137,5 +137,5 @@ def test_extending_a_budget_that_cut_a_batch_short_leaves_no_gap_in_the_indices(
     settings = {"strategy": "random", "archs_per_update": 4}
     _search(tmp_path, "r", SyntheticEvaluator(), trials=10, **settings)  # the third batch is cut at 2
     store, result = _search(tmp_path, "r", SyntheticEvaluator(), resume=True, trials=20, **settings)
-    assert [t["index"] for t in store.trials()] == list(range(20))
+    assert [t.index for t in store.trials()] == list(range(20))
     assert len(result.trials) == 20

@@ -46,7 +46,7 @@ def _search(tmp_path, name, evaluator, *, resume=False, should_stop=lambda: Fals
 
 
 def _summary(trials):
-    return [(t["index"], t["tokens"], t["reward"], t["log_prob"]) for t in trials]
+    return [(t.index, list(t.tokens), t.reward, t.log_prob) for t in trials]
 
 
 # -- settings --------------------------------------------------------------------------------------
@@ -83,7 +83,7 @@ def test_cli_search_with_pipeline_2_and_two_workers(tmp_path, tiny_npz, monkeypa
             "--pipeline", "2", "--name", "p"]  # fmt: skip
     assert main(argv) == 0
     store = RunStore(tmp_path / "runs" / "p")
-    assert [t["index"] for t in store.trials()] == list(range(6))
+    assert [t.index for t in store.trials()] == list(range(6))
     assert store.read_json("config.json")["search"]["pipeline"] == 2
 
 
@@ -189,12 +189,12 @@ def test_each_update_gets_its_own_batch_and_stale_batches_their_sampling_log_pro
     assert len(told) == 6
     for k, (tokens, rewards, log_probs) in enumerate(told):
         batch = result.trials[4 * k : 4 * k + 4]  # exactly batch k's four results, in index order
-        assert tokens.tolist() == [t["tokens"] for t in batch]
-        assert rewards.tolist() == [t["reward"] for t in batch]
+        assert tokens.tolist() == [list(t.tokens) for t in batch]
+        assert rewards.tolist() == [t.reward for t in batch]
         if pipeline == 1:  # proposed by the policy that learns from it: no weights at all
             assert log_probs is None
         else:  # weighted against the policy that proposed it (batch 0: the same one, weights 1)
-            assert log_probs.tolist() == [t["log_prob"] for t in batch]
+            assert log_probs.tolist() == [t.log_prob for t in batch]
 
 
 BEFORE_PIPELINING = [
@@ -227,7 +227,7 @@ was before pipelining (commit a0df255)."""
 def test_pipeline_1_proposes_what_the_loop_proposed_before_pipelining(tmp_path):
     workers = [SyntheticEvaluator(delay=0.01), SyntheticEvaluator()]
     _, result = _search(tmp_path, "s", workers, pipeline=1, seed=11, trials=20)
-    assert [t["key"] for t in result.trials] == BEFORE_PIPELINING
+    assert [t.key for t in result.trials] == BEFORE_PIPELINING
 
 
 @pytest.mark.slow  # a whole pipelined search for one TensorBoard tag
@@ -254,7 +254,7 @@ def test_the_same_seed_gives_the_same_journal_whatever_order_children_finish(tmp
     _, two = _search(tmp_path, "b", [Jittery(3), Jittery(4)])
     _, serial = _search(tmp_path, "c", SyntheticEvaluator())
     assert _summary(one.trials) == _summary(two.trials) == _summary(serial.trials)
-    assert [t["index"] for t in one.trials] == list(range(24))
+    assert [t.index for t in one.trials] == list(range(24))
 
 
 class Gate(SyntheticEvaluator):
@@ -290,7 +290,7 @@ def test_workers_train_the_next_batch_while_a_slow_child_holds_up_the_update(tmp
     # after its own (they are appended as the pool hands results over), but at least four precede it.
     held = next(i for i in range(4) if i not in journal[:4])
     assert any(i >= 4 for i in journal[: journal.index(held)])  # batch 1 finished before batch 0 did
-    assert [t["index"] for t in result.trials] == list(range(12))
+    assert [t.index for t in result.trials] == list(range(12))
 
 
 def _journal_order(store):
@@ -317,10 +317,10 @@ def test_a_pipelined_run_resumes_exactly_as_it_would_have_gone_on(tmp_path, stra
     again = [Jittery(5), Jittery(6)]
     _, rest = _search(tmp_path, "cut", again, resume=True, **settings)
     assert _summary(rest.trials) == _summary(whole.trials)
-    assert [t["index"] for t in store.trials()] == list(range(32))  # nothing lost, nothing twice
-    trained_before = {t["index"] for t in cut.trials if not t.get("cached")}
+    assert [t.index for t in store.trials()] == list(range(32))  # nothing lost, nothing twice
+    trained_before = {t.index for t in cut.trials if not t.cached}
     assert sum(len(e.calls) for e in again) == sum(
-        1 for t in whole.trials if not t.get("cached") and t["index"] not in trained_before
+        1 for t in whole.trials if not t.cached and t.index not in trained_before
     )
 
 
@@ -337,26 +337,26 @@ def test_a_pipelined_run_killed_mid_batch_resumes_exactly(tmp_path):
 @pytest.mark.slow  # two pipelined searches; test_resume covers extending a run
 def test_a_budget_that_cuts_a_batch_and_its_extension_leave_no_gap(tmp_path):
     store, result = _search(tmp_path, "b", [Jittery(1), Jittery(2)], trials=10)
-    assert [t["index"] for t in result.trials] == list(range(10)) and result.stopped_by == "trials"
+    assert [t.index for t in result.trials] == list(range(10)) and result.stopped_by == "trials"
     _, more = _search(tmp_path, "b", [Jittery(1), Jittery(2)], resume=True, trials=21)
-    assert [t["index"] for t in store.trials()] == list(range(21)) and len(more.trials) == 21
+    assert [t.index for t in store.trials()] == list(range(21)) and len(more.trials) == 21
 
 
 def test_a_time_limit_stops_a_pipelined_search_and_it_resumes_without_a_gap(tmp_path):
     slow = [SyntheticEvaluator(delay=0.05), SyntheticEvaluator(delay=0.05)]
     store, result = _search(tmp_path, "t", slow, strategy="random", max_minutes=0.004)  # 0.24 s
     assert result.stopped_by == "time" and 0 < len(result.trials) < 24
-    assert [t["index"] for t in result.trials] == list(range(len(result.trials)))
+    assert [t.index for t in result.trials] == list(range(len(result.trials)))
     _search(tmp_path, "t", [SyntheticEvaluator()], resume=True, strategy="random", max_minutes=None)
-    assert [t["index"] for t in store.trials()] == list(range(24))
+    assert [t.index for t in store.trials()] == list(range(24))
 
 
 class Failing(SyntheticEvaluator):
     def evaluate(self, arch, seed):
-        from rlnas.models.child import ChildResult
+        from rlnas.models.child import ChildResult, Status
 
         self.calls.append(dict(arch))
-        return ChildResult("failed", error="synthetic failure")
+        return ChildResult(Status.FAILED, error="synthetic failure")
 
 
 @pytest.mark.slow  # test_search covers the abort without a pipeline
@@ -369,9 +369,9 @@ def test_a_repeat_of_a_child_training_in_the_previous_batch_waits_for_it(tmp_pat
     space = SearchSpace([Decision("num_layers", (1,), "int"), Decision("units_0", (32, 64), "int")])
     workers = [SyntheticEvaluator(delay=0.02), SyntheticEvaluator(delay=0.02)]
     _, result = _search(tmp_path, "r", workers, space=space, strategy="random", trials=16)
-    trained = [t for t in result.trials if not t.get("cached")]
+    trained = [t for t in result.trials if not t.cached]
     assert sum(len(e.calls) for e in workers) == len(trained) == 2  # each architecture trained once
-    assert all(t["status"] == "ok" for t in result.trials)
+    assert all(t.ok for t in result.trials)
 
 
 # -- the pool --------------------------------------------------------------------------------------
@@ -423,8 +423,6 @@ def test_a_pipelined_search_on_ray_gives_the_trials_of_the_worker_processes(tiny
         ray.shutdown()
     local = [WorkerEvaluator(config.data_spec(), TrainSpec(epochs=1, batch_size=32, threads=1))]
     in_workers = run_search(config, space, RunStore.create(tmp_path / "local"), evaluator=local)
-    assert [(t["index"], t["key"]) for t in on_ray.trials] == [
-        (t["index"], t["key"]) for t in in_workers.trials
-    ]
+    assert [(t.index, t.key) for t in on_ray.trials] == [(t.index, t.key) for t in in_workers.trials]
     for a, b in zip(on_ray.trials, in_workers.trials, strict=True):
-        assert a["val_accuracy"] == pytest.approx(b["val_accuracy"], abs=1e-6)
+        assert a.metrics["val_accuracy"] == pytest.approx(b.metrics["val_accuracy"], abs=1e-6)

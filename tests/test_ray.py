@@ -109,12 +109,10 @@ def test_search_on_ray_gives_the_trials_of_the_worker_processes(local_ray, tiny_
     local = [WorkerEvaluator(config.data_spec(), train)]
     in_workers = run_search(config, space, RunStore.create(tmp_path / "local"), evaluator=local)
 
-    assert [t["status"] for t in on_ray.trials] == ["ok"] * config.trials
-    assert [(t["index"], t["key"]) for t in on_ray.trials] == [
-        (t["index"], t["key"]) for t in in_workers.trials
-    ]
+    assert [t.status for t in on_ray.trials] == ["ok"] * config.trials
+    assert [(t.index, t.key) for t in on_ray.trials] == [(t.index, t.key) for t in in_workers.trials]
     for a, b in zip(on_ray.trials, in_workers.trials, strict=True):
-        assert a["val_accuracy"] == pytest.approx(b["val_accuracy"], abs=1e-6)
+        assert a.metrics["val_accuracy"] == pytest.approx(b.metrics["val_accuracy"], abs=1e-6)
 
 
 @pytest.mark.slow  # a Ray cluster per test: one Ray search stays in the default suite
@@ -136,7 +134,7 @@ def test_a_killed_worker_is_retried_and_the_search_goes_on(local_ray, tiny_npz, 
         killer.join()
     assert killed, "no child was seen training"
     assert len(result.trials) == config.trials
-    assert all(t["status"] == "ok" for t in result.trials)  # the killed child was retried
+    assert all(t.ok for t in result.trials)  # the killed child was retried
 
 
 @needs_ray

@@ -75,7 +75,7 @@ def test_replay_keeps_each_replay_and_overwrite_replaces_the_last(store, monkeyp
     from types import SimpleNamespace
 
     import rlnas.search.replay
-    from rlnas.models.child import ChildResult
+    from rlnas.models.child import ChildResult, Status
     from rlnas.run.trial import Trial
 
     trial = {"index": 4, "update": 0, "tokens": [0], "key": "k0", "architecture": {"num_layers": 1},
@@ -86,7 +86,7 @@ def test_replay_keeps_each_replay_and_overwrite_replaces_the_last(store, monkeyp
 
     def fake_train(arch, ds, spec, *, seed, on_model):
         on_model(SimpleNamespace(save=lambda path: Path(path).write_text(f"epochs {spec.epochs}")))
-        return ChildResult("ok", val_accuracy=next(tests), params=10)
+        return ChildResult(Status.OK, val_accuracy=next(tests), params=10)
 
     monkeypatch.setattr(
         rlnas.search.replay, "_final_training", lambda s, c, e: (None, SimpleNamespace(epochs=e or 10))

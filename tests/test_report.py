@@ -14,6 +14,7 @@ from rlnas.cli import main
 from rlnas.cli.progress import Progress
 from rlnas.config import SearchConfig
 from rlnas.report import EXPORT_COLUMNS, batch_means, batch_shares, best_so_far, pareto_front
+from rlnas.run.trial import Trial
 from rlnas.space import default_space
 from rlnas.text import format_value
 
@@ -61,13 +62,14 @@ def _arch(layers, act="relu", dropout=False, lr=0.001):
     return {"num_layers": layers, **units, "activation": act, "dropout": dropout, "lr": lr}
 
 
-TRIALS = [
+RECORDS = [  # as the journal holds them
     _trial(0, 0, _arch(1), acc=0.6, params=500),
     _trial(1, 0, _arch(2, "tanh"), acc=0.7, params=900),
     _trial(2, 0, _arch(3), status="failed"),
     _trial(3, 1, _arch(1, "tanh", True), acc=0.8, params=400),
     _trial(4, 1, _arch(1, "tanh"), acc=0.75, params=450),
 ]
+TRIALS = [Trial.from_dict(r) for r in RECORDS]
 
 
 def test_batch_means_and_shares():
@@ -88,8 +90,8 @@ def run(tmp_path):
     run.mkdir()
     config = {"search": SearchConfig().to_dict(), "space": default_space().to_dict()}
     (run / "config.json").write_text(json.dumps(config))
-    (run / "trials.jsonl").write_text("".join(json.dumps(t) + "\n" for t in TRIALS))
-    replayed = {"rank": 1, "key": TRIALS[3]["key"], "architecture": TRIALS[3]["architecture"], "params": 400}
+    (run / "trials.jsonl").write_text("".join(json.dumps(t) + "\n" for t in RECORDS))
+    replayed = {"rank": 1, "key": TRIALS[3].key, "architecture": TRIALS[3].architecture, "params": 400}
     replayed |= {"val_accuracy": 0.8, "test_accuracy": 0.78, "status": "ok", "model_path": "", "error": ""}
     (run / "replay.json").write_text(json.dumps([replayed]))
     return run
@@ -199,7 +201,7 @@ def _repeat_of(original, index):
 
 def test_export_has_the_cache_columns(run, capsys):
     with (run / "trials.jsonl").open("a") as fh:
-        fh.write(json.dumps(_repeat_of(TRIALS[3], 5)) + "\n")
+        fh.write(json.dumps(_repeat_of(RECORDS[3], 5)) + "\n")
     assert main(["export", str(run)]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     cache = [(r["index"], r["cached"], r["cached_from"]) for r in rows[-2:]]
@@ -209,7 +211,8 @@ def test_export_has_the_cache_columns(run, capsys):
 def test_progress_names_trials_by_their_journal_index():
     plain = io.StringIO()
     show = Progress(7, stream=plain)
-    for t in [TRIALS[1], TRIALS[0], _repeat_of(TRIALS[1], 6)]:  # out of order, as workers finish
+    repeat = Trial.from_dict(_repeat_of(RECORDS[1], 6))
+    for t in [TRIALS[1], TRIALS[0], repeat]:  # out of order, as workers finish
         show(t)
     lines = plain.getvalue().splitlines()
     assert lines[0].startswith("[1/7] trial 1: ") and lines[1].startswith("[2/7] trial 0: ")

@@ -22,12 +22,12 @@ CONFIG = SearchConfig(trials=24, archs_per_update=8, seed=5)
 
 def _store(tmp_path, name, config=CONFIG):
     store = RunStore.create(tmp_path / name)
-    store.write_json("config.json", {"search": config.to_dict(), "space": default_space().to_dict()})
+    store.write_config(config, default_space())
     return store
 
 
 def _keys(store):
-    return [t["key"] for t in store.trials()]
+    return [t.key for t in store.trials()]
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_resume_at_an_update_boundary_samples_what_an_uninterrupted_run_samples(
     result = run_search(CONFIG, default_space(), store, evaluator=second, resume=True)
     assert _keys(store) == uninterrupted
     assert len(second.calls) == 8  # only the new children were trained
-    assert [t["index"] for t in result.trials] == list(range(24))
+    assert [t.index for t in result.trials] == list(range(24))
 
 
 def test_resume_mid_batch_reuses_finished_children_and_retries_the_interrupted_one(tmp_path, uninterrupted):
@@ -55,7 +55,7 @@ def test_resume_mid_batch_reuses_finished_children_and_retries_the_interrupted_o
     second = SyntheticEvaluator()
     run_search(CONFIG, default_space(), store, evaluator=second, resume=True)
     trials = store.trials()
-    assert [t["index"] for t in trials] == list(range(24))  # nothing lost, nothing twice
+    assert [t.index for t in trials] == list(range(24))  # nothing lost, nothing twice
     assert _keys(store) == uninterrupted
     assert len(second.calls) == 24 - 11
 
@@ -181,8 +181,8 @@ def test_sigkill_at_random_moments_then_resume_loses_and_repeats_nothing(tmp_pat
     assert kills >= 3
     store = RunStore(run_dir)
     trials = store.trials()
-    assert [t["index"] for t in trials] == list(range(CRASH_CONFIG.trials))
-    assert [t["key"] for t in trials] == _keys(reference)  # the same search as never interrupted
+    assert [t.index for t in trials] == list(range(CRASH_CONFIG.trials))
+    assert [t.key for t in trials] == _keys(reference)  # the same search as never interrupted
     assert not (run_dir / "lock").exists()
 
 
@@ -212,7 +212,7 @@ def test_first_ctrl_c_finishes_the_child_in_training_then_stops_cleanly(tmp_path
     assert "Traceback" not in err
     trials = RunStore(run).trials()
     assert len(trials) >= 3  # the child in training when Ctrl-C came was finished and kept
-    assert [t["index"] for t in trials] == list(range(len(trials)))
+    assert [t.index for t in trials] == list(range(len(trials)))
     assert not (run / "lock").exists()
 
 
@@ -231,7 +231,7 @@ def test_second_ctrl_c_stops_at_once_and_the_run_still_resumes(tmp_path, tiny_np
     kept = len(RunStore(run).trials())
     assert not (run / "lock").exists()
     assert main(["search", "--resume", str(run), "--trials", str(kept + 1), "--replay-top", "0"]) == 0
-    assert [t["index"] for t in RunStore(run).trials()] == list(range(kept + 1))
+    assert [t.index for t in RunStore(run).trials()] == list(range(kept + 1))
 
 
 def test_cli_resume_of_a_run_from_an_incompatible_config_is_one_line(capsys, tmp_path, monkeypatch):

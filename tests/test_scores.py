@@ -114,17 +114,24 @@ def searched(build, one_hot_labels: bool, directory: Path, **kwargs) -> tuple[di
         verbose=0,
     )
     (trial,) = tuner._trials
-    assert trial["status"] == "ok", trial["error"]
+    assert trial.ok, trial.error
     return trial, splits
 
 
 def check_case(name: str, directory: Path, **kwargs) -> tuple[float, float]:
     build, one_hot_labels, one_hot_loss = CASES[name]
     trial, splits = searched(build, one_hot_labels, directory, **kwargs)
-    plain = plain_keras(build, trial["architecture"], trial["seed"], splits, one_hot_loss)
-    assert 0.3 < trial["val_accuracy"] < 0.97, (name, trial["val_accuracy"])  # learnt, not trivially
-    assert trial["val_accuracy"] == pytest.approx(plain, abs=0.02), (name, trial["val_accuracy"], plain)
-    return trial["val_accuracy"], plain
+    plain = plain_keras(build, trial.architecture, trial.seed, splits, one_hot_loss)
+    assert 0.3 < trial.metrics["val_accuracy"] < 0.97, (
+        name,
+        trial.metrics["val_accuracy"],
+    )  # learnt, not trivially
+    assert trial.metrics["val_accuracy"] == pytest.approx(plain, abs=0.02), (
+        name,
+        trial.metrics["val_accuracy"],
+        plain,
+    )
+    return trial.metrics["val_accuracy"], plain
 
 
 CHEAP = ("one-hot labels, categorical, no Input",)

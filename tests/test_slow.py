@@ -17,10 +17,10 @@ pytestmark = pytest.mark.slow
 def test_default_search_shifts_toward_better_architectures_and_replays(tmp_path):
     config = SearchConfig(trials=96, seed=0)
     store = RunStore.create(tmp_path / "run")
-    store.write_json("config.json", {"search": config.to_dict(), "space": default_space().to_dict()})
+    store.write_config(config, default_space())
     result = run_search(config, default_space(), store)
-    acc = np.array([t["val_accuracy"] for t in result.trials])
+    acc = np.array([t.metrics["val_accuracy"] for t in result.trials])
     assert (acc[-16:].mean()) > acc[:16].mean() + 0.02
-    assert result.best["val_accuracy"] > 0.9
+    assert result.best.metrics["val_accuracy"] > 0.9
     (best,) = replay(store, top=1)
     assert best.status == "ok" and best.test_accuracy > 0.9

@@ -92,7 +92,7 @@ def served(tmp_path_factory):
 @pytest.mark.slow
 def test_tensorboard_serves_the_search_within_the_default_enabled_runs(served):
     port, store, result = served
-    trained = [t for t in result.trials if not t.get("cached")]
+    trained = [t for t in result.trials if not t.cached]
     assert len(list((store.tb_dir / "children").iterdir())) == len(trained) > 40  # on disk: a run each
     runs = _get(port, "/data/runs")
     assert runs == ["."] and len(runs) <= 40  # the legacy dashboards enable every run up to 40
@@ -120,7 +120,7 @@ def test_hparams_lists_every_trained_child_with_every_decision(served):
     statuses = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
     request = {"experimentName": "", "allowedStatuses": statuses, "startIndex": 0, "sliceSize": 1000}
     groups = _get(port, "/data/plugin/hparams/session_groups", request | {"colParams": []})["sessionGroups"]
-    trained = {f"{t.index:05d}": t for t in result.trials if not t.get("cached")}
+    trained = {f"{t.index:05d}": t for t in result.trials if not t.cached}
     assert sorted(g["name"] for g in groups) == sorted(trained)  # the trial numbers every view shows
     for g in groups:
         t = trained[g["name"]]
@@ -131,7 +131,7 @@ def test_hparams_lists_every_trained_child_with_every_decision(served):
             for k, v in t.architecture.items()
         }
         accuracy = {m["name"]["tag"]: m["value"] for m in g["metricValues"]}["val_accuracy"]
-        assert accuracy == pytest.approx(t["val_accuracy"])
+        assert accuracy == pytest.approx(t.metrics["val_accuracy"])
 
 
 @pytest.mark.slow

@@ -7,14 +7,18 @@ import json
 
 import pytest
 
-from rlnas.models.child import ChildResult
+from rlnas.models.child import ChildResult, Status
 from rlnas.run.store import RunStore
-from rlnas.run.trial import Status, Trial, build_trial, objective_name, objective_value, rank, repeat_of
+from rlnas.run.trial import Trial, build_trial, objective_name, objective_value, rank, repeat_of
 
 
 def _trial(index: int, key: str, acc: float, *, ok: bool = True, reward: float | None = None) -> Trial:
     result = ChildResult(
-        "ok" if ok else "failed", val_accuracy=acc, val_loss=1 - acc, train_loss=0.1, params=10 * index
+        Status.OK if ok else Status.FAILED,
+        val_accuracy=acc,
+        val_loss=1 - acc,
+        train_loss=0.1,
+        params=10 * index,
     )
     return build_trial(
         index=index,
@@ -48,12 +52,15 @@ def test_a_repeat_copies_the_result_and_adds_cached_fields_at_the_end() -> None:
     assert Trial.from_dict(record) == again
 
 
-def test_trials_are_frozen_and_read_as_their_record() -> None:
+def test_trials_are_frozen_records_read_by_attribute_not_as_dicts() -> None:
     t = _trial(1, "k", 0.25)
     with pytest.raises(dataclasses.FrozenInstanceError):
         t.reward = 1.0  # type: ignore[misc]
-    assert t["val_accuracy"] == 0.25 and t.get("cached") is None and "params" in t
-    assert dict(t) == t.to_dict()
+    assert t.metrics["val_accuracy"] == 0.25 and not t.cached and t.cached_from is None
+    assert t.reported()["params"] == 10 and t.reported()["fit_seconds"] == 0.0
+    with pytest.raises(TypeError, match="not subscriptable"):
+        t["val_accuracy"]  # type: ignore[index]
+    assert not hasattr(t, "get") and not hasattr(t, "keys")
     t.to_dict()["architecture"]["num_layers"] = 99  # a copy: the trial does not change
     assert t.architecture["num_layers"] == 1
 
@@ -61,6 +68,15 @@ def test_trials_are_frozen_and_read_as_their_record() -> None:
 def test_status_is_an_enum_that_equals_the_stored_string() -> None:
     assert _trial(0, "a", 0.1, ok=False).status is Status.FAILED
     assert Status.OK == "ok" and not _trial(0, "a", 0.1, ok=False).ok
+    assert Trial.from_dict(_trial(0, "a", 0.1).to_dict()).status is Status.OK
+
+
+def test_a_child_result_carries_the_enum_even_when_given_its_string() -> None:
+    assert ChildResult(Status.OK).ok and ChildResult("ok").status is Status.OK  # type: ignore[arg-type]
+    assert ChildResult(Status.FAILED, error="boom").status is Status.FAILED
+    assert json.dumps(ChildResult(Status.FAILED).to_dict()["status"]) == '"failed"'
+    with pytest.raises(ValueError, match="'done' is not a valid Status"):
+        ChildResult("done")  # type: ignore[arg-type]
 
 
 def test_rank_keeps_one_trial_per_architecture_best_first_earliest_on_ties() -> None:
@@ -68,7 +84,7 @@ def test_rank_keeps_one_trial_per_architecture_best_first_earliest_on_ties() -> 
     trials.append(_trial(4, "d", 0.99, ok=False))
     assert [t.index for t in rank(trials)] == [2, 1, 3]
     assert [t.index for t in rank(trials, k=2)] == [2, 1]
-    assert [t.index for t in rank([t.to_dict() for t in trials], "val_accuracy", 1)] == [2]
+    assert [t.index for t in rank(trials, "val_accuracy", 1)] == [2]
 
 
 def test_rank_follows_the_reward_and_shows_the_objectives_own_value() -> None:
@@ -101,3 +117,16 @@ def test_displays_name_and_show_the_objective() -> None:
     assert "val_loss" in board[0] and "0.2000" in board[2] and "val_accuracy" not in board[0]
     scalars = batch_scalars(trials, {}, trials, "val_loss:min")
     assert scalars["charts/best_val_loss"] == pytest.approx(0.2) and "charts/best_val_accuracy" not in scalars
+
+
+def test_the_store_writes_the_config_and_space_it_reads_back(tmp_path) -> None:
+    from rlnas.config import SearchConfig
+    from rlnas.resolve import resolve
+    from rlnas.space import default_space
+
+    store = RunStore.create(tmp_path / "run")
+    config, space = SearchConfig(trials=7, seed=3), default_space()
+    store.write_config(config, space)
+    stored = store.read_json("config.json")
+    assert stored == {"search": config.to_dict(), "space": space.to_dict()}
+    assert resolve(resume_from=stored) == (config, space)

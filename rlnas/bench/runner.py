@@ -26,7 +26,8 @@ import numpy as np
 
 from rlnas.config import SearchConfig
 from rlnas.errors import ConfigError
-from rlnas.run.trial import Status, Trial
+from rlnas.models.child import Status
+from rlnas.run.trial import Trial
 from rlnas.search.schedule import Job, Schedule
 from rlnas.space import SearchSpace
 from rlnas.strategies import Strategy, make_strategy

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import TextIO
 
-from rlnas.run.trial import as_trial, objective_name, objective_value
+from rlnas.run.trial import Trial, objective_name, objective_value
 from rlnas.text import format_arch
 
 BAR_WIDTH = 24
 
 
 class Progress:
-    """Called with each trial record as it is written; :meth:`close` ends a live bar's line.
+    """Called with each Trial as it is journaled; :meth:`close` ends a live bar's line.
 
     Args:
         total: the trial budget.
@@ -54,15 +53,15 @@ class Progress:
         self.failed = 0
         self._drawn = False
 
-    def __call__(self, t: Mapping[str, Any]) -> None:
-        if as_trial(t).ok:
-            if self._best_reward is None or t["reward"] > self._best_reward:  # the reward ranks
-                self._best_reward, self.best = t["reward"], objective_value(t, self.objective)
+    def __call__(self, t: Trial) -> None:
+        if t.ok:
+            if self._best_reward is None or t.reward > self._best_reward:  # the reward ranks
+                self._best_reward, self.best = t.reward, objective_value(t, self.objective)
         else:
             self.failed += 1
         self.done += 1  # children finish out of order with several workers: count, not index
         done = self.done
-        eta = t["elapsed"] / max(t["index"] + 1, done) * (self.total - done)
+        eta = t.elapsed / max(t.index + 1, done) * (self.total - done)
         if self.live:
             self._draw(done, eta)
         else:
@@ -74,16 +73,16 @@ class Progress:
             self.stream.flush()
             self._drawn = False
 
-    def _line(self, t: Mapping[str, Any], done: int, eta: float) -> None:
-        failed = f"FAILED {t['error'][:60]}"
-        outcome = f"{self.name} {objective_value(t, self.objective):.4f}" if as_trial(t).ok else failed
-        if t.get("cached"):
-            outcome += f" (repeat of trial {t['cached_from']}, not retrained)"
+    def _line(self, t: Trial, done: int, eta: float) -> None:
+        failed = f"FAILED {t.error[:60]}"
+        outcome = f"{self.name} {objective_value(t, self.objective):.4f}" if t.ok else failed
+        if t.cached:
+            outcome += f" (repeat of trial {t.cached_from}, not retrained)"
         width = len(str(self.total))
         print(
-            f"[{done:>{width}}/{self.total}] trial {t['index']:>{width}}: {outcome}  "
+            f"[{done:>{width}}/{self.total}] trial {t.index:>{width}}: {outcome}  "
             f"best {self.best or 0.0:.4f}  "
-            f"eta {eta:4.0f}s  {format_arch(t['architecture'])}",
+            f"eta {eta:4.0f}s  {format_arch(t.architecture)}",
             file=self.stream,
             flush=True,
         )

@@ -223,7 +223,7 @@ def _new_run(
     config, space = resolve_search(args)
     store = RunStore.create(Path(args.runs_dir) / name, overwrite=args.overwrite)
     held.enter_context(store.locked())
-    store.write_json("config.json", {"search": config.to_dict(), "space": space.to_dict()})
+    store.write_config(config, space)
     return store, config, space
 
 
@@ -250,7 +250,7 @@ def _resume_run(
     check_space(space)
     load_data(config.data_spec())  # the data must still be there and intact
     held.enter_context(store.locked())
-    store.write_json("config.json", {"search": config.to_dict(), "space": space.to_dict()})
+    store.write_config(config, space)
     return store, config, space
 
 
@@ -292,7 +292,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         (
             str(i),
             f"{objective_value(t, objective):.4f}",
-            f"{t['params']:,}",
+            f"{t.metrics['params']:,}",
             str(t.index),
             format_arch(t.architecture),
         )
@@ -306,6 +306,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def _print_replays(store: RunStore) -> None:
     """Every replay of the run, oldest first (the last one is the run's replay.json)."""
+    from rlnas.models.child import Status
+
     replays = store.replays()
     if not replays:
         return
@@ -314,7 +316,7 @@ def _print_replays(store: RunStore) -> None:
     for r in replays:
         number = str(r["replay"]) if r["replay"] else "(flat)"  # an older version's single replay
         for x in r["results"]:
-            test = f"{x['test_accuracy']:.4f}" if x["status"] == "ok" else "failed"
+            test = f"{x['test_accuracy']:.4f}" if Status(x["status"]) is Status.OK else "failed"
             trial = "-" if x.get("trial") is None else str(x["trial"])
             epochs = str(r.get("epochs", "-"))
             rows.append((number, epochs, str(x["rank"]), trial, test, x["model_path"] or "-"))
@@ -365,7 +367,7 @@ def _replay_and_print(store: Any, top: int, epochs: int | None, *, overwrite: bo
     start = time.monotonic()
 
     def done(r: Any) -> None:  # one line per model: replays are few and long
-        outcome = f"test_acc {r.test_accuracy:.4f}" if r.status == "ok" else f"FAILED {r.error[:60]}"
+        outcome = f"test_acc {r.test_accuracy:.4f}" if r.ok else f"FAILED {r.error[:60]}"
         print(
             f"[{r.rank}/{top}] {outcome}  {time.monotonic() - start:.0f}s  {format_arch(r.architecture)}",
             flush=True,
@@ -377,7 +379,7 @@ def _replay_and_print(store: Any, top: int, epochs: int | None, *, overwrite: bo
             str(r.rank),
             str(r.trial),
             f"{r.val_accuracy:.4f}",
-            f"{r.test_accuracy:.4f}" if r.status == "ok" else "failed",
+            f"{r.test_accuracy:.4f}" if r.ok else "failed",
             f"{r.params:,}",
             format_arch(r.architecture),
         )

@@ -18,7 +18,7 @@ from rlnas.errors import ChildError
 from rlnas.exec import fork_server
 from rlnas.exec.worker_process import Worker, WorkerDied, WorkerProcess
 from rlnas.models import is_function
-from rlnas.models.child import ChildResult, TrainingConfig, TrainSpec, train_and_evaluate, train_spec
+from rlnas.models.child import ChildResult, Status, TrainingConfig, TrainSpec, train_and_evaluate, train_spec
 from rlnas.resources import default_workers, threads_per_worker
 from rlnas.space.discovery import unimportable_function
 
@@ -154,14 +154,14 @@ class WorkerEvaluator:
             kind, value = worker.ask(request, self.train.time_limit)
         except WorkerDied as exc:  # the worker died during this child: it costs this child only
             self._retire_active()
-            return ChildResult("failed", error=f"worker process died: {exc}"[:500])
+            return ChildResult(Status.FAILED, error=f"worker process died: {exc}"[:500])
         except TimeoutError:  # a hung or too slow child: end its worker, fail the child, go on
             self._kill_active()
-            return ChildResult("failed", error=f"exceeded the time limit of {self.train.time_limit:g} s")
+            return ChildResult(Status.FAILED, error=f"exceeded the time limit of {self.train.time_limit:g} s")
         except KeyboardInterrupt:  # stop now: do not wait for the child
             self._kill_active()
             raise
-        return value if kind == "ok" else ChildResult("failed", error=f"in the worker: {value}"[-500:])
+        return value if kind == "ok" else ChildResult(Status.FAILED, error=f"in the worker: {value}"[-500:])
 
     def _live_worker(self) -> Worker:
         """The active worker; one that died while idle is replaced, not blamed on a child."""

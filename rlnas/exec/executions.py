@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from rlnas.exec.evaluator import Evaluator
-from rlnas.models.child import ChildResult
+from rlnas.models.child import ChildResult, Status
 
 SEED_RANGE = 2**31 - 1
 """Execution seeds stay in the range the env draws child seeds from."""
@@ -55,7 +55,7 @@ def mean_result(results: Sequence[ChildResult], attempts: int = 1) -> ChildResul
         return float(sum(getattr(r, name) for r in results))
 
     return MeanResult(
-        "ok",
+        Status.OK,
         val_accuracy=mean("val_accuracy"),
         val_loss=mean("val_loss"),
         train_loss=mean("train_loss"),
@@ -87,7 +87,7 @@ class Executions:
         while len(done) < self.executions:
             extra = {"log_dir": log_dir} if log_dir and not done else {}  # curves of the first only
             result = self.inner.evaluate(arch, execution_seed(seed, len(done)), **extra)
-            if result.status == "ok":
+            if result.ok:
                 done.append(result)
             elif attempts > self.retries:
                 tried = f" (after {attempts} attempts)" if attempts > 1 else ""

@@ -27,7 +27,7 @@ from rlnas import data
 from rlnas.devices import user_visibility
 from rlnas.errors import ConfigError
 from rlnas.exec.evaluator import shippable
-from rlnas.models.child import ChildResult, TrainSpec, train_and_evaluate, train_spec
+from rlnas.models.child import ChildResult, Status, TrainSpec, train_and_evaluate, train_spec
 from rlnas.quiet import quiet_tensorflow
 
 if TYPE_CHECKING:  # only for hints
@@ -226,18 +226,17 @@ class RayEvaluator:
         while not ray.wait([ref], timeout=min(_POLL, max(deadline - time.monotonic(), 0.0)))[0]:
             if time.monotonic() >= deadline:
                 ray.cancel(ref, force=True)
-                return ChildResult("failed", error=f"exceeded the time limit of {limit:g} s")
+                return ChildResult(Status.FAILED, error=f"exceeded the time limit of {limit:g} s")
         try:
             return ray.get(ref)
         except ray.exceptions.TaskCancelledError:
-            return ChildResult("failed", error="cancelled (the search was stopped)")
+            return ChildResult(Status.FAILED, error="cancelled (the search was stopped)")
         except ray.exceptions.RayTaskError as exc:  # the task itself raised: rlnas broken on that node?
-            return ChildResult("failed", error=f"Ray task raised: {exc.cause!r}"[:500])
+            return ChildResult(Status.FAILED, error=f"Ray task raised: {exc.cause!r}"[:500])
         except ray.exceptions.RayError as exc:  # worker or node died on every try
             tries = self.cluster.max_retries + 1
-            return ChildResult(
-                "failed", error=f"Ray worker or node died ({tries} tries): {type(exc).__name__}: {exc}"[:500]
-            )
+            died = f"Ray worker or node died ({tries} tries): {type(exc).__name__}: {exc}"
+            return ChildResult(Status.FAILED, error=died[:500])
 
     def kill(self) -> None:
         """Cancel the child in training now (a second Ctrl-C while another thread waits on it)."""

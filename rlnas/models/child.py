@@ -3,7 +3,7 @@
 The builders themselves live in :mod:`rlnas.models`, one per ``[space] model``; this module compiles,
 trains and measures whatever they build, the same way for all. ``build_model`` is pure (architecture
 in, compiled model out; no global state beyond Keras's own) and ``train_and_evaluate`` never raises
-for a bad child: whatever goes wrong becomes a result with ``status="failed"`` and a reason, because
+for a bad child: whatever goes wrong becomes a result with ``Status.FAILED`` and a reason, because
 one exploding network must not end a search.
 
 There is one way to train a child, ``train_and_evaluate(arch, dataset, spec, seed=...)``, and one
@@ -63,7 +63,7 @@ class Status(enum.StrEnum):
 class ChildResult:
     """What one child's training produced; ``reward`` is filled in by the caller's objective."""
 
-    status: str  # "ok" or "failed"
+    status: Status
     val_accuracy: float = 0.0
     val_loss: float = math.nan
     train_loss: float = math.nan
@@ -73,6 +73,14 @@ class ChildResult:
     child_seconds: float = 0.0  # everything the child cost: build, fit, evaluate, clean-up
     error: str = ""
     epochs_run: int = 0  # epochs actually trained: fewer than asked when early stopping ended the fit
+
+    def __post_init__(self) -> None:
+        # a status given as its journal string becomes the enum: ``is Status.OK`` holds for every result
+        object.__setattr__(self, "status", Status(self.status))
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -209,7 +217,7 @@ def train_and_evaluate(
     ``log_dir``: write this child's training curves there (TensorBoard; the evaluation data is
     then also scored after every epoch, which costs time but changes no weight).
     ``fit_kwargs``: more keywords for ``fit`` (a keras-tuner ``search``'s ``callbacks``, ``shuffle``).
-    Never raises for a bad child: returns ``status="failed"`` with the reason instead.
+    Never raises for a bad child: returns ``Status.FAILED`` with the reason instead.
     """
     import keras
 
@@ -224,7 +232,7 @@ def train_and_evaluate(
             if on_model is not None:
                 on_model(net)
     except Exception as exc:
-        result = ChildResult("failed", error=f"{type(exc).__name__}: {exc}"[:500])
+        result = ChildResult(Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:500])
     return replace(result, child_seconds=time.perf_counter() - start)
 
 
@@ -323,7 +331,7 @@ def _fit_and_score(
         raise ChildError(f"non-finite loss (train {train_loss}, val {val_loss})")
     epochs_run = len(hist.history["loss"])
     return net, ChildResult(
-        "ok", val_acc, val_loss, train_loss, params, t1 - t0, t2 - t1, epochs_run=epochs_run
+        Status.OK, val_acc, val_loss, train_loss, params, t1 - t0, t2 - t1, epochs_run=epochs_run
     )
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from rlnas.errors import RunError
 from rlnas.models.objectives import Objective, parse_objective
 from rlnas.run.durable import write_failed
-from rlnas.run.trial import Trial, as_trial, objective_name, objective_value, rank
+from rlnas.run.trial import Trial, objective_name, objective_value, rank
 from rlnas.space import SearchSpace
 from rlnas.text import format_arch, format_markdown_table, format_value
 
@@ -128,7 +128,7 @@ def best_tag(objective: Objective | str | None = None) -> str:
 
 
 def leaderboard_markdown(
-    trials: Sequence[Mapping[str, Any]], objective: Objective | str | None = None, top: int = 10
+    trials: Sequence[Trial], objective: Objective | str | None = None, top: int = 10
 ) -> str:
     """A Markdown table of the ``top`` architectures, ranked as ``rlnas show`` ranks them, with the
     objective's own value under its own name."""
@@ -136,9 +136,9 @@ def leaderboard_markdown(
         [
             str(i),
             f"{objective_value(t, objective):.4f}",
-            f"{t['params']:,}",
-            str(t["index"]),
-            f"`{format_arch(t['architecture'])}`",
+            f"{t.metrics['params']:,}",
+            str(t.index),
+            f"`{format_arch(t.architecture)}`",
         ]
         for i, t in enumerate(rank(trials, objective, top), start=1)
     ]
@@ -221,7 +221,7 @@ class Monitor:
         self.scalars(step, policy_marginals(space, tokens))
 
     def leaderboard(
-        self, step: int, trials: Sequence[Mapping[str, Any]], objective: Objective | str | None = None
+        self, step: int, trials: Sequence[Trial], objective: Objective | str | None = None
     ) -> None:
         self.text("leaderboard", leaderboard_markdown(trials, objective), step)
 
@@ -243,12 +243,11 @@ class Monitor:
                 self._tf.summary.experimental.write_raw_pb(layout.SerializeToString())
             self._writer.flush()
 
-    def child(self, trial: Mapping[str, Any]) -> None:
+    def child(self, t: Trial) -> None:
         """One HParams session for a finished child: its architecture (active decisions) and metrics.
 
         Failed children get their session too, without metrics, so that every trial is listed.
         """
-        t = as_trial(trial)
         with self._writing():
             writer = self._tf.summary.create_file_writer(str(self.logdir / "children" / f"{t.index:05d}"))
             try:
@@ -256,7 +255,7 @@ class Monitor:
                     self._hp.hparams(session_hparams(t), trial_id=f"{t.index:05d}")
                     if t.ok:
                         for m in METRICS:
-                            self._tf.summary.scalar(m, float(t[m]))
+                            self._tf.summary.scalar(m, float(t.reported()[m]))
                 writer.flush()  # the error, if any, here rather than lost in close
             finally:
                 with contextlib.suppress(self._tf.errors.OpError):

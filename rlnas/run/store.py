@@ -27,12 +27,13 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rlnas.errors import RunError
 from rlnas.run import lock as run_lock
 from rlnas.run.durable import atomic_path, atomic_write_bytes, atomic_write_text, write_all, write_failed
 from rlnas.run.trial import Trial
+from rlnas.space import SearchSpace
 
 __all__ = ["RunStore", "atomic_path", "atomic_write_bytes", "atomic_write_text", "resolve_run"]
 
@@ -47,6 +48,13 @@ def resolve_run(run: str, runs_dir: str | Path = DEFAULT_RUNS_DIR) -> Path:
     available = sorted(p.name for p in Path(runs_dir).glob("*/config.json") for p in [p.parent])
     hint = f"; runs in {str(runs_dir)!r}: {', '.join(available)}" if available else ""
     raise RunError(f"no run {run!r} (neither a run directory nor a name under {str(runs_dir)!r}){hint}")
+
+
+class StoredConfig(Protocol):
+    """What :meth:`RunStore.write_config` needs of a search config (:class:`rlnas.config.SearchConfig`
+    has it): a protocol, so that the run directory imports nothing from the settings above it."""
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 def _finite(value: Any) -> Any:
@@ -165,6 +173,11 @@ class RunStore:
             if record.is_file():  # a replay still under way (or killed) has none yet
                 out.append(self._read(record) | {"replay": n, "path": str(record.parent)})
         return out
+
+    def write_config(self, config: StoredConfig, space: SearchSpace) -> None:
+        """``config.json``: the resolved settings and the space, all that resume, replay, show and the
+        report need to read the run again; the one place it is written."""
+        self.write_json("config.json", {"search": config.to_dict(), "space": space.to_dict()})
 
     def write_json(self, name: str, data: Any) -> None:
         atomic_write_text(self.path / name, json.dumps(data, indent=2, sort_keys=False) + "\n")

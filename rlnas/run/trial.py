@@ -6,9 +6,8 @@ same order) and read back from it (:meth:`Trial.from_dict`, which also reads jou
 It is built once, when the child's result is in, and never changed afterwards: what depends on other
 trials (the mean reward of re-evaluated repeats) is computed before it is built.
 
-A Trial also reads as that record (``trial["val_accuracy"]``, ``trial.get("cached")``, iteration over
-its keys) so that progress displays, tables and user scripts written against the journal's dicts keep
-working; the attributes are the primary interface.
+Everything else reads a trial by its attributes (``trial.reward``, ``trial.metrics["val_accuracy"]``);
+the journal's dict exists only where the store writes and reads the line.
 
 :func:`rank` is the only ranking: ``rlnas show``, replay's top-k, the tuner, TensorBoard's leaderboard
 and charts, the report and the end-of-search summary all call it, and show the objective's own value
@@ -18,7 +17,7 @@ and charts, the report and the end-of-search summary all call it, and show the o
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any
@@ -77,6 +76,10 @@ class Trial:
     def ok(self) -> bool:
         return self.status is Status.OK
 
+    def reported(self) -> dict[str, Any]:
+        """What the child reported: its metrics and its own seconds (every name an objective reads)."""
+        return {**self.metrics, **{name: getattr(self, name) for name in TIMINGS}}
+
     # -- the journal line --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The journal's record of this trial (a fresh dict: changing it does not change the trial)."""
@@ -117,7 +120,7 @@ class Trial:
             key=str(record["key"]),
             architecture=dict(record["architecture"]),
             reward=record.get("reward", math.nan),
-            status=Status(record.get("status", "ok")),
+            status=Status(record.get("status", Status.OK)),
             metrics=metrics,
             log_prob=record.get("log_prob"),
             **{name: record.get(name, 0.0) for name in TIMINGS},
@@ -128,28 +131,6 @@ class Trial:
             cached_from=record.get("cached_from"),
             evaluation_reward=record.get("evaluation_reward"),
         )
-
-    # -- reading as the record ---------------------------------------------------------------------
-    def __getitem__(self, name: str) -> Any:
-        return self._record[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._record)
-
-    def __len__(self) -> int:
-        return len(self._record)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._record
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self._record.get(name, default)
-
-    def keys(self) -> Iterable[str]:
-        return self._record.keys()
-
-
-Mapping.register(Trial)  # reads as its record: dict(trial), json of trial.to_dict(), ``in``
 
 
 def _copy(value: Any) -> Any:
@@ -209,10 +190,6 @@ def repeat_of(
     )
 
 
-def as_trial(trial: Trial | Mapping[str, Any]) -> Trial:
-    return trial if isinstance(trial, Trial) else Trial.from_dict(trial)
-
-
 # -- ranking ---------------------------------------------------------------------------------------
 def _objective(objective: Objective | str | None) -> Objective:
     if objective is None:
@@ -226,24 +203,24 @@ def objective_name(objective: Objective | str | None) -> str:
     return o.metric if o.kind == "metric" else str(o)
 
 
-def objective_value(trial: Trial | Mapping[str, Any], objective: Objective | str | None) -> float:
+def objective_value(trial: Trial, objective: Objective | str | None) -> float:
     """The objective's own value of a successful trial: the metric for ``val_loss:min`` (not the
     negated reward), the reward for composite objectives (mnas, accuracy_cubed)."""
-    o, t = _objective(objective), as_trial(trial)
-    if o.kind == "metric" and o.metric in t:
-        return float(t[o.metric])
-    return float(_score(t, o))
+    o, reported = _objective(objective), trial.reported()
+    if o.kind == "metric" and o.metric in reported:
+        return float(reported[o.metric])
+    return float(_score(trial, o))
 
 
 def _score(t: Trial, objective: Objective) -> float:
     """What the search maximised: the reward; a record without one (an old run) is scored anew."""
     if t.reward is not None and not (isinstance(t.reward, float) and math.isnan(t.reward)):
         return float(t.reward)
-    return objective.reward(t)
+    return objective.reward(t.reported())
 
 
 def rank(
-    trials: Iterable[Trial | Mapping[str, Any]],
+    trials: Iterable[Trial],
     objective: Objective | str | None = None,
     k: int | None = None,
 ) -> list[Trial]:
@@ -255,7 +232,7 @@ def rank(
     """
     o = _objective(objective)
     best: dict[str, tuple[float, Trial]] = {}
-    for t in sorted(map(as_trial, trials), key=lambda t: t.index):
+    for t in sorted(trials, key=lambda t: t.index):
         if not t.ok:
             continue
         score = _score(t, o)
@@ -265,9 +242,7 @@ def rank(
     return [t for _, t in ranked][:k]
 
 
-def best(
-    trials: Iterable[Trial | Mapping[str, Any]], objective: Objective | str | None = None
-) -> Trial | None:
+def best(trials: Iterable[Trial], objective: Objective | str | None = None) -> Trial | None:
     """The best successful trial, or None."""
     top = rank(trials, objective, 1)
     return top[0] if top else None

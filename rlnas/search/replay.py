@@ -20,9 +20,10 @@ from typing import Any
 
 from rlnas import data
 from rlnas.errors import RunError
-from rlnas.models.child import TrainSpec, train_and_evaluate, train_spec
+from rlnas.models.child import Status, TrainSpec, train_and_evaluate, train_spec
 from rlnas.resolve import resolve
 from rlnas.run.store import RunStore, atomic_path
+from rlnas.run.trial import Trial
 from rlnas.run.trial import rank as rank_trials
 
 
@@ -34,10 +35,14 @@ class ReplayResult:
     val_accuracy: float  # search-time validation accuracy
     test_accuracy: float
     params: int
-    status: str
+    status: Status
     model_path: str
     error: str = ""
     trial: int | None = None  # the replayed trial's index, the number every view shows
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK
 
 
 def _save_atomically(model: Any, path: Path) -> None:
@@ -100,22 +105,21 @@ def _final_training(
     return ds, replace(spec, epochs=epochs) if epochs else spec
 
 
-def _replay_one(where: Path, trial: Any, rank: int, ds: data.Dataset, spec: Any, seed: int) -> ReplayResult:
+def _replay_one(where: Path, trial: Trial, rank: int, ds: data.Dataset, spec: Any, seed: int) -> ReplayResult:
     """Retrain one architecture, save its model as it finishes, and score it once on test."""
-    path = where / f"rank{rank}-{trial['key']}.keras"
+    path = where / f"rank{rank}-{trial.key}.keras"
     r = train_and_evaluate(
-        trial["architecture"], ds, spec, seed=seed, on_model=lambda model: _save_atomically(model, path)
+        trial.architecture, ds, spec, seed=seed, on_model=lambda model: _save_atomically(model, path)
     )
-    ok = r.status == "ok"
     return ReplayResult(
         rank,
-        trial["key"],
-        trial["architecture"],
-        trial["val_accuracy"],
+        trial.key,
+        dict(trial.architecture),
+        trial.metrics["val_accuracy"],
         r.val_accuracy,
         r.params,
         r.status,
-        str(path) if ok else "",
+        str(path) if r.ok else "",
         r.error,
-        trial["index"],
+        trial.index,
     )

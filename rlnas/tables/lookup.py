@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from rlnas.errors import ConfigError
-from rlnas.models.child import ChildResult
+from rlnas.models.child import ChildResult, Status
 from rlnas.space import INACTIVE, Decision, SearchSpace, Value
 
 RESULT_COLUMNS = ("val_accuracy", "status", "params", "val_loss", "fit_seconds", "seed", "error")
@@ -64,7 +64,7 @@ def result_row(space: SearchSpace, tokens: Sequence[int], metrics: Mapping[str, 
     """One table row: the architecture's cells, then its results (``val_accuracy`` '' if it failed)."""
     arch = space.decode(tokens)
     row = {d.name: format_cell(arch.get(d.name)) for d in space.decisions}
-    ok = metrics.get("status") == "ok"
+    ok = metrics.get("status") == Status.OK
     row["val_accuracy"] = format_cell(metrics["val_accuracy"]) if ok else ""
     for name in RESULT_COLUMNS[1:]:
         value = metrics.get(name)
@@ -194,8 +194,8 @@ class TableEvaluator:
     def evaluate(self, arch: Mapping[str, Any], seed: int, log_dir: str | None = None) -> ChildResult:
         acc = self.table.accuracy[self.table.space.key(arch)]
         if math.isnan(acc):
-            return ChildResult("failed", error="failed when the table was built")
-        return ChildResult("ok", val_accuracy=acc)
+            return ChildResult(Status.FAILED, error="failed when the table was built")
+        return ChildResult(Status.OK, val_accuracy=acc)
 
     def close(self) -> None:
         pass
