@@ -197,5 +197,11 @@ class TableEvaluator:
             return ChildResult("failed", error="failed when the table was built")
         return ChildResult("ok", val_accuracy=acc)
 
+    def start(self) -> None:
+        pass
+
+    def kill(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
