@@ -13,12 +13,14 @@ With ``pipeline = 2`` (asynchronous mode) the next batch is proposed before the 
 and its children start as workers free up; each update still learns from exactly its own batch, with
 importance weights for the policy that proposed it (docs/ray.md, "Asynchronous mode").
 
-:meth:`_Loop.run` is the whole loop on one screen: ask -> evaluate through the env pool -> journal ->
-monitor -> tell when a batch is complete. What to start next, which batch is complete, the reward
-cache, repeats and resume are the I/O-free :class:`rlnas.search.schedule.Schedule` (which ``rlnas bench`` also
-drives); every side effect (training, journal, TensorBoard, update, checkpoint) happens in the loop
-itself, never inside an iterator that the pool pulls from. (About 320 lines: the loop and the
-checkpoint/resume and monitoring steps it calls, which read best next to it.)
+:meth:`_Loop.run` is the whole loop on one screen: the next finished position (evaluated through
+the env pool, or answered without training) -> journal -> monitor -> tell each batch that is
+complete -> ask for the next. The strategy is told in one place, asked in one place, and one stop
+test says whether the search goes on. What to start next, which batch is complete, the reward cache,
+repeats and resume are the I/O-free :class:`rlnas.search.schedule.Schedule` (which ``rlnas bench``
+also drives); every side effect (training, journal, TensorBoard, update, checkpoint) happens in the
+loop itself. (About 360 lines: the loop and the checkpoint/resume and monitoring steps it calls,
+which read best next to it.)
 """
 
 from __future__ import annotations
