@@ -111,14 +111,14 @@ def one_search(config, space, evaluators: list) -> dict[str, Any]:
 
 def real_children(args) -> list[dict[str, Any]]:
     from rlnas.config import SearchConfig
-    from rlnas.exec.evaluator import start_workers
+    from rlnas.exec.factory import make_evaluators
     from rlnas.space import default_space
 
     space = default_space()
     base = SearchConfig(
         dataset="mnist_5k", epochs=1, trials=args.trials, archs_per_update=M, workers=2, seed=0
     )
-    workers = start_workers(base, space)  # one pair of processes for every run: no start-up in the numbers
+    workers = make_evaluators(base, space)  # one pair of processes for every run: no start-up in the numbers
     runs = []
     try:
         for pipeline in [1, 2, 2, 1] * args.repeats:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import gymnasium as gym
@@ -12,7 +12,8 @@ from gymnasium import spaces
 
 from rlnas.data import DataSpec
 from rlnas.errors import ConfigError, InvalidActionError
-from rlnas.exec.evaluator import Evaluator, LocalEvaluator, WorkerConfig, worker_evaluators
+from rlnas.exec.evaluator import Evaluator, LocalEvaluator, as_evaluator
+from rlnas.exec.factory import ExecConfig, make_evaluators
 from rlnas.models import standard_space
 from rlnas.models.child import ChildResult, TrainSpec, check_space
 from rlnas.models.objectives import Objective, parse_objective
@@ -38,6 +39,19 @@ class MaskedDiscrete(spaces.Discrete):
         return super().sample(mask=mask, probability=probability)
 
 
+@dataclass(frozen=True)
+class Episode:
+    """The end of the last episode, typed: what ``info`` shows as plain values (``metrics`` is
+    ``result.to_dict()``), kept for the search loop, which builds its trial from it."""
+
+    tokens: list[int]
+    key: str
+    architecture: dict[str, Any]
+    child_seed: int
+    result: ChildResult
+    reward: float
+
+
 class NasEnv(gym.Env):
     """Build a neural network one decision at a time; the reward is its validation accuracy (or objective).
 
@@ -61,7 +75,8 @@ class NasEnv(gym.Env):
     ## Episode end
     ``terminated=True`` after the last active decision; never truncated. ``info`` then holds
     ``architecture`` (name -> value), ``key``, ``tokens`` and ``metrics`` (``ChildResult`` fields;
-    timings are wall-clock, so the env is registered as nondeterministic).
+    timings are wall-clock, so the env is registered as nondeterministic). The same, typed (the
+    child's :class:`~rlnas.models.child.ChildResult` itself), is :attr:`last`, an :class:`Episode`.
 
     ## Reset options
     ``options={"log_dir": DIR}`` writes the child's training curves to DIR (TensorBoard).
@@ -77,8 +92,9 @@ class NasEnv(gym.Env):
     failed_reward: reward of a child that fails (default 0).
     objective: how a trained child's metrics become its reward: an :class:`rlnas.models.objectives.Objective`
         or its text (``val_accuracy``, ``val_loss:min``, ``accuracy_cubed``, ``mnas:target=100000``).
-    evaluator: anything with ``evaluate(arch, seed) -> ChildResult``; overrides ``config`` and the data
-        arguments (the search passes its worker-process evaluator; tests pass cheap synthetic ones).
+    evaluator: anything with ``evaluate(arch, seed) -> ChildResult`` and ``close()`` (see
+        :class:`rlnas.exec.evaluator.Evaluator`); overrides ``config`` and the data arguments (the
+        search passes its worker-process evaluator; tests pass cheap synthetic ones).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
@@ -117,7 +133,10 @@ class NasEnv(gym.Env):
         if objective is None:
             objective = config.objective if config is not None else "val_accuracy"
         self.objective = objective if isinstance(objective, Objective) else parse_objective(objective)
-        self.evaluator = evaluator or _default_evaluator(space, config, training)
+        self.evaluator: Evaluator = (
+            as_evaluator(evaluator) if evaluator is not None else _default_evaluator(space, config, training)
+        )
+        self.last: Episode | None = None
         self._width = max(space.vocab_sizes)
         self.action_space = MaskedDiscrete(self._width)
         self.observation_space = spaces.MultiDiscrete([len(space) + 1, self._width + 1])
@@ -169,14 +188,16 @@ class NasEnv(gym.Env):
         extra = {"log_dir": str(self._log_dir)} if self._log_dir else {}
         result: ChildResult = self.evaluator.evaluate(arch, child_seed, **extra)
         reward = self.objective.reward(result) if result.ok else self.failed_reward
+        key = self.space.key(self._tokens)
+        self.last = last = Episode(list(self._tokens), key, arch, child_seed, result, float(reward))
         info = self._info() | {
-            "architecture": arch,
-            "key": self.space.key(self._tokens),
-            "tokens": list(self._tokens),
+            "architecture": last.architecture,
+            "key": last.key,
+            "tokens": list(last.tokens),
             "child_seed": child_seed,
             "metrics": result.to_dict(),
         }
-        return float(reward), True, False, info
+        return last.reward, True, False, info
 
     def _obs(self) -> np.ndarray:
         return np.array([len(self._tokens), self._prev + 1], dtype=np.int64)
@@ -192,12 +213,11 @@ class NasEnv(gym.Env):
         self.evaluator.close()
 
 
-class EnvConfig(WorkerConfig, Protocol):
+class EnvConfig(ExecConfig, Protocol):
     """What the env reads of a :class:`rlnas.config.SearchConfig` (a protocol: no import upward)."""
 
     failed_reward: float
     objective: str
-    executor: str
 
 
 def _default_evaluator(space: SearchSpace, config: EnvConfig | None, training: dict[str, Any]) -> Evaluator:
@@ -209,8 +229,4 @@ def _default_evaluator(space: SearchSpace, config: EnvConfig | None, training: d
         data["name"] = data.pop("dataset", "mnist_5k")
         train = {k: training[k] for k in ("epochs", "batch_size", "max_params") if k in training}
         return LocalEvaluator(DataSpec(**data), TrainSpec(**train, model=space.model))
-    if config.executor == "ray":
-        from rlnas.exec.ray_evaluator import make_ray_evaluators
-
-        return make_ray_evaluators(dataclasses.replace(config, workers=1), space)[0]
-    return worker_evaluators(config, space.model, count=1)[0]
+    return make_evaluators(config, space, count=1, start=False)[0]

@@ -37,8 +37,9 @@ import numpy as np
 from rlnas import data
 from rlnas.config import SearchConfig
 from rlnas.errors import ChildError, ConfigError, RunError
-from rlnas.exec.evaluator import worker_evaluators
+from rlnas.exec.evaluator import BaseEvaluator, Evaluator
 from rlnas.exec.executions import Executions
+from rlnas.exec.factory import make_evaluators
 from rlnas.models.child import ChildResult, TrainSpec, train_and_evaluate, train_spec
 from rlnas.models.objectives import Objective, parse_objective
 from rlnas.resolve import resolve
@@ -60,7 +61,7 @@ from rlnas.tuner_args import (
 )
 
 
-class FunctionEvaluator:
+class FunctionEvaluator(BaseEvaluator):
     """Trains what the model function builds in this process, as a worker would
     (:func:`rlnas.models.child.train_and_evaluate` on the same splits), and can hand back the trained model.
 
@@ -97,9 +98,6 @@ class FunctionEvaluator:
             fit_kwargs=self.fit_kwargs,
         )
         return (kept[0] if kept else None), result
-
-    def close(self) -> None:
-        pass
 
 
 class _HyperModel:
@@ -249,23 +247,16 @@ class ReinforceSearch:
         return resolve(flags=flags).config
 
     def _evaluators(self, store: RunStore, fit_kwargs: Mapping[str, Any]) -> list[Executions]:
-        """What trains the children: this process, Ray tasks (``executor="ray"``) or worker
-        processes, started now; each trial is trained ``executions_per_trial`` times."""
+        """What trains the children: this process, or the run's worker processes (started now) or
+        Ray tasks; each trial is trained ``executions_per_trial`` times. The workers get the function
+        and the fit keywords by value, so a function of this script, a notebook cell or a closure
+        trains there as well."""
         if self.in_process:
-            inner: Sequence[Any] = [self._evaluator]
-        elif self.config.executor == "ray":
-            if fit_kwargs:
-                raise ConfigError(f"fit keywords ({', '.join(fit_kwargs)}) do not reach Ray tasks; "
-                                  "use executor='local'")  # fmt: skip
-            from rlnas.exec.ray_evaluator import make_ray_evaluators
-
-            inner = make_ray_evaluators(self.config, self.space)
+            inner: Sequence[Evaluator] = [self._evaluator]
         else:
-            # The workers get the function and the fit keywords by value, so a function of this
-            # script, a notebook cell or a closure trains there as well.
-            inner = worker_evaluators(self.config, self._fn, run_dir=store.path, fit_kwargs=fit_kwargs)
-            for worker in inner:
-                worker.start()
+            inner = make_evaluators(
+                self.config, self.space, model=self._fn, run_dir=store.path, fit_kwargs=fit_kwargs
+            )
         return [Executions(e, executions=self.executions, retries=self.retries) for e in inner]
 
     def _save_data(self, store: RunStore, train: tuple, val: tuple, dataset: data.Dataset) -> data.Dataset:

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-import rlnas.exec.evaluator
+import rlnas.exec.factory
 from rlnas.cli import main
 from tests.conftest import SyntheticEvaluator
 
@@ -33,9 +33,7 @@ if __name__ == "__main__":
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--go", type=Path)
     own = parser.parse_args(sys.argv[1:split])
-    rlnas.exec.evaluator.start_workers = lambda config, space, run_dir=None: [
-        SyntheticEvaluator(delay=own.delay)
-    ]
+    rlnas.exec.factory.make_evaluators = lambda config, space, **_: [SyntheticEvaluator(delay=own.delay)]
     if own.go is not None:
         _wait_for(own.go)
     sys.exit(main(sys.argv[split + 1 :]))

@@ -42,8 +42,9 @@ def test_positions_are_handed_out_in_order_and_a_batch_completes_when_all_are_in
     assert not book.head_complete
     book.accept(jobs[0], _trial(jobs[0], 0.25))
     batch = book.pop_complete()
-    tokens, rewards, log_probs = batch.told()
+    tokens, rewards, log_probs, statuses = batch.told()
     assert tokens.tolist() == [[1], [2]] and rewards.tolist() == [0.25, 0.5] and log_probs is None
+    assert statuses == [Status.OK, Status.OK]
     assert book.next_index == 2 and book.wants_proposal
 
 

@@ -103,3 +103,33 @@ def test_worker_evaluators_split_the_cores_and_start_nothing(tiny_npz):
     assert all(e.spec == config.data_spec() and e.children_per_worker == 7 for e in made)
     (one,) = worker_evaluators(config, "mlp", count=1)
     assert one.train == made[0].train  # one env's worker is sized as one of the search's
+
+
+def test_one_factory_makes_the_runs_evaluators_for_every_face(tiny_npz):
+    from rlnas.config import SearchConfig
+    from rlnas.errors import ConfigError
+    from rlnas.exec.factory import make_evaluators
+    from rlnas.space import default_space
+
+    config = SearchConfig(dataset=str(tiny_npz), workers=2, children_per_worker=7)
+    made = make_evaluators(config, default_space(), start=False)
+    assert [type(e) for e in made] == [WorkerEvaluator, WorkerEvaluator]
+    assert all(e._active is None for e in made)  # start=False: no process yet
+    (one,) = make_evaluators(config, default_space(), count=1, start=False, model="mlp")
+    assert one.train == made[0].train
+    ray = SearchConfig(dataset=str(tiny_npz), executor="ray")
+    with pytest.raises(ConfigError, match=r"fit keywords \(callbacks\) do not reach Ray tasks"):
+        make_evaluators(ray, default_space(), fit_kwargs={"callbacks": []})
+
+
+def test_an_outside_evaluator_gets_the_protocols_start_and_kill(synthetic_evaluator):
+    from rlnas.exec.evaluator import Evaluator, as_evaluator
+
+    assert not isinstance(synthetic_evaluator, Evaluator)  # only evaluate and close
+    wrapped = as_evaluator(synthetic_evaluator)
+    assert isinstance(wrapped, Evaluator)
+    wrapped.start()
+    wrapped.kill()  # nothing to end: its children finish
+    assert wrapped.evaluate({"num_layers": 1}, 0) == synthetic_evaluator.evaluate({"num_layers": 1}, 0)
+    local = LocalEvaluator(DataSpec("mnist_5k"), TrainSpec())
+    assert as_evaluator(local) is local  # a whole evaluator is used as it is

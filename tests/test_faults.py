@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-import rlnas.exec.evaluator
+import rlnas.exec.factory
 from rlnas.cli import main
 from rlnas.run.store import RunStore
 from tests.conftest import SyntheticEvaluator
@@ -35,11 +35,11 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="read
 def synthetic(monkeypatch):
     """The CLI's workers replaced by a synthetic evaluator that may act on its ``at``-th child."""
 
-    def workers(config, space, run_dir=None):
+    def workers(config, space, **_):
         return [Acting(hook.get("at"), hook.get("act"))]
 
     hook: dict = {}
-    monkeypatch.setattr(rlnas.exec.evaluator, "start_workers", workers)
+    monkeypatch.setattr(rlnas.exec.factory, "make_evaluators", workers)
     return hook
 
 

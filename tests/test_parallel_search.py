@@ -6,14 +6,12 @@ import threading
 
 import pytest
 
-from envs.nas_env import NasEnv
 from rlnas.config import SearchConfig
-from rlnas.exec.parallel import EnvPool, play
 from rlnas.models.child import ChildResult, Status
 from rlnas.resources import default_workers, threads_per_worker
 from rlnas.run.store import RunStore
 from rlnas.space import Decision, SearchSpace, default_space
-from tests.conftest import SyntheticEvaluator, search_in
+from tests.conftest import Interrupting, SyntheticEvaluator, search_in
 
 
 class Concurrency(SyntheticEvaluator):
@@ -113,19 +111,18 @@ class Killable(SyntheticEvaluator):
         self.killed.wait(5)  # "trains" until killed
         return ChildResult(Status.FAILED, error="killed")
 
+    def start(self) -> None:
+        pass
+
     def kill(self) -> None:
         self.killed.set()
 
 
-def test_leaving_the_pool_early_kills_the_children_in_training():
+def test_leaving_the_search_early_kills_the_children_in_training(tmp_path):
     slow = Killable()
-    pool = EnvPool([NasEnv(default_space(), evaluator=e) for e in (SyntheticEvaluator(), slow)])
-    tokens = [0] * len(default_space())
-    with pytest.raises(RuntimeError, match="stop"):
-        for _ in pool.run(iter([1, 2]), lambda env, job: play(env, tokens, job)):
-            raise RuntimeError("stop")  # e.g. too many failures, while the other child still trains
+    with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C, while the other child still trains
+        _search(tmp_path, "k", [slow, Interrupting(at=1)], strategy="random")
     assert slow.killed.is_set()  # ended by kill(), not by its own 5 s timeout
-    pool.close()
 
 
 def test_default_workers_and_threads_share_the_cores():

@@ -11,11 +11,9 @@ import pytest
 import tensorflow as tf
 
 import rlnas.search.loop
-from envs.nas_env import NasEnv
 from rlnas.cli import main
 from rlnas.config import SearchConfig
 from rlnas.errors import ConfigError, SearchAborted
-from rlnas.exec.parallel import NOT_YET, EnvPool
 from rlnas.policy.gradient import importance_weights, reinforce_loss
 from rlnas.run.store import RunStore
 from rlnas.search.loop import run_search
@@ -372,34 +370,6 @@ def test_a_repeat_of_a_child_training_in_the_previous_batch_waits_for_it(tmp_pat
     trained = [t for t in result.trials if not t.cached]
     assert sum(len(e.calls) for e in workers) == len(trained) == 2  # each architecture trained once
     assert all(t.ok for t in result.trials)
-
-
-# -- the pool --------------------------------------------------------------------------------------
-def _pool():
-    return EnvPool([NasEnv(default_space(), evaluator=SyntheticEvaluator(delay=0.01)) for _ in range(2)])
-
-
-def test_the_pool_asks_again_after_a_result_when_the_source_says_not_yet():
-    pool, tokens = _pool(), [0] * len(default_space())
-    results = []
-
-    def jobs():
-        yield 1
-        while not results:
-            yield NOT_YET  # job 2 depends on job 1's result
-        yield 2
-
-    for job, _ in pool.run(jobs(), lambda env, job: rlnas.search.loop.play(env, tokens, job)):
-        results.append(job)
-    assert results == [1, 2]
-    pool.close()
-
-
-def test_a_source_waiting_with_nothing_in_training_is_an_error():
-    pool = _pool()
-    with pytest.raises(RuntimeError, match="waits for a result, but no child is training"):
-        list(pool.run(iter([NOT_YET]), lambda env, job: job))
-    pool.close()
 
 
 # -- Ray -------------------------------------------------------------------------------------------

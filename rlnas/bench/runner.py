@@ -103,7 +103,7 @@ def run_strategy(
             clock += out.cost
             outcomes[job.index] = out
             book.accept(job, _table_trial(job, job.index // batch, out.reward))
-        tokens, rewards, _ = book.pop_complete().told()
+        tokens, rewards, *_ = book.pop_complete().told()
         strategy.tell(tokens, rewards)
     return _run(book, outcomes, start)
 

@@ -8,7 +8,8 @@ loses only the children in training: running the same command again trains only 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,63 +77,82 @@ def tabulate(
     start = time.monotonic()
     archs = list(space.architectures())
     done = existing_keys(space, out)
-    todo = [(i, t) for i, t in enumerate(archs) if space.key(t) not in done]
+    todo = deque((i, t) for i, t in enumerate(archs) if space.key(t) not in done)
     make = evaluator or _worker_factory(config, space, workers, out)
     pool = EnvPool(
         [NasEnv(space, evaluator=make(), failed_reward=config.failed_reward) for _ in range(workers)]
     )
+    rows = _Rows(space, out, config, on_row, len(done), len(archs))
+    try:
+        _train(pool, todo, config.seed, should_stop, rows.write)
+    finally:
+        pool.abort()  # leaving early: the children in training are ended, their rows not written
+        pool.close()
+    complete = len(existing_keys(space, out, ok_only=False)) == len(archs)
+    seconds = time.monotonic() - start
+    return TabulateResult(len(archs), len(done), rows.trained, rows.failed, seconds, complete)
 
-    def jobs():
-        for job in todo:
-            if should_stop():
-                return
-            yield job
+
+def _train(
+    pool: EnvPool,
+    todo: deque[tuple[int, list[int]]],
+    seed: int,
+    should_stop: Callable[[], bool],
+    write: Callable[[list[int], dict[str, Any]], None],
+) -> None:
+    """Start a child on every free env (as the search does) and write each row as its child finishes,
+    until ``todo`` is empty or ``should_stop`` says so and the children in training are done."""
 
     def train(env: NasEnv, job: tuple[int, list[int]]) -> dict[str, Any]:
         i, tokens = job
-        _, info = play(env, tokens, trial_seed(config.seed, i))
+        _, info = play(env, tokens, trial_seed(seed, i))
         return info["metrics"] | {"seed": info["child_seed"]}
 
-    try:
-        trained, failed = _write_rows(
-            pool.run(jobs(), train), space, out, config, on_row, len(done), len(archs)
-        )
-    finally:
-        pool.close()
-    complete = len(existing_keys(space, out, ok_only=False)) == len(archs)
-    return TabulateResult(len(archs), len(done), trained, failed, time.monotonic() - start, complete)
+    while True:
+        while todo and pool.free and not should_stop():
+            pool.start(todo.popleft(), train)
+        if not pool.busy:
+            return
+        for (_, tokens), metrics in pool.wait():
+            write(tokens, metrics)
 
 
-def _write_rows(
-    results: Iterable[tuple[tuple[int, list[int]], dict[str, Any]]],
-    space: SearchSpace,
-    out: Path,
-    config: SearchConfig,
-    on_row: Callable[[dict[str, Any]], None] | None,
-    done: int,
-    total: int,
-) -> tuple[int, int]:
-    """Append each finished child's row as it comes (an interrupted table keeps them); (trained, failed).
+class _Rows:
+    """Appends each finished child's row as it comes (an interrupted table keeps them) and counts
+    the children trained and failed."""
 
-    Raises:
-        SearchAborted: ``max_consecutive_failures`` children failed in a row.
-    """
-    trained = failed = streak = 0
-    for (_, tokens), metrics in results:
-        row = lookup_table.result_row(space, tokens, metrics)
-        lookup_table.append_rows(out, lookup_table.header(space), [row])
-        trained += 1
+    def __init__(
+        self,
+        space: SearchSpace,
+        out: Path,
+        config: SearchConfig,
+        on_row: Callable[[dict[str, Any]], None] | None,
+        done: int,
+        total: int,
+    ) -> None:
+        self.space, self.out, self.config, self.on_row = space, out, config, on_row
+        self.done, self.total = done, total
+        self.trained = self.failed = self.streak = 0
+
+    def write(self, tokens: list[int], metrics: dict[str, Any]) -> None:
+        """Append one row.
+
+        Raises:
+            SearchAborted: ``max_consecutive_failures`` children failed in a row.
+        """
+        row = lookup_table.result_row(self.space, tokens, metrics)
+        lookup_table.append_rows(self.out, lookup_table.header(self.space), [row])
+        self.trained += 1
         ok = metrics["status"] == Status.OK
-        failed += not ok
-        streak = 0 if ok else streak + 1
-        if on_row is not None:
-            on_row(row | {"done": done + trained, "total": total})
-        if streak >= config.max_consecutive_failures:
+        self.failed += not ok
+        self.streak = 0 if ok else self.streak + 1
+        if self.on_row is not None:
+            self.on_row(row | {"done": self.done + self.trained, "total": self.total})
+        if self.streak >= self.config.max_consecutive_failures:
             raise SearchAborted(
-                f"the last {streak} children all failed (last error: {metrics['error']}); fix the "
+                f"the last {self.streak} children all failed (last error: {metrics['error']}); fix the "
                 "cause and run the command again (failed rows are retried)"
             )
-    return trained, failed
 
 
 def _worker_factory(

@@ -26,6 +26,7 @@ from rlnas.text import format_arch, format_table
 if TYPE_CHECKING:  # annotations only: the CLI imports modules lazily to start fast
     from rlnas.config import SearchConfig
     from rlnas.run.store import RunStore
+    from rlnas.search.loop import SearchResult
     from rlnas.space import SearchSpace
 
 
@@ -106,10 +107,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     hide_gpus()  # first: the controller stays on the CPU and holds no GPU memory the children need
     with contextlib.ExitStack() as held:
         store, config, space = _resume_run(args, held) if args.resume is not None else _new_run(args, held)
-        from rlnas.exec.evaluator import start_workers
+        from rlnas.exec.factory import make_evaluators
 
-        # Workers first: their TensorFlow import and data load overlap ours and the controller's trace.
-        workers = start_workers(config, space, run_dir=store.path) if config.executor == "local" else None
+        # Workers first: their TensorFlow import and data load overlap ours and the controller's trace
+        # (Ray starts its own workers: run_search makes its evaluators).
+        workers = make_evaluators(config, space, run_dir=store.path) if config.executor == "local" else None
         try:
             return _search_and_replay(args, store, config, space, workers)
         finally:
@@ -121,35 +123,12 @@ def _search_and_replay(
     args: argparse.Namespace, store: Any, config: SearchConfig, space: SearchSpace, workers: list | None
 ) -> int:
     load_tensorflow(args.debug)
-    from rlnas.search.loop import run_search
-
     done = len(store.trials()) if args.resume is not None else 0
     budget = f"{config.trials} trials of {space.size():,} architectures on {config.dataset}"
     resuming = f", resuming at trial {done} ({done} done)" if args.resume is not None else ""
     print(f"run {store.path}: {budget}{resuming}")
-    from rlnas.cli.progress import Progress
-
-    live = False if args.verbose else None
-    show = None if args.quiet else Progress(config.trials, done=done, live=live, objective=config.objective)
-    stop = StopOnCtrlC()
-    try:
-        with stop.installed():
-            try:
-                result = run_search(
-                    config,
-                    space,
-                    store,
-                    evaluator=workers,
-                    on_trial=show,
-                    resume=args.resume is not None,
-                    should_stop=stop,
-                )
-            finally:
-                if show is not None:
-                    show.close()
-    except KeyboardInterrupt:
-        return _interrupted(store)
-    if result.stopped_by == "interrupted":
+    result = _search(args, store, config, space, workers, done)
+    if result is None or result.stopped_by == "interrupted":
         return _interrupted(store)
     ok = [t for t in result.trials if t.ok]
     print(
@@ -167,6 +146,35 @@ def _search_and_replay(
         elsewhere = _replay_on_a_gpu(store, config, args.debug)
         return _replay_and_print(store, config.replay_top, None) if elsewhere is None else elsewhere
     return 0
+
+
+def _search(
+    args: argparse.Namespace,
+    store: Any,
+    config: SearchConfig,
+    space: SearchSpace,
+    workers: list | None,
+    done: int,
+) -> SearchResult | None:
+    """The search with its progress lines and the first Ctrl-C as a stop; None: a second Ctrl-C."""
+    from rlnas.cli.progress import Progress
+    from rlnas.search.loop import run_search
+
+    live = False if args.verbose else None
+    show = None if args.quiet else Progress(config.trials, done=done, live=live, objective=config.objective)
+    stop = StopOnCtrlC()
+    try:
+        with stop.installed():
+            try:
+                resume = args.resume is not None
+                return run_search(
+                    config, space, store, evaluator=workers, on_trial=show, resume=resume, should_stop=stop
+                )
+            finally:
+                if show is not None:
+                    show.close()
+    except KeyboardInterrupt:
+        return None
 
 
 def _replay_on_a_gpu(store: Any, config: SearchConfig, debug: bool) -> int | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from rlnas import data, devices
 from rlnas.errors import ChildError
@@ -21,9 +21,6 @@ from rlnas.models import is_function
 from rlnas.models.child import ChildResult, Status, TrainingConfig, TrainSpec, train_and_evaluate, train_spec
 from rlnas.resources import default_workers, threads_per_worker
 from rlnas.space.discovery import unimportable_function
-
-if TYPE_CHECKING:
-    from rlnas.space import SearchSpace
 
 
 class WorkerConfig(TrainingConfig, Protocol):
@@ -36,17 +33,68 @@ class WorkerConfig(TrainingConfig, Protocol):
     def data_spec(self) -> data.DataSpec: ...
 
 
+@runtime_checkable
 class Evaluator(Protocol):
-    """Anything that turns an architecture and a seed into a :class:`ChildResult`."""
+    """Anything that turns an architecture and a seed into a :class:`ChildResult`.
+
+    ``start`` and ``kill`` let the search overlap a worker's start-up with its own and end a child in
+    training at once (a second Ctrl-C, an error elsewhere); an evaluator with nothing to start or to
+    end mid-child makes them no-ops (:class:`BaseEvaluator`). An outside evaluator that has only
+    ``evaluate`` and ``close`` is given them by :func:`as_evaluator`.
+    """
 
     def evaluate(self, arch: Mapping[str, Any], seed: int, log_dir: str | None = None) -> ChildResult:
         """Train and score ``arch``; ``log_dir``, if given, receives its training curves."""
         ...
 
+    def start(self) -> None:
+        """Get ready for the first child now (idempotent)."""
+        ...
+
+    def kill(self) -> None:
+        """End the child in training now (callable from another thread)."""
+        ...
+
     def close(self) -> None: ...
 
 
-class LocalEvaluator:
+class BaseEvaluator:
+    """The protocol's no-op ``start``, ``kill`` and ``close``, for evaluators with nothing to start,
+    interrupt or release."""
+
+    def start(self) -> None:
+        pass
+
+    def kill(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _Plain(BaseEvaluator):
+    """An outside evaluator with only ``evaluate`` and ``close``: it starts with nothing and its
+    children are not interrupted (they finish and are discarded when the search leaves early)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def evaluate(self, arch: Mapping[str, Any], seed: int, log_dir: str | None = None) -> ChildResult:
+        # log_dir only when asked, so that evaluators written without it keep working.
+        extra = {"log_dir": log_dir} if log_dir else {}
+        return self.inner.evaluate(arch, seed, **extra)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def as_evaluator(evaluator: Any) -> Evaluator:
+    """``evaluator`` itself if it implements the whole :class:`Evaluator` protocol, else wrapped so
+    that it does (the env and the search accept anything with ``evaluate`` and ``close``)."""
+    return evaluator if isinstance(evaluator, Evaluator) else _Plain(evaluator)
+
+
+class LocalEvaluator(BaseEvaluator):
     """Trains children in this process; simplest, used by the env when no evaluator is given.
 
     The dataset is loaded on the first evaluation, so constructing an env stays cheap.
@@ -240,18 +288,3 @@ def worker_evaluators(
         )
         for device in devices.assign(gpus, count or workers)
     ]
-
-
-def start_workers(
-    config: WorkerConfig, space: SearchSpace, *, run_dir: str | os.PathLike[str] = ""
-) -> list[WorkerEvaluator]:
-    """The search's local worker processes (``config.workers``, or the machine's default), started now.
-
-    Each worker imports TensorFlow and loads the dataset, seconds that the first child would otherwise
-    wait for. The CLI calls this before it imports TensorFlow itself, so that both imports (and the
-    controller's construction and trace) overlap on separate cores instead of running one after the other.
-    """
-    started = worker_evaluators(config, space.model, run_dir=run_dir)
-    for evaluator in started:
-        evaluator.start()
-    return started

@@ -97,14 +97,10 @@ class Executions:
         return mean_result(done, attempts)
 
     def start(self) -> None:
-        start = getattr(self.inner, "start", None)
-        if start is not None:
-            start()
+        self.inner.start()
 
     def kill(self) -> None:
-        kill = getattr(self.inner, "kill", None)
-        if kill is not None:
-            kill()
+        self.inner.kill()
 
     def close(self) -> None:
         self.inner.close()

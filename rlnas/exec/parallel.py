@@ -1,12 +1,10 @@
 """Several children at once: one env (with its own worker process) per concurrent child.
 
 Each env owns one evaluator, so N envs train N children in N processes; the threads here only wait
-on those processes (the GIL is free while they wait). Jobs are taken from the caller's iterator one
-at a time, only when an env is free, so a budget or a first Ctrl-C checked by that iterator stops
-new children without cancelling the ones in training. The iterator may also answer
-:data:`NOT_YET` ("nothing to start until a child in training finishes"): the pipelined search loop
-says so when its next batch waits for an update that the next result will make. With a single env
-everything runs in the calling thread, exactly as before there was a pool.
+on those processes (the GIL is free while they wait). The caller decides what to start and when:
+:meth:`EnvPool.start` a job on a free env, :meth:`EnvPool.wait` for those that finished, and
+:meth:`EnvPool.abort` the rest when leaving early. With a single env everything runs in the calling
+thread, exactly as without a pool.
 """
 
 from __future__ import annotations
@@ -14,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import queue
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
@@ -24,17 +22,6 @@ from envs.nas_env import NasEnv
 
 J = TypeVar("J")
 R = TypeVar("R")
-
-_END = object()
-
-
-class _NotYet:
-    def __repr__(self) -> str:
-        return "NOT_YET"
-
-
-NOT_YET: Any = _NotYet()
-"""What a job iterator yields when it has no job now but may have one after the next result."""
 
 
 def trial_seed(seed: int, index: int) -> int:
@@ -118,46 +105,6 @@ class EnvPool:
             wait(self._pending)
             self._pending.clear()
 
-    def run(self, jobs: Iterable[J], play: Callable[[NasEnv, J], R]) -> Iterator[tuple[J, R]]:
-        """Yield ``(job, result)`` as each child finishes (completion order, not job order).
-
-        ``jobs`` is asked for a job whenever an env is free; it may yield :data:`NOT_YET` to wait
-        for the next result (and is asked again after it).
-
-        Leaving early (an exception, a second Ctrl-C, the caller stopping the iteration) ends the
-        children still in training by killing their workers: nothing half-trained is recorded.
-
-        Raises:
-            RuntimeError: ``jobs`` yields NOT_YET while no child is training (it would wait forever).
-        """
-        source = iter(jobs)
-        ready: deque[tuple[Any, Any]] = deque()  # finished, not yet handed to the caller
-        exhausted = False
-
-        def fill() -> None:
-            nonlocal exhausted
-            while not exhausted and self.free:
-                job = next(source, _END)
-                if job is _END:
-                    exhausted = True
-                elif _check_waiting(job, self.busy + len(ready)):
-                    return
-                else:
-                    self.start(job, play)
-
-        try:
-            while True:
-                fill()
-                if not ready:
-                    if not self.busy:
-                        return
-                    ready.extend(self.wait())
-                    if self._threads is not None:
-                        fill()  # start the next children before the caller handles these results
-                yield ready.popleft()
-        finally:
-            self.abort()
-
     def _play_on_free_env(self, play: Callable[[NasEnv, J], R], job: J) -> R:
         env = self._free.get()
         try:
@@ -168,22 +115,11 @@ class EnvPool:
     def kill(self) -> None:
         """End every child in training now (their workers are replaced when next needed)."""
         for env in self.envs:
-            kill = getattr(env.evaluator, "kill", None)
-            if kill is not None:
-                with contextlib.suppress(Exception):
-                    kill()
+            with contextlib.suppress(Exception):
+                env.evaluator.kill()
 
     def close(self) -> None:
         if self._threads is not None:
             self._threads.shutdown(wait=True)
         for env in self.envs:
             env.close()
-
-
-def _check_waiting(job: Any, training: int) -> bool:
-    """True if the job source said NOT_YET; an error if nothing in training could ever answer it."""
-    if job is not NOT_YET:
-        return False
-    if not training:
-        raise RuntimeError("the job source waits for a result, but no child is training")
-    return True

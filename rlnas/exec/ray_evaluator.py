@@ -19,14 +19,14 @@ import math
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from rlnas import data
 from rlnas.devices import user_visibility
 from rlnas.errors import ConfigError
-from rlnas.exec.evaluator import shippable
+from rlnas.exec.evaluator import BaseEvaluator, shippable
 from rlnas.models.child import ChildResult, Status, TrainSpec, train_and_evaluate, train_spec
 from rlnas.quiet import quiet_tensorflow
 
@@ -194,7 +194,7 @@ class RayCluster:
         self.owns_ray = False
 
 
-class RayEvaluator:
+class RayEvaluator(BaseEvaluator):
     """One child at a time as a Ray task: the :class:`rlnas.exec.evaluator.Evaluator` of ``--executor ray``.
 
     The time limit (``TrainSpec.time_limit``) counts from submission, so it includes the task's wait
@@ -251,20 +251,26 @@ class RayEvaluator:
 
 
 def make_ray_evaluators(
-    config: WorkerConfig, space: SearchSpace, *, num_cpus: int | None = None
+    config: WorkerConfig,
+    space: SearchSpace,
+    *,
+    num_cpus: int | None = None,
+    model: str | Callable[..., Any] | None = None,
+    count: int | None = None,
 ) -> list[RayEvaluator]:
     """The evaluators of ``rlnas search --executor ray``: one per child that fits on the cluster at once.
 
     Reads ``config.address``, ``config.cpus_per_child`` and ``config.gpus_per_child`` (defaults: a
-    local Ray, 1 CPU, no GPU) and ``config.workers`` (default: as many as fit). ``num_cpus`` sizes a
-    local Ray (default: every core).
+    local Ray, 1 CPU, no GPU) and ``config.workers`` (default: as many as fit); ``count`` makes that
+    many instead. ``num_cpus`` sizes a local Ray (default: every core). ``model``: what the children
+    build (default: the space's).
 
     Raises:
         ConfigError: Ray is missing, the resources are invalid, or no child fits on the cluster.
     """
     cpus, gpus = getattr(config, "cpus_per_child", 1.0), getattr(config, "gpus_per_child", 0.0)
     check_resources(cpus, gpus)
-    train = train_spec(config, space.model)
+    train = train_spec(config, space.model if model is None else model)
     cluster = RayCluster(
         config.data_spec(),
         train,
@@ -275,7 +281,7 @@ def make_ray_evaluators(
         children_per_worker=config.children_per_worker,
     )
     try:
-        return cluster.evaluators(config.workers or cluster.slots())
+        return cluster.evaluators(count or config.workers or cluster.slots())
     except BaseException:
         cluster.close()
         raise

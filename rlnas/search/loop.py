@@ -13,28 +13,32 @@ With ``pipeline = 2`` (asynchronous mode) the next batch is proposed before the 
 and its children start as workers free up; each update still learns from exactly its own batch, with
 importance weights for the policy that proposed it (docs/ray.md, "Asynchronous mode").
 
-:meth:`_Loop.run` is the whole loop on one screen: ask -> evaluate through the env pool -> journal ->
-monitor -> tell when a batch is complete. What to start next, which batch is complete, the reward
-cache, repeats and resume are the I/O-free :class:`rlnas.search.schedule.Schedule` (which ``rlnas bench`` also
-drives); every side effect (training, journal, TensorBoard, update, checkpoint) happens in the loop
-itself, never inside an iterator that the pool pulls from. (About 320 lines: the loop and the
-checkpoint/resume and monitoring steps it calls, which read best next to it.)
+:meth:`_Loop.run` is the whole loop on one screen: the next finished position (evaluated through
+the env pool, or answered without training) -> journal -> monitor -> tell each batch that is
+complete -> ask for the next. The strategy is told in one place, asked in one place, and one stop
+test says whether the search goes on. What to start next, which batch is complete, the reward cache,
+repeats and resume are the I/O-free :class:`rlnas.search.schedule.Schedule` (which ``rlnas bench``
+also drives); every side effect (training, journal, TensorBoard, update, checkpoint) happens in the
+loop itself. (About 360 lines: the loop and the checkpoint/resume and monitoring steps it calls,
+which read best next to it.)
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from envs.nas_env import NasEnv
+from envs.nas_env import Episode, NasEnv
 from rlnas.config import SearchConfig
 from rlnas.errors import SearchAborted
-from rlnas.exec.evaluator import Evaluator, start_workers
+from rlnas.exec.evaluator import Evaluator
+from rlnas.exec.factory import make_evaluators
 from rlnas.exec.parallel import EnvPool, play, trial_seed
 from rlnas.models.objectives import parse_objective
 from rlnas.run.monitor import Monitor, batch_scalars
@@ -104,12 +108,8 @@ def _pool(
     config: SearchConfig, space: SearchSpace, evaluator: Evaluator | Sequence[Evaluator] | None
 ) -> EnvPool:
     """One env per concurrent child; worker processes start now, while the strategy is built."""
-    if evaluator is None and config.executor == "ray":
-        from rlnas.exec.ray_evaluator import make_ray_evaluators
-
-        evaluator = make_ray_evaluators(config, space)
     if evaluator is None:
-        evaluator = start_workers(config, space)
+        evaluator = make_evaluators(config, space)
     evaluators = list(evaluator) if isinstance(evaluator, Sequence) else [evaluator]
     return EnvPool(
         [
@@ -148,52 +148,83 @@ class _Loop:
         )
         self.start = time.monotonic()
         self.deadline = math.inf
+        self.ready: deque[tuple[Job, tuple[Episode, float]]] = deque()  # finished, not yet recorded
 
     def run(self, resume: bool) -> SearchResult:
         """ask -> evaluate through the env pool -> journal -> monitor -> tell, until the budget ends."""
+        self._open(resume)
+        try:
+            while True:
+                finished = self._next()  # evaluate: a position answered at once, or a child trained
+                if finished is not None:
+                    self._record(*finished)  # journal, monitor (a trained child's waiting repeats too)
+                ended = finished is None
+                while (batch := self._to_tell(ended)) is not None:
+                    self._tell(batch)  # update, checkpoint
+                    if not ended:
+                        self._propose()  # ask: keep ``pipeline`` batches in flight
+                if ended:
+                    return self._result()
+        finally:
+            self.pool.abort()  # leaving early: nothing half-trained is recorded
+
+    def _open(self, resume: bool) -> None:
+        """Restore the interrupted run (or begin a new one), then fill the pipeline."""
         pending = self._restore() if resume else self._begin()
         if self.config.max_minutes:
             self.deadline = self.start + self.config.max_minutes * 60
         for proposal, stale in pending:
             self.book.push(proposal, stale)
         self._propose()
-        try:
-            while True:
-                self._start_children()  # ask the schedule for a child per free worker
-                if not self.pool.busy:
-                    break
-                self._think()  # the strategy's spare-time work, while the children train
-                for job, (reward, info, elapsed) in self.pool.wait():  # evaluate
-                    self._record(job, self._trained(job, reward, info, elapsed))  # journal, monitor
-                    for waiter in self.book.release(job):
-                        self._record(waiter, self._answer(waiter))
-                    self._tell_complete()  # tell
-        finally:
-            self.pool.abort()  # leaving early: nothing half-trained is recorded
-        if not self.should_stop():  # a time limit cut batches short: learn from what was evaluated
-            while (batch := self.book.pop_partial()) is not None:
-                self._tell(batch)
-        return self._result()
 
-    def _stopping(self) -> bool:
-        return self.should_stop() or time.monotonic() >= self.deadline
+    def _stopped_by(self) -> str | None:
+        """The one stop test: "interrupted" (``should_stop``: nothing more starts or is told, so that
+        a resume continues exactly there), "time" (past ``max_minutes``: nothing more starts, what
+        finishes is still told) or None."""
+        if self.should_stop():
+            return "interrupted"
+        return "time" if time.monotonic() >= self.deadline else None
 
-    def _start_children(self) -> None:
-        """Start a child on every free worker; repeats and resumed positions are answered on the way
-        (and may complete a batch, told at once: the next batch's children may wait for it)."""
-        while self.pool.free and not self._stopping():
+    def _next(self) -> tuple[Job, tuple[Episode, float] | None] | None:
+        """The next finished position, with its child's episode if it trained: one the last wait
+        returned, one answered without training (a repeat, a resumed position) or the next child to
+        finish, after starting a child on every free worker. None: nothing trains and nothing starts.
+        """
+        if self.ready:
+            return self.ready.popleft()
+        while self.pool.free and self._stopped_by() is None:
             job = self.book.next_job()
             if job is WAIT and not self.pool.busy:
                 raise RuntimeError("the search waits for a result, but no child is training")
             if not isinstance(job, Job):
-                return
-            if job.kind is Kind.TRAIN:
-                self.pool.start(job, self._play)
-            else:
-                self._record(job, self._answer(job))
-                self._tell_complete()
+                break
+            if job.kind is not Kind.TRAIN:
+                return job, None
+            self.pool.start(job, self._play)
+        if not self.pool.busy:
+            return None
+        self._think()  # the strategy's spare-time work, while the children train
+        self.ready.extend(self.pool.wait())
+        return self.ready.popleft()
 
-    def _record(self, job: Job, trial: Trial) -> None:
+    def _to_tell(self, ended: bool) -> Batch | None:
+        """The next batch to learn from: the oldest once complete, or at the end one that a time
+        limit cut short (perhaps fewer trials than asked); none after an interruption."""
+        if self._stopped_by() == "interrupted":
+            return None
+        if ended:
+            return self.book.pop_partial()
+        return self.book.pop_complete() if self.book.head_complete else None
+
+    def _record(self, job: Job, played: tuple[Episode, float] | None) -> None:
+        """Journal, show and remember one finished position; a trained child's waiting repeats are
+        answered from it at once (or handed out again, if it failed)."""
+        self._keep(job, self._answer(job) if played is None else self._trained(job, *played))
+        if job.kind is Kind.TRAIN:
+            for waiter in self.book.release(job):
+                self._keep(waiter, self._answer(waiter))
+
+    def _keep(self, job: Job, trial: Trial) -> None:
         """Journal (on disk at once), show and remember one finished position."""
         if job.kind is not Kind.RESUMED:
             self.store.append_trial(trial)
@@ -217,21 +248,19 @@ class _Loop:
 
     def _think(self) -> None:
         """Let the strategy do the work its next proposal does not wait for (the reward model's
-        imagined steps), now that the workers are busy; a strategy without it has nothing to do."""
+        imagined steps), now that the workers are busy.
+
+        Until every strategy has ``think`` (a no-op default in the Strategy protocol), a strategy
+        without it has nothing to do; then this is ``self.strategy.think()``.
+        """
         think = getattr(self.strategy, "think", None)
         if think is not None:
             think()
 
-    def _tell_complete(self) -> None:
-        """Tell every finished batch at the head of the pipeline (in order), each followed by the next
-        proposal; after a stop nothing is told, so that a resume continues exactly there."""
-        while self.book.head_complete and not self.should_stop():
-            self._tell(self.book.pop_complete())
-            self._propose()
-
     def _tell(self, batch: Batch) -> None:
         """Update the strategy from the batch's trials (perhaps fewer than asked), then checkpoint."""
-        tokens, rewards, log_probs = batch.told()
+        tokens, rewards, log_probs, _statuses = batch.told()
+        # Once every strategy's tell takes the rows' statuses, they are passed here: statuses=_statuses.
         stats = self.strategy.tell(tokens, rewards, log_probs=log_probs)
         self._checkpoint()
         step = self.book.next_index
@@ -241,27 +270,27 @@ class _Loop:
         self.monitor.leaderboard(step, self.book.trials, self.objective)
 
     # -- trials --------------------------------------------------------------------------------
-    def _play(self, env: NasEnv, job: Job) -> tuple[float, dict[str, Any], float]:
-        """Play one proposed sequence through the env (in a pool thread); (reward, info, elapsed)."""
+    def _play(self, env: NasEnv, job: Job) -> tuple[Episode, float]:
+        """Play one proposed sequence through the env (in a pool thread); (its episode, elapsed)."""
         logs = self.store.tb_dir / "children" / f"{job.index:05d}" if self.config.child_logs else None
-        seed = trial_seed(self.config.seed, job.index)
-        reward, info = play(env, job.tokens, seed, str(logs) if logs else None)
-        return reward, info, time.monotonic() - self.start
+        play(env, job.tokens, trial_seed(self.config.seed, job.index), str(logs) if logs else None)
+        assert env.last is not None
+        return env.last, time.monotonic() - self.start
 
-    def _trained(self, job: Job, reward: float, info: dict[str, Any], elapsed: float) -> Trial:
+    def _trained(self, job: Job, episode: Episode, elapsed: float) -> Trial:
         """The trial of a trained child; with --reevaluate-repeats its reward is the mean of every
         evaluation's own reward (a failed one counts as ``failed_reward``, which the env gave it)."""
-        again = self.config.reevaluate_repeats
+        again, reward = self.config.reevaluate_repeats, episode.reward
         return build_trial(
             index=job.index,
             update=job.index // self.config.archs_per_update,
             tokens=job.tokens,
-            key=info["key"],
-            architecture=info["architecture"],
-            reward=mean_reward(self.book.evaluations(info["key"]), reward) if again else reward,
+            key=episode.key,
+            architecture=episode.architecture,
+            reward=mean_reward(self.book.evaluations(episode.key), reward) if again else reward,
             log_prob=job.log_prob,
-            child=info["metrics"],
-            seed=info["child_seed"],
+            child=episode.result.to_dict(),
+            seed=episode.child_seed,
             elapsed=elapsed,
             evaluation_reward=reward if again else None,
         )
@@ -281,9 +310,7 @@ class _Loop:
 
     def _result(self) -> SearchResult:
         trials = sorted(self.book.trials, key=lambda t: t.index)
-        stopped_by = (
-            "trials" if len(trials) >= self.config.trials else "interrupted" if self.should_stop() else "time"
-        )
+        stopped_by = "trials" if len(trials) >= self.config.trials else self._stopped_by() or "time"
         return SearchResult(trials, best(trials, self.objective), time.monotonic() - self.start, stopped_by)
 
     # -- checkpoints and monitoring ------------------------------------------------------------

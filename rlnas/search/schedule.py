@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from rlnas.errors import RunError
+from rlnas.models.child import Status
 from rlnas.run.trial import Trial
 from rlnas.strategies.base import Proposal
 
@@ -90,14 +91,14 @@ class Batch:
     def complete(self) -> bool:
         return 0 < self.limit == len(self.trials)
 
-    def told(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """What the strategy is told: (tokens, rewards, log-probs if stale) of the finished positions,
-        in position order (perhaps fewer than asked, when a time limit cut the batch short)."""
+    def told(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[Status]]:
+        """What the strategy is told: (tokens, rewards, log-probs if stale, statuses) of the finished
+        positions, in position order (perhaps fewer than asked, when a time limit cut the batch short)."""
         ks = sorted(self.trials)
         log_probs = self.proposal.log_probs
         rewards = np.array([self.trials[k].reward for k in ks])
         weights = log_probs[ks] if self.stale and log_probs is not None else None
-        return self.proposal.tokens[ks], rewards, weights
+        return self.proposal.tokens[ks], rewards, weights, [self.trials[k].status for k in ks]
 
     @property
     def end(self) -> int:

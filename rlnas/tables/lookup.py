@@ -197,5 +197,11 @@ class TableEvaluator:
             return ChildResult(Status.FAILED, error="failed when the table was built")
         return ChildResult(Status.OK, val_accuracy=acc)
 
+    def start(self) -> None:
+        pass
+
+    def kill(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
