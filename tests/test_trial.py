@@ -28,7 +28,7 @@ def _trial(index: int, key: str, acc: float, *, ok: bool = True, reward: float |
         architecture={"num_layers": index},
         reward=(acc if reward is None else reward) if ok else -1.0,
         log_prob=-2.5,
-        child=result.to_dict(),
+        child=result,
         seed=7,
         elapsed=1.5,
     )

@@ -146,13 +146,13 @@ def build_trial(
     architecture: Mapping[str, Any],
     reward: float,
     log_prob: float | None,
-    child: Mapping[str, Any],
+    child: ChildResult,
     seed: int | None,
     elapsed: float,
     evaluation_reward: float | None = None,
 ) -> Trial:
-    """The trial of a child that was trained: ``child`` is what it reported (``ChildResult.to_dict()``)."""
-    metrics = {k: v for k, v in child.items() if k not in _OWN}
+    """The trial of a child that was trained, from the result it reported."""
+    metrics = {k: v for k, v in child.to_dict().items() if k not in _OWN}
     return Trial(
         index=index,
         update=update,
@@ -160,12 +160,12 @@ def build_trial(
         key=key,
         architecture=dict(architecture),
         reward=reward,
-        status=Status(child["status"]),
+        status=child.status,
         metrics=metrics,
         log_prob=log_prob,
-        **{name: child.get(name, 0.0) for name in TIMINGS},
+        **{name: getattr(child, name) for name in TIMINGS},
         seed=seed,
-        error=child.get("error", ""),
+        error=child.error,
         elapsed=elapsed,
         evaluation_reward=evaluation_reward,
     )

@@ -289,7 +289,7 @@ class _Loop:
             architecture=episode.architecture,
             reward=mean_reward(self.book.evaluations(episode.key), reward) if again else reward,
             log_prob=job.log_prob,
-            child=episode.result.to_dict(),
+            child=episode.result,
             seed=episode.child_seed,
             elapsed=elapsed,
             evaluation_reward=reward if again else None,
