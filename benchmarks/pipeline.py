@@ -172,7 +172,7 @@ def regret(args) -> dict[str, Any]:
     from rlnas.bench import report as bench_report
     from rlnas.bench import runner as bench
     from rlnas.config import load_config
-    from rlnas.exec.parallel import play
+    from rlnas.search.pool import play
     from rlnas.strategies import make_strategy
     from rlnas.tables.lookup import load_table
 

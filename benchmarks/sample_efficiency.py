@@ -29,8 +29,8 @@ from _common import table_figures, write_report
 from envs.tabular_env import TabularNasEnv
 from rlnas.bench import runner as bench
 from rlnas.config import load_config
-from rlnas.exec.parallel import play
 from rlnas.quiet import quiet_tensorflow
+from rlnas.search.pool import play
 from rlnas.tables.lookup import load_table
 
 ALIASES = {

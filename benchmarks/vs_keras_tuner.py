@@ -12,7 +12,7 @@ What it measures
       as rlnas's does.
     * rlnas: the CLI users run, ``rlnas search --dataset D --trials N --epochs E --replay-top 0
       --quiet --runs-dir <tmp>``, once per ``--workers-list`` entry (``default`` passes no
-      ``--workers``; on 2 cores the default resolves to 1, see rlnas/exec/parallel.py). Wall clock of the
+      ``--workers``; on 2 cores the default resolves to 1, see rlnas/search/pool.py). Wall clock of the
       whole process.
 
     Both train on exactly the arrays ``rlnas.data.load(SearchConfig(dataset=D).data_spec())`` returns

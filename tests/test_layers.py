@@ -31,7 +31,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("policy", ("rlnas.policy",)),
     ("settings", ("rlnas.bounds", "rlnas.config", "rlnas.resolve")),
     ("strategies", ("rlnas.strategies",)),
-    ("execution", ("rlnas.exec", "envs")),
+    ("execution", ("rlnas.exec",)),
+    ("environment", ("envs",)),
     ("top", ("rlnas.search", "rlnas.bench", "rlnas.report", "rlnas.tuner_args", "rlnas.tuner")),
     ("faces", ("rlnas.cli", "rlnas")),
 )

@@ -17,7 +17,7 @@ from envs.tabular_env import TabularNasEnv
 from rlnas.bench.tabulate import tabulate
 from rlnas.config import SearchConfig
 from rlnas.errors import ConfigError, SearchAborted
-from rlnas.exec.parallel import play
+from rlnas.search.pool import play
 from rlnas.space import Decision, SearchSpace
 from rlnas.tables import lookup as lookup_table
 from tests.conftest import SyntheticEvaluator

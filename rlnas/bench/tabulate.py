@@ -18,9 +18,9 @@ from envs.nas_env import NasEnv
 from rlnas.config import SearchConfig
 from rlnas.errors import ConfigError, SearchAborted
 from rlnas.exec.evaluator import Evaluator, WorkerEvaluator
-from rlnas.exec.parallel import EnvPool, play, trial_seed
 from rlnas.models.child import Status, train_spec
 from rlnas.resources import threads_per_worker
+from rlnas.search.pool import EnvPool, play, trial_seed
 from rlnas.space import SearchSpace
 from rlnas.tables import lookup as lookup_table
 

@@ -135,7 +135,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from envs.tabular_env import TabularNasEnv
     from rlnas.bench import report as bench_report
     from rlnas.bench import runner as bench
-    from rlnas.exec.parallel import play
+    from rlnas.search.pool import play
     from rlnas.tables.lookup import load_table
 
     table = load_table(args.table, space)

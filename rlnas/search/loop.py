@@ -39,11 +39,11 @@ from rlnas.config import SearchConfig
 from rlnas.errors import SearchAborted
 from rlnas.exec.evaluator import Evaluator
 from rlnas.exec.factory import make_evaluators
-from rlnas.exec.parallel import EnvPool, play, trial_seed
 from rlnas.models.objectives import parse_objective
 from rlnas.run.monitor import Monitor, batch_scalars
 from rlnas.run.store import RunStore
 from rlnas.run.trial import Trial, best, build_trial, repeat_of
+from rlnas.search.pool import EnvPool, play, trial_seed
 from rlnas.search.schedule import (
     WAIT,
     Batch,
