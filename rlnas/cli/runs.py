@@ -105,7 +105,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     hide_gpus()  # first: the controller stays on the CPU and holds no GPU memory the children need
     with contextlib.ExitStack() as held:
-        store, config, space = _resume_run(args, held) if args.resume is not None else _new_run(args, held)
+        opened = _resume_run(args, held) if args.resume is not None else _new_run(args, held)
+        if opened is None:  # a finished run: said so, nothing to do
+            return 0
+        store, config, space = opened
         from rlnas.exec.evaluator import start_workers
 
         # Workers first: their TensorFlow import and data load overlap ours and the controller's trace.
@@ -123,14 +126,19 @@ def _search_and_replay(
     load_tensorflow(args.debug)
     from rlnas.search.loop import run_search
 
-    done = len(store.trials()) if args.resume is not None else 0
+    earlier = store.trials() if args.resume is not None else []
+    done = len(earlier)
     budget = f"{config.trials} trials of {space.size():,} architectures on {config.dataset}"
     resuming = f", resuming at trial {done} ({done} done)" if args.resume is not None else ""
     print(f"run {store.path}: {budget}{resuming}")
     from rlnas.cli.progress import Progress
 
     live = False if args.verbose else None
-    show = None if args.quiet else Progress(config.trials, done=done, live=live, objective=config.objective)
+    show = (
+        None
+        if args.quiet
+        else Progress(config.trials, earlier=earlier, live=live, objective=config.objective)
+    )
     stop = StopOnCtrlC()
     try:
         with stop.installed():
@@ -202,9 +210,12 @@ def _replay_on_a_gpu(store: Any, config: SearchConfig, debug: bool) -> int | Non
 
 
 def _interrupted(store: RunStore) -> int:
+    """What was kept, and only the commands that work on it: ``rlnas replay`` needs a trained child."""
+    trials = store.trials()
+    replay = f", `rlnas replay {store.path}` retrains the best" if any(t.ok for t in trials) else ""
     print(
-        f"interrupted: {len(store.trials())} finished trials kept in {store.path}; "
-        f"`rlnas search --resume {store.path}` continues, `rlnas replay {store.path}` retrains the best",
+        f"interrupted: {len(trials)} finished trials kept in {store.path}; "
+        f"`rlnas search --resume {store.path}` continues{replay}",
         file=sys.stderr,
     )
     return EXIT_INTERRUPTED
@@ -229,9 +240,10 @@ def _new_run(
 
 def _resume_run(
     args: argparse.Namespace, held: contextlib.ExitStack
-) -> tuple[RunStore, SearchConfig, SearchSpace]:
+) -> tuple[RunStore, SearchConfig, SearchSpace] | None:
     """The run's own config and space, with only the budget open to change (rlnas.resolve.RESUMABLE);
-    the run locked before its config is written again."""
+    the run locked before its config is written again. None for a run whose budget is spent: it is
+    left as it is (its config unchanged, no replay), with one line saying how to go on."""
     from rlnas.data import load as load_data
     from rlnas.models.child import check_space
     from rlnas.resolve import resolve
@@ -250,8 +262,22 @@ def _resume_run(
     check_space(space)
     load_data(config.data_spec())  # the data must still be there and intact
     held.enter_context(store.locked())
+    if _finished(store, config):
+        return None
     store.write_json("config.json", {"search": config.to_dict(), "space": space.to_dict()})
     return store, config, space
+
+
+def _finished(store: RunStore, config: SearchConfig) -> bool:
+    """Whether the run has all the trials of its budget; if so, say so, and what the user can do."""
+    done = len(store.trials())
+    if done < config.trials:
+        return False
+    print(
+        f"run {store.path} is finished: {done} of {config.trials} trials done, nothing to resume; "
+        f"`rlnas replay {store.path}` retrains its best, `--resume` with `--trials` above {done} searches on"
+    )
+    return True
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -273,8 +299,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
+    _check_replayable(store, live=holder is not None)
     load_tensorflow(args.debug)
     return _replay_and_print(store, args.top, args.epochs, overwrite=args.overwrite)
+
+
+def _check_replayable(store: RunStore, *, live: bool) -> None:
+    """A run without a trained child is one line before TensorFlow loads, naming what works instead."""
+    trials = store.trials(warn=not live)
+    if any(t.ok for t in trials):
+        return
+    done = f"none of its {len(trials)} trials trained successfully" if trials else "it has no finished trial"
+    raise RunError(
+        f"run {str(store.path)!r} has nothing to replay: {done}; "
+        f"`rlnas search --resume {store.path}` continues its search"
+    )
 
 
 def cmd_show(args: argparse.Namespace) -> int:
