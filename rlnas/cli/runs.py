@@ -131,14 +131,7 @@ def _search_and_replay(
     budget = f"{config.trials} trials of {space.size():,} architectures on {config.dataset}"
     resuming = f", resuming at trial {done} ({done} done)" if args.resume is not None else ""
     print(f"run {store.path}: {budget}{resuming}")
-    from rlnas.cli.progress import Progress
-
-    live = False if args.verbose else None
-    show = (
-        None
-        if args.quiet
-        else Progress(config.trials, earlier=earlier, live=live, objective=config.objective)
-    )
+    show = _progress(args, config, earlier)
     stop = StopOnCtrlC()
     try:
         with stop.installed():
@@ -175,6 +168,17 @@ def _search_and_replay(
         elsewhere = _replay_on_a_gpu(store, config, args.debug)
         return _replay_and_print(store, config.replay_top, None) if elsewhere is None else elsewhere
     return 0
+
+
+def _progress(args: argparse.Namespace, config: SearchConfig, earlier: list) -> Any:
+    """The per-trial progress (None with ``--quiet``), going on from the trials before a resume: its
+    count and its best are the run's, not this process's."""
+    if args.quiet:
+        return None
+    from rlnas.cli.progress import Progress
+
+    live = False if args.verbose else None
+    return Progress(config.trials, earlier=earlier, live=live, objective=config.objective)
 
 
 def _replay_on_a_gpu(store: Any, config: SearchConfig, debug: bool) -> int | None:
