@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 from rlnas.config import SearchConfig
-from rlnas.run.monitor import custom_scalars_layout, hparam_value, leaderboard_markdown, policy_marginals
+from rlnas.run.monitor import (
+    custom_scalars_layout,
+    hparam_value,
+    leaderboard_markdown,
+    policy_axis,
+    policy_marginals,
+)
 from rlnas.run.store import RunStore
 from rlnas.search.loop import run_search
 from rlnas.space import default_space
@@ -171,9 +177,35 @@ def test_custom_scalars_layout_has_one_multiline_chart_per_decision(run):
     search, policy = layout.category
     assert [c.title for c in policy.chart] == list(default_space().names)
     tags = set(events.Tags()["tensors"])
+    axis_lines = set(policy_axis(default_space()))
     for chart, d in zip(policy.chart, default_space().decisions, strict=True):
-        (pattern,) = chart.multiline.tag
+        pattern, axis = chart.multiline.tag
         matched = {t for t in tags if re.fullmatch(pattern, t)}
         assert matched == {f"policy/{d.name}/{format_value(v)}" for v in d.values}
+        assert {t for t in tags if re.fullmatch(axis, t)} == axis_lines
     for chart in search.chart:  # every chart of the search draws something
         assert any(re.fullmatch(p, t) for p in chart.multiline.tag for t in tags), chart.title
+
+
+def _tensorboard_scale(points: list[float], outlier_share: float = 0.05) -> tuple[float, float]:
+    """The y range TensorBoard's Custom Scalars draws with "ignore outliers" (its default): the
+    5th to the 95th percentile of all the chart's points (d3.quantile's linear interpolation)."""
+    ranked = np.sort(points)
+    return tuple(float(np.quantile(ranked, q)) for q in (outlier_share, 1 - outlier_share))
+
+
+def test_policy_charts_span_0_to_1_under_tensorboards_outlier_cut(run):
+    """A winning value, far above the others, stays on its chart: the axis lines hold 0 and 1."""
+    import re
+
+    store, _ = run
+    events = _events(store.tb_dir)
+    tags = events.Tags()["tensors"]
+    for chart in custom_scalars_layout(default_space()).category[1].chart:
+        drawn = [t for t in tags if any(re.fullmatch(p, t) for p in chart.multiline.tag)]
+        points = [_value(e) for t in drawn for e in events.Tensors(t)]
+        assert _tensorboard_scale(points) == (0.0, 1.0), chart.title
+    skewed = [1.0] + [0.0] * 15  # one value has won units_0: TensorBoard would cut it off alone
+    axis = policy_axis(default_space())
+    assert _tensorboard_scale(skewed)[1] < 1.0
+    assert _tensorboard_scale(skewed + list(axis.values())) == (0.0, 1.0)

@@ -33,22 +33,38 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> Parser:
     parser = Parser(prog="rlnas", description="Neural architecture search with an RL controller.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow logs")
+    parser.add_argument("--version", action="version", version=f"rlnas {version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     runs.add_parsers(sub)
     tables.add_parsers(sub)
+    parser.commands = sub.choices
     return parser
+
+
+def version() -> str:
+    """The installed distribution's version (what pip reports), or the package's own from a checkout
+    that was never installed."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("rlnas")
+    except metadata.PackageNotFoundError:
+        from rlnas import __version__
+
+        return __version__
 
 
 def main(argv: list[str] | None = None) -> int:
     from rlnas.exec.worker import follow_parent_from_env
 
     follow_parent_from_env()  # a command rlnas started (the replay on a GPU) ends with its starter
-    args, extra = build_parser().parse_known_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
     if extra and args.command != "tensorboard":
-        build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
+        parser.commands[args.command].unrecognized(extra)
     args.extra = extra
     try:
         return COMMANDS[args.command](args)

@@ -24,19 +24,33 @@ EXIT_INTERNAL = 1
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line naming the fix, like every other rlnas error."""
 
+    commands: dict[str, Parser]
+    """The parser of each command (``rlnas``'s own parser only): its flags name the closest one."""
+
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"rlnas: error: {message} (see `{self.prog} --help`)\n")
         sys.exit(EXIT_ERROR)
 
+    def unrecognized(self, extra: list[str]) -> NoReturn:
+        """argparse's "unrecognized arguments", with the closest flag to the first unknown one: a
+        misspelled ``--trails`` names ``--trials``."""
+        from rlnas.errors import did_you_mean
+
+        flags = [s for action in self._actions for s in action.option_strings]
+        unknown = next((e.split("=")[0] for e in extra if e.startswith("--")), "")
+        hint = did_you_mean(unknown, flags) if unknown else ""
+        self.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+
 
 def typed(kind: type) -> Any:
-    """An argparse ``type=`` whose error names the expected kind (``'x' is not a int``)."""
+    """An argparse ``type=`` whose error names the expected kind (``'x' is not an int``)."""
+    article = "an" if kind.__name__[0] in "aeiou" else "a"
 
     def parse(text: str) -> Any:
         try:
             return kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not {article} {kind.__name__}") from None
 
     parse.__name__ = kind.__name__
     return parse
@@ -86,10 +100,19 @@ def resolve_search(args: argparse.Namespace) -> tuple[SearchConfig, SearchSpace]
         args.config,
         flag_values(args),
         model=getattr(args, "model", None),
-        before_model=lambda: load_tensorflow(args.debug),
+        before_model=lambda: _before_model(args),
     )
     check_before_tensorflow(config, space, args.debug)
     return config, space
+
+
+def _before_model(args: argparse.Namespace) -> None:
+    """The model function's module imports Keras: first a missing module or function is one line
+    at once, then TensorFlow loads with its start-up lines muted."""
+    from rlnas.cli.model_lookup import check_model_function
+
+    check_model_function(args.model)
+    load_tensorflow(args.debug)
 
 
 def check_before_tensorflow(config: SearchConfig, space: SearchSpace, debug: bool) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Sequence
 from typing import TextIO
 
 from rlnas.run.trial import Trial, objective_name, objective_value
@@ -25,7 +26,8 @@ class Progress:
 
     Args:
         total: the trial budget.
-        done: trials finished before this process started (a resume continues the count).
+        earlier: the trials finished before this process started (a resume): the count goes on from
+            them, and the best so far is theirs until a new child beats it.
         stream: where to write (default: stdout).
         live: redraw one line in place; default: whether ``stream`` is a terminal.
         objective: the search's objective: each child and the best so far show its own value
@@ -36,7 +38,7 @@ class Progress:
         self,
         total: int,
         *,
-        done: int = 0,
+        earlier: Sequence[Trial] = (),
         stream: TextIO | None = None,
         live: bool | None = None,
         objective: str | None = None,
@@ -46,19 +48,17 @@ class Progress:
         self.name = "val_acc" if name == "val_accuracy" else name
         self._best_reward: float | None = None
         self.total = total
-        self.done = done  # trials finished before (a resume continues the count)
+        self.done = len(earlier)  # trials finished before (a resume continues the count)
         self.stream = stream if stream is not None else sys.stdout
         self.live = self.stream.isatty() if live is None else live
         self.best: float | None = None
         self.failed = 0
         self._drawn = False
+        for t in earlier:
+            self._consider(t)
 
     def __call__(self, t: Trial) -> None:
-        if t.ok:
-            if self._best_reward is None or t.reward > self._best_reward:  # the reward ranks
-                self._best_reward, self.best = t.reward, objective_value(t, self.objective)
-        else:
-            self.failed += 1
+        self._consider(t)
         self.done += 1  # children finish out of order with several workers: count, not index
         done = self.done
         eta = t.elapsed / max(t.index + 1, done) * (self.total - done)
@@ -66,6 +66,13 @@ class Progress:
             self._draw(done, eta)
         else:
             self._line(t, done, eta)
+
+    def _consider(self, t: Trial) -> None:
+        """The best so far (ranked by the reward, shown as the objective's value), or one more failed."""
+        if not t.ok:
+            self.failed += 1
+        elif self._best_reward is None or t.reward > self._best_reward:
+            self._best_reward, self.best = t.reward, objective_value(t, self.objective)
 
     def close(self) -> None:
         if self._drawn:

@@ -24,8 +24,10 @@ from rlnas.errors import ConfigError, RlnasError, RunError
 from rlnas.text import format_arch, format_table
 
 if TYPE_CHECKING:  # annotations only: the CLI imports modules lazily to start fast
+    from rlnas.cli.progress import Progress
     from rlnas.config import SearchConfig
     from rlnas.run.store import RunStore
+    from rlnas.run.trial import Trial
     from rlnas.search.loop import SearchResult
     from rlnas.space import SearchSpace
 
@@ -106,7 +108,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     hide_gpus()  # first: the controller stays on the CPU and holds no GPU memory the children need
     with contextlib.ExitStack() as held:
-        store, config, space = _resume_run(args, held) if args.resume is not None else _new_run(args, held)
+        opened = _resume_run(args, held) if args.resume is not None else _new_run(args, held)
+        if opened is None:  # a finished run: said so, nothing to do
+            return 0
+        store, config, space = opened
         from rlnas.exec.factory import make_evaluators
 
         # Workers first: their TensorFlow import and data load overlap ours and the controller's trace
@@ -123,11 +128,12 @@ def _search_and_replay(
     args: argparse.Namespace, store: Any, config: SearchConfig, space: SearchSpace, workers: list | None
 ) -> int:
     load_tensorflow(args.debug)
-    done = len(store.trials()) if args.resume is not None else 0
+    earlier = store.trials() if args.resume is not None else []
+    done = len(earlier)
     budget = f"{config.trials} trials of {space.size():,} architectures on {config.dataset}"
     resuming = f", resuming at trial {done} ({done} done)" if args.resume is not None else ""
     print(f"run {store.path}: {budget}{resuming}")
-    result = _search(args, store, config, space, workers, done)
+    result = _search(args, store, config, space, workers, earlier)
     if result is None or result.stopped_by == "interrupted":
         return _interrupted(store)
     ok = [t for t in result.trials if t.ok]
@@ -154,14 +160,12 @@ def _search(
     config: SearchConfig,
     space: SearchSpace,
     workers: list | None,
-    done: int,
+    earlier: list[Trial],
 ) -> SearchResult | None:
     """The search with its progress lines and the first Ctrl-C as a stop; None: a second Ctrl-C."""
-    from rlnas.cli.progress import Progress
     from rlnas.search.loop import run_search
 
-    live = False if args.verbose else None
-    show = None if args.quiet else Progress(config.trials, done=done, live=live, objective=config.objective)
+    show = _progress(args, config, earlier)
     stop = StopOnCtrlC()
     try:
         with stop.installed():
@@ -175,6 +179,17 @@ def _search(
                     show.close()
     except KeyboardInterrupt:
         return None
+
+
+def _progress(args: argparse.Namespace, config: SearchConfig, earlier: list[Trial]) -> Progress | None:
+    """The per-trial progress (None with ``--quiet``), going on from the trials before a resume: its
+    count and its best are the run's, not this process's."""
+    if args.quiet:
+        return None
+    from rlnas.cli.progress import Progress
+
+    live = False if args.verbose else None
+    return Progress(config.trials, earlier=earlier, live=live, objective=config.objective)
 
 
 def _replay_on_a_gpu(store: Any, config: SearchConfig, debug: bool) -> int | None:
@@ -210,9 +225,12 @@ def _replay_on_a_gpu(store: Any, config: SearchConfig, debug: bool) -> int | Non
 
 
 def _interrupted(store: RunStore) -> int:
+    """What was kept, and only the commands that work on it: ``rlnas replay`` needs a trained child."""
+    trials = store.trials()
+    replay = f", `rlnas replay {store.path}` retrains the best" if any(t.ok for t in trials) else ""
     print(
-        f"interrupted: {len(store.trials())} finished trials kept in {store.path}; "
-        f"`rlnas search --resume {store.path}` continues, `rlnas replay {store.path}` retrains the best",
+        f"interrupted: {len(trials)} finished trials kept in {store.path}; "
+        f"`rlnas search --resume {store.path}` continues{replay}",
         file=sys.stderr,
     )
     return EXIT_INTERRUPTED
@@ -237,9 +255,10 @@ def _new_run(
 
 def _resume_run(
     args: argparse.Namespace, held: contextlib.ExitStack
-) -> tuple[RunStore, SearchConfig, SearchSpace]:
+) -> tuple[RunStore, SearchConfig, SearchSpace] | None:
     """The run's own config and space, with only the budget open to change (rlnas.resolve.RESUMABLE);
-    the run locked before its config is written again."""
+    the run locked before its config is written again. None for a run whose budget is spent: it is
+    left as it is (its config unchanged, no replay), with one line saying how to go on."""
     from rlnas.data import load as load_data
     from rlnas.models.child import check_space
     from rlnas.resolve import resolve
@@ -258,8 +277,22 @@ def _resume_run(
     check_space(space)
     load_data(config.data_spec())  # the data must still be there and intact
     held.enter_context(store.locked())
+    if _finished(store, config):
+        return None
     store.write_config(config, space)
     return store, config, space
+
+
+def _finished(store: RunStore, config: SearchConfig) -> bool:
+    """Whether the run has all the trials of its budget; if so, say so, and what the user can do."""
+    done = len(store.trials())
+    if done < config.trials:
+        return False
+    print(
+        f"run {store.path} is finished: {done} of {config.trials} trials done, nothing to resume; "
+        f"`rlnas replay {store.path}` retrains its best, `--resume` with `--trials` above {done} searches on"
+    )
+    return True
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -281,8 +314,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
+    _check_replayable(store, live=holder is not None)
     load_tensorflow(args.debug)
     return _replay_and_print(store, args.top, args.epochs, overwrite=args.overwrite)
+
+
+def _check_replayable(store: RunStore, *, live: bool) -> None:
+    """A run without a trained child is one line before TensorFlow loads, naming what works instead."""
+    trials = store.trials(warn=not live)
+    if any(t.ok for t in trials):
+        return
+    done = f"none of its {len(trials)} trials trained successfully" if trials else "it has no finished trial"
+    raise RunError(
+        f"run {str(store.path)!r} has nothing to replay: {done}; "
+        f"`rlnas search --resume {store.path}` continues its search"
+    )
 
 
 def cmd_show(args: argparse.Namespace) -> int:

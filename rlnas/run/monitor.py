@@ -21,6 +21,7 @@ disk the journal's next line fails anyway, and a stop now leaves the last checkp
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -56,6 +57,13 @@ SEARCH_CHARTS = {
 }
 """The custom-scalars charts of the search (a chart per entry: the tags matching any of its patterns)."""
 
+AXIS_PREFIX = "policy_axis/"
+"""Flat lines at 0 and 1 drawn in every policy chart, so that its axis spans 0 to 1 (see
+:func:`policy_axis`)."""
+OUTLIER_SHARE = 0.05
+"""TensorBoard's "ignore outliers in chart scaling" (on by default) scales a chart to the 5th to
+95th percentile of all its points: a value that wins the policy is above that, and ran off the chart."""
+
 
 def policy_marginals(space: SearchSpace, tokens: np.ndarray) -> dict[str, float]:
     """Empirical ``policy/<decision>/<value>`` probabilities from sampled token sequences.
@@ -72,6 +80,20 @@ def policy_marginals(space: SearchSpace, tokens: np.ndarray) -> dict[str, float]
         counts = np.bincount(active, minlength=d.size) / max(len(active), 1)
         out |= {f"policy/{d.name}/{format_value(v)}": float(c) for v, c in zip(d.values, counts, strict=True)}
     return out
+
+
+def policy_axis(space: SearchSpace) -> dict[str, float]:
+    """The ``policy_axis/*`` lines: as many at 0 and at 1 as keep each end of every policy chart
+    above TensorBoard's outlier cut (:data:`OUTLIER_SHARE`), so that a chart's axis is always 0 to 1.
+
+    A chart's probabilities stay inside 0 and 1; with at least twice the cut's share of the chart's
+    lines at each end, the 5th and the 95th percentiles are exactly 0 and 1 from the first few steps
+    on (the values between are drawn as they are; smoothing keeps a flat line flat).
+    """
+    values = max((d.size for d in space.decisions), default=1)
+    per_end = math.ceil(2 * OUTLIER_SHARE * values / (1 - 4 * OUTLIER_SHARE))
+    names = ["" if j == 0 else f"_{j + 1}" for j in range(per_end)]
+    return {f"{AXIS_PREFIX}{end}{n}": float(y) for end, y in (("bottom", 0), ("top", 1)) for n in names}
 
 
 def hparam_value(value: Any) -> bool | float | str:
@@ -103,14 +125,15 @@ def session_hparams(trial: Trial) -> dict[str, bool | float | str]:
 
 def custom_scalars_layout(space: SearchSpace) -> Any:
     """The custom-scalars layout: the search's charts, then one chart per decision with a line per value
-    (``policy/<decision>/<value>``), instead of a card per value."""
+    (``policy/<decision>/<value>``), instead of a card per value, on an axis from 0 to 1."""
     from tensorboard.plugins.custom_scalar import layout_pb2
 
     def chart(title: str, patterns: list[str]) -> Any:
         return layout_pb2.Chart(title=title, multiline=layout_pb2.MultilineChartContent(tag=patterns))
 
     search = [chart(title, patterns) for title, patterns in SEARCH_CHARTS.items()]
-    policy = [chart(d.name, [rf"policy/{re.escape(d.name)}/.*"]) for d in space.decisions]
+    axis = rf"{re.escape(AXIS_PREFIX)}.*"  # 0 to 1: see policy_axis
+    policy = [chart(d.name, [rf"policy/{re.escape(d.name)}/.*", axis]) for d in space.decisions]
     return layout_pb2.Layout(
         category=[
             layout_pb2.Category(title="search", chart=search),
@@ -217,8 +240,9 @@ class Monitor:
             self._writer.flush()
 
     def policy(self, step: int, space: SearchSpace, tokens: np.ndarray) -> None:
-        """``policy/<decision>/<value>`` scalars: the marginals of ``tokens`` sampled from the policy."""
-        self.scalars(step, policy_marginals(space, tokens))
+        """``policy/<decision>/<value>`` scalars: the marginals of ``tokens`` sampled from the policy,
+        with the lines that hold the policy charts' axis at 0 to 1 (:func:`policy_axis`)."""
+        self.scalars(step, policy_marginals(space, tokens) | policy_axis(space))
 
     def leaderboard(
         self, step: int, trials: Sequence[Trial], objective: Objective | str | None = None
