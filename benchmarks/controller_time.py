@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rlnas.config import PLAIN_REINFORCE, SearchConfig
+from rlnas.config import PLAIN_REINFORCE, make_config
 from rlnas.space import default_space
 from rlnas.strategies import make_strategy
 
@@ -38,7 +38,7 @@ SETTINGS = {
 def seconds_per_batch(fields: dict, batches: int, controller: str) -> tuple[float, float]:
     """(mean seconds of tell + ask, mean seconds of think) per batch after the first."""
     space = default_space()
-    strategy = make_strategy(SearchConfig(controller=controller, **fields), space)
+    strategy = make_strategy(make_config(controller=controller, **fields), space)
     think = getattr(strategy, "think", lambda: None)
     rng = np.random.default_rng(0)
     waits, thinks = [], []

@@ -55,7 +55,7 @@ def policy(config: Any, space: Any, checkpoint: Any) -> tuple[list[dict[str, Any
     and the policy's entropy per architecture (Monte Carlo over the same draws)."""
     from rlnas.strategies.reinforce import make_controller
 
-    controller = make_controller(config, space)
+    controller = make_controller(config.reinforce, space, seed=config.seed)
     if checkpoint is not None:
         controller.restore(checkpoint)
     controller.rng = np.random.default_rng(POLICY_SEED)
@@ -66,12 +66,12 @@ def policy(config: Any, space: Any, checkpoint: Any) -> tuple[list[dict[str, Any
 
 
 def run(lr: float, seed: int, trials: int) -> dict[str, Any]:
-    from rlnas.config import SearchConfig
+    from rlnas.config import make_config
     from rlnas.policy import gradient as policy_gradient
     from rlnas.search.loop import run_search
     from rlnas.space import default_space
 
-    config, space = SearchConfig(trials=trials, seed=seed, controller_lr=lr), default_space()
+    config, space = make_config(trials=trials, seed=seed, controller_lr=lr), default_space()
     stats: list[Any] = []  # policy_gradient.UpdateStats of each batch, captured as the search makes them
 
     def capture(original: Any) -> Any:

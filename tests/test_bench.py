@@ -20,13 +20,13 @@ from rlnas.bench.report import (
     top_threshold,
 )
 from rlnas.bench.runner import Outcome, Run, bench, run_strategy
-from rlnas.config import SearchConfig
+from rlnas.config import SearchConfig, make_config
 from rlnas.errors import ConfigError
 from rlnas.space import Decision, SearchSpace
 from rlnas.stats import diff_ci, mean_ci, t_quantile
 from rlnas.strategies import make_strategy
 
-CONFIG = SearchConfig(lstm_units=8, lstm_layers=1, population_size=6, tournament_size=3)
+CONFIG = make_config(lstm_units=8, lstm_layers=1, population_size=6, tournament_size=3)
 
 
 def tiny_table() -> tuple[SearchSpace, dict[str, float]]:

@@ -30,11 +30,12 @@ def test_defaults_are_valid_and_frozen() -> None:
     cfg = SearchConfig()
     assert cfg.trials == 96
     assert cfg.archs_per_update == 4
-    assert (cfg.controller, cfg.controller_lr, cfg.policy_lr) == ("lstm", None, 0.005)
-    assert cfg.baseline_decay == 0.8
-    assert cfg.entropy_weight == 1e-3
-    assert cfg.grad_clip == 5.0
-    assert cfg.tanh_constant == 2.5
+    own = cfg.reinforce
+    assert (own.controller, own.controller_lr, own.policy_lr) == ("lstm", None, 0.005)
+    assert cfg.reinforce.baseline_decay == 0.8
+    assert cfg.reinforce.entropy_weight == 1e-3
+    assert cfg.reinforce.grad_clip == 5.0
+    assert cfg.reinforce.tanh_constant == 2.5
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.trials = 3  # type: ignore[misc]
 
@@ -46,14 +47,14 @@ def test_every_field_has_a_help_line() -> None:
 
 
 def test_to_dict_round_trips_through_make_config() -> None:
-    cfg = SearchConfig(trials=5, epochs=1, tanh_constant=2.5, max_minutes=1.5, dataset="fashion_mnist")
+    cfg = make_config(trials=5, epochs=1, tanh_constant=2.5, max_minutes=1.5, dataset="fashion_mnist")
     assert make_config(cfg.to_dict()) == cfg
     assert cfg.to_dict()["tanh_constant"] == 2.5
 
 
 def test_make_config_sets_values() -> None:
     cfg = make_config({"trials": 3, "controller_lr": 0.01, "seed": 7})
-    assert (cfg.trials, cfg.controller_lr, cfg.seed) == (3, 0.01, 7)
+    assert (cfg.trials, cfg.reinforce.controller_lr, cfg.seed) == (3, 0.01, 7)
     assert make_config({}) == SearchConfig()
 
 
@@ -94,7 +95,7 @@ def test_data_spec_carries_the_fractions() -> None:
 @pytest.mark.parametrize("bad", [0, -1])
 def test_non_positive_integers(name: str, bad: int) -> None:
     with pytest.raises(ConfigError, match=rf"^{name} must be positive, got {bad}$"):
-        SearchConfig(**{name: bad})
+        make_config(**{name: bad})
 
 
 @pytest.mark.parametrize(
@@ -103,30 +104,30 @@ def test_non_positive_integers(name: str, bad: int) -> None:
 @pytest.mark.parametrize("bad", [2.5, "3", True, None])
 def test_integers_must_be_whole_numbers(name: str, bad: object) -> None:
     with pytest.raises(ConfigError, match=rf"^{name} must be a whole number, got {re.escape(repr(bad))}$"):
-        SearchConfig(**{name: bad})
+        make_config(**{name: bad})
 
 
 @pytest.mark.parametrize("name", ["controller_lr", "temperature", "init_range", "grad_clip"])
 @pytest.mark.parametrize("bad", [0, -0.5, 0.0, math.inf, math.nan])
 def test_non_positive_floats(name: str, bad: float) -> None:
     with pytest.raises(ConfigError, match=rf"^{name} must be positive, got {re.escape(repr(bad))}$"):
-        SearchConfig(**{name: bad})
+        make_config(**{name: bad})
 
 
 def test_controller_and_its_default_step() -> None:
-    assert SearchConfig(controller="factorized").policy_lr == 0.02
-    assert SearchConfig(controller="factorized", controller_lr=0.01).policy_lr == 0.01
-    assert SearchConfig(controller_lr=0.02).policy_lr == 0.02
+    assert make_config(controller="factorized").reinforce.policy_lr == 0.02
+    assert make_config(controller="factorized", controller_lr=0.01).reinforce.policy_lr == 0.01
+    assert make_config(controller_lr=0.02).reinforce.policy_lr == 0.02
     with pytest.raises(
         ConfigError, match=r"^unknown controller 'factorised'; allowed: lstm, factorized.*factorized"
     ):
-        SearchConfig(controller="factorised")
+        make_config(controller="factorised")
 
 
 @pytest.mark.parametrize("name", ["controller_lr", "temperature"])
 def test_floats_must_be_numbers(name: str) -> None:
     with pytest.raises(ConfigError, match=rf"^{name} must be a number, got '0.1'$"):
-        SearchConfig(**{name: "0.1"})
+        make_config(**{name: "0.1"})
 
 
 def test_max_minutes_is_optional_and_positive() -> None:
@@ -137,10 +138,10 @@ def test_max_minutes_is_optional_and_positive() -> None:
 
 
 def test_tanh_constant_zero_or_none_turns_it_off() -> None:
-    assert SearchConfig(tanh_constant=0).tanh_constant == 0
-    assert SearchConfig(tanh_constant=None).tanh_constant is None
+    assert make_config(tanh_constant=0).reinforce.tanh_constant == 0
+    assert make_config(tanh_constant=None).reinforce.tanh_constant is None
     with pytest.raises(ConfigError, match=r"^tanh_constant must be >= 0 \(0 turns it off\), got -1$"):
-        SearchConfig(tanh_constant=-1)
+        make_config(tanh_constant=-1)
 
 
 @pytest.mark.parametrize("bad", [1, 1.0, 1.5, -0.01, math.nan])
@@ -148,19 +149,19 @@ def test_baseline_decay_out_of_range(bad: float) -> None:
     with pytest.raises(
         ConfigError, match=rf"^baseline_decay must be in \[0, 1\), got {re.escape(repr(bad))}$"
     ):
-        SearchConfig(baseline_decay=bad)
+        make_config(baseline_decay=bad)
 
 
 def test_baseline_decay_bounds() -> None:
-    assert SearchConfig(baseline_decay=0).baseline_decay == 0
-    assert SearchConfig(baseline_decay=0.999).baseline_decay == 0.999
+    assert make_config(baseline_decay=0).reinforce.baseline_decay == 0
+    assert make_config(baseline_decay=0.999).reinforce.baseline_decay == 0.999
 
 
 @pytest.mark.parametrize("bad", [-1e-3, math.nan])
 def test_entropy_weight_must_be_non_negative(bad: float) -> None:
     with pytest.raises(ConfigError, match=rf"^entropy_weight must be >= 0, got {re.escape(repr(bad))}$"):
-        SearchConfig(entropy_weight=bad)
-    assert SearchConfig(entropy_weight=0).entropy_weight == 0
+        make_config(entropy_weight=bad)
+    assert make_config(entropy_weight=0).reinforce.entropy_weight == 0
 
 
 def test_replay_schedule_is_cosine_by_default_and_checked() -> None:
@@ -204,7 +205,7 @@ baseline_decay = 0.9
 """,
     )
     cfg, space, raw = load_config(path)
-    assert cfg == SearchConfig(
+    assert cfg == make_config(
         trials=12,
         epochs=1,
         batch_size=32,
@@ -539,7 +540,7 @@ def test_child_logs_is_a_boolean_switch() -> None:
 )
 def test_strategy_worker_executor_and_objective_settings_are_validated(settings, message) -> None:
     with pytest.raises(ConfigError, match=message):
-        SearchConfig(**settings)
+        make_config(**settings)
 
 
 @pytest.mark.parametrize("model", ["conv", "skip", "cell"])
@@ -567,7 +568,7 @@ def test_every_rule_names_a_field_in_field_order() -> None:
 )
 def test_a_value_of_the_wrong_type_gets_its_rule_not_a_type_error(settings, message) -> None:
     with pytest.raises(ConfigError, match=message):
-        SearchConfig(**settings)
+        make_config(**settings)
 
 
 # -- the TOML space front end and the model registry ------------------------------------------------
@@ -595,7 +596,7 @@ def test_resolve_flags_win_over_the_file_which_wins_over_the_defaults(tmp_path: 
     assert (config.trials, config.epochs, config.batch_size) == (12, 1, 128)
     assert space == default_space(lr_grid=3)
     assert resolve() == (SearchConfig(), default_space())
-    assert resolve(flags={"tanh_constant": None}).config.tanh_constant is None  # None is a value
+    assert resolve(flags={"tanh_constant": None}).config.reinforce.tanh_constant is None  # None is a value
 
 
 def test_resolve_reports_the_files_mistake_even_when_a_flag_overrides_it(tmp_path: Path) -> None:

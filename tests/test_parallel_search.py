@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from envs.nas_env import NasEnv
-from rlnas.config import SearchConfig
+from rlnas.config import make_config
 from rlnas.exec.parallel import EnvPool, play
 from rlnas.models.child import ChildResult
 from rlnas.resources import default_workers, threads_per_worker
@@ -36,7 +36,7 @@ class Concurrency(SyntheticEvaluator):
 
 def _search(tmp_path, name, evaluator, space=None, should_stop=lambda: False, resume=False, **overrides):
     space = space or default_space()
-    config = SearchConfig(**({"trials": 24, "archs_per_update": 8, "seed": 3} | overrides))
+    config = make_config(**({"trials": 24, "archs_per_update": 8, "seed": 3} | overrides))
     return search_in(tmp_path, name, config, space, evaluator, should_stop=should_stop, resume=resume)
 
 

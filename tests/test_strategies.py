@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlnas.config import PLAIN_REINFORCE, SearchConfig
+from rlnas.config import PLAIN_REINFORCE, SearchConfig, make_config
 from rlnas.config import STRATEGIES as ALL_STRATEGIES
 from rlnas.errors import ConfigError, RunError
+from rlnas.settings import EvolutionSettings
 from rlnas.space import Decision, SearchSpace, default_space
 from rlnas.strategies import make_strategy
 from rlnas.strategies.evolution import EvolutionStrategy, mutate
@@ -32,7 +33,7 @@ def tiny_space() -> SearchSpace:
 
 
 def config(strategy: str, **kw) -> SearchConfig:
-    return SearchConfig(strategy=strategy, **SMALL, **kw)
+    return make_config(strategy=strategy, **SMALL, **kw)
 
 
 def changed_decisions(space: SearchSpace, parent: np.ndarray, child: np.ndarray) -> list[str]:
@@ -157,7 +158,8 @@ def test_random_is_uniform_per_decision_and_seeded() -> None:
 # -- evolution -------------------------------------------------------------------------------------
 def test_evolution_mutates_exactly_one_active_decision_of_the_tournament_winner() -> None:
     space = default_space()
-    evo = EvolutionStrategy(space, population_size=5, tournament_size=5, seed=0)  # winner = the best
+    settings = EvolutionSettings(population_size=5, tournament_size=5)  # the winner is the best
+    evo = EvolutionStrategy(space, settings, seed=0)
     members = evo.ask(5).tokens
     rewards = np.array([0.3, 0.9, 0.1, 0.5, 0.2])
     evo.tell(members, rewards)
@@ -171,7 +173,7 @@ def test_evolution_mutates_exactly_one_active_decision_of_the_tournament_winner(
 
 def test_evolution_ages_out_the_oldest_not_the_worst() -> None:
     space = default_space()
-    evo = EvolutionStrategy(space, population_size=3, tournament_size=3, seed=0)
+    evo = EvolutionStrategy(space, EvolutionSettings(population_size=3, tournament_size=3), seed=0)
     old_best, a, b, young = evo.ask(4).tokens
     evo.tell(np.stack([old_best, a, b]), np.array([1.0, 0.1, 0.2]))
     assert all(len(changed_decisions(space, old_best, c)) == 1 for c in evo.ask(20).tokens)
@@ -185,7 +187,8 @@ def test_evolution_prefers_better_parents() -> None:
     members = np.repeat(np.arange(20)[:, None], 4, axis=1)
 
     def mean_parent_reward(tournament: int) -> float:
-        evo = EvolutionStrategy(space, population_size=20, tournament_size=tournament, seed=3)
+        settings = EvolutionSettings(population_size=20, tournament_size=tournament)
+        evo = EvolutionStrategy(space, settings, seed=3)
         evo.tell(members, np.arange(20.0))
         children = evo.ask(400).tokens
         parents = [int(np.argmax((members == c).sum(axis=1))) for c in children]
@@ -210,7 +213,7 @@ def test_mutation_skips_single_valued_decisions_and_draws_activated_ones() -> No
 
 
 def test_evolution_reports_population_statistics() -> None:
-    evo = EvolutionStrategy(tiny_space(), population_size=3, tournament_size=2, seed=0)
+    evo = EvolutionStrategy(tiny_space(), EvolutionSettings(population_size=3, tournament_size=2), seed=0)
     assert evo.tell(np.zeros((0, 4), np.int64), np.zeros(0)) == {}
     stats = evo.tell(evo.ask(4).tokens, np.array([0.1, 0.7, 0.4, 0.2]))
     assert stats == pytest.approx({"charts/population_best": 0.7, "charts/population_mean": 1.3 / 3})
