@@ -12,6 +12,7 @@ import pytest
 from rlnas.config import FIELD_TYPES, SearchConfig, load_config, make_config, read_toml, space_from_dict
 from rlnas.data import DataSpec
 from rlnas.errors import ConfigError
+from rlnas.settings import PLAIN_REINFORCE, SETTINGS, EvolutionSettings
 from rlnas.space import Decision, SearchSpace, default_space
 
 
@@ -40,16 +41,20 @@ def test_defaults_are_valid_and_frozen() -> None:
         cfg.trials = 3  # type: ignore[misc]
 
 
-def test_every_field_has_a_help_line() -> None:
-    for f in dataclasses.fields(SearchConfig):
+def test_every_setting_has_a_help_line_and_one_flat_name() -> None:
+    own = [f for kind in SETTINGS.values() for f in dataclasses.fields(kind)]
+    for f in (*dataclasses.fields(SearchConfig), *own):
         assert f.metadata.get("help"), f.name
-    assert set(FIELD_TYPES) == {f.name for f in dataclasses.fields(SearchConfig)}
+    shared = {f.name for f in dataclasses.fields(SearchConfig)} - set(SETTINGS)
+    assert len(own) == len({f.name for f in own})  # a flat name finds its one owner
+    assert set(FIELD_TYPES) == shared | {f.name for f in own}
+    assert not shared & {f.name for f in own}
 
 
 def test_to_dict_round_trips_through_make_config() -> None:
     cfg = make_config(trials=5, epochs=1, tanh_constant=2.5, max_minutes=1.5, dataset="fashion_mnist")
     assert make_config(cfg.to_dict()) == cfg
-    assert cfg.to_dict()["tanh_constant"] == 2.5
+    assert cfg.to_dict()["reinforce"]["tanh_constant"] == 2.5  # in its strategy's table
 
 
 def test_make_config_sets_values() -> None:
@@ -657,3 +662,92 @@ def test_a_minimised_objective_needs_a_failed_reward_below_zero() -> None:
         resolve(flags={"objective": "val_loss"})
     assert resolve(flags={"objective": "val_loss", "failed_reward": -10.0}).config.failed_reward == -10.0
     assert resolve(flags={"objective": "mnas:target=100000"}).config.failed_reward == 0.0  # maximised
+
+
+# -- each strategy's own table ---------------------------------------------------------------------
+def test_a_strategy_table_and_flat_keys_make_the_same_config(tmp_path: Path) -> None:
+    table = write(
+        tmp_path, "[search]\ntrials = 8\n[search.reinforce]\nmodel_steps = 0\ncontroller = 'factorized'\n"
+    )
+    flat = tmp_path / "flat.toml"
+    flat.write_text("[search]\ntrials = 8\nmodel_steps = 0\ncontroller = 'factorized'\n")
+    config = load_config(table)[0]
+    assert config == load_config(flat)[0]
+    assert (config.reinforce.model_steps, config.reinforce.controller, config.trials) == (0, "factorized", 8)
+    evolution = load_config(write(tmp_path, "[search.evolution]\npopulation_size = 7\n"))[0].evolution
+    assert evolution == EvolutionSettings(population_size=7)
+
+
+def test_a_flag_overrides_the_files_strategy_table(tmp_path: Path) -> None:
+    from rlnas.resolve import resolve
+
+    path = write(tmp_path, "[search.reinforce]\nmodel_steps = 3\nlstm_units = 8\n")
+    config = resolve(path, {"model_steps": 0}).config
+    assert (config.reinforce.model_steps, config.reinforce.lstm_units) == (0, 8)
+
+
+WRONG_TABLES = [
+    ("[search.evolution]\nmodel_steps = 0\n", r"^model_steps is a setting of reinforce, not of evolution: "
+     r"move it to \[search.reinforce\]$"),
+    ("[search.reinforce]\nmodel_step = 0\n", r"^unknown setting 'model_step' in \[search.reinforce\] "
+     r"\(did you mean 'model_steps'\?\)$"),
+    ("[search.reinforce]\ntrials = 3\n", r"^trials is shared by every strategy: move it from "
+     r"\[search.reinforce\] to \[search\]$"),
+    ("[search.tpe]\nseed = 3\n", r"^seed is shared by every strategy"),
+    ("[search.tpe]\nbandwidth = 3\n", r"^unknown setting 'bandwidth' in \[search.tpe\]; tpe has no "
+     r"settings of its own$"),
+    ("[search.reinforse]\nmodel_steps = 0\n", r"^unknown setting 'reinforse' in \[search\] "
+     r"\(did you mean 'reinforce'\?\)"),
+    ("[search]\nmodel_steps = 1\n[search.reinforce]\nmodel_steps = 2\n",
+     r"^model_steps is given twice, in \[search\] and in \[search.reinforce\]; keep one$"),
+    ("[search]\nreinforce = 3\n", r"^\[search.reinforce\] must be a table of reinforce's settings, "
+     r"got 3$"),
+    ("[search.reinforce]\nmodel_steps = -1\n", r"^model_steps must be a whole number >= 0 "
+     r"\(0: no model\), got -1$"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text, message", WRONG_TABLES)
+def test_a_strategy_table_with_a_wrong_key_is_one_line(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, text))
+
+
+def test_a_run_stored_with_flat_settings_still_resumes() -> None:
+    """config.json written before the strategies had tables: every setting flat in "search"."""
+    from rlnas.resolve import resolve
+
+    nested = make_config(trials=8, model_steps=0, population_size=9).to_dict()
+    flat = {k: v for k, v in nested.items() if k not in SETTINGS}
+    for table in SETTINGS:
+        flat |= nested[table]
+    stored = {"search": flat, "space": default_space().to_dict()}
+    config = resolve(flags={"trials": 12}, resume_from=stored).config
+    assert config == make_config(trials=12, model_steps=0, population_size=9)
+    with pytest.raises(ConfigError, match=r"^--resume cannot change model_steps \(the run used 0\)"):
+        resolve(flags={"model_steps": 5}, resume_from=stored)
+
+
+def test_with_settings_changes_a_strategys_own_and_shared_settings_alike() -> None:
+    config = make_config(seed=2).with_settings(pqt_k=2, trials=4, evolution={"tournament_size": 3})
+    assert (config.reinforce.pqt_k, config.trials, config.evolution.tournament_size, config.seed) == (
+        2,
+        4,
+        3,
+        2,
+    )
+    assert config.setting("pqt_k") == 2 and config.setting("trials") == 4
+    with pytest.raises(ConfigError, match=r"^pqt_k must be a whole number >= 0 \(0: off\), got -1$"):
+        config.with_settings(pqt_k=-1)
+
+
+def test_a_tournament_larger_than_its_population_is_an_error_only_for_evolution() -> None:
+    with pytest.raises(ConfigError, match=r"^tournament_size \(6\) must be at most population_size \(5\)"):
+        make_config(strategy="evolution", population_size=5, tournament_size=6)
+    assert make_config(strategy="random", population_size=5, tournament_size=6).evolution.tournament_size == 6
+
+
+def test_plain_reinforce_is_zoph_and_les_update_alone() -> None:
+    plain = make_config(**PLAIN_REINFORCE).reinforce
+    assert not plain.uses_history  # no reward model, novelty filter, mixing or risk-seeking
+    assert make_config().reinforce.uses_history  # the default: the controller plus the reward model
