@@ -325,10 +325,10 @@ def test_a_process_that_exits_while_the_update_traces_exits_cleanly(tmp_path):
     import sys
 
     code = (
-        "from rlnas.config import SearchConfig\n"
+        "from rlnas.config import make_config\n"
         "from rlnas.space import default_space\n"
         "from rlnas.strategies import make_strategy\n"
-        "make_strategy(SearchConfig(lstm_units=8), default_space()).ask(2)\n"
+        "make_strategy(make_config(lstm_units=8), default_space()).ask(2)\n"
     )
     env = {**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3", "RLNAS_EAGER_CONTROLLER": "0"}  # traced
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
