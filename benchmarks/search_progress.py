@@ -197,7 +197,7 @@ def main() -> None:
     from rlnas.config import SearchConfig
 
     default = SearchConfig()
-    lrs = [float(x) for x in args.lrs.split(",")] if args.lrs else [default.controller_lr]
+    lrs = [float(x) for x in args.lrs.split(",")] if args.lrs else [default.reinforce.controller_lr]
     seeds = [int(x) for x in args.seeds.split(",")]
     runs = [run(lr, seed, args.trials or default.trials) for lr in lrs for seed in seeds]
     emit(args.out, "search_progress", markdown(runs), {"runs": runs})
