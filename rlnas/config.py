@@ -144,7 +144,18 @@ class SearchConfig:
             raise ConfigError(f"gpus={self.gpus!r} is for local workers; Ray children take --gpus-per-child")
 
     def to_dict(self) -> dict[str, Any]:
+        """The shared settings, and each strategy's own under its name (``config.json``)."""
         return dataclasses.asdict(self)
+
+    def to_text(self) -> str:
+        """One ``name = value`` line per setting, the shared ones first, then each strategy's table
+        (TensorBoard's text tab)."""
+        data = self.to_dict()
+        own = {name: data.pop(name) for name in SETTINGS}
+        lines = [f"{k} = {v!r}" for k, v in data.items()]
+        for name, values in own.items():
+            lines += ["", f"[search.{name}]", *(f"{k} = {v!r}" for k, v in values.items())]
+        return "\n".join(lines)
 
     def setting(self, name: str) -> Any:
         """The value of any setting by its flat name, shared or a strategy's own."""

@@ -747,6 +747,12 @@ def test_a_tournament_larger_than_its_population_is_an_error_only_for_evolution(
     assert make_config(strategy="random", population_size=5, tournament_size=6).evolution.tournament_size == 6
 
 
+def test_to_text_lists_the_shared_settings_then_each_strategys_table() -> None:
+    lines = make_config(trials=5, model_steps=0).to_text().splitlines()
+    assert "trials = 5" in lines and lines.index("[search.reinforce]") < lines.index("model_steps = 0")
+    assert lines.index("seed = 0") < lines.index("[search.reinforce]") < lines.index("[search.evolution]")
+
+
 def test_plain_reinforce_is_zoph_and_les_update_alone() -> None:
     plain = make_config(**PLAIN_REINFORCE).reinforce
     assert not plain.uses_history  # no reward model, novelty filter, mixing or risk-seeking

@@ -289,8 +289,7 @@ class _Loop:
     # -- checkpoints and monitoring ------------------------------------------------------------
     def _begin(self) -> list[tuple[Proposal, bool]]:
         """A new run: the config once as text, the HParams experiment, the policy before any update."""
-        settings = "\n".join(f"{k} = {v!r}" for k, v in self.config.to_dict().items())
-        self.monitor.text("config", f"```\n{settings}\n```")
+        self.monitor.text("config", f"```\n{self.config.to_text()}\n```")
         self.monitor.hparams_config(self.space)
         self._log_policy(0)
         return []
