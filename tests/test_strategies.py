@@ -11,6 +11,7 @@ import pytest
 from rlnas.config import PLAIN_REINFORCE, SearchConfig, make_config
 from rlnas.config import STRATEGIES as ALL_STRATEGIES
 from rlnas.errors import ConfigError, RunError
+from rlnas.models.child import Status
 from rlnas.settings import EvolutionSettings
 from rlnas.space import Decision, SearchSpace, default_space
 from rlnas.strategies import make_strategy
@@ -58,6 +59,21 @@ def test_proposals_are_valid_tokens(name: str, space: SearchSpace) -> None:
         else:
             assert proposal.log_probs is None
         strategy.tell(proposal.tokens, np.linspace(0, 1, 6))
+
+
+@pytest.mark.parametrize("name", ["random", "evolution"])
+def test_a_failed_row_teaches_by_its_failed_reward_and_think_is_a_no_op(name: str) -> None:
+    """Statuses change nothing for a strategy that learns from the failed reward (TPE, which fails the
+    trial instead, is tested in tests/test_tpe.py); think() is part of every strategy."""
+    told, plain = (
+        make_strategy(config(name, population_size=4, tournament_size=2), tiny_space()) for _ in "ab"
+    )
+    for _ in range(3):
+        a, b = told.ask(4).tokens, plain.ask(4).tokens
+        np.testing.assert_array_equal(a, b)
+        assert told.think() is None
+        told.tell(a, np.array([0.5, 0.0, 0.2, 0.0]), statuses=[Status.OK, Status.FAILED, Status.OK, "failed"])
+        plain.tell(b, np.array([0.5, 0.0, 0.2, 0.0]))
 
 
 @pytest.mark.parametrize("name", STRATEGIES)

@@ -160,25 +160,7 @@ class ReinforceStrategy:
             log_probs = None  # weights off: the plain (stale) gradient
         if not len(tokens):
             return {}
-        advantages = None
-        if self.settings.risk_seeking > 0:
-            memory = np.r_[self.history.rewards[-self.settings.risk_memory :], rewards]
-            advantages = policy_gradient.risk_seeking_advantages(rewards, memory, self.settings.risk_seeking)
-        stats = policy_gradient.update(
-            self.controller,
-            tokens,
-            active_masks(self.space, tokens),
-            rewards,
-            self.baseline,
-            entropy_weight=self.settings.entropy_weight,
-            grad_clip=self.settings.grad_clip,
-            skips=self.skips,
-            skip_weight=self.settings.skip_weight,
-            skip_target=self.settings.skip_target,
-            old_log_probs=None if log_probs is None else np.asarray(log_probs, np.float64),
-            importance_clip=self.settings.importance_clip,
-            advantages=advantages,
-        )
+        stats = self._update(tokens, rewards, log_probs)
         scalars = self._scalars(stats, stale=log_probs is not None)
         if self.uses_history:
             self.history.add(self.space, tokens, rewards)
@@ -194,6 +176,32 @@ class ReinforceStrategy:
                 self.model, self.space, self.history, min_fit=self.settings.model_min_fit
             )
         return scalars
+
+    def _update(
+        self, tokens: np.ndarray, rewards: np.ndarray, log_probs: np.ndarray | None
+    ) -> policy_gradient.UpdateStats:
+        """The policy-gradient step: against the baseline, or the risk-seeking quantile of the recent
+        rewards; importance-weighted when the rows' ``log_probs`` are given."""
+        c = self.settings
+        advantages = None
+        if c.risk_seeking > 0:
+            memory = np.r_[self.history.rewards[-c.risk_memory :], rewards]
+            advantages = policy_gradient.risk_seeking_advantages(rewards, memory, c.risk_seeking)
+        return policy_gradient.update(
+            self.controller,
+            tokens,
+            active_masks(self.space, tokens),
+            rewards,
+            self.baseline,
+            entropy_weight=c.entropy_weight,
+            grad_clip=c.grad_clip,
+            skips=self.skips,
+            skip_weight=c.skip_weight,
+            skip_target=c.skip_target,
+            old_log_probs=None if log_probs is None else np.asarray(log_probs, np.float64),
+            importance_clip=c.importance_clip,
+            advantages=advantages,
+        )
 
     def think(self) -> float | None:
         """The reward model's imagined steps on the model fitted at the last ``tell``: work the search
