@@ -1,5 +1,5 @@
-"""The bounds every search setting shares, past its own rule in :mod:`rlnas.config`: a finite number,
-a whole number a C library can hold, a size the search can hold in memory.
+"""The bounds every search setting shares, past its own rule (:mod:`rlnas.config`, :mod:`rlnas.settings`):
+a finite number, a whole number a C library can hold, a size the search can hold in memory.
 
 Each is a value that passes a field's rule ("positive") and would still fail, long after the run
 directory was made, as an overflow or an exhausted memory deep inside NumPy or TensorFlow.
