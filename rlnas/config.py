@@ -72,7 +72,9 @@ __all__ = [
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """Every knob of a search; each field is also a ``--flag`` of ``rlnas search``."""
+    """Every knob of a search: the settings every strategy shares, each also a ``--flag`` of ``rlnas
+    search``, and each strategy's own settings object (``reinforce``, ``evolution``), whose fields
+    are flags too. Build one from flat names or tables with :func:`make_config`."""
 
     dataset: str = _f("mnist_5k", "mnist_5k (bundled), mnist, fashion_mnist, or a path to a .npz file")
     data_dir: str | None = _f(None, "directory holding MNIST-format IDX files (e.g. Debian's fashion-mnist)")
