@@ -45,11 +45,11 @@ def seconds(fn: Callable[[], Any]) -> float:
 
 
 def make(compiled: bool, seed: int = 0) -> Any:
-    from rlnas.config import SearchConfig
+    from rlnas.settings import ReinforceSettings
     from rlnas.space import default_space
     from rlnas.strategies.reinforce import make_controller
 
-    return make_controller(SearchConfig(seed=seed), default_space(), compiled=compiled)
+    return make_controller(ReinforceSettings(), default_space(), seed=seed, compiled=compiled)
 
 
 def one_update(controller: Any, baseline: Any, n: int) -> Callable[[], Any]:

@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rlnas.config import PLAIN_REINFORCE, SearchConfig
+from rlnas.config import PLAIN_REINFORCE, make_config
 from rlnas.space import default_space
 from rlnas.strategies import make_strategy
 
@@ -38,15 +38,14 @@ SETTINGS = {
 def seconds_per_batch(fields: dict, batches: int, controller: str) -> tuple[float, float]:
     """(mean seconds of tell + ask, mean seconds of think) per batch after the first."""
     space = default_space()
-    strategy = make_strategy(SearchConfig(controller=controller, **fields), space)
-    think = getattr(strategy, "think", lambda: None)
+    strategy = make_strategy(make_config(controller=controller, **fields), space)
     rng = np.random.default_rng(0)
     waits, thinks = [], []
     for _ in range(batches):
         start = time.perf_counter()
         tokens = strategy.ask(4).tokens
         asked = time.perf_counter()
-        think()  # the search loop calls it once the batch's children train
+        strategy.think()  # the search loop calls it once the batch's children train
         thought = time.perf_counter()
         rewards = rng.random(4) * 0.1 + tokens[:, 0] * 0.01  # something to learn
         strategy.tell(tokens, rewards)

@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rlnas.config import PLAIN_REINFORCE, SearchConfig, load_config
+from rlnas.config import PLAIN_REINFORCE, load_config, make_config
 from rlnas.stats import diff_ci, mean_ci
 from rlnas.strategies import make_strategy
 from rlnas.tables import lookup as lookup_table
@@ -128,11 +128,11 @@ class Runner:
     def make(self, seed: int):
         if self.strategy == "reinforce":
             if self._kept is None:
-                config = SearchConfig(strategy="reinforce", seed=seed, **self.fields)
+                config = make_config(strategy="reinforce", seed=seed, **self.fields)
                 self._kept = make_strategy(config, self.space)
             self._kept.reset(seed)
             return self._kept
-        return make_strategy(SearchConfig(strategy=self.strategy, seed=seed, **self.fields), self.space)
+        return make_strategy(make_config(strategy=self.strategy, seed=seed, **self.fields), self.space)
 
 
 def run_once(table: HpoTable, strategy, seed: int, budget: int, batch: int) -> dict[str, np.ndarray]:

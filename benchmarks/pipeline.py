@@ -188,7 +188,7 @@ def regret(args) -> dict[str, Any]:
     results: dict[str, list[np.ndarray]] = {}
     start = time.monotonic()
     for name, (depth, clip) in variants.items():
-        strategy = make_strategy(dataclasses.replace(config, importance_clip=clip), space)
+        strategy = make_strategy(config.with_settings(importance_clip=clip), space)
         results[name] = []
         for seed in range(args.seeds):
             strategy.reset(seed)  # keeps importance_clip: it replaces only the seed

@@ -15,7 +15,6 @@ Writes benchmarks/results/lookup_tables/NAME.md and NAME.json.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -121,7 +120,7 @@ def main() -> None:
         return play(env, tokens, 0)[0]
 
     def run(name: str, **overrides) -> list:
-        c = dataclasses.replace(config, **overrides)
+        c = config.with_settings(**overrides)
         return bench.bench(space, c, reward, table.values, [name], args.seeds, args.budget)[name]
 
     start = time.monotonic()

@@ -55,7 +55,7 @@ def policy(config: Any, space: Any, checkpoint: Any) -> tuple[list[dict[str, Any
     and the policy's entropy per architecture (Monte Carlo over the same draws)."""
     from rlnas.strategies.reinforce import make_controller
 
-    controller = make_controller(config, space)
+    controller = make_controller(config.reinforce, space, seed=config.seed)
     if checkpoint is not None:
         controller.restore(checkpoint)
     controller.rng = np.random.default_rng(POLICY_SEED)
@@ -86,12 +86,12 @@ def policy_shift(
 
 
 def run(lr: float, seed: int, trials: int) -> dict[str, Any]:
-    from rlnas.config import SearchConfig
+    from rlnas.config import make_config
     from rlnas.policy import gradient as policy_gradient
     from rlnas.search.loop import run_search
     from rlnas.space import default_space
 
-    config, space = SearchConfig(trials=trials, seed=seed, controller_lr=lr), default_space()
+    config, space = make_config(trials=trials, seed=seed, controller_lr=lr), default_space()
     stats: list[Any] = []  # policy_gradient.UpdateStats of each batch, captured as the search makes them
 
     def capture(original: Any) -> Any:
@@ -209,7 +209,7 @@ def main() -> None:
     from rlnas.config import SearchConfig
 
     default = SearchConfig()
-    lrs = [float(x) for x in args.lrs.split(",")] if args.lrs else [default.policy_lr]
+    lrs = [float(x) for x in args.lrs.split(",")] if args.lrs else [default.reinforce.policy_lr]
     seeds = [int(x) for x in args.seeds.split(",")]
     runs = [run(lr, seed, args.trials or default.trials) for lr in lrs for seed in seeds]
     emit(args.out, "search_progress", markdown(runs), {"runs": runs})

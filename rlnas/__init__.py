@@ -7,7 +7,7 @@ Importing ``rlnas`` is cheap (no TensorFlow): the pieces that need it live in th
 
 from typing import Any
 
-from rlnas.config import SearchConfig, load_config
+from rlnas.config import SearchConfig, load_config, make_config
 from rlnas.errors import ChildError, ConfigError, DataError, RlnasError, RunError
 from rlnas.space import Decision, SearchSpace, default_space
 from rlnas.space.discovery import space_from_function
@@ -29,6 +29,7 @@ __all__ = [
     "__version__",
     "default_space",
     "load_config",
+    "make_config",
     "space_from_function",
 ]
 

@@ -1,5 +1,5 @@
-"""The bounds every search setting shares, past its own rule in :mod:`rlnas.config`: a finite number,
-a whole number a C library can hold, a size the search can hold in memory.
+"""The bounds every search setting shares, past its own rule (:mod:`rlnas.config`, :mod:`rlnas.settings`):
+a finite number, a whole number a C library can hold, a size the search can hold in memory.
 
 Each is a value that passes a field's rule ("positive") and would still fail, long after the run
 directory was made, as an overflow or an exhausted memory deep inside NumPy or TensorFlow.
@@ -40,19 +40,14 @@ reward model, the population; weights past 1 saturate the LSTM): beyond them a s
 it would stall or exhaust memory long after the run directory was made."""
 
 
-def check_bounds(config: Any) -> None:
-    """What the per-field rules leave open: non-finite numbers, ints past :data:`INT_LIMIT`, sizes past
-    :data:`SIZE_LIMITS`, and evolution's tournament drawn from a smaller population."""
-    for f in fields(config):
-        value = getattr(config, f.name)
+def check_bounds(settings: Any) -> None:
+    """What the per-field rules leave open, for the shared config and each strategy's settings alike:
+    non-finite numbers, ints past :data:`INT_LIMIT`, sizes past :data:`SIZE_LIMITS`."""
+    for f in fields(settings):
+        value = getattr(settings, f.name)
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
         limit = SIZE_LIMITS.get(f.name, INT_LIMIT)
         if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > limit:
             bound = f"at most {limit}" if value > 0 else f"at least {-limit}"
             raise ConfigError(f"{f.name} must be {bound}, got {value!r}")
-    if config.strategy == "evolution" and config.tournament_size > config.population_size:
-        raise ConfigError(
-            f"tournament_size ({config.tournament_size}) must be at most population_size "
-            f"({config.population_size}): a tournament draws members without replacement"
-        )

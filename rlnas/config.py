@@ -2,15 +2,17 @@
 
 Everything here is validated before TensorFlow is imported, so a typo costs the user a one-line
 error, not ten seconds of start-up noise and a traceback. Each field's rule is one row of
-``_RULES``; :func:`rlnas.resolve.resolve` is where file, flags and a resumed run are merged. (A little
-over 300 lines: one line per setting, twice, in the dataclass and in the rule table; the bounds
-every setting shares are :mod:`rlnas.bounds`.)
+``_RULES``; :func:`rlnas.resolve.resolve` is where file, flags and a resumed run are merged. The
+config holds what every strategy shares; each strategy's own settings are a dataclass of their own
+(:mod:`rlnas.settings`), held here as one field per strategy.
 
 A config file has two optional tables::
 
-    [search]            # any field of SearchConfig
+    [search]            # any shared field of SearchConfig
     trials = 64
     epochs = 2
+    [search.reinforce]  # the reinforce strategy's own settings (flat in [search] works too)
+    model_steps = 0
 
     [space]             # omit for the default MLP space; see rlnas.space.toml
     model = "mlp"
@@ -22,9 +24,8 @@ A config file has two optional tables::
 from __future__ import annotations
 
 import dataclasses
-import math
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -35,33 +36,45 @@ from rlnas.devices import check_gpus_setting
 from rlnas.errors import ConfigError, did_you_mean
 from rlnas.models import standard_space
 from rlnas.policy.controller_kinds import CONTROLLER_LR, CONTROLLERS
+from rlnas.settings import OWNER, PLAIN_REINFORCE, SETTINGS, STRATEGIES, EvolutionSettings, ReinforceSettings
+from rlnas.settings.rules import (
+    Check,
+    finite_number,
+    flag,
+    must,
+    one_of,
+    optional,
+    positive,
+    whole,
+)
+from rlnas.settings.rules import setting as _f
 from rlnas.space import SearchSpace
 from rlnas.space import toml as space_toml
 
 SEED_LIMIT = 2**32
 """Seeds are numpy's and TensorFlow's: non-negative, and below 2**32 so that every derived seed fits."""
-STRATEGIES = ("reinforce", "random", "evolution", "tpe")
 EXECUTORS = ("local", "ray")
 SCHEDULES = ("cosine", "constant")
 """Learning-rate schedules of the replay (rlnas.models.child.cosine_decay)."""
 PIPELINES = (1, 2)
 """Batches in flight at once: 1 is synchronous; 2 proposes the next batch before the current one's update."""
-MODEL_SELECTS = ("ucb", "thompson", "mixed")
-"""How the reinforce strategy picks its real batch from the pool (rlnas.strategies.dyna.choose)."""
-PLAIN_REINFORCE: dict[str, Any] = {"novel_only": False, "model_steps": 0, "explore_mix": 0.0}
-"""The settings that turn the reinforce strategy back into Zoph & Le's: one policy-gradient step per
-real batch, no reward model, no novelty filter, no mixed-in candidates (the ablation's baseline;
-``--no-novel-only --model-steps 0 --explore-mix 0`` on the command line)."""
-__all__ = ["CONTROLLERS", "CONTROLLER_LR", "SearchConfig", "load_config", "make_config", "space_from_dict"]
-
-
-def _f(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+__all__ = [
+    "CONTROLLERS",
+    "CONTROLLER_LR",
+    "PLAIN_REINFORCE",
+    "STRATEGIES",
+    "SearchConfig",
+    "load_config",
+    "make_config",
+    "space_from_dict",
+]
 
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """Every knob of a search; each field is also a ``--flag`` of ``rlnas search``."""
+    """Every knob of a search: the settings every strategy shares, each also a ``--flag`` of ``rlnas
+    search``, and each strategy's own settings object (``reinforce``, ``evolution``), whose fields
+    are flags too. Build one from flat names or tables with :func:`make_config`."""
 
     dataset: str = _f("mnist_5k", "mnist_5k (bundled), mnist, fashion_mnist, or a path to a .npz file")
     data_dir: str | None = _f(None, "directory holding MNIST-format IDX files (e.g. Debian's fashion-mnist)")
@@ -75,7 +88,8 @@ class SearchConfig:
     seed: int = _f(0, "seed of the controller, the sampling and the children; same seed, same run")
     strategy: str = _f(
         "reinforce",
-        "search strategy: reinforce (a policy trained by REINFORCE; see controller), random, evolution, "
+        "search strategy: reinforce (the LSTM REINFORCE controller plus a reward model), random, "
+        "evolution, "
         "or tpe (Optuna's TPE sampler; needs the bench extra)",
     )
     workers: int | None = _f(None, "children trained at once, each in its own worker process (default: auto)")
@@ -83,61 +97,6 @@ class SearchConfig:
     pipeline: int = _f(
         1, "batches in flight: 1 = update, then train the next batch; 2 = the next batch trains during it"
     )
-    importance_clip: float = _f(
-        1.0,
-        "pipeline 2: cap c of the importance weight min(c, pi_new/pi_old); 0: no weights (stale gradient)",
-    )
-    controller: str = _f(
-        "lstm",
-        "reinforce's policy: lstm (Zoph & Le's RNN) or factorized (one free logit vector per decision)",
-    )
-    controller_lr: float | None = _f(
-        None, "Adam learning rate of the controller (default: 0.005 for lstm, 0.02 for factorized)"
-    )
-    entropy_weight: float = _f(1e-3, "weight of the entropy bonus in the REINFORCE loss")
-    skip_weight: float = _f(0.0, "weight of the ENAS skip-density KL penalty in the REINFORCE loss (0: off)")
-    skip_target: float = _f(0.4, "skip density (probability of each skip_<i>_<j>) the penalty pulls towards")
-    baseline_decay: float = _f(0.8, "decay of the exponential moving-average reward baseline")
-    grad_clip: float = _f(5.0, "global-norm clipping of the controller gradient")
-    temperature: float = _f(1.0, "softmax temperature of the controller's logits while sampling")
-    tanh_constant: float | None = _f(2.5, "logits = C * tanh(logits / temperature) (ENAS); 0 turns it off")
-    novel_only: bool = _f(True, "reinforce: propose only architectures not yet evaluated while any remain")
-    model_steps: int = _f(
-        5, "reinforce: Dyna steps on a learned reward model's predictions per real batch (0: no model)"
-    )
-    model_batch: int = _f(32, "reinforce: architectures sampled in each imagined (reward-model) step")
-    model_pool: int = _f(
-        512, "reinforce: controller samples the real batch is chosen from (novel_only/model)"
-    )
-    model_bonus: float = _f(1.0, "reinforce: optimism, predicted reward + bonus * ensemble spread")
-    model_trees: int = _f(8, "reinforce: extra-trees in the reward model's ensemble")
-    explore_mix: float = _f(0.5, "reinforce: fraction of the pool replaced by mutants and uniform draws")
-    risk_seeking: float = _f(
-        0.0, "reinforce: learn only from rewards above the (1 - eps) quantile (Petersen 2021); 0: off"
-    )
-    risk_memory: int = _f(32, "reinforce: recent rewards the risk-seeking quantile is taken over")
-    model_select: str = _f(
-        "mixed",
-        "reinforce: how the real batch is picked from the pool: ucb (mean + bonus * spread), thompson, "
-        "mixed (the best predicted mean, then thompson)",
-    )
-    mutant_share: float = _f(
-        0.75, "reinforce: share of the explore_mix rows that are mutants (the rest uniform)"
-    )
-    model_linear: int = _f(
-        0, "reinforce: bootstrap ridge (additive) members in the reward model beside its trees (0: none)"
-    )
-    model_min_fit: int = _f(8, "reinforce: evaluations before the reward model is fitted and trusted (>= 2)")
-    mutant_parents: int = _f(5, "reinforce: best evaluated rows the explore_mix mutants are drawn from")
-    model_ordinal: bool = _f(False, "reinforce: the reward model also sees each numeric decision's rank")
-    pqt_k: int = _f(
-        0, "reinforce: priority-queue training, imitate the k best found so far each batch (0: off)"
-    )
-    lstm_units: int = _f(35, "units in each LSTM layer of the controller")
-    lstm_layers: int = _f(2, "LSTM layers of the controller")
-    init_range: float = _f(0.08, "controller weights start uniform in [-r, r]")
-    population_size: int = _f(20, "evolution: architectures kept alive (the oldest is aged out)")
-    tournament_size: int = _f(5, "evolution: random members compared to pick each parent")
     early_stopping: int | None = _f(None, "stop a child after this many epochs without val-loss gain")
     objective: str = _f(
         "val_accuracy", "reward: val_accuracy, <metric>[:min|max], accuracy_cubed, mnas:target=N"
@@ -166,22 +125,48 @@ class SearchConfig:
     replay_schedule: str = _f(
         "cosine", "learning rate over the replay's epochs: cosine (decays to ~0) or constant"
     )
+    reinforce: ReinforceSettings = field(
+        default_factory=ReinforceSettings, metadata={"help": "the reinforce strategy's own settings"}
+    )
+    evolution: EvolutionSettings = field(
+        default_factory=EvolutionSettings, metadata={"help": "the evolution strategy's own settings"}
+    )
 
     def __post_init__(self) -> None:
         for name, check in _RULES.items():
             check(name, getattr(self, name))
+        for name, kind in SETTINGS.items():
+            if not isinstance(getattr(self, name), kind):
+                raise ConfigError(f"{name} must be {kind.__name__} (make_config reads a table or flat keys)")
         check_bounds(self)
+        if self.strategy == "evolution":
+            self.evolution.check_tournament()
         self.data_spec()  # validates the split fractions now, not when the data is first loaded
         if self.gpus is not None and self.executor != "local":
             raise ConfigError(f"gpus={self.gpus!r} is for local workers; Ray children take --gpus-per-child")
 
     def to_dict(self) -> dict[str, Any]:
+        """The shared settings, and each strategy's own under its name (``config.json``)."""
         return dataclasses.asdict(self)
 
-    @property
-    def policy_lr(self) -> float:
-        """The controller's Adam step: ``controller_lr``, or the default of its ``controller``."""
-        return self.controller_lr if self.controller_lr is not None else CONTROLLER_LR[self.controller]
+    def to_text(self) -> str:
+        """One ``name = value`` line per setting, the shared ones first, then each strategy's table
+        (TensorBoard's text tab)."""
+        data = self.to_dict()
+        own = {name: data.pop(name) for name in SETTINGS}
+        lines = [f"{k} = {v!r}" for k, v in data.items()]
+        for name, values in own.items():
+            lines += ["", f"[search.{name}]", *(f"{k} = {v!r}" for k, v in values.items())]
+        return "\n".join(lines)
+
+    def setting(self, name: str) -> Any:
+        """The value of any setting by its flat name, shared or a strategy's own."""
+        owner = OWNER.get(name)
+        return getattr(getattr(self, owner) if owner else self, name)
+
+    def with_settings(self, **values: Any) -> SearchConfig:
+        """This config with some settings changed, by flat name or by strategy table (validated)."""
+        return _build(flatten(values), base=self)
 
     def data_spec(self) -> DataSpec:
         """The dataset description shared by the search, its workers and replay."""
@@ -194,160 +179,126 @@ class SearchConfig:
         )
 
 
-# -- validation: one rule per field -----------------------------------------------------------------
-Check = Callable[[str, Any], None]
-"""``check(name, value)`` raises ConfigError naming the field and echoing the bad value."""
-
-
-def _positive(name: str, value: Any, *, integer: bool = False) -> None:
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise ConfigError(f"{name} must be a {'whole ' if integer else ''}number, got {value!r}")
-    if not (value > 0 and math.isfinite(value)):
-        raise ConfigError(f"{name} must be positive, got {value!r}")
-
-
-def _whole(name: str, value: Any) -> None:
-    _positive(name, value, integer=True)
-
-
-def _optional(check: Check) -> Check:
-    """None allowed (the setting is off or automatic), anything else checked."""
-
-    def run(name: str, value: Any) -> None:
-        if value is not None:
-            check(name, value)
-
-    return run
-
-
-def _must(ok: Callable[[Any], bool], rule: str) -> Check:
-    """A value ``ok`` accepts, else "<name> must be <rule>, got <value>" (also for a wrong type)."""
-
-    def run(name: str, value: Any) -> None:
-        try:
-            accepted = ok(value)
-        except TypeError:  # "x" < 0: the wrong type is as bad as the wrong value
-            accepted = False
-        if not accepted:
-            raise ConfigError(f"{name} must be {rule}, got {value!r}")
-
-    return run
-
-
-def _one_of(allowed: tuple[str, ...]) -> Check:
-    def run(name: str, value: Any) -> None:
-        if value not in allowed:
-            raise ConfigError(
-                f"unknown {name} {value!r}; allowed: {', '.join(allowed)}" + did_you_mean(str(value), allowed)
-            )
-
-    return run
-
-
+# -- validation: one rule per shared field ---------------------------------------------------------
 def _objective(name: str, value: Any) -> None:
     from rlnas.models.objectives import parse_objective  # its ConfigError says what is wrong
 
     parse_objective(value)
 
 
-def _finite_number(value: Any, low: float = 0) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float) and low <= value < math.inf
-
-
 _RULES: dict[str, Check] = {
-    "trials": _whole,
-    "max_minutes": _optional(_positive),
-    "epochs": _whole,
-    "batch_size": _whole,
-    "train_fraction": _must(lambda v: 0 < v <= 1, "in (0, 1]"),
-    "seed": _must(lambda v: type(v) is int and 0 <= v < SEED_LIMIT, f"a whole number in [0, {SEED_LIMIT})"),
-    "strategy": _one_of(STRATEGIES),
-    "workers": _optional(_whole),
-    "archs_per_update": _whole,
-    "pipeline": _must(
+    "trials": whole,
+    "max_minutes": optional(positive),
+    "epochs": whole,
+    "batch_size": whole,
+    "train_fraction": must(lambda v: 0 < v <= 1, "in (0, 1]"),
+    "seed": must(lambda v: type(v) is int and 0 <= v < SEED_LIMIT, f"a whole number in [0, {SEED_LIMIT})"),
+    "strategy": one_of(STRATEGIES),
+    "workers": optional(whole),
+    "archs_per_update": whole,
+    "pipeline": must(
         lambda v: type(v) is int and v in PIPELINES,
         "1 (synchronous) or 2 (the next batch trains during the update)",
     ),
-    "importance_clip": _must(_finite_number, ">= 0 (0 turns the weights off)"),
-    "controller": _one_of(CONTROLLERS),
-    "controller_lr": _optional(_positive),
-    "entropy_weight": _must(lambda v: v >= 0, ">= 0"),
-    "skip_weight": _must(lambda v: v >= 0, ">= 0"),
-    "skip_target": _must(lambda v: 0 < v < 1, "in (0, 1)"),
-    "baseline_decay": _must(lambda v: 0 <= v < 1, "in [0, 1)"),
-    "grad_clip": _positive,
-    "temperature": _positive,
-    "tanh_constant": _optional(
-        _must(lambda v: isinstance(v, int | float) and 0 <= v < math.inf, ">= 0 (0 turns it off)")
-    ),
-    "novel_only": _must(lambda v: isinstance(v, bool), "true or false"),
-    "model_steps": _must(lambda v: type(v) is int and v >= 0, "a whole number >= 0 (0: no model)"),
-    "model_batch": _whole,
-    "model_pool": _whole,
-    "model_bonus": _must(_finite_number, ">= 0"),
-    "model_trees": _whole,
-    "explore_mix": _must(lambda v: _finite_number(v) and v <= 1, "in [0, 1]"),
-    "risk_seeking": _must(lambda v: _finite_number(v) and v < 1, "in [0, 1) (0: off)"),
-    "risk_memory": _whole,
-    "model_select": _must(lambda v: v in MODEL_SELECTS, "ucb, thompson or mixed"),
-    "mutant_share": _must(lambda v: _finite_number(v) and v <= 1, "in [0, 1]"),
-    "model_linear": _must(lambda v: type(v) is int and v >= 0, "a whole number >= 0 (0: none)"),
-    "model_min_fit": _must(lambda v: type(v) is int and v >= 2, "a whole number >= 2"),
-    "mutant_parents": _whole,
-    "model_ordinal": _must(lambda v: isinstance(v, bool), "true or false"),
-    "pqt_k": _must(lambda v: type(v) is int and v >= 0, "a whole number >= 0 (0: off)"),
-    "lstm_units": _whole,
-    "lstm_layers": _whole,
-    "init_range": _positive,
-    "population_size": _whole,
-    "tournament_size": _whole,
-    "early_stopping": _optional(_whole),
+    "early_stopping": optional(whole),
     "objective": _objective,
-    "max_params": _optional(_whole),
-    "child_time_limit": _optional(_positive),
-    "max_consecutive_failures": _whole,
-    "executor": _one_of(EXECUTORS),
-    "address": _optional(
-        _must(lambda v: v in ("auto", "local") or ":" in v, "auto, local, ray://HOST:PORT or HOST:PORT")
+    "max_params": optional(whole),
+    "child_time_limit": optional(positive),
+    "max_consecutive_failures": whole,
+    "executor": one_of(EXECUTORS),
+    "address": optional(
+        must(lambda v: v in ("auto", "local") or ":" in v, "auto, local, ray://HOST:PORT or HOST:PORT")
     ),
-    "cpus_per_child": _positive,
-    "gpus_per_child": _must(_finite_number, ">= 0"),
-    "gpus": _optional(lambda name, value: check_gpus_setting(value)),
-    "mixed_precision": _must(lambda v: isinstance(v, bool), "true or false"),
-    "children_per_worker": _whole,
-    "reevaluate_repeats": _must(lambda v: isinstance(v, bool), "true or false"),
-    "child_logs": _must(lambda v: isinstance(v, bool), "true or false"),
-    "replay_top": _must(lambda v: not v < 0, ">= 0"),
-    "replay_epochs": _whole,
-    "replay_schedule": _one_of(SCHEDULES),
+    "cpus_per_child": positive,
+    "gpus_per_child": must(finite_number, ">= 0"),
+    "gpus": optional(lambda name, value: check_gpus_setting(value)),
+    "mixed_precision": flag,
+    "children_per_worker": whole,
+    "reevaluate_repeats": flag,
+    "child_logs": flag,
+    "replay_top": must(lambda v: not v < 0, ">= 0"),
+    "replay_epochs": whole,
+    "replay_schedule": one_of(SCHEDULES),
 }
 """The rule of every field that has one, in field order (the first bad field is the one reported);
 dataset, data_dir, val/test fractions and the rest are checked by :meth:`SearchConfig.data_spec`
 or need no check."""
 
 
-FIELD_TYPES: dict[str, Any] = {f.name: f.type for f in fields(SearchConfig)}
+SHARED_FIELDS = tuple(f for f in fields(SearchConfig) if f.name not in SETTINGS)
+"""The settings every strategy shares (a strategy's own settings are one field per strategy)."""
+FIELD_TYPES: dict[str, Any] = {
+    f.name: f.type for f in (*SHARED_FIELDS, *(g for kind in SETTINGS.values() for g in fields(kind)))
+}
+"""Every setting by its flat name (a ``--flag``, a key of ``[search]``), shared or a strategy's own."""
 
 
 def check_keys(values: Mapping[str, Any]) -> None:
-    """Reject a key that is no SearchConfig field, with a suggestion."""
+    """Reject a key that is no setting (nor a strategy's table), with a suggestion."""
     for key in values:
-        if key not in FIELD_TYPES:
+        if key not in FIELD_TYPES and key not in STRATEGIES:
             raise ConfigError(
                 f"unknown setting {key!r} in [search]"
-                + did_you_mean(key, FIELD_TYPES)
+                + did_you_mean(key, [*FIELD_TYPES, *STRATEGIES])
                 + "; run `rlnas search --help` for the list"
             )
 
 
-def make_config(values: Mapping[str, Any]) -> SearchConfig:
-    """Build a SearchConfig from a mapping, rejecting unknown keys with a suggestion."""
+def flatten(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``[search]`` with its strategy tables (``[search.reinforce]``) lifted to flat names, so that a
+    file, flags and a stored config merge key by key. A key under the wrong strategy's table, or given
+    both flat and in its table, is an error."""
     check_keys(values)
-    try:
-        return SearchConfig(**values)
-    except TypeError as exc:  # pragma: no cover - guarded by the key check above
-        raise ConfigError(str(exc)) from None
+    flat = {k: v for k, v in values.items() if k not in STRATEGIES}
+    for table in (k for k in values if k in STRATEGIES):
+        for key, value in _table(table, values[table]).items():
+            _check_owner(table, key)
+            if key in flat:
+                raise ConfigError(f"{key} is given twice, in [search] and in [search.{table}]; keep one")
+            flat[key] = value
+    return flat
+
+
+def _table(name: str, value: Any) -> Mapping[str, Any]:
+    if dataclasses.is_dataclass(value) and isinstance(value, SETTINGS.get(name, ())):
+        return dataclasses.asdict(value)
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"[search.{name}] must be a table of {name}'s settings, got {value!r}")
+    return value
+
+
+def _check_owner(table: str, key: str) -> None:
+    owner = OWNER.get(key)
+    if owner == table:
+        return
+    if owner is not None:
+        raise ConfigError(f"{key} is a setting of {owner}, not of {table}: move it to [search.{owner}]")
+    if key in FIELD_TYPES:
+        raise ConfigError(f"{key} is shared by every strategy: move it from [search.{table}] to [search]")
+    own = [f.name for f in fields(SETTINGS[table])] if table in SETTINGS else []
+    hint = did_you_mean(key, own) or did_you_mean(key, FIELD_TYPES)
+    if not own:
+        hint += f"; {table} has no settings of its own"
+    raise ConfigError(f"unknown setting {key!r} in [search.{table}]" + hint)
+
+
+def _build(flat: Mapping[str, Any], base: SearchConfig | None = None) -> SearchConfig:
+    """A config from flat names: each strategy's own settings into its dataclass, the rest shared."""
+    base = base if base is not None else SearchConfig()
+    own = {
+        name: dataclasses.replace(
+            getattr(base, name), **{k: v for k, v in flat.items() if OWNER.get(k) == name}
+        )
+        for name in SETTINGS
+    }
+    shared = {k: v for k, v in flat.items() if k not in OWNER}
+    return dataclasses.replace(base, **shared, **own)
+
+
+def make_config(values: Mapping[str, Any] | None = None, /, **more: Any) -> SearchConfig:
+    """A SearchConfig from settings by flat name or by strategy table (``{"reinforce": {...}}``),
+    rejecting unknown keys with a suggestion."""
+    return _build(flatten({**(values or {}), **more}))
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

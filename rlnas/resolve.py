@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from rlnas.config import SearchConfig, check_keys, make_config, read_toml, space_from_dict, tables
+from rlnas.config import SearchConfig, flatten, make_config, read_toml, space_from_dict, tables
 from rlnas.errors import ConfigError, RlnasError
 from rlnas.space import SearchSpace
 
@@ -54,8 +54,9 @@ def resolve(
 
     Args:
         file: a TOML config file (``[search]`` and/or ``[space]``); None for none.
-        flags: SearchConfig fields set explicitly (a CLI flag given, a keyword of the tuner); they
-            win over the file. A value of None is a value here: leave a flag that was not given out.
+        flags: settings set explicitly by flat name (a CLI flag given, a keyword of the tuner); they
+            win over the file's, whether it gives them flat or in a strategy's table. A value of None
+            is a value here: leave a flag that was not given out.
         resume_from: the stored ``config.json`` (``{"search": ..., "space": ...}``) of the run
             being continued; then ``file`` and ``model`` must be None.
         model: ``module:function``, a keras-tuner model function that declares the space.
@@ -66,8 +67,7 @@ def resolve(
     Raises:
         ConfigError: a bad file, setting or space; a resume that changes what is searched.
     """
-    flags = dict(flags or {})
-    check_keys(flags)
+    flags = flatten(flags or {})  # flat names; an unknown one is reported with a suggestion
     if resume_from is not None:
         if file is not None or model is not None:
             raise ConfigError("a resumed run keeps its own config and space; give no config file or model")
@@ -83,7 +83,7 @@ def _new(
     search, space_table = tables(data)
     make_config(search)  # the file's own mistakes are reported as the file's, even if a flag overrides
     space = space_from_dict(space_table)
-    config = make_config(search | flags)
+    config = make_config(flatten(search) | flags)
     _check_failed_reward(config)
     if model is not None:
         if "space" in data:
@@ -125,11 +125,11 @@ def _resumed(stored: Mapping[str, Any], flags: dict[str, Any], run: str) -> Reso
         config, space = make_config(stored["search"]), space_from_dict(stored["space"])
     except (KeyError, TypeError, RlnasError) as exc:
         raise ConfigError(f"run {run!r} was made by an incompatible rlnas: {exc}") from None
-    fixed = sorted(k for k, v in flags.items() if k not in RESUMABLE and v != getattr(config, k))
+    fixed = sorted(k for k, v in flags.items() if k not in RESUMABLE and v != config.setting(k))
     if fixed:
         k = fixed[0]
         raise ConfigError(
-            f"--resume cannot change {k} (the run used {getattr(config, k)!r}); "
+            f"--resume cannot change {k} (the run used {config.setting(k)!r}); "
             f"only {', '.join(RESUMABLE)} may change, or start a new run"
         )
     return Resolved(replace(config, **{k: v for k, v in flags.items() if k in RESUMABLE}), space)

@@ -83,7 +83,7 @@ def check_keywords(settings: Mapping[str, Any]) -> None:
                 f"ReinforceSearch() got an unexpected keyword argument {key!r}"
                 + did_you_mean(key, (*KERAS_TUNER_KEYWORDS, *RLNAS_KEYWORDS, *FIELD_TYPES))
                 + f"; it accepts {accepted} and the rlnas settings "
-                "(archs_per_update, controller_lr, workers, ...: the fields of rlnas.SearchConfig)"
+                "(archs_per_update, controller_lr, workers, ...: any setting rlnas.make_config takes)"
             )
 
 

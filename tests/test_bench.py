@@ -20,13 +20,14 @@ from rlnas.bench.report import (
     top_threshold,
 )
 from rlnas.bench.runner import Outcome, Run, bench, run_strategy
-from rlnas.config import SearchConfig
+from rlnas.config import SearchConfig, make_config
 from rlnas.errors import ConfigError
+from rlnas.models.child import Status
 from rlnas.space import Decision, SearchSpace
 from rlnas.stats import diff_ci, mean_ci, t_quantile
 from rlnas.strategies import make_strategy
 
-CONFIG = SearchConfig(lstm_units=8, lstm_layers=1, population_size=6, tournament_size=3)
+CONFIG = make_config(lstm_units=8, lstm_layers=1, population_size=6, tournament_size=3)
 
 
 def tiny_table() -> tuple[SearchSpace, dict[str, float]]:
@@ -159,17 +160,18 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
 
 # -- running strategies on a table -----------------------------------------------------------------
 class Recording:
-    """A strategy wrapper that records how many rows each tell got."""
+    """A strategy wrapper that records how many rows each tell got, and their statuses."""
 
     def __init__(self, inner) -> None:
-        self.inner, self.name, self.told = inner, inner.name, []
+        self.inner, self.name, self.told, self.statuses = inner, inner.name, [], []
 
     def ask(self, n):
         return self.inner.ask(n)
 
-    def tell(self, tokens, rewards):
+    def tell(self, tokens, rewards, log_probs=None, statuses=None):
         self.told.append(len(tokens))
-        return self.inner.tell(tokens, rewards)
+        self.statuses.append(list(statuses))
+        return self.inner.tell(tokens, rewards, log_probs, statuses)
 
 
 def test_run_strategy_counts_every_evaluation_and_cuts_the_last_batch() -> None:
@@ -180,8 +182,10 @@ def test_run_strategy_counts_every_evaluation_and_cuts_the_last_batch() -> None:
     assert run.rewards.shape == (10,)
     assert set(run.rewards) <= set(table.values())
     assert 1 <= run.unique <= min(10, len(table))
+    assert strategy.statuses[0] == [Status.OK] * 4
     failing = run_strategy(strategy, lambda t: math.nan, budget=3, batch=4, failed_reward=-1.0)
     np.testing.assert_array_equal(failing.rewards, [-1.0, -1.0, -1.0])  # a failed child's reward
+    assert strategy.statuses[-1] == [Status.FAILED] * 3  # and the strategy is told it failed
     with pytest.raises(ConfigError, match="budget must be a positive whole number, got 0"):
         run_strategy(strategy, lambda t: 0.0, budget=0, batch=4)
 

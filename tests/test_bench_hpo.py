@@ -26,12 +26,12 @@ from rlnas.bench.hpo import (
 from rlnas.bench.report import incumbent
 from rlnas.bench.runner import Run
 from rlnas.cli import main
-from rlnas.config import SearchConfig
+from rlnas.config import make_config
 from rlnas.errors import ConfigError
 from rlnas.space import Decision, SearchSpace
 from rlnas.tables.hpo import HELD_OUT, HpoTable, load_table
 
-CONFIG = SearchConfig(population_size=6, tournament_size=3)
+CONFIG = make_config(population_size=6, tournament_size=3)
 
 
 def toy_table(direction: str = "minimize") -> HpoTable:

@@ -168,6 +168,27 @@ def test_help_lists_every_setting(capsys):
     assert "--controller-lr" in out and "--archs-per-update" in out and "--max-minutes" in out
 
 
+def test_help_groups_each_strategys_own_settings(capsys):
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    out = capsys.readouterr().out
+    body = out[out.index("search settings") :]  # past the usage line, which lists every flag
+    order = ["--trials", "reinforce settings", "--model-steps", "evolution settings", "--population-size"]
+    assert [body.index(x) for x in order] == sorted(body.index(x) for x in order)
+
+
+def test_plain_reinforce_is_one_flag_and_a_flag_given_beside_it_wins():
+    from rlnas.cli import build_parser
+    from rlnas.cli._common import flag_values
+    from rlnas.config import PLAIN_REINFORCE
+
+    parse = build_parser().parse_args
+    assert flag_values(parse(["search", "--plain-reinforce"])) == PLAIN_REINFORCE
+    given = flag_values(parse(["search", "--plain-reinforce", "--model-steps", "2", "--trials", "8"]))
+    assert given == {**PLAIN_REINFORCE, "model_steps": 2, "trials": 8}
+    assert flag_values(parse(["search"])) == {}
+
+
 def _npz(tmp_path, name, **arrays):
     path = tmp_path / name
     np.savez(path, **arrays)

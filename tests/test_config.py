@@ -12,6 +12,7 @@ import pytest
 from rlnas.config import FIELD_TYPES, SearchConfig, load_config, make_config, read_toml, space_from_dict
 from rlnas.data import DataSpec
 from rlnas.errors import ConfigError
+from rlnas.settings import PLAIN_REINFORCE, SETTINGS, EvolutionSettings
 from rlnas.space import Decision, SearchSpace, default_space
 
 
@@ -30,30 +31,35 @@ def test_defaults_are_valid_and_frozen() -> None:
     cfg = SearchConfig()
     assert cfg.trials == 96
     assert cfg.archs_per_update == 4
-    assert (cfg.controller, cfg.controller_lr, cfg.policy_lr) == ("lstm", None, 0.005)
-    assert cfg.baseline_decay == 0.8
-    assert cfg.entropy_weight == 1e-3
-    assert cfg.grad_clip == 5.0
-    assert cfg.tanh_constant == 2.5
+    own = cfg.reinforce
+    assert (own.controller, own.controller_lr, own.policy_lr) == ("lstm", None, 0.005)
+    assert cfg.reinforce.baseline_decay == 0.8
+    assert cfg.reinforce.entropy_weight == 1e-3
+    assert cfg.reinforce.grad_clip == 5.0
+    assert cfg.reinforce.tanh_constant == 2.5
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.trials = 3  # type: ignore[misc]
 
 
-def test_every_field_has_a_help_line() -> None:
-    for f in dataclasses.fields(SearchConfig):
+def test_every_setting_has_a_help_line_and_one_flat_name() -> None:
+    own = [f for kind in SETTINGS.values() for f in dataclasses.fields(kind)]
+    for f in (*dataclasses.fields(SearchConfig), *own):
         assert f.metadata.get("help"), f.name
-    assert set(FIELD_TYPES) == {f.name for f in dataclasses.fields(SearchConfig)}
+    shared = {f.name for f in dataclasses.fields(SearchConfig)} - set(SETTINGS)
+    assert len(own) == len({f.name for f in own})  # a flat name finds its one owner
+    assert set(FIELD_TYPES) == shared | {f.name for f in own}
+    assert not shared & {f.name for f in own}
 
 
 def test_to_dict_round_trips_through_make_config() -> None:
-    cfg = SearchConfig(trials=5, epochs=1, tanh_constant=2.5, max_minutes=1.5, dataset="fashion_mnist")
+    cfg = make_config(trials=5, epochs=1, tanh_constant=2.5, max_minutes=1.5, dataset="fashion_mnist")
     assert make_config(cfg.to_dict()) == cfg
-    assert cfg.to_dict()["tanh_constant"] == 2.5
+    assert cfg.to_dict()["reinforce"]["tanh_constant"] == 2.5  # in its strategy's table
 
 
 def test_make_config_sets_values() -> None:
     cfg = make_config({"trials": 3, "controller_lr": 0.01, "seed": 7})
-    assert (cfg.trials, cfg.controller_lr, cfg.seed) == (3, 0.01, 7)
+    assert (cfg.trials, cfg.reinforce.controller_lr, cfg.seed) == (3, 0.01, 7)
     assert make_config({}) == SearchConfig()
 
 
@@ -94,7 +100,7 @@ def test_data_spec_carries_the_fractions() -> None:
 @pytest.mark.parametrize("bad", [0, -1])
 def test_non_positive_integers(name: str, bad: int) -> None:
     with pytest.raises(ConfigError, match=rf"^{name} must be positive, got {bad}$"):
-        SearchConfig(**{name: bad})
+        make_config(**{name: bad})
 
 
 @pytest.mark.parametrize(
@@ -103,30 +109,30 @@ def test_non_positive_integers(name: str, bad: int) -> None:
 @pytest.mark.parametrize("bad", [2.5, "3", True, None])
 def test_integers_must_be_whole_numbers(name: str, bad: object) -> None:
     with pytest.raises(ConfigError, match=rf"^{name} must be a whole number, got {re.escape(repr(bad))}$"):
-        SearchConfig(**{name: bad})
+        make_config(**{name: bad})
 
 
 @pytest.mark.parametrize("name", ["controller_lr", "temperature", "init_range", "grad_clip"])
 @pytest.mark.parametrize("bad", [0, -0.5, 0.0, math.inf, math.nan])
 def test_non_positive_floats(name: str, bad: float) -> None:
     with pytest.raises(ConfigError, match=rf"^{name} must be positive, got {re.escape(repr(bad))}$"):
-        SearchConfig(**{name: bad})
+        make_config(**{name: bad})
 
 
 def test_controller_and_its_default_step() -> None:
-    assert SearchConfig(controller="factorized").policy_lr == 0.02
-    assert SearchConfig(controller="factorized", controller_lr=0.01).policy_lr == 0.01
-    assert SearchConfig(controller_lr=0.02).policy_lr == 0.02
+    assert make_config(controller="factorized").reinforce.policy_lr == 0.02
+    assert make_config(controller="factorized", controller_lr=0.01).reinforce.policy_lr == 0.01
+    assert make_config(controller_lr=0.02).reinforce.policy_lr == 0.02
     with pytest.raises(
         ConfigError, match=r"^unknown controller 'factorised'; allowed: lstm, factorized.*factorized"
     ):
-        SearchConfig(controller="factorised")
+        make_config(controller="factorised")
 
 
 @pytest.mark.parametrize("name", ["controller_lr", "temperature"])
 def test_floats_must_be_numbers(name: str) -> None:
     with pytest.raises(ConfigError, match=rf"^{name} must be a number, got '0.1'$"):
-        SearchConfig(**{name: "0.1"})
+        make_config(**{name: "0.1"})
 
 
 def test_max_minutes_is_optional_and_positive() -> None:
@@ -137,10 +143,10 @@ def test_max_minutes_is_optional_and_positive() -> None:
 
 
 def test_tanh_constant_zero_or_none_turns_it_off() -> None:
-    assert SearchConfig(tanh_constant=0).tanh_constant == 0
-    assert SearchConfig(tanh_constant=None).tanh_constant is None
+    assert make_config(tanh_constant=0).reinforce.tanh_constant == 0
+    assert make_config(tanh_constant=None).reinforce.tanh_constant is None
     with pytest.raises(ConfigError, match=r"^tanh_constant must be >= 0 \(0 turns it off\), got -1$"):
-        SearchConfig(tanh_constant=-1)
+        make_config(tanh_constant=-1)
 
 
 @pytest.mark.parametrize("bad", [1, 1.0, 1.5, -0.01, math.nan])
@@ -148,19 +154,19 @@ def test_baseline_decay_out_of_range(bad: float) -> None:
     with pytest.raises(
         ConfigError, match=rf"^baseline_decay must be in \[0, 1\), got {re.escape(repr(bad))}$"
     ):
-        SearchConfig(baseline_decay=bad)
+        make_config(baseline_decay=bad)
 
 
 def test_baseline_decay_bounds() -> None:
-    assert SearchConfig(baseline_decay=0).baseline_decay == 0
-    assert SearchConfig(baseline_decay=0.999).baseline_decay == 0.999
+    assert make_config(baseline_decay=0).reinforce.baseline_decay == 0
+    assert make_config(baseline_decay=0.999).reinforce.baseline_decay == 0.999
 
 
 @pytest.mark.parametrize("bad", [-1e-3, math.nan])
 def test_entropy_weight_must_be_non_negative(bad: float) -> None:
     with pytest.raises(ConfigError, match=rf"^entropy_weight must be >= 0, got {re.escape(repr(bad))}$"):
-        SearchConfig(entropy_weight=bad)
-    assert SearchConfig(entropy_weight=0).entropy_weight == 0
+        make_config(entropy_weight=bad)
+    assert make_config(entropy_weight=0).reinforce.entropy_weight == 0
 
 
 def test_replay_schedule_is_cosine_by_default_and_checked() -> None:
@@ -204,7 +210,7 @@ baseline_decay = 0.9
 """,
     )
     cfg, space, raw = load_config(path)
-    assert cfg == SearchConfig(
+    assert cfg == make_config(
         trials=12,
         epochs=1,
         batch_size=32,
@@ -539,7 +545,7 @@ def test_child_logs_is_a_boolean_switch() -> None:
 )
 def test_strategy_worker_executor_and_objective_settings_are_validated(settings, message) -> None:
     with pytest.raises(ConfigError, match=message):
-        SearchConfig(**settings)
+        make_config(**settings)
 
 
 @pytest.mark.parametrize("model", ["conv", "skip", "cell"])
@@ -567,7 +573,7 @@ def test_every_rule_names_a_field_in_field_order() -> None:
 )
 def test_a_value_of_the_wrong_type_gets_its_rule_not_a_type_error(settings, message) -> None:
     with pytest.raises(ConfigError, match=message):
-        SearchConfig(**settings)
+        make_config(**settings)
 
 
 # -- the TOML space front end and the model registry ------------------------------------------------
@@ -595,7 +601,7 @@ def test_resolve_flags_win_over_the_file_which_wins_over_the_defaults(tmp_path: 
     assert (config.trials, config.epochs, config.batch_size) == (12, 1, 128)
     assert space == default_space(lr_grid=3)
     assert resolve() == (SearchConfig(), default_space())
-    assert resolve(flags={"tanh_constant": None}).config.tanh_constant is None  # None is a value
+    assert resolve(flags={"tanh_constant": None}).config.reinforce.tanh_constant is None  # None is a value
 
 
 def test_resolve_reports_the_files_mistake_even_when_a_flag_overrides_it(tmp_path: Path) -> None:
@@ -656,3 +662,98 @@ def test_a_minimised_objective_needs_a_failed_reward_below_zero() -> None:
         resolve(flags={"objective": "val_loss"})
     assert resolve(flags={"objective": "val_loss", "failed_reward": -10.0}).config.failed_reward == -10.0
     assert resolve(flags={"objective": "mnas:target=100000"}).config.failed_reward == 0.0  # maximised
+
+
+# -- each strategy's own table ---------------------------------------------------------------------
+def test_a_strategy_table_and_flat_keys_make_the_same_config(tmp_path: Path) -> None:
+    table = write(
+        tmp_path, "[search]\ntrials = 8\n[search.reinforce]\nmodel_steps = 0\ncontroller = 'factorized'\n"
+    )
+    flat = tmp_path / "flat.toml"
+    flat.write_text("[search]\ntrials = 8\nmodel_steps = 0\ncontroller = 'factorized'\n")
+    config = load_config(table)[0]
+    assert config == load_config(flat)[0]
+    assert (config.reinforce.model_steps, config.reinforce.controller, config.trials) == (0, "factorized", 8)
+    evolution = load_config(write(tmp_path, "[search.evolution]\npopulation_size = 7\n"))[0].evolution
+    assert evolution == EvolutionSettings(population_size=7)
+
+
+def test_a_flag_overrides_the_files_strategy_table(tmp_path: Path) -> None:
+    from rlnas.resolve import resolve
+
+    path = write(tmp_path, "[search.reinforce]\nmodel_steps = 3\nlstm_units = 8\n")
+    config = resolve(path, {"model_steps": 0}).config
+    assert (config.reinforce.model_steps, config.reinforce.lstm_units) == (0, 8)
+
+
+WRONG_TABLES = [
+    ("[search.evolution]\nmodel_steps = 0\n", r"^model_steps is a setting of reinforce, not of evolution: "
+     r"move it to \[search.reinforce\]$"),
+    ("[search.reinforce]\nmodel_step = 0\n", r"^unknown setting 'model_step' in \[search.reinforce\] "
+     r"\(did you mean 'model_steps'\?\)$"),
+    ("[search.reinforce]\ntrials = 3\n", r"^trials is shared by every strategy: move it from "
+     r"\[search.reinforce\] to \[search\]$"),
+    ("[search.tpe]\nseed = 3\n", r"^seed is shared by every strategy"),
+    ("[search.tpe]\nbandwidth = 3\n", r"^unknown setting 'bandwidth' in \[search.tpe\]; tpe has no "
+     r"settings of its own$"),
+    ("[search.reinforse]\nmodel_steps = 0\n", r"^unknown setting 'reinforse' in \[search\] "
+     r"\(did you mean 'reinforce'\?\)"),
+    ("[search]\nmodel_steps = 1\n[search.reinforce]\nmodel_steps = 2\n",
+     r"^model_steps is given twice, in \[search\] and in \[search.reinforce\]; keep one$"),
+    ("[search]\nreinforce = 3\n", r"^\[search.reinforce\] must be a table of reinforce's settings, "
+     r"got 3$"),
+    ("[search.reinforce]\nmodel_steps = -1\n", r"^model_steps must be a whole number >= 0 "
+     r"\(0: no model\), got -1$"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text, message", WRONG_TABLES)
+def test_a_strategy_table_with_a_wrong_key_is_one_line(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, text))
+
+
+def test_a_run_stored_with_flat_settings_still_resumes() -> None:
+    """config.json written before the strategies had tables: every setting flat in "search"."""
+    from rlnas.resolve import resolve
+
+    nested = make_config(trials=8, model_steps=0, population_size=9).to_dict()
+    flat = {k: v for k, v in nested.items() if k not in SETTINGS}
+    for table in SETTINGS:
+        flat |= nested[table]
+    stored = {"search": flat, "space": default_space().to_dict()}
+    config = resolve(flags={"trials": 12}, resume_from=stored).config
+    assert config == make_config(trials=12, model_steps=0, population_size=9)
+    with pytest.raises(ConfigError, match=r"^--resume cannot change model_steps \(the run used 0\)"):
+        resolve(flags={"model_steps": 5}, resume_from=stored)
+
+
+def test_with_settings_changes_a_strategys_own_and_shared_settings_alike() -> None:
+    config = make_config(seed=2).with_settings(pqt_k=2, trials=4, evolution={"tournament_size": 3})
+    assert (config.reinforce.pqt_k, config.trials, config.evolution.tournament_size, config.seed) == (
+        2,
+        4,
+        3,
+        2,
+    )
+    assert config.setting("pqt_k") == 2 and config.setting("trials") == 4
+    with pytest.raises(ConfigError, match=r"^pqt_k must be a whole number >= 0 \(0: off\), got -1$"):
+        config.with_settings(pqt_k=-1)
+
+
+def test_a_tournament_larger_than_its_population_is_an_error_only_for_evolution() -> None:
+    with pytest.raises(ConfigError, match=r"^tournament_size \(6\) must be at most population_size \(5\)"):
+        make_config(strategy="evolution", population_size=5, tournament_size=6)
+    assert make_config(strategy="random", population_size=5, tournament_size=6).evolution.tournament_size == 6
+
+
+def test_to_text_lists_the_shared_settings_then_each_strategys_table() -> None:
+    lines = make_config(trials=5, model_steps=0).to_text().splitlines()
+    assert "trials = 5" in lines and lines.index("[search.reinforce]") < lines.index("model_steps = 0")
+    assert lines.index("seed = 0") < lines.index("[search.reinforce]") < lines.index("[search.evolution]")
+
+
+def test_plain_reinforce_is_zoph_and_les_update_alone() -> None:
+    plain = make_config(**PLAIN_REINFORCE).reinforce
+    assert not plain.uses_history  # no reward model, novelty filter, mixing or risk-seeking
+    assert make_config().reinforce.uses_history  # the default: the controller plus the reward model

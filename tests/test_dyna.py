@@ -3,14 +3,13 @@ risk-seeking objective; each off by default, each keeping the resume contract.""
 
 from __future__ import annotations
 
-import dataclasses
 from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from rlnas.config import PLAIN_REINFORCE, SearchConfig
+from rlnas.config import PLAIN_REINFORCE, SearchConfig, make_config
 from rlnas.errors import ConfigError
 from rlnas.policy import gradient as policy_gradient
 from rlnas.policy.reward_model import RewardModel, one_hot
@@ -55,13 +54,13 @@ def test_risk_seeking_keeps_only_the_top_of_the_memory() -> None:
 )
 def test_config_rejects_bad_values(field: str, value: object) -> None:
     with pytest.raises(ConfigError, match=field):
-        SearchConfig(**{field: value})
+        make_config(**{field: value})
 
 
 def test_plain_reinforce_leaves_the_checkpoint_as_it_was(tmp_path: Path) -> None:
     """Zoph & Le's settings write the checkpoint that plain REINFORCE always wrote (old runs resume)."""
     space = grid()
-    strategy = make_strategy(SearchConfig(**SMALL, controller="factorized", **PLAIN_REINFORCE), space)
+    strategy = make_strategy(make_config(**SMALL, controller="factorized", **PLAIN_REINFORCE), space)
     assert not strategy.uses_history
     tokens = strategy.ask(4).tokens
     strategy.tell(tokens, reward_of(tokens))
@@ -71,7 +70,7 @@ def test_plain_reinforce_leaves_the_checkpoint_as_it_was(tmp_path: Path) -> None
 
 def test_novel_only_never_repeats_until_the_space_is_exhausted() -> None:
     space = tiny_space()  # 8 architectures
-    strategy = make_strategy(SearchConfig(**SMALL, novel_only=True, seed=2), space)
+    strategy = make_strategy(make_config(**SMALL, novel_only=True, seed=2), space)
     keys = []
     for _ in range(2):
         tokens = strategy.ask(4).tokens
@@ -123,7 +122,7 @@ def test_ridge_members_see_an_additive_landscape_from_few_evaluations(seed: int)
 @pytest.mark.parametrize("controller", ["factorized", pytest.param("lstm", marks=pytest.mark.slow)])
 def test_model_steps_find_the_peak_and_resume_exactly(controller: str, tmp_path: Path) -> None:
     space = grid(values=4, decisions=3)  # 64 architectures
-    c = SearchConfig(**SMALL, controller=controller, model_steps=3, novel_only=True, explore_mix=0.25)
+    c = make_config(**SMALL, controller=controller, model_steps=3, novel_only=True, explore_mix=0.25)
     a = make_strategy(c, space)
     best = []
     for _ in range(5):
@@ -139,7 +138,7 @@ def test_model_steps_find_the_peak_and_resume_exactly(controller: str, tmp_path:
 
 def test_risk_seeking_and_mixing_run_without_a_model() -> None:
     space = grid()
-    c = SearchConfig(**SMALL, risk_seeking=0.25, explore_mix=0.5, model_steps=0)
+    c = make_config(**SMALL, risk_seeking=0.25, explore_mix=0.5, model_steps=0)
     strategy = make_strategy(c, space)
     for _ in range(3):
         proposal = strategy.ask(4)
@@ -151,9 +150,7 @@ def test_risk_seeking_and_mixing_run_without_a_model() -> None:
 @needs_sklearn
 def test_thompson_batch_is_novel_distinct_and_resumes_exactly(tmp_path: Path) -> None:
     space = grid(values=4, decisions=3)
-    c = SearchConfig(
-        **SMALL, controller="factorized", model_steps=1, novel_only=True, model_select="thompson"
-    )
+    c = make_config(**SMALL, controller="factorized", model_steps=1, novel_only=True, model_select="thompson")
     a = make_strategy(c, space)
     keys = []
     for _ in range(6):
@@ -169,7 +166,7 @@ def test_thompson_batch_is_novel_distinct_and_resumes_exactly(tmp_path: Path) ->
 
 def test_mutant_share_one_fills_the_mix_with_neighbours_of_the_best() -> None:
     space = grid(values=6, decisions=4)
-    c = SearchConfig(
+    c = make_config(
         **SMALL, controller="factorized", explore_mix=1.0, mutant_share=1.0, novel_only=True, model_steps=0
     )
     strategy = make_strategy(c, space)
@@ -182,7 +179,7 @@ def test_mutant_share_one_fills_the_mix_with_neighbours_of_the_best() -> None:
 
 def test_mutant_parents_one_mutates_only_the_best() -> None:
     space = grid(values=6, decisions=4)
-    c = SearchConfig(
+    c = make_config(
         **SMALL, controller="factorized", explore_mix=1.0, mutant_share=1.0, novel_only=True, model_steps=0,
         mutant_parents=1,
     )  # fmt: skip
@@ -198,7 +195,7 @@ def test_mutant_parents_one_mutates_only_the_best() -> None:
 @pytest.mark.parametrize("min_fit", [4, 8])
 def test_model_min_fit_is_when_the_model_first_imagines(min_fit: int) -> None:
     space = grid(values=4, decisions=3)
-    c = SearchConfig(**SMALL, controller="factorized", model_steps=2, novel_only=True, model_min_fit=min_fit)
+    c = make_config(**SMALL, controller="factorized", model_steps=2, novel_only=True, model_min_fit=min_fit)
     strategy = make_strategy(c, space)
     thought = []
     for _ in range(3):
@@ -210,8 +207,8 @@ def test_model_min_fit_is_when_the_model_first_imagines(min_fit: int) -> None:
 
 def test_priority_queue_raises_the_probability_of_the_best_found() -> None:
     space = grid(values=4, decisions=3)
-    c = SearchConfig(**SMALL, controller="factorized", seed=1, **PLAIN_REINFORCE)
-    plain, pqt = make_strategy(c, space), make_strategy(dataclasses.replace(c, pqt_k=2), space)
+    c = make_config(**SMALL, controller="factorized", seed=1, **PLAIN_REINFORCE)
+    plain, pqt = make_strategy(c, space), make_strategy(c.with_settings(pqt_k=2), space)
     tokens = pqt.ask(8).tokens
     rewards = reward_of(tokens)
     best = tokens[np.argsort(rewards)[-1:]]
@@ -232,7 +229,7 @@ def test_think_while_children_train_changes_nothing_but_when(tmp_path: Path) -> 
     """The search loop calls think() after it starts a batch; a benchmark never does: same batches,
     and a checkpoint written between a tell and the loop's think resumes to the very same run."""
     space = grid(values=4, decisions=3)
-    c = SearchConfig(**SMALL, controller="factorized", model_steps=2, novel_only=True)
+    c = make_config(**SMALL, controller="factorized", model_steps=2, novel_only=True)
     looped, plain = make_strategy(c, space), make_strategy(c, space)
     resumed = make_strategy(c, space)
     for k in range(5):
@@ -272,6 +269,7 @@ def test_the_default_learns_from_every_evaluation() -> None:
     """The default: reward model, novel proposals, mutants and uniform draws, the best predicted
     mean then Thompson draws in each batch."""
     c = SearchConfig()
-    assert (c.model_steps, c.novel_only, c.explore_mix, c.model_select) == (5, True, 0.5, "mixed")
-    strategy = make_strategy(SearchConfig(**SMALL), grid())
+    own = c.reinforce
+    assert (own.model_steps, own.novel_only, own.explore_mix, own.model_select) == (5, True, 0.5, "mixed")
+    strategy = make_strategy(make_config(**SMALL), grid())
     assert strategy.model is not None and strategy.uses_history

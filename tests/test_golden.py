@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from rlnas.config import PLAIN_REINFORCE, SearchConfig
+from rlnas.config import PLAIN_REINFORCE, SearchConfig, make_config
 from rlnas.run.store import RunStore
 from rlnas.search.loop import run_search
 from rlnas.space import default_space
@@ -33,19 +33,19 @@ FIELDS = ("index", "tokens", "key", "architecture", "reward", "status", "cached_
 
 SCENARIOS = {
     # Zoph & Le's plain REINFORCE, one flag set away from the default.
-    "reinforce_p1": SearchConfig(trials=24, archs_per_update=4, seed=3, **PLAIN_REINFORCE),
-    "reinforce_p2": SearchConfig(trials=24, archs_per_update=4, seed=3, pipeline=2, **PLAIN_REINFORCE),
+    "reinforce_p1": make_config(trials=24, archs_per_update=4, seed=3, **PLAIN_REINFORCE),
+    "reinforce_p2": make_config(trials=24, archs_per_update=4, seed=3, pipeline=2, **PLAIN_REINFORCE),
     # The reward model with Thompson sampling in every slot of a batch (--model-select thompson).
-    "thompson_p1": SearchConfig(trials=24, archs_per_update=4, seed=3, model_select="thompson"),
-    "thompson_p2": SearchConfig(trials=24, archs_per_update=4, seed=3, pipeline=2, model_select="thompson"),
+    "thompson_p1": make_config(trials=24, archs_per_update=4, seed=3, model_select="thompson"),
+    "thompson_p2": make_config(trials=24, archs_per_update=4, seed=3, pipeline=2, model_select="thompson"),
     # The default: the batch's first slot the model's best mean, the rest Thompson.
     "default_p1": SearchConfig(trials=24, archs_per_update=4, seed=3),
     "default_p2": SearchConfig(trials=24, archs_per_update=4, seed=3, pipeline=2),
     "random_p1": SearchConfig(trials=20, archs_per_update=4, seed=4, strategy="random"),
-    "evolution_p1": SearchConfig(
+    "evolution_p1": make_config(
         trials=24, archs_per_update=4, seed=5, strategy="evolution", population_size=8, tournament_size=3
     ),
-    "evolution_p2": SearchConfig(
+    "evolution_p2": make_config(
         trials=24,
         archs_per_update=4,
         seed=5,
@@ -54,7 +54,7 @@ SCENARIOS = {
         tournament_size=3,
         pipeline=2,
     ),
-    "factorized_p1": SearchConfig(
+    "factorized_p1": make_config(
         trials=16, archs_per_update=4, seed=6, controller="factorized", **PLAIN_REINFORCE
     ),
 }

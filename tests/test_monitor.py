@@ -152,7 +152,7 @@ def test_monitoring_does_not_consume_the_search_sampler(run, tmp_path):
 
 
 def test_sampling_with_another_generator_leaves_the_controller_generator_alone():
-    controller = make_controller(CONFIG, default_space())
+    controller = make_controller(CONFIG.reinforce, default_space(), seed=CONFIG.seed)
     before = controller.rng.bit_generator.state
     controller.sample(16, rng=np.random.default_rng(0))
     assert controller.rng.bit_generator.state == before

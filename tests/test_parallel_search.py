@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from rlnas.config import SearchConfig
+from rlnas.config import make_config
 from rlnas.models.child import ChildResult, Status
 from rlnas.resources import default_workers, threads_per_worker
 from rlnas.run.store import RunStore
@@ -34,7 +34,7 @@ class Concurrency(SyntheticEvaluator):
 
 def _search(tmp_path, name, evaluator, space=None, should_stop=lambda: False, resume=False, **overrides):
     space = space or default_space()
-    config = SearchConfig(**({"trials": 24, "archs_per_update": 8, "seed": 3} | overrides))
+    config = make_config(**({"trials": 24, "archs_per_update": 8, "seed": 3} | overrides))
     return search_in(tmp_path, name, config, space, evaluator, should_stop=should_stop, resume=resume)
 
 

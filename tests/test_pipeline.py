@@ -12,7 +12,7 @@ import tensorflow as tf
 
 import rlnas.search.loop
 from rlnas.cli import main
-from rlnas.config import SearchConfig
+from rlnas.config import SearchConfig, make_config
 from rlnas.errors import ConfigError, SearchAborted
 from rlnas.policy.gradient import importance_weights, reinforce_loss
 from rlnas.run.store import RunStore
@@ -39,7 +39,7 @@ class Jittery(SyntheticEvaluator):
 
 def _search(tmp_path, name, evaluator, *, resume=False, should_stop=lambda: False, space=None, **overrides):
     space = space or default_space()
-    config = SearchConfig(**(BASE | overrides))
+    config = make_config(**(BASE | overrides))
     return search_in(tmp_path, name, config, space, evaluator, should_stop=should_stop, resume=resume)
 
 
@@ -62,7 +62,7 @@ def _summary(trials):
 )
 def test_pipeline_settings_are_validated(settings, message):
     with pytest.raises(ConfigError, match=message):
-        SearchConfig(**settings)
+        make_config(**settings)
 
 
 def test_pipeline_is_a_flag_of_rlnas_search(capsys, tmp_path, monkeypatch):
@@ -125,7 +125,7 @@ def test_an_unchanged_policy_gives_weights_of_one_and_the_unweighted_update():
 )
 def test_a_moved_policy_is_weighted_and_capped(shift, weight, clipped):
     space = default_space()
-    strategy = make_strategy(SearchConfig(seed=4, importance_clip=2.0), space)
+    strategy = make_strategy(make_config(seed=4, importance_clip=2.0), space)
     proposal = strategy.ask(4)
     stats = strategy.tell(proposal.tokens, np.ones(4), log_probs=proposal.log_probs + shift)
     assert stats["losses/importance_weight"] == pytest.approx(weight, rel=1e-4)
@@ -134,7 +134,7 @@ def test_a_moved_policy_is_weighted_and_capped(shift, weight, clipped):
 
 @pytest.mark.slow  # a controller trace for one flag
 def test_importance_clip_0_turns_the_weights_off():
-    strategy = make_strategy(SearchConfig(seed=4, importance_clip=0.0), default_space())
+    strategy = make_strategy(make_config(seed=4, importance_clip=0.0), default_space())
     proposal = strategy.ask(4)
     stats = strategy.tell(proposal.tokens, np.ones(4), log_probs=proposal.log_probs - 5.0)
     assert "losses/importance_weight" not in stats and "losses/importance_clipped" not in stats

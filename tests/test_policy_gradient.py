@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rlnas.config import SearchConfig
+from rlnas.config import SearchConfig, make_config
 from rlnas.policy.controller import Controller
 from rlnas.policy.gradient import Baseline, UpdateStats, prepare, reinforce_loss, update
 from rlnas.space import SearchSpace, default_space
@@ -103,7 +103,7 @@ def test_baseline_with_a_resumed_value() -> None:
 
 
 def test_default_decay_matches_the_config() -> None:
-    assert Baseline().decay == SearchConfig().baseline_decay
+    assert Baseline().decay == SearchConfig().reinforce.baseline_decay
 
 
 # -- one update ------------------------------------------------------------------------------------
@@ -253,14 +253,15 @@ def match_rewards(tokens: np.ndarray, masks: np.ndarray, target: list[int]) -> n
 
 def learn(seed: int, samples: int = 400, controller: str = "lstm") -> tuple[float, float, list[float]]:
     """REINFORCE with the library's defaults towards a hidden 3-layer target; returns p0, p1, rewards."""
-    cfg = SearchConfig(seed=seed, controller=controller)
+    cfg = make_config(seed=seed, controller=controller)
     space = default_space()
-    controller = make_controller(cfg, space, compiled=True)  # exactly what `rlnas search` builds (traced)
+    # exactly what `rlnas search` builds (traced)
+    controller = make_controller(cfg.reinforce, space, seed=cfg.seed, compiled=True)
     rng = np.random.default_rng(1000 + seed)
     target = [int(rng.integers(v)) for v in space.vocab_sizes]
     target[0] = space["num_layers"].index(3)  # every decision active, so every head has to learn
     p0 = target_probability(controller, space, target)
-    baseline = Baseline(decay=cfg.baseline_decay)
+    baseline = Baseline(decay=cfg.reinforce.baseline_decay)
     batch_rewards = []
     for _ in range(samples // cfg.archs_per_update):
         s = controller.sample(cfg.archs_per_update)
@@ -273,8 +274,8 @@ def learn(seed: int, samples: int = 400, controller: str = "lstm") -> tuple[floa
             masks,
             rewards,
             baseline,
-            entropy_weight=cfg.entropy_weight,
-            grad_clip=cfg.grad_clip,
+            entropy_weight=cfg.reinforce.entropy_weight,
+            grad_clip=cfg.reinforce.grad_clip,
         )
     return p0, target_probability(controller, space, target), batch_rewards
 

@@ -11,7 +11,7 @@ import time
 import psutil
 import pytest
 
-from rlnas.config import SearchConfig
+from rlnas.config import SearchConfig, make_config
 from rlnas.data import DataSpec
 from rlnas.errors import ConfigError
 from rlnas.exec.evaluator import WorkerEvaluator
@@ -57,7 +57,7 @@ def _kill_first_running_child(stop: threading.Event, killed: list[int]) -> None:
 
 def _config(tiny_npz, **kw) -> SearchConfig:
     base = dict(dataset=str(tiny_npz), trials=4, archs_per_update=2, epochs=1, batch_size=32, seed=3)
-    return SearchConfig(**(base | kw))
+    return make_config(**(base | kw))
 
 
 def test_missing_ray_is_one_line_with_the_install_command(monkeypatch):

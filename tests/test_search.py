@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rlnas.config import PLAIN_REINFORCE, SearchConfig
+from rlnas.config import PLAIN_REINFORCE, make_config
 from rlnas.run.store import RunStore
 from rlnas.search.loop import run_search
 from rlnas.space import default_space
@@ -13,7 +13,7 @@ from tests.conftest import SyntheticEvaluator
 
 
 def _search(tmp_path, name, evaluator=None, **overrides):
-    config = SearchConfig(**({"trials": 24, "archs_per_update": 8, "seed": 3} | overrides))
+    config = make_config(**({"trials": 24, "archs_per_update": 8, "seed": 3} | overrides))
     store = RunStore.create(tmp_path / name)
     store.write_config(config, default_space())
     result = run_search(config, default_space(), store, evaluator=evaluator or SyntheticEvaluator())

@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlnas.config import PLAIN_REINFORCE, SearchConfig
+from rlnas.config import PLAIN_REINFORCE, SearchConfig, make_config
 from rlnas.config import STRATEGIES as ALL_STRATEGIES
 from rlnas.errors import ConfigError, RunError
+from rlnas.models.child import Status
+from rlnas.settings import EvolutionSettings
 from rlnas.space import Decision, SearchSpace, default_space
 from rlnas.strategies import make_strategy
 from rlnas.strategies.evolution import EvolutionStrategy, mutate
@@ -32,7 +34,7 @@ def tiny_space() -> SearchSpace:
 
 
 def config(strategy: str, **kw) -> SearchConfig:
-    return SearchConfig(strategy=strategy, **SMALL, **kw)
+    return make_config(strategy=strategy, **SMALL, **kw)
 
 
 def changed_decisions(space: SearchSpace, parent: np.ndarray, child: np.ndarray) -> list[str]:
@@ -57,6 +59,21 @@ def test_proposals_are_valid_tokens(name: str, space: SearchSpace) -> None:
         else:
             assert proposal.log_probs is None
         strategy.tell(proposal.tokens, np.linspace(0, 1, 6))
+
+
+@pytest.mark.parametrize("name", ["random", "evolution"])
+def test_a_failed_row_teaches_by_its_failed_reward_and_think_is_a_no_op(name: str) -> None:
+    """Statuses change nothing for a strategy that learns from the failed reward (TPE, which fails the
+    trial instead, is tested in tests/test_tpe.py); think() is part of every strategy."""
+    told, plain = (
+        make_strategy(config(name, population_size=4, tournament_size=2), tiny_space()) for _ in "ab"
+    )
+    for _ in range(3):
+        a, b = told.ask(4).tokens, plain.ask(4).tokens
+        np.testing.assert_array_equal(a, b)
+        assert told.think() is None
+        told.tell(a, np.array([0.5, 0.0, 0.2, 0.0]), statuses=[Status.OK, Status.FAILED, Status.OK, "failed"])
+        plain.tell(b, np.array([0.5, 0.0, 0.2, 0.0]))
 
 
 @pytest.mark.parametrize("name", STRATEGIES)
@@ -157,7 +174,8 @@ def test_random_is_uniform_per_decision_and_seeded() -> None:
 # -- evolution -------------------------------------------------------------------------------------
 def test_evolution_mutates_exactly_one_active_decision_of_the_tournament_winner() -> None:
     space = default_space()
-    evo = EvolutionStrategy(space, population_size=5, tournament_size=5, seed=0)  # winner = the best
+    settings = EvolutionSettings(population_size=5, tournament_size=5)  # the winner is the best
+    evo = EvolutionStrategy(space, settings, seed=0)
     members = evo.ask(5).tokens
     rewards = np.array([0.3, 0.9, 0.1, 0.5, 0.2])
     evo.tell(members, rewards)
@@ -171,7 +189,7 @@ def test_evolution_mutates_exactly_one_active_decision_of_the_tournament_winner(
 
 def test_evolution_ages_out_the_oldest_not_the_worst() -> None:
     space = default_space()
-    evo = EvolutionStrategy(space, population_size=3, tournament_size=3, seed=0)
+    evo = EvolutionStrategy(space, EvolutionSettings(population_size=3, tournament_size=3), seed=0)
     old_best, a, b, young = evo.ask(4).tokens
     evo.tell(np.stack([old_best, a, b]), np.array([1.0, 0.1, 0.2]))
     assert all(len(changed_decisions(space, old_best, c)) == 1 for c in evo.ask(20).tokens)
@@ -185,7 +203,8 @@ def test_evolution_prefers_better_parents() -> None:
     members = np.repeat(np.arange(20)[:, None], 4, axis=1)
 
     def mean_parent_reward(tournament: int) -> float:
-        evo = EvolutionStrategy(space, population_size=20, tournament_size=tournament, seed=3)
+        settings = EvolutionSettings(population_size=20, tournament_size=tournament)
+        evo = EvolutionStrategy(space, settings, seed=3)
         evo.tell(members, np.arange(20.0))
         children = evo.ask(400).tokens
         parents = [int(np.argmax((members == c).sum(axis=1))) for c in children]
@@ -210,7 +229,7 @@ def test_mutation_skips_single_valued_decisions_and_draws_activated_ones() -> No
 
 
 def test_evolution_reports_population_statistics() -> None:
-    evo = EvolutionStrategy(tiny_space(), population_size=3, tournament_size=2, seed=0)
+    evo = EvolutionStrategy(tiny_space(), EvolutionSettings(population_size=3, tournament_size=2), seed=0)
     assert evo.tell(np.zeros((0, 4), np.int64), np.zeros(0)) == {}
     stats = evo.tell(evo.ask(4).tokens, np.array([0.1, 0.7, 0.4, 0.2]))
     assert stats == pytest.approx({"charts/population_best": 0.7, "charts/population_mean": 1.3 / 3})
@@ -305,7 +324,7 @@ def test_reinforce_reset_gives_what_a_fresh_strategy_of_that_seed_gives() -> Non
     used.tell(tokens, np.linspace(0, 1, 4))
     used.reset(5)
     fresh = make_strategy(config("reinforce", seed=5), space)
-    assert used.config == fresh.config and used.baseline.value is None
+    assert (used.settings, used.seed) == (fresh.settings, fresh.seed) and used.baseline.value is None
     for _ in range(3):
         a, b = used.ask(6), fresh.ask(6)
         np.testing.assert_array_equal(a.tokens, b.tokens)
@@ -322,10 +341,10 @@ def test_a_process_that_exits_while_the_update_traces_exits_cleanly(tmp_path):
     import sys
 
     code = (
-        "from rlnas.config import SearchConfig\n"
+        "from rlnas.config import make_config\n"
         "from rlnas.space import default_space\n"
         "from rlnas.strategies import make_strategy\n"
-        "make_strategy(SearchConfig(lstm_units=8), default_space()).ask(2)\n"
+        "make_strategy(make_config(lstm_units=8), default_space()).ask(2)\n"
     )
     env = {**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3", "RLNAS_EAGER_CONTROLLER": "0"}  # traced
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)

@@ -15,6 +15,7 @@ import pytest
 
 from rlnas.config import SearchConfig
 from rlnas.errors import ConfigError, RunError
+from rlnas.models.child import Status
 from rlnas.space import Decision, SearchSpace
 from rlnas.strategies import make_strategy
 
@@ -95,6 +96,20 @@ def test_told_batches_release_their_leftovers_and_unasked_rows_are_added() -> No
     assert states.count("COMPLETE") == 3 and states.count("FAIL") == 2 and states.count("RUNNING") == 4
     tpe.tell(second, np.zeros(4))
     assert not tpe.pending
+
+
+def test_a_failed_child_is_a_failed_trial_not_a_penalty_reward() -> None:
+    """As an Optuna user reports an exception: TPE ignores the failure instead of learning the
+    failed reward as if the architecture had scored it."""
+    tpe = TPEStrategy(grid_space(), seed=0)
+    rows = tpe.ask(3).tokens
+    tpe.tell(rows, np.array([0.7, 0.0, 0.4]), statuses=[Status.OK, Status.FAILED, Status.OK])
+    assert [t.state.name for t in tpe.study.trials] == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert [t.value for t in tpe.study.trials if t.value is not None] == [0.7, 0.4]
+    tpe.tell(np.array([[5, 5, 5, 5]]), np.array([0.0]), statuses=[Status.FAILED])  # never asked
+    assert len(tpe.study.trials) == 3
+    with pytest.raises(ValueError, match=r"one status per row, got 1 for 2 rows"):
+        tpe.tell(rows[:2], np.zeros(2), statuses=[Status.OK])
 
 
 def test_resume_with_a_batch_in_flight(tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ class Outcome(NamedTuple):
     reward: float  # observed: one stored training seed
     true: float  # the architecture's true reward (mean over the stored seeds)
     cost: float  # seconds of training charged for it
+    failed: bool = False  # the child failed when the table was made (its reward: the failed reward)
 
 
 RewardFn = Callable[[np.ndarray], "float | Outcome"]
@@ -102,18 +103,20 @@ def run_strategy(
                 return _run(book, outcomes, start)  # the time is up: nothing more is told
             clock += out.cost
             outcomes[job.index] = out
-            book.accept(job, _table_trial(job, job.index // batch, out.reward))
-        tokens, rewards, *_ = book.pop_complete().told()
-        strategy.tell(tokens, rewards)
+            book.accept(job, _table_trial(job, job.index // batch, out))
+        tokens, rewards, _, statuses = book.pop_complete().told()
+        strategy.tell(tokens, rewards, statuses=statuses)
     return _run(book, outcomes, start)
 
 
 def _outcome(answer: float | Outcome, failed_reward: float) -> Outcome:
     """A reward function's answer as an Outcome; a NaN is a child that failed when the table was made,
-    rewarded (observed and true) ``failed_reward`` as the search loop rewards a failed child."""
+    rewarded (observed and true) ``failed_reward`` as the search loop rewards a failed child, and
+    marked failed."""
     out = answer if isinstance(answer, Outcome) else Outcome(float(answer), float(answer), 0.0)
     if math.isnan(out.reward):
-        return Outcome(failed_reward, failed_reward if math.isnan(out.true) else out.true, out.cost)
+        true = failed_reward if math.isnan(out.true) else out.true
+        return Outcome(failed_reward, true, out.cost, failed=True)
     return out
 
 
@@ -127,12 +130,12 @@ def _run(book: Schedule, outcomes: dict[int, Outcome], start: float) -> Run:
     return Run(rewards, unique, time.perf_counter() - start, true, costs)
 
 
-def _table_trial(job: Job, update: int, reward: float) -> Trial:
-    """A table lookup as a trial (one that failed when the table was made is an OK trial here: its
-    reward is already ``failed_reward``, and nothing in a bench run reads the status)."""
+def _table_trial(job: Job, update: int, out: Outcome) -> Trial:
+    """A table lookup as a trial: one that failed when the table was made is failed here too (its
+    reward is already ``failed_reward``), so that the strategy is told so, as the search loop tells it."""
     return Trial(
-        index=job.index, update=update, tokens=(), key=job.key, architecture={}, reward=reward,
-        status=Status.OK,
+        index=job.index, update=update, tokens=(), key=job.key, architecture={}, reward=out.reward,
+        status=Status.FAILED if out.failed else Status.OK,
     )  # fmt: skip
 
 

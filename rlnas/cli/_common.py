@@ -57,11 +57,26 @@ def typed(kind: type) -> Any:
 
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
-    """One ``--flag`` per SearchConfig field (CleanRL's single-dataclass style)."""
-    from rlnas.config import SearchConfig
+    """One ``--flag`` per setting (CleanRL's single-dataclass style): the shared ones, then each
+    strategy's own in a group of its own, with ``--plain-reinforce`` among reinforce's."""
+    from rlnas.config import SHARED_FIELDS
+    from rlnas.settings import SETTINGS
 
-    group = p.add_argument_group("search settings (override the config file)")
-    for f in fields(SearchConfig):
+    _add_fields(p.add_argument_group("search settings (override the config file)"), SHARED_FIELDS)
+    for name, kind in SETTINGS.items():
+        group = p.add_argument_group(f"{name} settings (override [search.{name}] of the config file)")
+        if name == "reinforce":
+            group.add_argument(
+                "--plain-reinforce",
+                action="store_true",
+                help="Zoph & Le's REINFORCE alone: no reward model, novelty filter or mixed-in candidates "
+                "(--no-novel-only --model-steps 0 --explore-mix 0; those flags, given, win)",
+            )
+        _add_fields(group, fields(kind))
+
+
+def _add_fields(group: Any, settings: Any) -> None:
+    for f in settings:
         if f.type == "bool":  # --x means True, --no-x False; absent leaves the config file's value
             group.add_argument(
                 "--" + f.name.replace("_", "-"), dest=f.name, action=argparse.BooleanOptionalAction,
@@ -86,10 +101,12 @@ def _flag_help(f: Any) -> str:
 
 
 def flag_values(args: argparse.Namespace) -> dict[str, Any]:
-    """The SearchConfig flags given on the command line (argparse leaves the others None)."""
-    from rlnas.config import FIELD_TYPES
+    """The settings given on the command line by flat name (argparse leaves the others None);
+    ``--plain-reinforce`` stands for :data:`rlnas.config.PLAIN_REINFORCE`, under any flag given."""
+    from rlnas.config import FIELD_TYPES, PLAIN_REINFORCE
 
-    return {k: getattr(args, k) for k in FIELD_TYPES if getattr(args, k) is not None}
+    given = {k: getattr(args, k) for k in FIELD_TYPES if getattr(args, k) is not None}
+    return PLAIN_REINFORCE | given if getattr(args, "plain_reinforce", False) else given
 
 
 def resolve_search(args: argparse.Namespace) -> tuple[SearchConfig, SearchSpace]:

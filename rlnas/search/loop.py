@@ -203,7 +203,7 @@ class _Loop:
             self.pool.start(job, self._play)
         if not self.pool.busy:
             return None
-        self._think()  # the strategy's spare-time work, while the children train
+        self.strategy.think()  # its spare-time work (the reward model's imagined steps), while they train
         self.ready.extend(self.pool.wait())
         return self.ready.popleft()
 
@@ -246,22 +246,10 @@ class _Loop:
         while self.book.wants_proposal:
             self.book.push(self.strategy.ask(self.config.archs_per_update), stale=self.config.pipeline > 1)
 
-    def _think(self) -> None:
-        """Let the strategy do the work its next proposal does not wait for (the reward model's
-        imagined steps), now that the workers are busy.
-
-        Until every strategy has ``think`` (a no-op default in the Strategy protocol), a strategy
-        without it has nothing to do; then this is ``self.strategy.think()``.
-        """
-        think = getattr(self.strategy, "think", None)
-        if think is not None:
-            think()
-
     def _tell(self, batch: Batch) -> None:
         """Update the strategy from the batch's trials (perhaps fewer than asked), then checkpoint."""
-        tokens, rewards, log_probs, _statuses = batch.told()
-        # Once every strategy's tell takes the rows' statuses, they are passed here: statuses=_statuses.
-        stats = self.strategy.tell(tokens, rewards, log_probs=log_probs)
+        tokens, rewards, log_probs, statuses = batch.told()
+        stats = self.strategy.tell(tokens, rewards, log_probs=log_probs, statuses=statuses)
         self._checkpoint()
         step = self.book.next_index
         rows = [batch.trials[k] for k in sorted(batch.trials)]
@@ -316,8 +304,7 @@ class _Loop:
     # -- checkpoints and monitoring ------------------------------------------------------------
     def _begin(self) -> list[tuple[Proposal, bool]]:
         """A new run: the config once as text, the HParams experiment, the policy before any update."""
-        settings = "\n".join(f"{k} = {v!r}" for k, v in self.config.to_dict().items())
-        self.monitor.text("config", f"```\n{settings}\n```")
+        self.monitor.text("config", f"```\n{self.config.to_text()}\n```")
         self.monitor.hparams_config(self.space)
         self._log_policy(0)
         return []

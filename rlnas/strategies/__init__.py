@@ -1,7 +1,10 @@
 """Search strategies behind one small interface: ``ask`` for architectures, ``tell`` their rewards.
 
-``make_strategy`` builds the one a config names. The REINFORCE strategy (and so TensorFlow) is
-imported only when it is asked for, so random search and evolution start in a fraction of a second.
+``make_strategy`` builds the one a config names, from the settings every strategy shares (the seed)
+and its own settings object (``config.reinforce``, ``config.evolution``; :mod:`rlnas.settings`).
+The default, reinforce, is the LSTM REINFORCE controller plus a learned reward model. It (and so
+TensorFlow) is imported only when it is asked for, so random search and evolution start in a
+fraction of a second.
 """
 
 from __future__ import annotations
@@ -27,16 +30,11 @@ def make_strategy(config: SearchConfig, space: SearchSpace) -> Strategy:
     if config.strategy == "evolution":
         from rlnas.strategies.evolution import EvolutionStrategy
 
-        return EvolutionStrategy(
-            space,
-            population_size=config.population_size,
-            tournament_size=config.tournament_size,
-            seed=config.seed,
-        )
+        return EvolutionStrategy(space, config.evolution, seed=config.seed)
     if config.strategy == "reinforce":
         from rlnas.strategies.reinforce import ReinforceStrategy
 
-        return ReinforceStrategy(space, config)
+        return ReinforceStrategy(space, config.reinforce, seed=config.seed, pipeline=config.pipeline)
     if config.strategy == "tpe":
         from rlnas.strategies.tpe import TPEStrategy  # optuna, an optional dependency: only when asked
 

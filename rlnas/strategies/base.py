@@ -19,6 +19,7 @@ case; the space ignores inactive entries.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from rlnas.errors import RunError
+from rlnas.models.child import Status
 from rlnas.run.store import atomic_write_text
 from rlnas.space import SearchSpace
 
@@ -54,14 +56,25 @@ class Strategy(Protocol):
         ...
 
     def tell(
-        self, tokens: np.ndarray, rewards: np.ndarray, log_probs: np.ndarray | None = None
+        self,
+        tokens: np.ndarray,
+        rewards: np.ndarray,
+        log_probs: np.ndarray | None = None,
+        statuses: Sequence[Status] | None = None,
     ) -> dict[str, float]:
         """Learn from evaluated rows (possibly fewer than asked); scalars for TensorBoard, maybe empty.
 
         ``log_probs`` are the rows' ``Proposal.log_probs`` when the policy may have moved since it
         proposed them (a pipelined batch, proposed before the previous update): a strategy that learns
-        a policy weights by them; None means the rows are on-policy.
+        a policy weights by them; None means the rows are on-policy. ``statuses`` say how each row's
+        child ended (None: all OK); a failed row's reward is the failed reward, which the policy and
+        the population learn from as from any other, while TPE tells Optuna the trial failed.
         """
+        ...
+
+    def think(self) -> float | None:
+        """Spare-time work the search loop gives the strategy while a batch's children train (the
+        reward model's imagined steps); returns a scalar for TensorBoard, or None (nothing to do)."""
         ...
 
     def save(self, path: Path, meta: dict) -> None:
@@ -88,10 +101,14 @@ def uniform_tokens(space: SearchSpace, n: int, rng: np.random.Generator) -> np.n
 
 
 def check_batch(
-    space: SearchSpace, tokens: np.ndarray, rewards: np.ndarray, log_probs: np.ndarray | None = None
+    space: SearchSpace,
+    tokens: np.ndarray,
+    rewards: np.ndarray,
+    log_probs: np.ndarray | None = None,
+    statuses: Sequence[Status] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validate a ``tell`` batch: one row of len(space) tokens per reward, rewards finite, and (if
-    given) one log-probability per row."""
+    given) one log-probability and one status per row."""
     tokens = np.asarray(tokens, np.int64)
     rewards = np.asarray(rewards, np.float64)
     if tokens.ndim != 2 or tokens.shape[1] != len(space) or rewards.shape != (tokens.shape[0],):
@@ -103,6 +120,8 @@ def check_batch(
         raise ValueError(f"rewards must be finite (give failed children the failed reward), got {rewards}")
     if log_probs is not None and np.shape(log_probs) != rewards.shape:
         raise ValueError(f"tell needs one log-probability per row, got shape {np.shape(log_probs)}")
+    if statuses is not None and len(statuses) != len(rewards):
+        raise ValueError(f"tell needs one status per row, got {len(statuses)} for {len(rewards)} rows")
     return tokens, rewards
 
 

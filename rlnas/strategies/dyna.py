@@ -24,6 +24,7 @@ import numpy as np
 from rlnas.policy import gradient as policy_gradient
 from rlnas.policy.controller import Controller
 from rlnas.policy.reward_model import RewardModel
+from rlnas.settings import ReinforceSettings
 from rlnas.space import SearchSpace
 from rlnas.strategies.base import active_masks, uniform_tokens
 
@@ -57,9 +58,8 @@ def features(model: RewardModel, space: SearchSpace, tokens: np.ndarray) -> np.n
 
 
 def fit(model: RewardModel, space: SearchSpace, history: History, *, min_fit: int) -> bool:
-    """Refit ``model`` to the whole history; False (unfitted) while it is shorter than ``min_fit``.
-
-    ``min_fit`` (like ``parents`` below) has no default here: ``SearchConfig`` holds the one default."""
+    """Refit ``model`` to the whole history; False (unfitted) while it is shorter than ``min_fit``
+    (``ReinforceSettings.model_min_fit``, the one place its default is written)."""
     if len(history.rewards) < min_fit:
         return False
     model.fit(features(model, space, np.array(history.tokens)), np.array(history.rewards))
@@ -69,7 +69,8 @@ def fit(model: RewardModel, space: SearchSpace, history: History, *, min_fit: in
 def mutants(
     space: SearchSpace, history: History, n: int, rng: np.random.Generator, *, parents: int
 ) -> np.ndarray:
-    """``n`` rows, each one of the ``parents`` best evaluated rows with one decision redrawn uniformly."""
+    """``n`` rows, each one of the ``parents`` best evaluated rows (``ReinforceSettings.mutant_parents``)
+    with one decision redrawn uniformly."""
     top = np.argsort(history.rewards)[::-1][:parents]
     rows = np.array(history.tokens, np.int64)[rng.choice(top, size=n)]
     sizes = np.asarray(space.vocab_sizes)
@@ -94,44 +95,28 @@ def choose(
     space: SearchSpace,
     history: History,
     n: int,
-    *,
-    pool: int,
+    settings: ReinforceSettings,
     model: RewardModel | None,
-    bonus: float,
-    explore_mix: float,
-    mutant_share: float,
-    select: str,
-    parents: int,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``n`` novel rows (fewer only when the space runs out) and their policy log-probabilities
     (None when a row did not come from the policy: a pipelined batch then gets the plain gradient).
 
-    The pool is ``pool`` controller samples, of which a fraction ``explore_mix`` is replaced by
-    mutants of the ``parents`` best rows (a share ``mutant_share`` of them) and uniform draws. With a
-    fitted model the rows are picked by ``select``: "ucb" takes the highest ``mean + bonus * spread``;
-    "thompson" fills each slot with the best row of one ensemble member drawn at random, so that a
-    batch spreads over what the members disagree on instead of taking four neighbours of one guess;
-    "mixed" takes the best predicted mean first and fills the other slots as "thompson" does. Without
-    a model the novel rows are taken in sampling order.
+    The pool is ``model_pool`` controller samples (at least ``n``), of which a fraction
+    ``explore_mix`` is replaced by mutants of the ``mutant_parents`` best rows (a share
+    ``mutant_share`` of them) and uniform draws. With a fitted model the rows are picked by
+    ``model_select``: "ucb" takes the highest ``mean + model_bonus * spread``; "thompson" fills each
+    slot with the best row of one ensemble member drawn at random, so that a batch spreads over what
+    the members disagree on instead of taking four neighbours of one guess; "mixed" takes the best
+    predicted mean first and fills the other slots as "thompson" does. Without a model the novel rows
+    are taken in sampling order.
     """
     rng = controller.rng
-    sample = controller.sample(pool)
-    rows, from_policy = sample.tokens, np.ones(pool, bool)
-    extra = round(explore_mix * pool) if history.rewards else 0
-    if extra:
-        half = extra - math.ceil(mutant_share * extra)  # the uniform ones
-        rows = rows.copy()
-        rows[pool - extra : pool - half] = mutants(space, history, extra - half, rng, parents=parents)
-        rows[pool - half :] = uniform_tokens(space, half, rng)
-        from_policy[pool - extra :] = False
-    keep = _novel(space, rows, history.seen)
-    if len(keep) < n:  # the policy is stuck on seen rows: fill with uniform novel ones
-        rows = np.concatenate([rows, uniform_tokens(space, 8 * n, rng)])
-        from_policy = np.r_[from_policy, np.zeros(8 * n, bool)]
-        keep = _novel(space, rows, history.seen)
-    keep = np.array(keep, np.int64)
+    sample = controller.sample(max(settings.model_pool, n))
+    rows, from_policy = _mix(space, history, sample.tokens, settings, rng)
+    rows, from_policy, keep = _novel_pool(space, history, rows, from_policy, n, rng)
     if model is not None and model.fitted and len(keep) > n:
-        keep = _rank(model, features(model, space, rows[keep]), keep, n, bonus, select, rng)
+        feats = features(model, space, rows[keep])
+        keep = _rank(model, feats, keep, n, settings.model_bonus, settings.model_select, rng)
     keep = keep[:n]
     if len(keep) < n:  # the space is (nearly) exhausted: repeats after all
         keep = np.r_[keep, np.arange(n - len(keep))].astype(np.int64)
@@ -142,6 +127,46 @@ def choose(
     for t in chosen:
         history.seen.add(space.key(t))
     return chosen, log_probs
+
+
+def _mix(
+    space: SearchSpace,
+    history: History,
+    sampled: np.ndarray,
+    settings: ReinforceSettings,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pool: the policy's samples with their last ``explore_mix`` share replaced by mutants, then
+    uniform draws (none before the first evaluation); and which rows came from the policy."""
+    pool = len(sampled)
+    rows, from_policy = sampled, np.ones(pool, bool)
+    extra = round(settings.explore_mix * pool) if history.rewards else 0
+    if extra:
+        half = extra - math.ceil(settings.mutant_share * extra)  # the uniform ones
+        rows = rows.copy()
+        parents = settings.mutant_parents
+        rows[pool - extra : pool - half] = mutants(space, history, extra - half, rng, parents=parents)
+        rows[pool - half :] = uniform_tokens(space, half, rng)
+        from_policy[pool - extra :] = False
+    return rows, from_policy
+
+
+def _novel_pool(
+    space: SearchSpace,
+    history: History,
+    rows: np.ndarray,
+    from_policy: np.ndarray,
+    n: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, from_policy, indices of the novel rows): when fewer than ``n`` are novel, the policy is
+    stuck on seen rows, and ``8 n`` uniform rows join the pool."""
+    keep = _novel(space, rows, history.seen)
+    if len(keep) < n:
+        rows = np.concatenate([rows, uniform_tokens(space, 8 * n, rng)])
+        from_policy = np.r_[from_policy, np.zeros(8 * n, bool)]
+        keep = _novel(space, rows, history.seen)
+    return rows, from_policy, np.array(keep, np.int64)
 
 
 def _rank(

@@ -19,11 +19,13 @@ it overshoots ``population_size``: the population simply ages out the surplus.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from rlnas.errors import ConfigError
+from rlnas.models.child import Status
+from rlnas.settings import EvolutionSettings
 from rlnas.space import SearchSpace
 from rlnas.strategies.base import (
     Proposal,
@@ -40,43 +42,41 @@ class EvolutionStrategy:
 
     Args:
         space: the search space.
-        population_size: members kept alive; the oldest is aged out.
-        tournament_size: members compared to choose each parent (at most ``population_size``).
+        settings: ``population_size`` (members kept alive; the oldest is aged out) and
+            ``tournament_size`` (members compared to choose each parent, at most the population).
         seed: seed of the generator behind every random choice.
 
     Raises:
-        ConfigError: a size is not a positive whole number, or the tournament exceeds the population.
+        ConfigError: the tournament exceeds the population.
     """
 
     name = "evolution"
 
     def __init__(
-        self, space: SearchSpace, *, population_size: int = 20, tournament_size: int = 5, seed: int = 0
+        self, space: SearchSpace, settings: EvolutionSettings | None = None, *, seed: int = 0
     ) -> None:
-        for label, value in (("population_size", population_size), ("tournament_size", tournament_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{label} must be a positive whole number, got {value!r}")
-        if tournament_size > population_size:
-            raise ConfigError(
-                f"tournament_size ({tournament_size}) must be at most population_size ({population_size}): "
-                "a tournament draws members without replacement"
-            )
+        settings = settings if settings is not None else EvolutionSettings()
+        settings.check_tournament()
         self.space = space
-        self.population_size = population_size
-        self.tournament_size = tournament_size
+        self.population_size = settings.population_size
+        self.tournament_size = settings.tournament_size
         self.rng = np.random.default_rng(seed)
-        self.population: deque[tuple[np.ndarray, float]] = deque(maxlen=population_size)
+        self.population: deque[tuple[np.ndarray, float]] = deque(maxlen=self.population_size)
 
     def ask(self, n: int) -> Proposal:
         check_ask(n)
         return Proposal(self._propose(n, self.rng), None)
 
     def tell(
-        self, tokens: np.ndarray, rewards: np.ndarray, log_probs: np.ndarray | None = None
+        self,
+        tokens: np.ndarray,
+        rewards: np.ndarray,
+        log_probs: np.ndarray | None = None,
+        statuses: Sequence[Status] | None = None,
     ) -> dict[str, float]:
         """Add the rows to the population; ``log_probs`` are ignored (no policy: a stale batch is just
         older members, which evolution takes as they come)."""
-        tokens, rewards = check_batch(self.space, tokens, rewards, log_probs)
+        tokens, rewards = check_batch(self.space, tokens, rewards, log_probs, statuses)
         for t, r in zip(tokens, rewards, strict=True):
             self.population.append((t.copy(), float(r)))  # the deque's maxlen ages out the oldest
         if not self.population:
@@ -101,6 +101,9 @@ class EvolutionStrategy:
         return mutate(self.space, self.population[winner][0], rng)
 
     # -- checkpoints -----------------------------------------------------------------------------
+    def think(self) -> None:
+        """Nothing to do while children train: the population changes only at ``tell``."""
+
     def save(self, path: Path, meta: dict) -> None:
         state = {
             "strategy": self.name,

@@ -8,10 +8,12 @@ likely as all three-layer networks together.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from rlnas.models.child import Status
 from rlnas.space import SearchSpace
 from rlnas.strategies.base import (
     Proposal,
@@ -42,10 +44,17 @@ class RandomStrategy:
         return Proposal(uniform_tokens(self.space, n, self.rng), None)
 
     def tell(
-        self, tokens: np.ndarray, rewards: np.ndarray, log_probs: np.ndarray | None = None
+        self,
+        tokens: np.ndarray,
+        rewards: np.ndarray,
+        log_probs: np.ndarray | None = None,
+        statuses: Sequence[Status] | None = None,
     ) -> dict[str, float]:
-        check_batch(self.space, tokens, rewards, log_probs)  # nothing to learn; a wrong batch is a bug
+        check_batch(self.space, tokens, rewards, log_probs, statuses)  # nothing to learn; a bad batch: a bug
         return {}
+
+    def think(self) -> None:
+        """Nothing to do while children train: random search learns nothing."""
 
     def save(self, path: Path, meta: dict) -> None:
         state = {

@@ -1,27 +1,33 @@
-"""REINFORCE on the Keras LSTM controller (Zoph & Le 2017) behind the strategy interface.
+"""The default strategy: the LSTM REINFORCE controller (Zoph & Le 2017) plus a learned reward model.
 
-``ask`` samples from the softmax (never argmax) with the controller's checkpointed generator; ``tell``
-is one policy-gradient step on the evaluated rows against the moving-average baseline. Given the rows'
-log-probabilities under the policy that proposed them (a pipelined batch, one update stale), each row
-is weighted by ``min(importance_clip, pi_now / pi_then)`` (``rlnas.policy.gradient``). The checkpoint
-is the controller's own ``.npz`` (weights, Adam slots, sampler state) with the baseline in its meta,
-under the key ``baseline`` as the search loop wrote it before strategies existed, so those run
-directories still resume.
+By default ``ask`` picks each batch from a pool of the controller's samples mixed with mutants and
+uniform draws, novel architectures only, by the reward model's optimistic prediction, and ``think``
+takes imagined steps on that model (:mod:`rlnas.strategies.dyna`). With
+:data:`rlnas.settings.PLAIN_REINFORCE` it is Zoph & Le's REINFORCE alone: ``ask`` samples from the
+softmax (never argmax) with the controller's checkpointed generator.
+
+``tell`` is one policy-gradient step on the evaluated rows against the moving-average baseline. Given
+the rows' log-probabilities under the policy that proposed them (a pipelined batch, one update
+stale), each row is weighted by ``min(importance_clip, pi_now / pi_then)``
+(``rlnas.policy.gradient``). The checkpoint is the controller's own ``.npz`` (weights, Adam slots,
+sampler state) with the baseline in its meta, under the key ``baseline`` as the search loop wrote it
+before strategies existed, so those run directories still resume.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from rlnas.config import SearchConfig
+from rlnas.models.child import Status
 from rlnas.policy import gradient as policy_gradient
 from rlnas.policy.controller import Controller
 from rlnas.policy.penalties import skip_positions
 from rlnas.policy.reward_model import RewardModel
+from rlnas.settings import ReinforceSettings
 from rlnas.space import SearchSpace
 from rlnas.strategies import dyna
 from rlnas.strategies.base import Proposal, active_masks, check_ask, check_batch
@@ -46,44 +52,52 @@ def eager_by_default() -> bool:
     return os.environ.get(EAGER_ENV, "") not in ("", "0")
 
 
-def make_controller(config: SearchConfig, space: SearchSpace, *, compiled: bool | None = None) -> Controller:
-    """The controller a config describes, for ``space``'s vocabularies (``compiled=False``: eager;
+def make_controller(
+    settings: ReinforceSettings, space: SearchSpace, *, seed: int = 0, compiled: bool | None = None
+) -> Controller:
+    """The controller the settings describe, for ``space``'s vocabularies (``compiled=False``: eager;
     None: compiled unless :data:`EAGER_ENV` is set)."""
     if compiled is None:
         compiled = not eager_by_default()
     return Controller(
         space.vocab_sizes,
-        kind=config.controller,
-        units=config.lstm_units,
-        layers=config.lstm_layers,
-        init_range=config.init_range,
-        learning_rate=config.policy_lr,
-        temperature=config.temperature,
-        tanh_constant=config.tanh_constant,
-        seed=config.seed,
+        kind=settings.controller,
+        units=settings.lstm_units,
+        layers=settings.lstm_layers,
+        init_range=settings.init_range,
+        learning_rate=settings.policy_lr,
+        temperature=settings.temperature,
+        tanh_constant=settings.tanh_constant,
+        seed=seed,
         compiled=compiled,
     )
 
 
 class ReinforceStrategy:
-    """The RNN controller trained by REINFORCE with a moving-average baseline.
+    """The RNN controller trained by REINFORCE with a moving-average baseline, plus the reward model.
 
     Args:
         space: the search space (for the active masks; the controller sees only vocabulary sizes).
-        config: controller and update settings (``lstm_*``, ``controller_lr``, ``entropy_weight``,
-            ``baseline_decay``, ``grad_clip``, ``temperature``, ``tanh_constant``, ``seed``,
-            ``importance_clip`` (0: stale rows unweighted), and
-            ``skip_weight``/``skip_target`` for a space with ``skip_<i>_<j>`` decisions).
+        settings: the controller, its update and the reward model around it (``importance_clip`` 0:
+            stale rows unweighted; ``skip_weight``/``skip_target`` for a space with ``skip_<i>_<j>``
+            decisions).
+        seed: seeds the controller's weights and sampler and the reward model.
+        pipeline: batches the search keeps in flight; above 1 the update is traced with importance
+            weights (unless ``importance_clip`` is 0).
     """
 
     name = "reinforce"
 
-    def __init__(self, space: SearchSpace, config: SearchConfig) -> None:
+    def __init__(
+        self, space: SearchSpace, settings: ReinforceSettings, *, seed: int = 0, pipeline: int = 1
+    ) -> None:
         self.space = space
-        self.config = config
-        self.controller = make_controller(config, space)
-        self.baseline = policy_gradient.Baseline(decay=config.baseline_decay)
-        self.skips = skip_positions(space) if config.skip_weight > 0 else []
+        self.settings = settings
+        self.seed = seed
+        self.pipeline = pipeline
+        self.controller = make_controller(settings, space, seed=seed)
+        self.baseline = policy_gradient.Baseline(decay=settings.baseline_decay)
+        self.skips = skip_positions(space) if settings.skip_weight > 0 else []
         self.history = dyna.History()
         self.model = self._make_model()
         self._imagine_pending = False
@@ -98,96 +112,96 @@ class ReinforceStrategy:
         policy_gradient.prepare(
             self.controller,
             skips=self.skips,
-            skip_weight=self.config.skip_weight,
-            skip_target=self.config.skip_target,
-            importance=self.config.pipeline > 1 and self.config.importance_clip > 0,
+            skip_weight=self.settings.skip_weight,
+            skip_target=self.settings.skip_target,
+            importance=self.pipeline > 1 and self.settings.importance_clip > 0,
         )
 
     def _make_model(self) -> RewardModel | None:
-        c = self.config
+        c = self.settings
         if c.model_steps == 0:
             return None
         return RewardModel(
-            self.space, trees=c.model_trees, seed=c.seed, ordinal=c.model_ordinal, linear=c.model_linear
+            self.space, trees=c.model_trees, seed=self.seed, ordinal=c.model_ordinal, linear=c.model_linear
         )
 
     @property
     def uses_history(self) -> bool:
         """Whether a history setting is on (novel proposals, reward model, risk-seeking, mixing)."""
-        c = self.config
-        return c.novel_only or c.model_steps > 0 or c.explore_mix > 0 or c.risk_seeking > 0 or c.pqt_k > 0
+        return self.settings.uses_history
 
     def ask(self, n: int) -> Proposal:
         check_ask(n)
-        c = self.config
+        c = self.settings
         if c.novel_only or self.model is not None or c.explore_mix > 0:
-            tokens, log_probs = dyna.choose(
-                self.controller,
-                self.space,
-                self.history,
-                n,
-                pool=max(c.model_pool, n),
-                model=self.model,
-                bonus=c.model_bonus,
-                explore_mix=c.explore_mix,
-                mutant_share=c.mutant_share,
-                select=c.model_select,
-                parents=c.mutant_parents,
-            )
+            tokens, log_probs = dyna.choose(self.controller, self.space, self.history, n, c, self.model)
             return Proposal(tokens, log_probs)
         sample = self.controller.sample(n)
         mask = active_masks(self.space, sample.tokens)
         return Proposal(sample.tokens, (sample.log_probs * mask).sum(axis=1))
 
     def tell(
-        self, tokens: np.ndarray, rewards: np.ndarray, log_probs: np.ndarray | None = None
+        self,
+        tokens: np.ndarray,
+        rewards: np.ndarray,
+        log_probs: np.ndarray | None = None,
+        statuses: Sequence[Status] | None = None,
     ) -> dict[str, float]:
-        """One update on the evaluated rows.
+        """One update on the evaluated rows (a failed row teaches by its failed reward: ``statuses``
+        are only checked).
 
         Args:
             log_probs: the rows' log-probabilities under the policy that proposed them; None for rows
                 this controller just proposed (on-policy, weight 1 exactly).
         """
-        tokens, rewards = check_batch(self.space, tokens, rewards, log_probs)
+        tokens, rewards = check_batch(self.space, tokens, rewards, log_probs, statuses)
         imagined = self.think()  # the last batch's imagined steps, if the loop gave no time for them
-        if self.config.importance_clip == 0:
+        if self.settings.importance_clip == 0:
             log_probs = None  # weights off: the plain (stale) gradient
         if not len(tokens):
             return {}
-        advantages = None
-        if self.config.risk_seeking > 0:
-            memory = np.r_[self.history.rewards[-self.config.risk_memory :], rewards]
-            advantages = policy_gradient.risk_seeking_advantages(rewards, memory, self.config.risk_seeking)
-        stats = policy_gradient.update(
-            self.controller,
-            tokens,
-            active_masks(self.space, tokens),
-            rewards,
-            self.baseline,
-            entropy_weight=self.config.entropy_weight,
-            grad_clip=self.config.grad_clip,
-            skips=self.skips,
-            skip_weight=self.config.skip_weight,
-            skip_target=self.config.skip_target,
-            old_log_probs=None if log_probs is None else np.asarray(log_probs, np.float64),
-            importance_clip=self.config.importance_clip,
-            advantages=advantages,
-        )
+        stats = self._update(tokens, rewards, log_probs)
         scalars = self._scalars(stats, stale=log_probs is not None)
         if self.uses_history:
             self.history.add(self.space, tokens, rewards)
-        if self.config.pqt_k > 0:
+        if self.settings.pqt_k > 0:
             scalars["losses/imitation_entropy"] = dyna.imitate_best(
-                self.controller, self.space, self.history, self.config.pqt_k,
-                entropy_weight=self.config.entropy_weight, grad_clip=self.config.grad_clip,
+                self.controller, self.space, self.history, self.settings.pqt_k,
+                entropy_weight=self.settings.entropy_weight, grad_clip=self.settings.grad_clip,
             )  # fmt: skip
         if imagined is not None:
             scalars["losses/imagined_entropy"] = imagined
         if self.model is not None:
             self._imagine_pending = dyna.fit(
-                self.model, self.space, self.history, min_fit=self.config.model_min_fit
+                self.model, self.space, self.history, min_fit=self.settings.model_min_fit
             )
         return scalars
+
+    def _update(
+        self, tokens: np.ndarray, rewards: np.ndarray, log_probs: np.ndarray | None
+    ) -> policy_gradient.UpdateStats:
+        """The policy-gradient step: against the baseline, or the risk-seeking quantile of the recent
+        rewards; importance-weighted when the rows' ``log_probs`` are given."""
+        c = self.settings
+        advantages = None
+        if c.risk_seeking > 0:
+            memory = np.r_[self.history.rewards[-c.risk_memory :], rewards]
+            advantages = policy_gradient.risk_seeking_advantages(rewards, memory, c.risk_seeking)
+        return policy_gradient.update(
+            self.controller,
+            tokens,
+            active_masks(self.space, tokens),
+            rewards,
+            self.baseline,
+            entropy_weight=c.entropy_weight,
+            grad_clip=c.grad_clip,
+            skips=self.skips,
+            skip_weight=c.skip_weight,
+            skip_target=c.skip_target,
+            old_log_probs=None if log_probs is None else np.asarray(log_probs, np.float64),
+            importance_clip=c.importance_clip,
+            advantages=advantages,
+        )
 
     def think(self) -> float | None:
         """The reward model's imagined steps on the model fitted at the last ``tell``: work the search
@@ -219,7 +233,7 @@ class ReinforceStrategy:
         return scalars
 
     def _imagine(self) -> float:
-        c = self.config
+        c = self.settings
         return dyna.imagine(
             self.controller,
             self.space,
@@ -238,9 +252,9 @@ class ReinforceStrategy:
         A fresh controller costs a trace of a second or two, more than a lookup-table run of 25 updates
         spends on everything else; a benchmark of many seeds can reset one strategy instead.
         """
-        self.config = dataclasses.replace(self.config, seed=seed)
+        self.seed = seed
         self.controller.reset(seed)
-        self.baseline = policy_gradient.Baseline(decay=self.config.baseline_decay)
+        self.baseline = policy_gradient.Baseline(decay=self.settings.baseline_decay)
         self.history = dyna.History()
         self.model = self._make_model()
         self._imagine_pending = False
@@ -258,7 +272,7 @@ class ReinforceStrategy:
         self.history = dyna.History.from_meta(saved)
         self.model = self._make_model()
         fitted = self.model is not None and dyna.fit(
-            self.model, self.space, self.history, min_fit=self.config.model_min_fit
+            self.model, self.space, self.history, min_fit=self.settings.model_min_fit
         )  # the same model
         # The loop checkpoints after a tell, before its think: the imagined steps may be still to do.
         self._imagine_pending = fitted and bool((saved or {}).get("imagine_pending", True))

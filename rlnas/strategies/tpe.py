@@ -11,8 +11,10 @@ of a proposal are filled from the strategy's own generator (in range, ignored by
 other strategies do) and never reach the study.
 
 ``tell`` completes the asked trials whose rows it gets (matched by the architecture's key); rows it
-never asked for are added as finished trials. Once a batch has been told, its remaining trials (cut
-short by a budget) are marked failed, which TPE ignores. Optuna is an optional dependency (the
+never asked for are added as finished trials. A row whose child failed is told to Optuna as a failed
+trial (which TPE ignores), not as a completed one with the failed reward, as an Optuna user reports
+an exception. Once a batch has been told, its remaining trials (cut short by a budget) are marked
+failed likewise. Optuna is an optional dependency (the
 ``bench`` extra), imported only when this strategy is built.
 
 Resume is exact: the checkpoint keeps the study's finished and running trials in order and the states
@@ -24,6 +26,7 @@ records that and ``restore`` refuses the checkpoint rather than continue differe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from rlnas.errors import ConfigError, RunError
+from rlnas.models.child import Status
 from rlnas.space import SearchSpace
 from rlnas.strategies.base import (
     Proposal,
@@ -112,24 +116,37 @@ class TPEStrategy:
         return row
 
     def tell(
-        self, tokens: np.ndarray, rewards: np.ndarray, log_probs: np.ndarray | None = None
+        self,
+        tokens: np.ndarray,
+        rewards: np.ndarray,
+        log_probs: np.ndarray | None = None,
+        statuses: Sequence[Status] | None = None,
     ) -> dict[str, float]:
-        """Complete the asked trials of these rows (``log_probs`` ignored: TPE has no policy)."""
-        tokens, rewards = check_batch(self.space, tokens, rewards, log_probs)
+        """Complete the asked trials of these rows, or fail those whose child failed (``log_probs``
+        ignored: TPE has no policy)."""
+        tokens, rewards = check_batch(self.space, tokens, rewards, log_probs, statuses)
+        failed = [s == Status.FAILED for s in statuses] if statuses is not None else [False] * len(rewards)
         told: list[int] = []
-        for row, reward in zip(tokens, rewards, strict=True):
+        for row, reward, fail in zip(tokens, rewards, failed, strict=True):
             number = self._match(row)
             if number is None:
-                self.study.add_trial(self._finished(row, float(reward)))
+                if not fail:  # a failed row never asked for: nothing for TPE to learn
+                    self.study.add_trial(self._finished(row, float(reward)))
                 continue
             told.append(self.pending.pop(number)[0])
-            self.study.tell(number, float(reward))
+            if fail:
+                self.study.tell(number, state=self.optuna.trial.TrialState.FAIL)
+            else:
+                self.study.tell(number, float(reward))
         if told:  # those batches are done: what they did not evaluate will never come back
             done = max(told)
             for number in [k for k, (a, _) in self.pending.items() if a <= done]:
                 del self.pending[number]
                 self.study.tell(number, state=self.optuna.trial.TrialState.FAIL)
         return {}
+
+    def think(self) -> None:
+        """Nothing to do while children train: TPE refits at each ``ask``."""
 
     def _match(self, row: np.ndarray) -> int | None:
         key = self.space.key(row)
