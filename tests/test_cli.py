@@ -257,11 +257,15 @@ def test_image_model_on_flat_data_is_one_line_before_training(capsys, tmp_path, 
 
 # -- the flag sweep: every flag, each class of bad value, one line before anything is written ------------
 def _config_flags(kinds: tuple[str, ...]) -> list[str]:
+    """The settings of these types: the shared ones and each strategy's own (each is a flag)."""
     from dataclasses import fields
 
     from rlnas.config import SearchConfig
+    from rlnas.settings.evolution import EvolutionSettings
+    from rlnas.settings.reinforce import ReinforceSettings
 
-    return [f.name for f in fields(SearchConfig) if str(f.type).split(" ")[0] in kinds]
+    every = [*fields(SearchConfig), *fields(ReinforceSettings), *fields(EvolutionSettings)]
+    return [f.name for f in every if str(f.type).split(" ")[0] in kinds]
 
 
 NUMBERS = _config_flags(("int", "float"))

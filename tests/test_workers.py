@@ -165,8 +165,8 @@ def test_sigkill_of_a_search_ends_its_workers_mid_child_and_resume_completes(tmp
     resume = [sys.executable, "-m", "rlnas.cli", "search", "--resume", "k", "--runs-dir", str(runs)]
     done = subprocess.run(resume, env=_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert [t["index"] for t in RunStore(runs / "k").trials()] == list(range(trials))
-    assert all(t["status"] == "ok" for t in RunStore(runs / "k").trials())
+    assert [t.index for t in RunStore(runs / "k").trials()] == list(range(trials))
+    assert all(t.ok for t in RunStore(runs / "k").trials())
 
 
 def _marker(pid: int) -> str:

@@ -239,5 +239,7 @@ def load_function(spec: str) -> Callable[[HyperParameters], Any]:
             raise ConfigError(f"module {module_name!r} has no {attr!r}" + did_you_mean(part, public))
         obj = getattr(obj, part)
     if not callable(obj):
-        raise ConfigError(f"{spec!r} is a {type(obj).__name__}, not a function; point to def build_model(hp)")
+        kind = type(obj).__name__
+        article = "an" if kind[:1].lower() in "aeiou" else "a"
+        raise ConfigError(f"{spec!r} is {article} {kind}, not a function; point to def build_model(hp)")
     return obj
