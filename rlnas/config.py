@@ -30,13 +30,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from rlnas.bounds import check_bounds
 from rlnas.data import DataSpec
 from rlnas.devices import check_gpus_setting
 from rlnas.errors import ConfigError, did_you_mean
 from rlnas.models import standard_space
 from rlnas.policy.controller_kinds import CONTROLLER_LR, CONTROLLERS
 from rlnas.settings import OWNER, PLAIN_REINFORCE, SETTINGS, STRATEGIES, EvolutionSettings, ReinforceSettings
+from rlnas.settings.bounds import check_bounds
 from rlnas.settings.rules import (
     Check,
     finite_number,

@@ -240,7 +240,7 @@ def test_load_function_finds_the_tutorial_function() -> None:
         ),
         ("examples.keras_tuner_model:build_modle", r"has no 'build_modle' \(did you mean 'build_model'\?\)"),
         ("examples.keras_tuner_model:keras", r"is a module, not a function"),
-        ("rlnas.bounds:INT_LIMIT", r"is an int, not a function"),
+        ("rlnas.settings.bounds:INT_LIMIT", r"is an int, not a function"),
     ],
 )
 def test_load_function_errors_say_what_to_fix(spec: str, message: str) -> None:

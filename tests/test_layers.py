@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("children", ("rlnas.models",)),
     ("records", ("rlnas.run", "rlnas.tables")),
     ("policy", ("rlnas.policy",)),
-    ("settings", ("rlnas.bounds", "rlnas.settings", "rlnas.config", "rlnas.resolve")),
+    ("settings", ("rlnas.settings", "rlnas.config", "rlnas.resolve")),
     ("strategies", ("rlnas.strategies",)),
     ("execution", ("rlnas.exec",)),
     ("environment", ("envs",)),

@@ -296,8 +296,8 @@ def _finished(store: RunStore, config: SearchConfig) -> bool:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from rlnas.bounds import INT_LIMIT
     from rlnas.run.store import RunStore
+    from rlnas.settings.bounds import INT_LIMIT
 
     for flag, value in (("--top", args.top), ("--epochs", args.epochs)):
         if value is not None and not 1 <= value <= INT_LIMIT:

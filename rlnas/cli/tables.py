@@ -237,7 +237,7 @@ def _strategies(args: argparse.Namespace) -> list[str]:
             )
     if not strategies:
         raise ConfigError("--strategies is empty; name at least one of " + ", ".join(STRATEGIES))
-    from rlnas.bounds import SIZE_LIMITS
+    from rlnas.settings.bounds import SIZE_LIMITS
 
     for flag, value in (("--budget", args.budget), ("--seeds", args.seeds)):
         if value < 1:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlnas.bounds import check_bounds
 from rlnas.errors import ConfigError
+from rlnas.settings.bounds import check_bounds
 from rlnas.settings.rules import Check, check_all, whole
 from rlnas.settings.rules import setting as _f
 

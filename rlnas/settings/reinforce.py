@@ -16,8 +16,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from rlnas.bounds import check_bounds
 from rlnas.policy.controller_kinds import CONTROLLER_LR, CONTROLLERS
+from rlnas.settings.bounds import check_bounds
 from rlnas.settings.rules import (
     Check,
     check_all,
