@@ -1,9 +1,9 @@
 """Does the default search learn? Validation accuracy per REINFORCE batch and the controller's policy shift.
 
 What it measures
-    The default search (bundled mnist_5k, default config, ``--trials`` 64 = 8 REINFORCE batches of 8)
-    for each controller learning rate in ``--lrs`` and each seed in ``--seeds``, at equal budget.
-    Per batch: mean and max validation accuracy of its 8 children and their mean entropy under the
+    The default search (bundled mnist_5k, default config: 96 children in batches of 4; ``--trials``
+    changes the budget) for each controller learning rate in ``--lrs`` and each seed in ``--seeds``.
+    Per batch: mean and max validation accuracy of its children and their mean entropy under the
     policy that sampled them (``losses/entropy`` of the REINFORCE step; it also depends on how many
     layers the batch drew, so it is noisy). Per run: first-batch mean vs the mean of the last two
     batches; best vs mean of all sampled; the policy's entropy at start and end; and how far the
@@ -15,14 +15,14 @@ What it measures
 
 Why
     The LSTM controller's default learning rate (0.005) is meant to move the policy within a laptop
-    budget; Zoph & Le's 6e-4 was set for 12,800 samples and should barely move the policy in 64.
+    budget; Zoph & Le's 6e-4 was set for 12,800 samples and should barely move the policy in 96.
     ``--lrs 0.0006,0.005,0.02`` shows this side by side.
 
 How to read it
     A learning controller shows last-2 mean > first mean, falling policy entropy and a clearly
     non-zero TV distance (0 = the marginal did not move; 1 = all mass moved). Because both controllers sample
     with common random numbers, an unchanged policy gives exactly 0, so even 0.05 is a real shift.
-    Entropy is per architecture, in nats, summed over its active decisions. With 8 children per
+    Entropy is per architecture, in nats, summed over its active decisions. With 4 children per
     batch, batch means are noisy: compare seeds (``--seeds 0,1``). Runs with the same seed start
     from the same controller and share their first batch, so learning rates are compared paired.
 """
