@@ -39,6 +39,7 @@ from rlnas.settings import OWNER, PLAIN_REINFORCE, SETTINGS, STRATEGIES, Evoluti
 from rlnas.settings.bounds import check_bounds
 from rlnas.settings.rules import (
     Check,
+    check_all,
     finite_number,
     flag,
     must,
@@ -133,8 +134,7 @@ class SearchConfig:
     )
 
     def __post_init__(self) -> None:
-        for name, check in _RULES.items():
-            check(name, getattr(self, name))
+        check_all(self, _RULES)
         for name, kind in SETTINGS.items():
             if not isinstance(getattr(self, name), kind):
                 raise ConfigError(f"{name} must be {kind.__name__} (make_config reads a table or flat keys)")

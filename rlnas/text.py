@@ -6,6 +6,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
+def with_article(noun: str) -> str:
+    """``an int``, ``a float``, ``a module``: the noun after the article English gives its spelling."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 def format_value(v: Any) -> str:
     """A decision value as a reader wants it: floats to 3 significant digits, the rest as is."""
     return f"{v:.3g}" if isinstance(v, float) else str(v)

@@ -44,13 +44,15 @@ class Parser(argparse.ArgumentParser):
 
 def typed(kind: type) -> Any:
     """An argparse ``type=`` whose error names the expected kind (``'x' is not an int``)."""
-    article = "an" if kind.__name__[0] in "aeiou" else "a"
+    from rlnas.text import with_article
+
+    expected = with_article(kind.__name__)
 
     def parse(text: str) -> Any:
         try:
             return kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {article} {kind.__name__}") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not {expected}") from None
 
     parse.__name__ = kind.__name__
     return parse

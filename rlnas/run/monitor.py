@@ -278,8 +278,9 @@ class Monitor:
                 with writer.as_default(step=1):
                     self._hp.hparams(session_hparams(t), trial_id=f"{t.index:05d}")
                     if t.ok:
+                        reported = t.reported()
                         for m in METRICS:
-                            self._tf.summary.scalar(m, float(t.reported()[m]))
+                            self._tf.summary.scalar(m, float(reported[m]))
                 writer.flush()  # the error, if any, here rather than lost in close
             finally:
                 with contextlib.suppress(self._tf.errors.OpError):

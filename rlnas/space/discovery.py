@@ -22,6 +22,7 @@ from typing import Any
 from rlnas.errors import ConfigError, did_you_mean
 from rlnas.space.decisions import Decision, SearchSpace, Value
 from rlnas.space.keras_tuner import MAX_RUNS, HyperParameters, Param
+from rlnas.text import with_article
 
 
 # -- discovery: running the function until its structure shows -------------------------------------
@@ -239,7 +240,6 @@ def load_function(spec: str) -> Callable[[HyperParameters], Any]:
             raise ConfigError(f"module {module_name!r} has no {attr!r}" + did_you_mean(part, public))
         obj = getattr(obj, part)
     if not callable(obj):
-        kind = type(obj).__name__
-        article = "an" if kind[:1].lower() in "aeiou" else "a"
-        raise ConfigError(f"{spec!r} is {article} {kind}, not a function; point to def build_model(hp)")
+        kind = with_article(type(obj).__name__)
+        raise ConfigError(f"{spec!r} is {kind}, not a function; point to def build_model(hp)")
     return obj
