@@ -29,11 +29,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from rlnas.data import Dataset
+from rlnas.data.table import TableInput
 from rlnas.errors import ChildError, ConfigError
 from rlnas.models import MODELS, check_input_shape, get_model, is_function
 from rlnas.models.common import DROPOUT_RATE
 from rlnas.models.function_model import build_from_function, fit_labels, loss_and_accuracy
 from rlnas.models.mlp import DEFAULTS as MLP_DEFAULTS
+from rlnas.models.table import build as table_child
+from rlnas.models.table import check_table_model
 from rlnas.space import SearchSpace
 from rlnas.space.discovery import load_function
 
@@ -96,9 +99,16 @@ def check_space(space: SearchSpace) -> None:
 
 
 def build_model(
-    arch: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int, *, model: str = "mlp"
+    arch: Mapping[str, Any],
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    *,
+    model: str = "mlp",
+    raw_input: Any = None,
 ):
     """The compiled child: ``model``'s network, Adam(``lr``), sparse categorical cross-entropy, accuracy.
+
+    ``raw_input``: the Dataset's; a table's child starts with its column encoder (:mod:`rlnas.models.table`).
 
     Raises:
         ConfigError: unknown ``model``, inputs it cannot read (a conv model given flat vectors), or a
@@ -111,7 +121,11 @@ def build_model(
             f"build_model cannot build model function {model!r}: it compiles its own model; "
             "use rlnas.models.function_model.build_from_function(model, arch)"
         )
-    net = get_model(model).build(arch, tuple(input_shape), num_classes)
+    if isinstance(raw_input, TableInput):
+        check_table_model(model)
+        net = table_child(arch, raw_input, num_classes, get_model(model).build)
+    else:
+        net = get_model(model).build(arch, tuple(input_shape), num_classes)
     net.compile(
         optimizer=keras.optimizers.Adam(learning_rate=float(arch.get("lr", 1e-3))),
         loss="sparse_categorical_crossentropy",
@@ -306,7 +320,7 @@ def _fit_and_score(
 ) -> tuple[Any, ChildResult]:
     """(trained model, its result); raises for a bad child, which the caller records as failed."""
     (x_train, y_train), (x_eval, y_eval) = _splits(dataset, final=spec.final)
-    net = _compiled(spec.model, arch, x_train.shape[1:], dataset.num_classes)
+    net = _compiled(spec.model, arch, x_train.shape[1:], dataset.num_classes, dataset.raw_input)
     params = int(net.count_params())
     if spec.max_params is not None and params > spec.max_params:
         raise ChildError(f"{params:,} parameters exceed max_params={spec.max_params:,}")
@@ -345,12 +359,16 @@ def _splits(dataset: Dataset, *, final: bool) -> tuple[tuple[np.ndarray, np.ndar
 
 
 def _compiled(
-    model: str | Callable[..., Any], arch: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int
+    model: str | Callable[..., Any],
+    arch: Mapping[str, Any],
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    raw_input: Any = None,
 ) -> Any:
     """The child ready to fit: a builder's network compiled here, or what the model function built
     and compiled, built on ``input_shape`` if it has no Input yet (count_params needs the weights)."""
     if not callable(model) and not is_function(model):
-        return build_model(arch, input_shape, num_classes, model=model)
+        return build_model(arch, input_shape, num_classes, model=model, raw_input=raw_input)
     net = build_from_function(model if callable(model) else load_function(model), arch)
     if not net.built:
         net.build((None, *input_shape))

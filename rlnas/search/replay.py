@@ -21,6 +21,7 @@ from typing import Any
 from rlnas import data
 from rlnas.errors import RunError
 from rlnas.models.child import Status, TrainSpec, train_and_evaluate, train_spec
+from rlnas.models.table import exported
 from rlnas.resolve import resolve
 from rlnas.run.store import RunStore, atomic_path
 from rlnas.run.trial import Trial
@@ -109,7 +110,11 @@ def _replay_one(where: Path, trial: Trial, rank: int, ds: data.Dataset, spec: An
     """Retrain one architecture, save its model as it finishes, and score it once on test."""
     path = where / f"rank{rank}-{trial.key}.keras"
     r = train_and_evaluate(
-        trial.architecture, ds, spec, seed=seed, on_model=lambda model: _save_atomically(model, path)
+        trial.architecture,
+        ds,
+        spec,
+        seed=seed,
+        on_model=lambda model: _save_atomically(exported(model, ds.raw_input), path),
     )
     return ReplayResult(
         rank,
