@@ -28,7 +28,12 @@ def png(image: np.ndarray) -> bytes:
 
     rows = b"".join(b"\0" + image[r].tobytes() for r in range(height))  # filter 0 per row
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def write_folder(out: Path, classes: int, per_class: int) -> int:

@@ -70,8 +70,8 @@ def build(
 
 def raw_table_model(net: Any, table: TableInput) -> Any:
     """``net`` (trained on encoded rows) behind one raw input per column: it takes a dict of column
-    name -> values (text as Python strings: an object array or a list; numpy's ``<U`` arrays are
-    refused by Keras) and predicts what ``net`` predicts."""
+    name -> numpy array (text as an ``object`` array, as pandas holds it: Keras refuses numpy's
+    ``<U`` strings) and predicts what ``net`` predicts."""
     import keras
 
     inputs, row = {}, []
