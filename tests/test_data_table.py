@@ -108,7 +108,8 @@ def test_describe_records_the_columns_as_json(people):
     [
         (["a", "b", "y"], [[1, 2, 0], [3, 4, 1]], "z", r"has no column 'z'; its columns: a, b, y"),
         (["a", "label"], [[1, 0], [2, 1]], "lable", r"no column 'lable' \(did you mean 'label'\?\)"),
-        (["a", "y"], [[1, 0], ["x", 1], [2, 0]], "y", r"column 'a' mixes numbers and text \(line 2: '1', line 3: 'x'\)"),
+        (["a", "y"], [[1, 0], ["x", 1], [2, 0]], "y",
+         r"column 'a' mixes numbers and text \(line 2: '1', line 3: 'x'\)"),
         (["a", "y"], [[1, 0.5], [2, "nan"], [3, 1.5]], "y", r"target: column 'y' is 'nan' at line 3"),
         (["a", "y"], [[1, 0.5], [2, "inf"], [3, 1.5]], "y", r"column 'y' is 'inf' at line 3"),
         (["a", "y"], [[1, "cat"], [2, "cat"]], "y", r"target 'y' has one class \('cat'\); need >= 2"),
