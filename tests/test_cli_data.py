@@ -128,9 +128,9 @@ def test_data_and_dataset_are_one_setting_as_in_the_config_file(tmp_path, monkey
 
 # -- the examples, end to end ----------------------------------------------------------------------
 def fresh_copy(tmp_path: Path) -> Path:
-    """The tracked files of rlnas/ and examples/ alone (no caches, no runs): what a clone holds."""
+    """The tracked files of rlnas/, envs/ and examples/ alone (no caches, no runs): what a clone holds."""
     listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "rlnas", "examples"],
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "rlnas", "envs", "examples"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     clone = tmp_path / "clone"
