@@ -110,11 +110,21 @@ def check_space(space: SearchSpace) -> None:
 
 
 def build_model(
-    arch: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int, *, model: str = "mlp"
+    arch: Mapping[str, Any],
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    *,
+    model: str = "mlp",
+    target: tuple[float, float] | None = None,
 ):
     """The compiled child: ``model``'s network and Adam(``lr``); a classifier (``num_classes`` >= 2)
     with sparse categorical cross-entropy and accuracy, a regressor (``num_classes`` 0) with mean
     squared error and mean absolute error (logged as ``mae``: ``val_mae`` on the validation split).
+
+    ``target`` (a regressor's training targets' mean and standard deviation): the network's linear
+    unit is followed by a fixed ``Rescaling`` to the target's units, so it learns a standardised
+    target (weights near their initial scale reach it; a house price of 300,000 in two epochs does
+    not) while its loss, metrics and predictions, and the saved model's, are in the data's units.
 
     Raises:
         ConfigError: unknown ``model``, inputs it cannot read (a conv model given flat vectors), or a
@@ -129,6 +139,9 @@ def build_model(
         )
     net = get_model(model).build(arch, tuple(input_shape), num_classes)
     regression = num_classes == 0
+    if regression and target is not None:
+        mean, std = target
+        net = keras.Model(net.inputs, keras.layers.Rescaling(scale=std, offset=mean, dtype="float32")(net.outputs[0]))
     net.compile(
         optimizer=keras.optimizers.Adam(learning_rate=float(arch.get("lr", 1e-3))),
         loss="mse" if regression else "sparse_categorical_crossentropy",
@@ -323,7 +336,7 @@ def _fit_and_score(
 ) -> tuple[Any, ChildResult]:
     """(trained model, its result); raises for a bad child, which the caller records as failed."""
     (x_train, y_train), (x_eval, y_eval) = _splits(dataset, final=spec.final)
-    net = _compiled(spec.model, arch, x_train.shape[1:], dataset.num_classes)
+    net = _compiled(spec.model, arch, x_train.shape[1:], dataset.num_classes, _target(y_train))
     params = int(net.count_params())
     if spec.max_params is not None and params > spec.max_params:
         raise ChildError(f"{params:,} parameters exceed max_params={spec.max_params:,}")
@@ -389,13 +402,26 @@ def _splits(dataset: Dataset, *, final: bool) -> tuple[tuple[np.ndarray, np.ndar
     return fit, (dataset.x_test, dataset.y_test)
 
 
+def _target(y: np.ndarray) -> tuple[float, float] | None:
+    """Mean and standard deviation of one regression target (None for class labels, several
+    targets, or a constant one), from the split the child fits: never from the data it is scored on."""
+    if not np.issubdtype(y.dtype, np.floating) or (y.ndim == 2 and y.shape[1] != 1):
+        return None
+    std = float(np.std(y))
+    return (float(np.mean(y)), std) if std > 0 else None
+
+
 def _compiled(
-    model: str | Callable[..., Any], arch: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int
+    model: str | Callable[..., Any],
+    arch: Mapping[str, Any],
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    target: tuple[float, float] | None = None,
 ) -> Any:
     """The child ready to fit: a builder's network compiled here, or what the model function built
     and compiled, built on ``input_shape`` if it has no Input yet (count_params needs the weights)."""
     if not callable(model) and not is_function(model):
-        return build_model(arch, input_shape, num_classes, model=model)
+        return build_model(arch, input_shape, num_classes, model=model, target=target)
     net = build_from_function(model if callable(model) else load_function(model), arch)
     if not net.built:
         net.build((None, *input_shape))
