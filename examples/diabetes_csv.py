@@ -1,7 +1,7 @@
 """Write scikit-learn's bundled diabetes table as a CSV, for a regression search from the command line.
 
     python examples/diabetes_csv.py diabetes.csv
-    rlnas search --data diabetes.csv --target target --objective val_loss --failed-reward -100000
+    rlnas search --data diabetes.csv --target target --objective val_mae
 
 The table ships inside scikit-learn (no download): 442 patients, ten numeric measurements and the
 disease progression a year later (``target``, a float: regression). It is written unscaled, as a

@@ -16,12 +16,9 @@ import numpy as np
 import pytest
 
 from rlnas.cli import main
-from rlnas.data import Dataset, DataSpec, split_rows
+from rlnas.data import DataSpec, split_rows
 
 ROOT = Path(__file__).parent.parent
-REGRESSION_READY = "task" in Dataset.__dataclass_fields__
-"""Regression children (a linear head, MSE) come with the Dataset's ``task``; until then the
-regression example is expected to fail."""
 
 
 def _error(capsys, *argv: str) -> str:
@@ -236,14 +233,13 @@ def test_table_to_a_replayed_model_that_takes_raw_rows(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(not REGRESSION_READY, reason="regression children need the Dataset's task", strict=True)
 def test_diabetes_example_is_a_regression_search_from_the_cli(tmp_path):
     pytest.importorskip("sklearn")
     clone = fresh_copy(tmp_path)
     _run(clone, str(clone / "examples" / "diabetes_csv.py"), "diabetes.csv", cwd=tmp_path)
     search = _run(
         clone, "-m", "rlnas.cli", "search", "--data", "diabetes.csv", "--target", "target", "--objective",
-        "val_loss", "--failed-reward", "-1000000", *SEARCH, "--name", "d", cwd=tmp_path,
+        "val_mae", *SEARCH, "--name", "d", cwd=tmp_path,
     )  # fmt: skip
     run = tmp_path / "runs" / "d"
     assert json.loads((run / "data.json").read_text())["table"]["task"] == "regression"
@@ -256,4 +252,5 @@ def test_diabetes_example_is_a_regression_search_from_the_cli(tmp_path):
         f"print(keras.models.load_model({str(model)!r}).predict(raw, verbose=0).shape)\n"
     )
     assert _run(clone, "-c", check, cwd=tmp_path).stdout.strip() in ("(5, 1)", "(5,)")
-    assert "test" in search.stdout
+    (row,) = json.loads((run / "replay.json").read_text())
+    assert row["metric"] == "mae" and row["test_score"] > 0 and "test_mae" in search.stdout

@@ -62,8 +62,7 @@ def test_integer_target_is_classification_float_target_is_regression(people):
     price = load(people, "price")
     assert price.num_classes == 0 and price.class_names == ()
     assert price.raw_input.task == REGRESSION and price.y_train.dtype == np.float32
-    if hasattr(price, "task"):
-        assert price.task == REGRESSION
+    assert price.task == REGRESSION and grade.task == "classification"
 
 
 def test_encoders_are_fitted_on_the_train_split_only(people):

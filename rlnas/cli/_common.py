@@ -133,7 +133,8 @@ def resolve_search_data(args: argparse.Namespace) -> tuple[SearchConfig, SearchS
         model=getattr(args, "model", None),
         before_model=lambda: _before_model(args),
     )
-    return config, space, check_before_tensorflow(config, space, args.debug)
+    config, ds = check_before_tensorflow(config, space, args.debug)
+    return config, space, ds
 
 
 def _before_model(args: argparse.Namespace) -> None:
@@ -145,13 +146,18 @@ def _before_model(args: argparse.Namespace) -> None:
     load_tensorflow(args.debug)
 
 
-def check_before_tensorflow(config: SearchConfig, space: SearchSpace, debug: bool) -> Dataset:
+def check_before_tensorflow(
+    config: SearchConfig, space: SearchSpace, debug: bool
+) -> tuple[SearchConfig, Dataset]:
     """The space, Ray and the data, each a one-line error now rather than N failed children later;
     a downloadable dataset that is missing is fetched here, and a folder of images decoded (once:
-    :mod:`rlnas.data.folder` caches it for the workers). Returns the dataset."""
+    :mod:`rlnas.data.folder` caches it for the workers). Returns the config fitted to the data
+    (:func:`rlnas.resolve.fit_to_data`: a regression target's objective and failed reward) and the
+    dataset."""
     from rlnas import data
     from rlnas.errors import DataError
     from rlnas.models.child import check_space
+    from rlnas.resolve import fit_to_data
 
     check_space(space)
     _check_workers(config)
@@ -181,7 +187,7 @@ def check_before_tensorflow(config: SearchConfig, space: SearchSpace, debug: boo
         from rlnas.models import check_input_shape
 
         check_input_shape(space.model, ds.x_train.shape[1:])
-    return ds
+    return fit_to_data(config, ds), ds
 
 
 WORKERS_PER_CORE = 4

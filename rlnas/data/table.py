@@ -194,7 +194,8 @@ def encode(column: Column, values: np.ndarray) -> np.ndarray:
 
 
 def load(path: Path, spec: Any) -> dict[str, Any]:
-    """Read, split (``spec``'s seeded fractions) and encode the table: the fields of its Dataset. The
+    """Read, split (``spec``'s seeded fractions) and encode the table: the fields of its Dataset (whose
+    ``task`` follows y: float32 for regression, int64 classes). The
     encoders are fitted on the whole train split, so a low-fidelity search (``train_fraction``) and
     its replay share them."""
     where = f"table {spec.name}"
@@ -216,5 +217,4 @@ def load(path: Path, spec: Any) -> dict[str, Any]:
         num_classes=len(class_names),
         class_names=class_names,
         raw_input=raw,
-        task=task,
     )
