@@ -92,8 +92,12 @@ def exported(net: Any, raw_input: Any) -> Any:
     import keras
 
     if isinstance(raw_input, TableInput):
-        return raw_table_model(net, raw_input)
-    if isinstance(raw_input, ImageInput):
+        model = raw_table_model(net, raw_input)
+    elif isinstance(raw_input, ImageInput):
         inputs = keras.Input(shape=net.input_shape[1:], name="image")
-        return keras.Model(inputs, net(keras.layers.Rescaling(1 / 255)(inputs)), name="image_model")
-    return net
+        model = keras.Model(inputs, net(keras.layers.Rescaling(1 / 255)(inputs)), name="image_model")
+    else:
+        return net
+    if net.compiled:  # compiled as the child was, so evaluate() on raw samples reports its metrics
+        model.compile_from_config(net.get_compile_config())
+    return model
