@@ -151,3 +151,12 @@ def test_rgb_resizes_and_a_corrupt_image_is_one_line(digits):
     with pytest.raises(DataError, match=r"cannot decode the images of folder") as info:
         data.load(spec(digits, image_size=(8, 10)))
     assert "\n" not in str(info.value)
+
+
+def test_a_cache_that_cannot_be_written_is_one_line(digits, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("RLNAS_CACHE_DIR", str(blocker))
+    with pytest.raises(DataError, match=r"cannot cache the decoded images .*set RLNAS_CACHE_DIR") as info:
+        data.load(spec(digits, image_size=(8, 8)))
+    assert "\n" not in str(info.value)

@@ -10,7 +10,8 @@ workers, Ray, the cache and replay already share. Decoding needs TensorFlow and 
 millisecond an image, so it is done once per folder contents: the arrays are cached in
 ``$RLNAS_CACHE_DIR`` (default ``~/.cache/rlnas``) under a digest of every image's path, size and
 modification time and the image settings. The search's check decodes; its workers, replay and a
-resumed run read the cache (a changed folder is decoded again). Listing the folder, which every
+resumed run read the cache (a changed folder is decoded again). A cache that cannot be written is
+an error, not a decode per worker. Listing the folder, which every
 error here needs, never imports TensorFlow.
 """
 
@@ -165,16 +166,28 @@ def decode(listing: Listing, image: ImageInput) -> tuple[np.ndarray, np.ndarray]
 
 
 def decoded(listing: Listing, image: ImageInput) -> tuple[np.ndarray, np.ndarray]:
-    """The folder's arrays from the cache, or decoded now and cached (an unwritable cache is skipped)."""
+    """The folder's arrays from the cache, or decoded now and cached.
+
+    Raises:
+        DataError: the cache cannot be written. Every worker would decode the folder again (and a
+            worker forked from a template must not start TensorFlow's runtime), so that is refused.
+    """
     path = cache_dir() / "images" / f"{fingerprint(listing, image)}.npz"
     with contextlib.suppress(OSError, ValueError, KeyError), np.load(path, allow_pickle=False) as cached:
         return cached["x"], cached["y"]
     x, y = decode(listing, image)
-    with contextlib.suppress(OSError):
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
         np.savez(tmp, x=x, y=y)
         os.replace(tmp, path)  # atomic: a worker reading at the same time sees all of it or nothing
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise DataError(
+            f"cannot cache the decoded images of folder {listing.directory} in {path.parent} "
+            f"({exc.strerror or exc}); set RLNAS_CACHE_DIR to a writable folder"
+        ) from None
     return x, y
 
 
