@@ -294,22 +294,25 @@ def _value_colours(n: int) -> list[Any]:
 
 
 def _plot_pareto(trials: list[Trial], objective: str | None = None) -> Any:
-    """Size against the objective's own value (its direction: a loss is plotted as minus itself,
-    so that up is better and the front is the same upper-left staircase)."""
+    """Size against the objective's own value, in its own units; a minimised one (a loss) on an
+    inverted axis, so that up is always better and the front is the same upper-left staircase."""
     fig, ax = _figure(figsize=(7, 4.5))
     ok = [t for t in trials if t.ok]
     name = objective_name(objective)
     sign = -1.0 if _minimised(objective) else 1.0
-    points = [(t.metrics["params"], sign * objective_value(t, objective)) for t in ok]
+    points = [(t.metrics["params"], objective_value(t, objective)) for t in ok]
     ax.scatter([p for p, _ in points], [a for _, a in points], s=14, alpha=0.5, label="children")
-    front = [points[i] for i in pareto_front(points)]
+    front = [points[i] for i in pareto_front([(p, sign * v) for p, v in points])]
     if front:
         ax.step([p for p, _ in front], [a for _, a in front], "o-", where="post", color="tab:red",
                 ms=5, label="Pareto front")  # fmt: skip
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter("")  # the minor labels of a log axis overlap
-    shown = name if sign > 0 else f"-{name}"
-    ax.set(xlabel="parameters", ylabel=shown.replace("val_accuracy", "validation accuracy"), title=f"Size vs {name}")
+    shown = name.replace("val_accuracy", "validation accuracy")
+    if sign < 0:
+        ax.invert_yaxis()
+        shown += " (lower is better: axis inverted)"
+    ax.set(xlabel="parameters", ylabel=shown, title=f"Size vs {name}")
     ax.legend(loc="lower right", fontsize="small")
     ax.grid(alpha=0.3)
     return fig
