@@ -114,11 +114,24 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
-def flatten(trial: Trial, names: Sequence[str]) -> dict[str, Any]:
-    """One export row: the trial fields, then one column per decision (None when inactive)."""
+def logged_metrics(trials: Sequence[Trial]) -> list[str]:
+    """The metrics the children's models logged beyond :data:`EXPORT_COLUMNS` (``val_mae``,
+    ``val_auc``, ``mae``), in the order they first appear: an export has a column for each."""
+    seen: dict[str, None] = {}
+    for t in trials:
+        for name in t.metrics:
+            if name not in EXPORT_COLUMNS and name not in ("train_loss", "epochs_run"):
+                seen.setdefault(name, None)
+    return list(seen)
+
+
+def flatten(trial: Trial, names: Sequence[str], metrics: Sequence[str] = ()) -> dict[str, Any]:
+    """One export row: the trial fields, the logged ``metrics``, then one column per decision
+    (None when inactive or not logged)."""
     reported = trial.reported()
     row = {c: getattr(trial, c) if c in _TRIAL_FIELDS else reported.get(c) for c in EXPORT_COLUMNS}
     row["status"] = trial.status.value
+    row |= {m: reported.get(m) for m in metrics}
     return row | {n: trial.architecture.get(n) for n in names}
 
 
@@ -137,11 +150,12 @@ def load_run(store: RunStore) -> tuple[SearchSpace, list[Trial]]:
 def export_text(store: RunStore, fmt: str) -> str:
     """Every trial of the run as CSV or JSON (a list of flat objects)."""
     space, trials = load_run(store)
-    rows = [flatten(t, space.names) for t in trials]
+    metrics = logged_metrics(trials)
+    rows = [flatten(t, space.names, metrics) for t in trials]
     if fmt == "json":
         return json.dumps(rows, indent=1) + "\n"
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=[*EXPORT_COLUMNS, *space.names], lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=[*EXPORT_COLUMNS, *metrics, *space.names], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)  # None is written as an empty cell
     return buf.getvalue()
