@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import shutil
 import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -36,7 +37,9 @@ import numpy as np
 
 from rlnas import data
 from rlnas.config import SearchConfig
-from rlnas.errors import ChildError, ConfigError, RunError
+from rlnas.data import saved
+from rlnas.data.saved import SavedDataset
+from rlnas.errors import ChildError, ConfigError, DataError, RunError
 from rlnas.exec.evaluator import BaseEvaluator, Evaluator
 from rlnas.exec.executions import Executions
 from rlnas.exec.factory import make_evaluators
@@ -50,8 +53,10 @@ from rlnas.space.keras_tuner import MAX_RUNS, HyperParameters
 from rlnas.text import format_arch, format_value
 from rlnas.tuner_args import (
     FAILED_LOSS,
+    arrays_only,
     check_keywords,
     check_place,
+    dataset_splits,
     model_function,
     objective_text,
     split_arrays,
@@ -193,8 +198,8 @@ class ReinforceSearch:
     # -- searching -------------------------------------------------------------------------------
     def search(
         self,
-        x: Any,
-        y: Any,
+        x: Any = None,
+        y: Any = None,
         *,
         epochs: int = 1,
         validation_data: tuple[Any, Any] | None = None,
@@ -209,12 +214,21 @@ class ReinforceSearch:
         ``shuffle``) go to ``fit`` in the workers; only a function or keyword that cloudpickle
         cannot send makes the children train in this process, with a warning.
 
+        ``x`` is what ``model.fit`` takes: arrays (saved once as the run's ``data.npz``), dicts of
+        arrays for a model with several named inputs, a ``tf.data.Dataset`` of ``(x, y)`` batches
+        or a ``keras.utils.PyDataset`` with a length (``y`` then omitted, ``validation_data`` a
+        dataset or a pair). Everything but plain arrays is read once and saved with
+        ``tf.data.Dataset.save`` under the run's ``data/`` (:mod:`rlnas.data.saved`), where every
+        child reads it from disk; an unbatched dataset is batched with ``batch_size``.
+
         Raises:
-            ConfigError: no validation data, bad ``epochs`` or ``batch_size``, search() already
-                ran on this tuner, or it runs while a process of the user's own multiprocessing
-                pool starts (a script that searches without ``if __name__ == "__main__":``).
+            ConfigError: no validation data, ``validation_split`` with a dataset, bad ``epochs``
+                or ``batch_size``, search() already ran on this tuner, or it runs while a process
+                of the user's own multiprocessing pool starts (a script that searches without
+                ``if __name__ == "__main__":``).
             RunError: ``directory/project_name`` holds a run and ``overwrite`` is False.
-            DataError: the arrays do not fit together.
+            DataError: the arrays do not fit together, a Python generator (which cannot be read
+                twice), elements that are not ``(x, y)`` pairs, NaN or infinite labels.
         """
         from rlnas.search.loop import run_search
 
@@ -223,12 +237,24 @@ class ReinforceSearch:
             raise ConfigError(
                 "search() already ran on this tuner; make a new one (overwrite=True) to search again"
             )
-        self.config = self._search_config(whole("epochs", epochs), whole("batch_size", batch_size))
-        train, val = split_arrays(x, y, validation_data, validation_split)
-        # The arrays checked (and scaled) once, before the project directory exists.
-        dataset = data.from_splits(train, val, name="x, y", train_fraction=self.config.train_fraction)
-        store = self._create_store()
-        dataset = self._save_data(store, train, val, dataset)
+        epochs, batch_size = whole("epochs", epochs), whole("batch_size", batch_size)
+        if x is None:
+            raise TypeError("search() needs the training data: search(x, y, ...) or search(dataset, ...)")
+        dataset: data.Dataset | SavedDataset
+        if arrays_only(x, validation_data):
+            self.config = self._search_config(epochs, batch_size, "data.npz")
+            train, val = split_arrays(x, y, validation_data, validation_split)
+            # The arrays checked (and scaled) once, before the project directory exists.
+            dataset = data.from_splits(train, val, name="x, y", train_fraction=self.config.train_fraction)
+            store = self._create_store()
+            dataset = self._save_data(store, train, val, dataset)
+        else:
+            self.config = self._search_config(epochs, batch_size, "data")
+            if self.config.train_fraction != 1:
+                raise ConfigError("train_fraction is for arrays; give a dataset of the size to train on")
+            splits = dataset_splits(x, y, validation_data, validation_split)  # checked before writing
+            store = self._create_store()
+            dataset = self._save_dataset(store, splits)
         self._evaluator = FunctionEvaluator(
             self._fn, dataset, train_spec(self.config, self.space.model), fit_kwargs=fit_kwargs
         )
@@ -239,10 +265,10 @@ class ReinforceSearch:
             run_search(self.config, self.space, store, evaluator=evaluators, on_trial=show)
         self._trials = store.trials()
 
-    def _search_config(self, epochs: int, batch_size: int) -> SearchConfig:
-        """The settings of this search, resolved at once with the tuner's own: the data file the
-        search writes (the run's ``data.npz``), ``epochs`` and ``batch_size``."""
-        data_file = str((self.project_dir / "data.npz").resolve())
+    def _search_config(self, epochs: int, batch_size: int, data_name: str) -> SearchConfig:
+        """The settings of this search, resolved at once with the tuner's own: the data the search
+        writes (the run's ``data.npz`` or ``data/`` directory), ``epochs`` and ``batch_size``."""
+        data_file = str((self.project_dir / data_name).resolve())
         flags = self._flags | {"dataset": data_file, "epochs": epochs, "batch_size": batch_size}
         return resolve(flags=flags).config
 
@@ -266,6 +292,17 @@ class ReinforceSearch:
         np.savez(self.config.dataset, x_train=train[0], y_train=train[1], x_val=val[0], y_val=val[1])
         dataset = dataclasses.replace(dataset, name=self.config.dataset)
         warn_unseen_classes(dataset)
+        store.write_config(self.config, self.space)
+        return dataset
+
+    def _save_dataset(self, store: RunStore, splits: Mapping[str, tuple[Any, bool]]) -> SavedDataset:
+        """Save the splits once under the run's ``data/`` (the directory ``config.dataset`` names),
+        then the config; a dataset that cannot be saved leaves no run behind."""
+        try:
+            dataset = saved.save(self.config.dataset, splits, batch_size=self.config.batch_size)
+        except DataError:
+            shutil.rmtree(store.path, ignore_errors=True)
+            raise
         store.write_config(self.config, self.space)
         return dataset
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from rlnas.data import saved
 from rlnas.errors import DataError, did_you_mean
 
 DATASETS = ("mnist_5k", "mnist", "fashion_mnist")
@@ -147,6 +148,8 @@ def _locate(spec: DataSpec) -> tuple[str, Any]:
         raise DataError(f"data_dir is only used by mnist and fashion_mnist, not {name!r}; drop it")
     if name == "mnist_5k":
         return "npz", importlib.resources.files("rlnas") / "bundled" / "mnist_5k.npz"
+    if saved.is_saved(name):
+        return "saved", Path(name)
     if name.lower().endswith(".npz"):
         path = Path(name).expanduser()
         if not path.is_file():
@@ -382,13 +385,18 @@ def _read_presplit(source: Any) -> dict[str, np.ndarray] | None:
         return None  # _load_npz reports what is wrong with the file
 
 
-def load(spec: DataSpec) -> Dataset:
+def load(spec: DataSpec) -> Dataset | saved.SavedDataset:
     """Locate, read and split the dataset ``spec`` names (never downloads, never imports TF).
+
+    A directory a tuner search saved a tf.data dataset into (``<run>/data``) gives its
+    :class:`rlnas.data.saved.SavedDataset`, which each child reads lazily from disk.
 
     A pre-split .npz (``x_train``, ``y_train``, ``x_val``, ``y_val``, optionally ``x_test``,
     ``y_test``) is used as given: val_fraction and test_fraction do not apply to it.
     """
     kind, source = _locate(spec)
+    if kind == "saved":
+        return saved.read(source)
     arrays = _read_presplit(source) if kind == "npz" else None
     if arrays is not None:
         test = (arrays["x_test"], arrays["y_test"]) if "x_test" in arrays and "y_test" in arrays else None

@@ -70,16 +70,20 @@ ACCURACY_KEYS = ("accuracy", "acc", "categorical_accuracy", "sparse_categorical_
 
 
 def loss_and_accuracy(
-    model: Any, x: np.ndarray, y: np.ndarray, *, batch_size: int = 1024
+    model: Any, x: Any, y: np.ndarray | None, *, batch_size: int = 1024
 ) -> tuple[float, float]:
-    """(loss, accuracy) of a user-compiled model on ``(x, y)`` (``y`` as :func:`fit_labels` gave it).
+    """(loss, accuracy) of a user-compiled model on ``(x, y)`` (``y`` as :func:`fit_labels` gave it),
+    or on a ``tf.data.Dataset`` of ``(x, y)`` batches ``x`` (``y`` None).
 
     The accuracy is the model's own metric when it has one, else argmax agreement of its predictions.
     """
-    scores = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
+    batch = {} if y is None else {"batch_size": batch_size}  # a dataset yields its own batches
+    scores = model.evaluate(x, y, verbose=0, return_dict=True, **batch)
     accuracy = next((scores[k] for k in ACCURACY_KEYS if k in scores), None)
     if accuracy is None:
-        predicted = np.asarray(model.predict(x, batch_size=batch_size, verbose=0)).argmax(axis=-1)
+        predicted = np.asarray(model.predict(x, verbose=0, **batch)).argmax(axis=-1)
+        if y is None:  # the dataset's labels, in its (unshuffled) order
+            y = np.concatenate([np.asarray(element[1]) for element in x.as_numpy_iterator()])
         labels = y.argmax(axis=1) if np.ndim(y) == 2 else np.asarray(y)
         accuracy = float(np.mean(predicted == labels))
     return float(scores["loss"]), float(accuracy)

@@ -1,0 +1,325 @@
+"""A user's dataset saved once into the run directory in tf.data's own format, loaded lazily by each child.
+
+A ``tf.data.Dataset``, a ``keras.utils.PyDataset`` or dicts of arrays cannot travel to the worker
+processes or Ray tasks as arrays do (a pipeline may read files, call Python, or be larger than
+memory), and rebuilding it in every child would repeat its whole cost per child. So the search
+iterates it once, here, and writes each split with ``tf.data.Dataset.save`` under ``<run>/data/``;
+a child opens it with ``tf.data.Dataset.load``, which reads from disk as it trains (data larger
+than memory stays on disk). The labels are scanned once at save time, from the saved copy, so the
+user's pipeline runs exactly once: integer labels (or one-hot rows) mean classification with
+max+1 classes, other float labels regression; NaN or infinite labels are refused.
+
+What cannot be saved is refused in one line with the way out: a bare Python generator (it may be
+endless and cannot be re-read: wrap it in ``tf.data.Dataset.from_generator`` or a PyDataset), a
+PyDataset without a length, elements that are not ``(x, y)`` pairs.
+
+Nothing here imports TensorFlow at module import: :func:`read` only reads the small JSON record,
+so the CLI and the fork template load a saved dataset before TensorFlow starts.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlnas.errors import DataError
+
+RECORD = "rlnas-dataset.json"
+"""The file that marks a directory as a saved dataset and describes it."""
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SavedDataset:
+    """The splits of a dataset saved with ``tf.data.Dataset.save`` under ``name`` (a directory).
+
+    ``splits`` says, per split, how to read it back: ``batch`` (batch it with this size when it was
+    given unbatched or as arrays, else None), ``shuffle`` (reshuffle each epoch: arrays, as
+    ``fit`` does for them) and ``elements`` (how many elements were saved).
+    """
+
+    name: str
+    input_shape: tuple[int | None, ...] | dict[str, tuple[int | None, ...]]
+    num_classes: int
+    task: str  # "classification" or "regression"
+    splits: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        sizes = " / ".join(f"{info['elements']} {name}" for name, info in self.splits.items())
+        what = f"{self.num_classes} classes" if self.task == "classification" else self.task
+        return f"{self.name}: tf.data ({sizes} elements), {what}"
+
+    def split(self, name: str) -> Any:
+        """The split as a ``tf.data.Dataset`` of batches, read lazily from disk."""
+        import tensorflow as tf
+
+        info = self.splits[name]
+        ds = tf.data.Dataset.load(str(Path(self.name) / name))
+        if info.get("shuffle"):
+            ds = ds.shuffle(int(info["elements"]), reshuffle_each_iteration=True)
+        if info.get("batch"):
+            ds = ds.batch(int(info["batch"]))
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def fit_and_eval(self, *, final: bool) -> tuple[Any, Any]:
+        """(fit data, eval data): train and validation during the search; train+validation and test
+        (validation when no test split was saved) for the final training."""
+        if not final:
+            return self.split("train"), self.split("val")
+        held_out = "test" if "test" in self.splits else "val"
+        return self.split("train").concatenate(self.split("val")), self.split(held_out)
+
+
+def is_saved(path: str | Path) -> bool:
+    """Whether ``path`` is a directory holding a saved dataset."""
+    return (Path(path) / RECORD).is_file()
+
+
+def read(path: str | Path) -> SavedDataset:
+    """The saved dataset at ``path`` (reads its record only; no TensorFlow)."""
+    try:
+        record = json.loads((Path(path) / RECORD).read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read the saved dataset {path} ({exc}); search again to write it") from None
+    shape = record["input_shape"]
+    shape = {k: tuple(v) for k, v in shape.items()} if isinstance(shape, dict) else tuple(shape)
+    return SavedDataset(str(path), shape, int(record["num_classes"]), record["task"], record["splits"])
+
+
+# -- the search process: turning what search() was given into saved splits ---------------------------
+
+
+def is_arrays(x: Any) -> bool:
+    """True for what ``data.npz`` holds: an array or a list (not a dict, a dataset, a generator)."""
+    return isinstance(x, np.ndarray | list) or (hasattr(x, "__array__") and not _is_tf_dataset(x))
+
+
+def _is_tf_dataset(x: Any) -> bool:
+    return type(x).__module__.startswith("tensorflow") and hasattr(x, "element_spec")
+
+
+def _is_py_dataset(x: Any) -> bool:
+    return any(c.__name__ == "PyDataset" and c.__module__.startswith("keras") for c in type(x).__mro__)
+
+
+def check_shippable(x: Any, what: str) -> None:
+    """Refuse, in one line with the way out, what cannot be saved for the children.
+
+    Raises:
+        DataError: a Python generator or iterator, or a PyDataset without a length.
+    """
+    if isinstance(x, types.GeneratorType | Iterator) and not _is_tf_dataset(x):
+        raise DataError(
+            f"{what} is a Python generator, which cannot be sent to the children nor read twice; wrap it "
+            "in tf.data.Dataset.from_generator(...) or a keras.utils.PyDataset with a length: the search "
+            "then reads it once into the run directory"
+        )
+    if _is_py_dataset(x):
+        try:
+            n = len(x)
+        except Exception:  # a PyDataset without num_batches raises various errors for len()
+            n = None
+        if not n:
+            raise DataError(
+                f"{what} is a PyDataset without a length (num_batches), so it cannot be read once "
+                "into the run directory; give it __len__ or pass a tf.data.Dataset"
+            )
+
+
+def to_tf_dataset(x: Any, y: Any, *, what: str) -> tuple[Any, bool]:
+    """(``tf.data.Dataset``, whether it yields batches) for a dataset, a PyDataset, or arrays /
+    dicts of arrays with their labels ``y`` (then unbatched elements).
+
+    Raises:
+        DataError: a generator, a PyDataset without a length, or elements that are not ``(x, y)``.
+    """
+    import tensorflow as tf
+
+    check_shippable(x, what)
+    if _is_tf_dataset(x):
+        ds = x
+    elif _is_py_dataset(x):
+        ds = _from_py_dataset(x, what)
+    else:
+        if y is None:
+            raise DataError(f"{what}: arrays need their labels (y, or the pair (x_val, y_val))")
+        try:
+            ds = tf.data.Dataset.from_tensor_slices((_as_arrays(x), np.asarray(y)))
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"{what}: {_first_line(exc)}; give arrays (or dicts of arrays) of equal length") from None
+        return ds, False
+    spec = ds.element_spec
+    if not (isinstance(spec, tuple) and len(spec) in (2, 3)):
+        raise DataError(
+            f"{what} yields {_describe(spec)}, not (x, y) pairs; map it to pairs, e.g. ds.map(lambda e: (e['image'], e['label']))"
+        )
+    return ds, _is_batched(spec)
+
+
+def _as_arrays(x: Any) -> Any:
+    if isinstance(x, Mapping):
+        return {str(k): np.asarray(v) for k, v in x.items()}
+    return np.asarray(x)
+
+
+def _from_py_dataset(py: Any, what: str) -> Any:
+    """The PyDataset's batches as a tf.data.Dataset; its batches are read once, when it is saved."""
+    import tensorflow as tf
+
+    try:
+        first = py[0]
+    except Exception as exc:  # the user's __getitem__ may raise anything
+        raise DataError(f"{what}: reading its first batch failed: {_first_line(exc)}") from None
+    if not (isinstance(first, tuple) and len(first) in (2, 3)):
+        raise DataError(f"{what} yields {type(first).__name__} batches, not (x, y) pairs; return (x, y) from __getitem__")
+    signature = tf.nest.map_structure(
+        lambda a: tf.TensorSpec((None, *np.shape(a)[1:]), tf.as_dtype(np.asarray(a).dtype)), first
+    )
+
+    def batches() -> Iterator[Any]:
+        for i in range(len(py)):
+            yield tuple(py[i])
+
+    return tf.data.Dataset.from_generator(batches, output_signature=signature)
+
+
+def _is_batched(spec: tuple) -> bool:
+    """Whether the elements are batches: every part has a leading dimension and they agree
+    (``(None, 28, 28)`` and ``(None,)``); an unbatched dataset's labels are scalars or its parts'
+    first dimensions differ (``(28, 28)`` and ``(10,)``)."""
+    import tensorflow as tf
+
+    shapes = [s.shape for s in tf.nest.flatten(spec[:2])]
+    if any(s.rank is None or s.rank == 0 for s in shapes):
+        return False
+    return len({s[0] for s in shapes if s[0] is not None}) <= 1
+
+
+def _input_shape(spec: Any, batched: bool) -> Any:
+    import tensorflow as tf
+
+    def one(s: Any) -> tuple[int | None, ...]:
+        dims = s.shape.as_list() if s.shape.rank is not None else []
+        return tuple(dims[1:] if batched else dims)
+
+    if isinstance(spec, Mapping):
+        return {k: one(v) for k, v in spec.items()}
+    flat = tf.nest.flatten(spec)
+    return one(flat[0]) if len(flat) == 1 else {str(i): one(s) for i, s in enumerate(flat)}
+
+
+def save(
+    directory: str | Path,
+    splits: Mapping[str, tuple[Any, bool]],
+    *,
+    batch_size: int,
+    shuffle_arrays: bool = True,
+) -> SavedDataset:
+    """Write each split ``name -> (tf.data.Dataset, batched)`` with ``Dataset.save`` under
+    ``directory/<name>``, scan its labels once from the saved copy, and write the record.
+
+    Unbatched splits are saved as elements and batched with ``batch_size`` when read back; the
+    train split of arrays is also reshuffled every epoch, as ``fit`` does for arrays.
+
+    Raises:
+        DataError: saving failed (the pipeline raised, or cannot be serialized), the labels are NaN or
+            infinite, or the splits disagree on their input.
+    """
+    import tensorflow as tf
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    info: dict[str, dict[str, Any]] = {}
+    specs = {}
+    for name, (ds, batched) in splits.items():
+        try:
+            ds.save(str(directory / name))
+        except Exception as exc:  # a pipeline fails in the user's code in any way: one line
+            raise DataError(f"cannot save the {name} dataset into {directory / name}: {_first_line(exc)}") from None
+        specs[name] = (ds.element_spec, batched)
+        info[name] = {
+            "batch": None if batched else batch_size,
+            "shuffle": bool(shuffle_arrays and name == "train" and not batched),
+            "elements": 0,
+        }
+    shapes = {name: _input_shape(spec[0], batched) for name, (spec, batched) in specs.items()}
+    if len({json.dumps(_loose(s)) for s in shapes.values()}) > 1:
+        raise DataError(f"the splits disagree on their input: {shapes}; give them the same shape")
+    labels = _Labels()
+    for name in splits:
+        for element in tf.data.Dataset.load(str(directory / name)).as_numpy_iterator():
+            info[name]["elements"] += 1
+            labels.add(element[1], name)
+    task, num_classes = labels.task()
+    record = {
+        "input_shape": shapes["train"],
+        "num_classes": num_classes,
+        "task": task,
+        "splits": info,
+    }
+    (directory / RECORD).write_text(json.dumps(record, indent=1))
+    return read(directory)
+
+
+def _loose(shape: Any) -> Any:
+    """A shape with unknown dimensions left out of the comparison (images of varying size)."""
+    if isinstance(shape, Mapping):
+        return {k: _loose(v) for k, v in sorted(shape.items())}
+    return [d if d is not None else -1 for d in shape]
+
+
+class _Labels:
+    """What the labels say, gathered batch by batch in one pass: the task and the class count."""
+
+    def __init__(self) -> None:
+        self.integer, self.one_hot, self.largest, self.width, self.smallest = True, True, -1, 0, 0
+
+    def add(self, y: Any, split: str) -> None:
+        if isinstance(y, Mapping):  # several outputs: the model's own losses say what they are
+            self.integer = self.one_hot = False
+            return
+        y = np.asarray(y)
+        if y.size == 0:
+            return
+        if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
+            raise DataError(f"the {split} labels hold NaN or infinite values; drop or fix those samples")
+        if np.issubdtype(y.dtype, np.integer) or y.dtype == bool:
+            self.largest = max(self.largest, int(y.max()))
+            self.smallest = min(self.smallest, int(y.min()))
+            self.one_hot = False
+            return
+        self.integer = False
+        rows = y.reshape(-1, y.shape[-1]) if y.ndim >= 1 and y.shape[-1] >= 2 else None
+        if rows is None or not (np.isin(rows, (0, 1)).all() and (rows.sum(axis=1) == 1).all()):
+            self.one_hot = False
+        else:
+            self.width = max(self.width, rows.shape[1])
+
+    def task(self) -> tuple[str, int]:
+        if self.integer and self.largest >= 0 and self.smallest >= 0:
+            return "classification", self.largest + 1
+        if self.one_hot and self.width:
+            return "classification", self.width
+        return "regression", 0
+
+
+def _describe(spec: Any) -> str:
+    if isinstance(spec, Mapping):
+        return "dicts with keys " + ", ".join(map(str, spec))
+    if isinstance(spec, tuple):
+        return f"tuples of {len(spec)}"
+    return "single tensors"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+__all__ = ["RECORD", "SavedDataset", "check_shippable", "is_arrays", "is_saved", "read", "save", "to_tf_dataset"]
