@@ -295,7 +295,7 @@ class ReinforceSearch:
         store.write_config(self.config, self.space)
         return dataset
 
-    def _save_dataset(self, store: RunStore, splits: Mapping[str, tuple[Any, bool]]) -> SavedDataset:
+    def _save_dataset(self, store: RunStore, splits: Mapping[str, tuple[Any, str]]) -> SavedDataset:
         """Save the splits once under the run's ``data/`` (the directory ``config.dataset`` names),
         then the config; a dataset that cannot be saved leaves no run behind."""
         try:

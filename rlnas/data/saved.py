@@ -132,9 +132,10 @@ def check_shippable(x: Any, what: str) -> None:
             )
 
 
-def to_tf_dataset(x: Any, y: Any, *, what: str) -> tuple[Any, bool]:
-    """(``tf.data.Dataset``, whether it yields batches) for a dataset, a PyDataset, or arrays /
-    dicts of arrays with their labels ``y`` (then unbatched elements).
+def to_tf_dataset(x: Any, y: Any, *, what: str) -> tuple[Any, str]:
+    """(``tf.data.Dataset``, its layout) for a dataset, a PyDataset, or arrays / dicts of arrays
+    with their labels ``y``. The layout: ``"batches"``, ``"elements"`` (an unbatched dataset) or
+    ``"arrays"`` (elements, reshuffled each epoch when read back as ``fit`` does for arrays).
 
     Raises:
         DataError: a generator, a PyDataset without a length, or elements that are not ``(x, y)``.
@@ -153,13 +154,13 @@ def to_tf_dataset(x: Any, y: Any, *, what: str) -> tuple[Any, bool]:
             ds = tf.data.Dataset.from_tensor_slices((_as_arrays(x), np.asarray(y)))
         except (ValueError, TypeError) as exc:
             raise DataError(f"{what}: {_first_line(exc)}; give arrays (or dicts of arrays) of equal length") from None
-        return ds, False
+        return ds, "arrays"
     spec = ds.element_spec
     if not (isinstance(spec, tuple) and len(spec) in (2, 3)):
         raise DataError(
             f"{what} yields {_describe(spec)}, not (x, y) pairs; map it to pairs, e.g. ds.map(lambda e: (e['image'], e['label']))"
         )
-    return ds, _is_batched(spec)
+    return ds, "batches" if _is_batched(spec) else "elements"
 
 
 def _as_arrays(x: Any) -> Any:
@@ -216,13 +217,13 @@ def _input_shape(spec: Any, batched: bool) -> Any:
 
 def save(
     directory: str | Path,
-    splits: Mapping[str, tuple[Any, bool]],
+    splits: Mapping[str, tuple[Any, str]],
     *,
     batch_size: int,
-    shuffle_arrays: bool = True,
 ) -> SavedDataset:
-    """Write each split ``name -> (tf.data.Dataset, batched)`` with ``Dataset.save`` under
-    ``directory/<name>``, scan its labels once from the saved copy, and write the record.
+    """Write each split ``name -> (tf.data.Dataset, layout)`` (:func:`to_tf_dataset`) with
+    ``Dataset.save`` under ``directory/<name>``, scan its labels once from the saved copy, and
+    write the record.
 
     Unbatched splits are saved as elements and batched with ``batch_size`` when read back; the
     train split of arrays is also reshuffled every epoch, as ``fit`` does for arrays.
@@ -237,7 +238,8 @@ def save(
     directory.mkdir(parents=True, exist_ok=True)
     info: dict[str, dict[str, Any]] = {}
     specs = {}
-    for name, (ds, batched) in splits.items():
+    for name, (ds, layout) in splits.items():
+        batched = layout == "batches"
         try:
             ds.save(str(directory / name))
         except Exception as exc:  # a pipeline fails in the user's code in any way: one line
@@ -245,7 +247,7 @@ def save(
         specs[name] = (ds.element_spec, batched)
         info[name] = {
             "batch": None if batched else batch_size,
-            "shuffle": bool(shuffle_arrays and name == "train" and not batched),
+            "shuffle": name == "train" and layout == "arrays",
             "elements": 0,
         }
     shapes = {name: _input_shape(spec[0], batched) for name, (spec, batched) in specs.items()}
