@@ -29,14 +29,11 @@ How to read it
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _common import emit, parser, quiet, table  # noqa: E402
+from _common import emit, parser, quiet, table
 
 N_TRAIN, N_VAL, BATCH = 60_000, 10_000, 128
 
@@ -53,7 +50,10 @@ def images() -> tuple[str, tuple]:
         x = np.concatenate([ds.x_train, ds.x_val, ds.x_test])
         y = np.concatenate([ds.y_train, ds.y_val, ds.y_test])
         x = (x * 255).round().astype(np.uint8)
-        return "fashion_mnist", ((x[:N_TRAIN], y[:N_TRAIN]), (x[N_TRAIN : N_TRAIN + N_VAL], y[N_TRAIN : N_TRAIN + N_VAL]))
+        return "fashion_mnist", (
+            (x[:N_TRAIN], y[:N_TRAIN]),
+            (x[N_TRAIN : N_TRAIN + N_VAL], y[N_TRAIN : N_TRAIN + N_VAL]),
+        )
     except DataError:
         rng = np.random.default_rng(0)
         y = rng.integers(0, 10, N_TRAIN + N_VAL)
@@ -120,11 +120,18 @@ def main() -> None:
     passes, val_passes = [0], [0]
     with tempfile.TemporaryDirectory(prefix="rlnas-tfdata-") as tmp:
         tuner = ReinforceSearch(
-            build, max_trials=args.trials, archs_per_update=2, workers=args.workers, directory=tmp,
-            project_name="run", seed=0,
+            build,
+            max_trials=args.trials,
+            archs_per_update=2,
+            workers=args.workers,
+            directory=tmp,
+            project_name="run",
+            seed=0,
         )
         t0, started = time.perf_counter(), time.time()
-        tuner.search(pipeline(x, y, passes), validation_data=pipeline(xv, yv, val_passes), epochs=1, verbose=0)
+        tuner.search(
+            pipeline(x, y, passes), validation_data=pipeline(xv, yv, val_passes), epochs=1, verbose=0
+        )
         wall = time.perf_counter() - t0
         run = Path(tmp) / "run"
         files = [f for f in (run / "data").rglob("*") if f.is_file()]
@@ -173,7 +180,10 @@ def main() -> None:
         ["fit, in memory (cached)", f"{memory:.2f} s"],
         ["fit, on the saved copy", f"{on_disk:.2f} s"],
         ["loading share of the fit", f"{100 * results['loading_share']:.1f}%"],
-        ["open + read one epoch alone", f"{read_alone:.2f} s ({100 * results['open_and_read_share']:.1f}% of the fit)"],
+        [
+            "open + read one epoch alone",
+            f"{read_alone:.2f} s ({100 * results['open_and_read_share']:.1f}% of the fit)",
+        ],
     ]
     emit(args.out, "tfdata_cost", table(["measure", "value"], rows), results)
     args.out.with_suffix(".md").write_text(table(["measure", "value"], rows) + "\n")

@@ -175,7 +175,9 @@ def split_arrays(x: Any, y: Any, validation_data: Any, validation_split: float |
 def arrays_only(x: Any, validation_data: Any) -> bool:
     """Whether the data is plain arrays (saved as ``data.npz``), not datasets or dicts of arrays."""
     pair = isinstance(validation_data, tuple | list) and len(validation_data) == 2
-    return saved.is_arrays(x) and (validation_data is None or (pair and all(map(saved.is_arrays, validation_data))))
+    return saved.is_arrays(x) and (
+        validation_data is None or (pair and all(map(saved.is_arrays, validation_data)))
+    )
 
 
 def dataset_splits(x: Any, y: Any, validation_data: Any, validation_split: float | None) -> dict[str, tuple]:
@@ -202,9 +204,8 @@ def dataset_splits(x: Any, y: Any, validation_data: Any, validation_split: float
             raise ConfigError(f"validation_split must be a float in (0, 1), got {validation_split!r}")
         n = len(np.asarray(y))
         cut = n - max(1, round(n * validation_split))
-        head = {k: np.asarray(v)[:cut] for k, v in x.items()} if isinstance(x, Mapping) else np.asarray(x)[:cut]
-        tail = {k: np.asarray(v)[cut:] for k, v in x.items()} if isinstance(x, Mapping) else np.asarray(x)[cut:]
-        x, validation_data, y = head, (tail, np.asarray(y)[cut:]), np.asarray(y)[:cut]
+        head, tail = slice(None, cut), slice(cut, None)
+        x, validation_data, y = _rows(x, head), (_rows(x, tail), np.asarray(y)[tail]), np.asarray(y)[head]
     if validation_data is None:
         raise ConfigError("the reward is the validation accuracy: give validation_data or validation_split")
     saved.check_shippable(validation_data, "validation_data")
@@ -216,6 +217,13 @@ def dataset_splits(x: Any, y: Any, validation_data: Any, validation_split: float
     else:
         val = saved.to_tf_dataset(validation_data, None, what="validation_data")
     return {"train": train, "val": val}
+
+
+def _rows(x: Any, rows: slice) -> Any:
+    """These rows of an array or of each array of a dict (a model's named inputs)."""
+    if isinstance(x, Mapping):
+        return {k: np.asarray(v)[rows] for k, v in x.items()}
+    return np.asarray(x)[rows]
 
 
 def warn_unseen_classes(dataset: data.Dataset) -> None:

@@ -158,7 +158,8 @@ def _pipelines():
 
     x, y = _data()
     return tuple(
-        tf.data.Dataset.from_tensor_slices((x[s], y[s])).batch(BATCH) for s in (slice(0, 600), slice(600, None))
+        tf.data.Dataset.from_tensor_slices((x[s], y[s])).batch(BATCH)
+        for s in (slice(0, 600), slice(600, None))
     )
 
 

@@ -209,7 +209,13 @@ def test_a_python_generator_is_refused_with_the_way_out(tmp_path: Path) -> None:
 
 
 def test_validation_split_with_a_dataset_names_validation_data(tmp_path: Path) -> None:
-    _bad(tmp_path, ConfigError, "validation_split is not supported.*validation_data=", _datasets()[0], validation_split=0.2)
+    _bad(
+        tmp_path,
+        ConfigError,
+        "validation_split is not supported.*validation_data=",
+        _datasets()[0],
+        validation_split=0.2,
+    )
 
 
 def test_y_with_a_dataset_is_refused(tmp_path: Path) -> None:

@@ -153,12 +153,15 @@ def to_tf_dataset(x: Any, y: Any, *, what: str) -> tuple[Any, str]:
         try:
             ds = tf.data.Dataset.from_tensor_slices((_as_arrays(x), np.asarray(y)))
         except (ValueError, TypeError) as exc:
-            raise DataError(f"{what}: {_first_line(exc)}; give arrays (or dicts of arrays) of equal length") from None
+            raise DataError(
+                f"{what}: {_first_line(exc)}; give arrays (or dicts of arrays) of equal length"
+            ) from None
         return ds, "arrays"
     spec = ds.element_spec
     if not (isinstance(spec, tuple) and len(spec) in (2, 3)):
         raise DataError(
-            f"{what} yields {_describe(spec)}, not (x, y) pairs; map it to pairs, e.g. ds.map(lambda e: (e['image'], e['label']))"
+            f"{what} yields {_describe(spec)}, not (x, y) pairs; "
+            "map it to pairs, e.g. ds.map(lambda e: (e['image'], e['label']))"
         )
     return ds, "batches" if _is_batched(spec) else "elements"
 
@@ -178,7 +181,9 @@ def _from_py_dataset(py: Any, what: str) -> Any:
     except Exception as exc:  # the user's __getitem__ may raise anything
         raise DataError(f"{what}: reading its first batch failed: {_first_line(exc)}") from None
     if not (isinstance(first, tuple) and len(first) in (2, 3)):
-        raise DataError(f"{what} yields {type(first).__name__} batches, not (x, y) pairs; return (x, y) from __getitem__")
+        raise DataError(
+            f"{what} yields {type(first).__name__} batches, not (x, y) pairs; return (x, y) from __getitem__"
+        )
     signature = tf.nest.map_structure(
         lambda a: tf.TensorSpec((None, *np.shape(a)[1:]), tf.as_dtype(np.asarray(a).dtype)), first
     )
@@ -243,7 +248,9 @@ def save(
         try:
             ds.save(str(directory / name))
         except Exception as exc:  # a pipeline fails in the user's code in any way: one line
-            raise DataError(f"cannot save the {name} dataset into {directory / name}: {_first_line(exc)}") from None
+            raise DataError(
+                f"cannot save the {name} dataset into {directory / name}: {_first_line(exc)}"
+            ) from None
         specs[name] = (ds.element_spec, batched)
         info[name] = {
             "batch": None if batched else batch_size,
@@ -324,4 +331,13 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
-__all__ = ["RECORD", "SavedDataset", "check_shippable", "is_arrays", "is_saved", "read", "save", "to_tf_dataset"]
+__all__ = [
+    "RECORD",
+    "SavedDataset",
+    "check_shippable",
+    "is_arrays",
+    "is_saved",
+    "read",
+    "save",
+    "to_tf_dataset",
+]
