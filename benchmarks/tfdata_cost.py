@@ -12,7 +12,8 @@ What it measures
     Then, in this process, one child of the searched architecture is trained three ways with the
     same seed: on the in-memory batches (``cache()``d and warmed: no loading at all), on the run's
     saved copy as every child reads it (``tf.data.Dataset.load``, lazily from disk), and the
-    saved copy is iterated alone (no model) to time opening and reading it.
+    saved copy is iterated alone (no model) to time opening and reading it. The two fits alternate,
+    three times each, and the fastest of each counts (the first fit of a process pays more).
 
 Why
     The target: the dataset is written once per search and not once per child, and a child's data
@@ -36,6 +37,7 @@ from pathlib import Path
 from _common import emit, parser, quiet, table
 
 N_TRAIN, N_VAL, BATCH = 60_000, 10_000, 128
+REPEATS = 3
 
 
 def images() -> tuple[str, tuple]:
@@ -145,8 +147,11 @@ def main() -> None:
         in_memory = tf.data.Dataset.from_tensor_slices((x.astype("float32") / 255, y)).batch(BATCH).cache()
         for _ in in_memory:  # warm the cache: no loading left in this fit
             pass
-        memory = fit_seconds(best.architecture, best.seed, in_memory)
-        on_disk = fit_seconds(best.architecture, best.seed, dataset.split("train"))
+        fits: dict[str, list[float]] = {"memory": [], "disk": []}
+        for _ in range(REPEATS):  # alternated, the fastest of each: the first fit of a process pays more
+            fits["memory"].append(fit_seconds(best.architecture, best.seed, in_memory))
+            fits["disk"].append(fit_seconds(best.architecture, best.seed, dataset.split("train")))
+        memory, on_disk = min(fits["memory"]), min(fits["disk"])
         t = time.perf_counter()
         for _ in dataset.split("train"):
             pass
@@ -164,6 +169,7 @@ def main() -> None:
             "data_last_written_seconds_after_start": written,
             "mean_child_seconds": child,
             "mean_child_fit_seconds": child_fit,
+            "fits_seconds": fits,
             "fit_in_memory_seconds": memory,
             "fit_saved_copy_seconds": on_disk,
             "loading_share": (on_disk - memory) / on_disk,
@@ -177,8 +183,8 @@ def main() -> None:
         ["data files / bytes in the run", f"{len(files)} / {results['data_bytes'] / 2**20:.1f} MiB"],
         ["last write into data/", f"{written:.1f} s after the search started, of {wall:.1f} s"],
         ["a child (mean): whole / fit", f"{child:.2f} s / {child_fit:.2f} s"],
-        ["fit, in memory (cached)", f"{memory:.2f} s"],
-        ["fit, on the saved copy", f"{on_disk:.2f} s"],
+        ["fit, in memory (cached), fastest of 3", f"{memory:.2f} s"],
+        ["fit, on the saved copy, fastest of 3", f"{on_disk:.2f} s"],
         ["loading share of the fit", f"{100 * results['loading_share']:.1f}%"],
         [
             "open + read one epoch alone",

@@ -10,6 +10,7 @@ Under it is the ordinary machinery: the model function's space (:func:`space_fro
 controller and loop of :func:`rlnas.search.loop.run_search`, and a :class:`RunStore` at
 ``directory/project_name``, so ``rlnas show``, ``rlnas report`` and TensorBoard read the run like any
 other. The arrays are saved there once as a pre-split ``data.npz`` (used as given, never re-split),
+a ``tf.data.Dataset``, PyDataset or dicts of arrays once under ``data/`` (:mod:`rlnas.data.saved`),
 and the children train in worker processes on it like any search's (``workers=N`` trains N at once;
 this process's memory does not grow with the trials); ``rlnas replay`` retrains the best from it.
 The workers start from rlnas's own entry point (never re-running the script) and receive the model
@@ -76,7 +77,7 @@ class FunctionEvaluator(BaseEvaluator):
     def __init__(
         self,
         fn: Callable[[HyperParameters], Any],
-        dataset: data.Dataset,
+        dataset: data.Dataset | SavedDataset,
         train: TrainSpec,
         *,
         fit_kwargs: Mapping[str, Any] | None = None,

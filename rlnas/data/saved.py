@@ -6,8 +6,8 @@ memory), and rebuilding it in every child would repeat its whole cost per child.
 iterates it once, here, and writes each split with ``tf.data.Dataset.save`` under ``<run>/data/``;
 a child opens it with ``tf.data.Dataset.load``, which reads from disk as it trains (data larger
 than memory stays on disk). The labels are scanned once at save time, from the saved copy, so the
-user's pipeline runs exactly once: integer labels (or one-hot rows) mean classification with
-max+1 classes, other float labels regression; NaN or infinite labels are refused.
+user's pipeline runs exactly once: integer labels (or one-hot rows, or 0/1 floats) mean
+classification with max+1 classes, other float labels regression; NaN or infinite labels are refused.
 
 What cannot be saved is refused in one line with the way out: a bare Python generator (it may be
 endless and cannot be re-read: wrap it in ``tf.data.Dataset.from_generator`` or a PyDataset), a
@@ -302,6 +302,9 @@ class _Labels:
             self.largest = max(self.largest, int(y.max()))
             self.smallest = min(self.smallest, int(y.min()))
             self.one_hot = False
+            return
+        if np.isin(y, (0, 1)).all() and (y.ndim == 1 or y.shape[-1] == 1):  # binary labels as floats
+            self.largest, self.one_hot = max(self.largest, 1), False
             return
         self.integer = False
         rows = y.reshape(-1, y.shape[-1]) if y.ndim >= 1 and y.shape[-1] >= 2 else None
