@@ -80,6 +80,7 @@ def pipeline(x, y, passes: list[int], *, scale: bool):
 
     signature = (tf.TensorSpec((None, 28, 28), tf.uint8), tf.TensorSpec((None,), tf.int64))
     ds = tf.data.Dataset.from_generator(batches, output_signature=signature)
+
     def scaled(a, b):
         return tf.cast(a, tf.float32) / 255, b
 

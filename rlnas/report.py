@@ -19,9 +19,10 @@ from typing import Any
 from rlnas.config import space_from_dict
 from rlnas.errors import RlnasError, RunError
 from rlnas.models.child import Status
+from rlnas.models.objectives import parse_objective
 from rlnas.run.monitor import leaderboard_markdown
 from rlnas.run.store import RunStore
-from rlnas.run.trial import Trial, objective_name, objective_value, rank
+from rlnas.run.trial import Trial, objective_name, objective_value, rank, scores
 from rlnas.space import SearchSpace
 from rlnas.text import format_arch, format_markdown_table, format_value
 
@@ -156,7 +157,8 @@ def write_report(store: RunStore) -> list[Path]:
     out.mkdir(exist_ok=True)
     replayed = _replay_results(store)
     plots = [("rewards.png", _plot_rewards, (trials,)), ("policy.png", _plot_policy, (trials, space))]
-    plots += [("pareto.png", _plot_pareto, (trials,))]
+    objective = store.read_json("config.json").get("search", {}).get("objective")
+    plots += [("pareto.png", _plot_pareto, (trials, objective))]
     if replayed:
         plots.append(("replay.png", _plot_replay, (replayed,)))
     written = [_save(plot(*data), out / name) for name, plot, data in plots]
@@ -196,15 +198,16 @@ def _summary(
         rows = [
             [
                 str(r["rank"]),
-                f"{r['val_accuracy']:.4f}",
-                f"{r['test_accuracy']:.4f}" if Status(r["status"]) is Status.OK else "failed",
+                f"{scores(r)[1]:.4f}",
+                f"{scores(r)[2]:.4f}" if Status(r["status"]) is Status.OK else "failed",
                 f"{r['params']:,}",
                 f"`{format_arch(r['architecture'])}`",
             ]
             for r in replayed
         ]
         lines += ["", "## Replay (retrained on train+validation, scored once on test)", ""]
-        header = ("rank", "val_acc (search)", "test_acc", "params", "architecture")
+        metric = scores(replayed[0])[0]
+        header = ("rank", f"val_{metric} (search)", f"test_{metric}", "params", "architecture")
         lines.append(format_markdown_table(header, rows))
     return "\n".join(lines) + "\n"
 
@@ -290,10 +293,14 @@ def _value_colours(n: int) -> list[Any]:
     return [matplotlib.colormaps["viridis"](i / (n - 1)) for i in range(n)]
 
 
-def _plot_pareto(trials: list[Trial]) -> Any:
+def _plot_pareto(trials: list[Trial], objective: str | None = None) -> Any:
+    """Size against the objective's own value (its direction: a loss is plotted as minus itself,
+    so that up is better and the front is the same upper-left staircase)."""
     fig, ax = _figure(figsize=(7, 4.5))
     ok = [t for t in trials if t.ok]
-    points = [(t.metrics["params"], t.metrics["val_accuracy"]) for t in ok]
+    name = objective_name(objective)
+    sign = -1.0 if _minimised(objective) else 1.0
+    points = [(t.metrics["params"], sign * objective_value(t, objective)) for t in ok]
     ax.scatter([p for p, _ in points], [a for _, a in points], s=14, alpha=0.5, label="children")
     front = [points[i] for i in pareto_front(points)]
     if front:
@@ -301,25 +308,36 @@ def _plot_pareto(trials: list[Trial]) -> Any:
                 ms=5, label="Pareto front")  # fmt: skip
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter("")  # the minor labels of a log axis overlap
-    ax.set(xlabel="parameters", ylabel="validation accuracy", title="Size vs accuracy")
+    shown = name if sign > 0 else f"-{name}"
+    ax.set(
+        xlabel="parameters",
+        ylabel=shown.replace("val_accuracy", "validation accuracy"),
+        title=f"Size vs {name}",
+    )
     ax.legend(loc="lower right", fontsize="small")
     ax.grid(alpha=0.3)
     return fig
 
 
+def _minimised(objective: str | None) -> bool:
+    o = parse_objective(objective or "val_accuracy")
+    return o.kind == "metric" and o.direction == "min"
+
+
 def _plot_replay(replayed: list[dict[str, Any]]) -> Any:
     fig, ax = _figure(figsize=(5, 5))
     ok = [r for r in replayed if Status(r["status"]) is Status.OK]
-    xs, ys = [r["val_accuracy"] for r in ok], [r["test_accuracy"] for r in ok]
+    metric = scores(ok[0])[0] if ok else "accuracy"
+    xs, ys = [scores(r)[1] for r in ok], [scores(r)[2] for r in ok]
     ax.scatter(xs, ys, color="tab:green")
-    for r in ok:
-        ax.annotate(f"#{r['rank']}", (r["val_accuracy"], r["test_accuracy"]), xytext=(4, 4),
-                    textcoords="offset points", fontsize="small")  # fmt: skip
+    for r, x, y in zip(ok, xs, ys, strict=True):
+        ax.annotate(f"#{r['rank']}", (x, y), xytext=(4, 4), textcoords="offset points", fontsize="small")
     if ok:
-        lo, hi = min(xs + ys) - 0.02, max(xs + ys) + 0.02
+        pad = 0.02 * max(1.0, max(xs + ys) - min(xs + ys))
+        lo, hi = min(xs + ys) - pad, max(xs + ys) + pad
         ax.plot([lo, hi], [lo, hi], "--", color="gray", label="test = validation")
         ax.set(xlim=(lo, hi), ylim=(lo, hi))
         ax.legend(loc="lower right", fontsize="small")
-    ax.set(xlabel="search-time validation accuracy", ylabel="retrained test accuracy", title="Replay")
+    ax.set(xlabel=f"search-time validation {metric}", ylabel=f"retrained test {metric}", title="Replay")
     ax.grid(alpha=0.3)
     return fig

@@ -28,6 +28,7 @@ import dataclasses
 import multiprocessing
 import shutil
 import sys
+import types
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -46,7 +47,7 @@ from rlnas.exec.executions import Executions
 from rlnas.exec.factory import make_evaluators
 from rlnas.models.child import ChildResult, TrainSpec, train_and_evaluate, train_spec
 from rlnas.models.objectives import Objective, parse_objective
-from rlnas.resolve import resolve
+from rlnas.resolve import BASELINED, fit_to_data, resolve
 from rlnas.run.store import RunStore
 from rlnas.run.trial import Trial, objective_name, objective_value, rank
 from rlnas.space.discovery import space_from_function
@@ -122,8 +123,10 @@ class ReinforceSearch:
     Args:
         hypermodel: ``def build_model(hp)`` returning a compiled Keras model, ``"module:function"``,
             or a ``kt.HyperModel`` whose ``build(hp)`` does (one that overrides ``fit`` is refused).
-        objective: ``"val_accuracy"`` (maximised), ``"val_loss"`` or ``"loss"`` (minimised), or an
-            object with ``.name`` and ``.direction`` like ``kt.Objective("val_loss", "min")``.
+        objective: any metric the children log, by name (``"val_accuracy"``, ``"val_loss"``,
+            ``"val_mean_absolute_error"``, a custom metric's ``"val_<name>"``), its direction
+            inferred as keras-tuner infers it, or ``Objective(name, direction)`` (rlnas's or
+            keras-tuner's). On regression targets the default becomes ``val_loss``.
         max_trials: architectures to sample (a repeat is answered from the cache, not retrained).
         executions_per_trial: train each architecture this many times, from the trial's seed and
             seeds derived from it; its score is the mean (as keras-tuner's).
@@ -178,7 +181,8 @@ class ReinforceSearch:
             "max_params": whole("max_model_size", max_model_size, optional=True),
             "seed": trial_seed(seed),
         }
-        if parse_objective(keras_tuner["objective"]).direction == "min":
+        chosen = parse_objective(keras_tuner["objective"])
+        if chosen.direction == "min" and chosen.metric not in BASELINED and "failed_reward" not in settings:
             keras_tuner["failed_reward"] = -FAILED_LOSS  # a failure must not beat every loss
         self._flags = {"replay_top": 0, **keras_tuner, **settings}
         self.config = resolve(flags=self._flags).config
@@ -247,6 +251,8 @@ class ReinforceSearch:
             train, val = split_arrays(x, y, validation_data, validation_split)
             # The arrays checked (and scaled) once, before the project directory exists.
             dataset = data.from_splits(train, val, name="x, y", train_fraction=self.config.train_fraction)
+            self.config = fit_to_data(self.config, dataset)  # regression: its objective and failed reward
+            self.objective = parse_objective(self.config.objective)
             store = self._create_store()
             dataset = self._save_data(store, train, val, dataset)
         else:
@@ -300,10 +306,19 @@ class ReinforceSearch:
         """Save the splits once under the run's ``data/`` (the directory ``config.dataset`` names),
         then the config; a dataset that cannot be saved leaves no run behind."""
         try:
-            dataset = saved.save(self.config.dataset, splits, batch_size=self.config.batch_size)
-        except DataError:
+            dataset, labels = saved.save(self.config.dataset, splits, batch_size=self.config.batch_size)
+            # regression: its objective and failed reward, from the labels the save scanned
+            seen = types.SimpleNamespace(
+                task=dataset.task,
+                num_classes=dataset.num_classes,
+                y_train=labels.get("train"),
+                y_val=labels.get("val"),
+            )
+            self.config = fit_to_data(self.config, seen)
+        except (DataError, ConfigError):
             shutil.rmtree(store.path, ignore_errors=True)
             raise
+        self.objective = parse_objective(self.config.objective)
         store.write_config(self.config, self.space)
         return dataset
 

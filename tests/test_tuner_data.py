@@ -249,7 +249,13 @@ def test_a_pipeline_that_fails_while_it_is_read_is_one_line_and_leaves_no_run(tm
 
     signature = (tf.TensorSpec((None, 8), tf.float32), tf.TensorSpec((None,), tf.int64))
     broken = tf.data.Dataset.from_generator(batches, output_signature=signature)
-    _bad(tmp_path, DataError, "^cannot save the train dataset into .*socket closed", broken, validation_data=broken)
+    _bad(
+        tmp_path,
+        DataError,
+        "^cannot save the train dataset into .*socket closed",
+        broken,
+        validation_data=broken,
+    )
 
 
 def test_elements_that_do_not_match_the_model_are_a_failed_trial_with_its_reason(tmp_path: Path) -> None:

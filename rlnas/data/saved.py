@@ -47,7 +47,7 @@ class SavedDataset:
     name: str
     input_shape: tuple[int | None, ...] | dict[str, tuple[int | None, ...]]
     num_classes: int
-    task: str  # "classification" or "regression"
+    task: str  # "classification", "regression" or "multi-output" (labels a dict: the model's own)
     splits: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -225,10 +225,11 @@ def save(
     splits: Mapping[str, tuple[Any, str]],
     *,
     batch_size: int,
-) -> SavedDataset:
+) -> tuple[SavedDataset, dict[str, np.ndarray]]:
     """Write each split ``name -> (tf.data.Dataset, layout)`` (:func:`to_tf_dataset`) with
     ``Dataset.save`` under ``directory/<name>``, scan its labels once from the saved copy, and
-    write the record.
+    write the record. Returns the saved dataset and each split's labels (for the search's own use:
+    a regression objective's scale; empty for several outputs).
 
     Unbatched splits are saved as elements and batched with ``batch_size`` when read back; the
     train split of arrays is also reshuffled every epoch, as ``fit`` does for arrays.
@@ -273,7 +274,7 @@ def save(
         "splits": info,
     }
     (directory / RECORD).write_text(json.dumps(record, indent=1))
-    return read(directory)
+    return read(directory), labels.arrays()
 
 
 def _loose(shape: Any) -> Any:
@@ -288,14 +289,18 @@ class _Labels:
 
     def __init__(self) -> None:
         self.integer, self.one_hot, self.largest, self.width, self.smallest = True, True, -1, 0, 0
+        self.several = False
+        self.seen: dict[str, list[np.ndarray]] = {}  # the labels themselves: small beside the inputs
 
     def add(self, y: Any, split: str) -> None:
         if isinstance(y, Mapping):  # several outputs: the model's own losses say what they are
             self.integer = self.one_hot = False
+            self.several = True
             return
         y = np.asarray(y)
         if y.size == 0:
             return
+        self.seen.setdefault(split, []).append(y)
         if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
             raise DataError(f"the {split} labels hold NaN or infinite values; drop or fix those samples")
         if np.issubdtype(y.dtype, np.integer) or y.dtype == bool:
@@ -313,7 +318,17 @@ class _Labels:
         else:
             self.width = max(self.width, rows.shape[1])
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Each split's labels in one array (none for a model with several outputs)."""
+        if self.several:
+            return {}
+        return {
+            split: np.concatenate([np.atleast_1d(b) for b in parts]) for split, parts in self.seen.items()
+        }
+
     def task(self) -> tuple[str, int]:
+        if self.several:
+            return "multi-output", 0
         if self.integer and self.largest >= 0 and self.smallest >= 0:
             return "classification", self.largest + 1
         if self.one_hot and self.width:
