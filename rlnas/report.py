@@ -309,11 +309,7 @@ def _plot_pareto(trials: list[Trial], objective: str | None = None) -> Any:
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter("")  # the minor labels of a log axis overlap
     shown = name if sign > 0 else f"-{name}"
-    ax.set(
-        xlabel="parameters",
-        ylabel=shown.replace("val_accuracy", "validation accuracy"),
-        title=f"Size vs {name}",
-    )
+    ax.set(xlabel="parameters", ylabel=shown.replace("val_accuracy", "validation accuracy"), title=f"Size vs {name}")
     ax.legend(loc="lower right", fontsize="small")
     ax.grid(alpha=0.3)
     return fig

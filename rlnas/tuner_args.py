@@ -184,7 +184,7 @@ def arrays_only(x: Any, validation_data: Any) -> bool:
 
 
 def dataset_splits(x: Any, y: Any, validation_data: Any, validation_split: float | None) -> dict[str, tuple]:
-    """``{"train": ..., "val": ...}``, each a ``(tf.data.Dataset, batched)`` ready to save, from a
+    """``{"train": ..., "val": ...}``, each a ``(tf.data.Dataset, layout)`` ready to save, from a
     dataset, a PyDataset or dicts of arrays, checked as ``model.fit`` would before anything is written.
 
     Raises:

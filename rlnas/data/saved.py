@@ -246,12 +246,15 @@ def save(
     specs = {}
     for name, (ds, layout) in splits.items():
         batched = layout == "batches"
+        failed: list[BaseException] = []
         try:
-            ds.save(str(directory / name))
+            _guarded(ds, failed).save(str(directory / name))
         except Exception as exc:  # a pipeline fails in the user's code in any way: one line
+            failed.append(exc)
+        if failed:
             raise DataError(
-                f"cannot save the {name} dataset into {directory / name}: {_first_line(exc)}"
-            ) from None
+                f"cannot save the {name} dataset into {directory / name}: {_first_line(failed[0])}"
+            )
         specs[name] = (ds.element_spec, batched)
         info[name] = {
             "batch": None if batched else batch_size,
@@ -275,6 +278,30 @@ def save(
     }
     (directory / RECORD).write_text(json.dumps(record, indent=1))
     return read(directory), labels.arrays()
+
+
+def _guarded(ds: Any, failed: list[BaseException]) -> Any:
+    """``ds`` read element by element here, its first error kept in ``failed`` and ending it.
+
+    ``Dataset.save`` hangs for good when its input raises (a generator's socket closes, a file is
+    missing); reading through this generator turns any error into the dataset's end, which the
+    caller then reports. It costs a Python step per element, once per search.
+    """
+    import tensorflow as tf
+
+    def elements() -> Iterator[Any]:
+        iterator = iter(ds)
+        while True:
+            try:
+                element = next(iterator)
+            except StopIteration:
+                return
+            except Exception as exc:  # the user's pipeline may raise anything
+                failed.append(exc)
+                return
+            yield element
+
+    return tf.data.Dataset.from_generator(elements, output_signature=ds.element_spec)
 
 
 def _loose(shape: Any) -> Any:
