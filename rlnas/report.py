@@ -114,11 +114,24 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
-def flatten(trial: Trial, names: Sequence[str]) -> dict[str, Any]:
-    """One export row: the trial fields, then one column per decision (None when inactive)."""
+def logged_metrics(trials: Sequence[Trial]) -> list[str]:
+    """The metrics the children's models logged beyond :data:`EXPORT_COLUMNS` (``val_mae``,
+    ``val_auc``, ``mae``), in the order they first appear: an export has a column for each."""
+    seen: dict[str, None] = {}
+    for t in trials:
+        for name in t.metrics:
+            if name not in EXPORT_COLUMNS and name not in ("train_loss", "epochs_run"):
+                seen.setdefault(name, None)
+    return list(seen)
+
+
+def flatten(trial: Trial, names: Sequence[str], metrics: Sequence[str] = ()) -> dict[str, Any]:
+    """One export row: the trial fields, the logged ``metrics``, then one column per decision
+    (None when inactive or not logged)."""
     reported = trial.reported()
     row = {c: getattr(trial, c) if c in _TRIAL_FIELDS else reported.get(c) for c in EXPORT_COLUMNS}
     row["status"] = trial.status.value
+    row |= {m: reported.get(m) for m in metrics}
     return row | {n: trial.architecture.get(n) for n in names}
 
 
@@ -137,11 +150,12 @@ def load_run(store: RunStore) -> tuple[SearchSpace, list[Trial]]:
 def export_text(store: RunStore, fmt: str) -> str:
     """Every trial of the run as CSV or JSON (a list of flat objects)."""
     space, trials = load_run(store)
-    rows = [flatten(t, space.names) for t in trials]
+    metrics = logged_metrics(trials)
+    rows = [flatten(t, space.names, metrics) for t in trials]
     if fmt == "json":
         return json.dumps(rows, indent=1) + "\n"
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=[*EXPORT_COLUMNS, *space.names], lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=[*EXPORT_COLUMNS, *metrics, *space.names], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)  # None is written as an empty cell
     return buf.getvalue()
@@ -294,22 +308,25 @@ def _value_colours(n: int) -> list[Any]:
 
 
 def _plot_pareto(trials: list[Trial], objective: str | None = None) -> Any:
-    """Size against the objective's own value (its direction: a loss is plotted as minus itself,
-    so that up is better and the front is the same upper-left staircase)."""
+    """Size against the objective's own value, in its own units; a minimised one (a loss) on an
+    inverted axis, so that up is always better and the front is the same upper-left staircase."""
     fig, ax = _figure(figsize=(7, 4.5))
     ok = [t for t in trials if t.ok]
     name = objective_name(objective)
     sign = -1.0 if _minimised(objective) else 1.0
-    points = [(t.metrics["params"], sign * objective_value(t, objective)) for t in ok]
+    points = [(t.metrics["params"], objective_value(t, objective)) for t in ok]
     ax.scatter([p for p, _ in points], [a for _, a in points], s=14, alpha=0.5, label="children")
-    front = [points[i] for i in pareto_front(points)]
+    front = [points[i] for i in pareto_front([(p, sign * v) for p, v in points])]
     if front:
         ax.step([p for p, _ in front], [a for _, a in front], "o-", where="post", color="tab:red",
                 ms=5, label="Pareto front")  # fmt: skip
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter("")  # the minor labels of a log axis overlap
-    shown = name if sign > 0 else f"-{name}"
-    ax.set(xlabel="parameters", ylabel=shown.replace("val_accuracy", "validation accuracy"), title=f"Size vs {name}")
+    shown = name.replace("val_accuracy", "validation accuracy")
+    if sign < 0:
+        ax.invert_yaxis()
+        shown += " (lower is better: axis inverted)"
+    ax.set(xlabel="parameters", ylabel=shown, title=f"Size vs {name}")
     ax.legend(loc="lower right", fontsize="small")
     ax.grid(alpha=0.3)
     return fig

@@ -175,3 +175,11 @@ def test_the_controller_learns_on_a_regression_table() -> None:
     results = bench_table(table, make_config(), ["reinforce", "random"], 12, 100)
     final = {name: np.log10(regret_at_evals(table, runs, [100])[:, 0] + 1e-12) for name, runs in results.items()}
     assert final["reinforce"].mean() < final["random"].mean()
+
+
+@pytest.mark.slow
+def test_the_python_regression_example_runs_as_a_plain_script(tmp_path: Path) -> None:
+    example = Path(__file__).parents[1] / "examples" / "regression.py"
+    done = subprocess.run([sys.executable, str(example), "2"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "test MAE of the best model" in done.stdout and (tmp_path / "runs" / "diabetes" / "trials.jsonl").exists()
