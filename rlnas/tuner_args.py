@@ -215,7 +215,7 @@ def dataset_splits(x: Any, y: Any, validation_data: Any, validation_split: float
     train = saved.to_tf_dataset(x, None if is_dataset else y, what="x")
     if isinstance(validation_data, tuple | list):
         if len(validation_data) != 2:
-            raise ConfigError("validation_data must be a dataset or a pair (x_val, y_val)")
+            raise ConfigError("validation_data must be a pair (x_val, y_val) or a dataset")
         val = saved.to_tf_dataset(*validation_data, what="validation_data")
     else:
         val = saved.to_tf_dataset(validation_data, None, what="validation_data")
