@@ -192,6 +192,30 @@ def test_image_dataset_from_directory(tmp_path: Path) -> None:
     assert all(t.ok for t in tuner._trials), [t.error for t in tuner._trials]
 
 
+def test_float_targets_in_a_dataset_are_a_regression_searched_for_val_loss(tmp_path: Path) -> None:
+    import keras
+    import tensorflow as tf
+
+    x, _ = _arrays()
+    y = (x @ np.linspace(-1, 1, 8)).astype(np.float32)
+
+    def regressor(hp):
+        model = keras.Sequential(
+            [keras.Input((8,)), keras.layers.Dense(hp.Choice("units", [4, 8])), keras.layers.Dense(1)]
+        )
+        model.compile("adam", "mse", metrics=["mae"])
+        return model
+
+    train = tf.data.Dataset.from_tensor_slices((x[:180], y[:180])).batch(32)
+    val = tf.data.Dataset.from_tensor_slices((x[180:], y[180:])).batch(32)
+    tuner = _tuner(tmp_path, fn=regressor)
+    tuner.search(train, validation_data=val, epochs=1, verbose=0)
+    config = json.loads((tuner.project_dir / "config.json").read_text())["search"]
+    assert config["objective"] == "val_loss" and config["failed_reward"] < 0
+    assert json.loads((tuner.project_dir / "data" / "rlnas-dataset.json").read_text())["task"] == "regression"
+    assert all(t.ok and "val_mae" in t.metrics for t in tuner._trials), [t.error for t in tuner._trials]
+
+
 # -- bad input: one line before anything is written, or a failed trial with its reason ------------------
 
 
