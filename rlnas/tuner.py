@@ -260,6 +260,7 @@ class ReinforceSearch:
             if self.config.train_fraction != 1:
                 raise ConfigError("train_fraction is for arrays; give a dataset of the size to train on")
             splits = dataset_splits(x, y, validation_data, validation_split)  # checked before writing
+            self._check_inputs(splits)
             store = self._create_store()
             dataset = self._save_dataset(store, splits)
         self._evaluator = FunctionEvaluator(
@@ -301,6 +302,26 @@ class ReinforceSearch:
         warn_unseen_classes(dataset)
         store.write_config(self.config, self.space)
         return dataset
+
+    def _check_inputs(self, splits: Mapping[str, tuple[Any, str]]) -> None:
+        """One line now, not a failed trial per child, when the data cannot feed the model the
+        function builds with its default hyperparameters (a wrong shape, a missing input name).
+
+        Raises:
+            DataError: the inputs do not fit.
+        """
+        import keras
+
+        try:
+            model = self._fn(HyperParameters())
+        except Exception:  # a function that fails here fails as a trial, with its reason
+            return
+        for name, (ds, layout) in splits.items():
+            reason = saved.input_mismatch(model, ds.element_spec, layout == "batches")
+            if reason:
+                what = "x" if name == "train" else "validation_data"
+                raise DataError(f"{what} does not fit the model's input: {reason}")
+        keras.backend.clear_session(free_memory=False)
 
     def _save_dataset(self, store: RunStore, splits: Mapping[str, tuple[Any, str]]) -> SavedDataset:
         """Save the splits once under the run's ``data/`` (the directory ``config.dataset`` names),

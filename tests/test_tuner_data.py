@@ -282,15 +282,27 @@ def test_a_pipeline_that_fails_while_it_is_read_is_one_line_and_leaves_no_run(tm
     )
 
 
-def test_elements_that_do_not_match_the_model_are_a_failed_trial_with_its_reason(tmp_path: Path) -> None:
+def test_elements_that_do_not_match_the_model_are_one_line_before_training(tmp_path: Path) -> None:
     import tensorflow as tf
 
     x, y = _arrays()
     wide = tf.data.Dataset.from_tensor_slices((np.hstack([x, x]), y)).batch(32)
-    tuner = _tuner(tmp_path, max_trials=1, archs_per_update=1)
-    tuner.search(wide, validation_data=wide, epochs=1, verbose=0)
-    (trial,) = tuner._trials
-    assert not trial.ok and "ValueError" in trial.error and "16" in trial.error
+    _bad(
+        tmp_path,
+        DataError,
+        r"^x does not fit the model's input: .*\(16\) per sample .* takes \(8\)$",
+        wide,
+        validation_data=wide,
+    )
+
+
+def test_a_missing_input_name_is_one_line_before_training(tmp_path: Path) -> None:
+    x, y = _arrays()
+    with pytest.raises(DataError, match=r"the data has no input named 'right' \(it has 'left', 'other'\)"):
+        _tuner(tmp_path, fn=build_two_inputs).search(
+            {"left": x, "other": x[:, :2]}, y, validation_split=0.25, verbose=0
+        )
+    assert not (tmp_path / "p").exists()
 
 
 # -- as a script, in two worker processes ---------------------------------------------------------------

@@ -166,6 +166,49 @@ def to_tf_dataset(x: Any, y: Any, *, what: str) -> tuple[Any, str]:
     return ds, "batches" if _is_batched(spec) else "elements"
 
 
+def input_mismatch(model: Any, spec: Any, batched: bool) -> str:
+    """Why elements of ``spec`` (a dataset's ``element_spec``) cannot feed ``model``, or '' when they
+    can or it cannot be told (a model without an ``Input`` yet, several unnamed inputs): the one
+    line that is said before training rather than in every child's failure."""
+    given = _input_shape(spec[0], batched)
+    try:
+        wanted = model.input  # a functional model's: a tensor, or a dict of named ones
+    except Exception:  # a Sequential's is in .inputs, if it has an Input at all
+        try:
+            inputs = list(model.inputs or ())
+        except Exception:  # not built: Keras says what is wrong when it trains
+            return ""
+        if len(inputs) != 1:
+            return ""
+        wanted = inputs[0]
+    if isinstance(wanted, Mapping) != isinstance(given, Mapping):
+        return f"the data gives {_shown(given)} but the model takes {_shown(wanted)}"
+    if isinstance(wanted, Mapping):
+        missing = sorted(set(wanted) - set(given))
+        if missing:
+            names = ", ".join(map(repr, given))
+            return f"the data has no input named {', '.join(map(repr, missing))} (it has {names})"
+        pairs = [(name, given[name], tuple(wanted[name].shape[1:])) for name in wanted]
+    elif isinstance(wanted, list | tuple):
+        return ""
+    else:
+        pairs = [("x", given, tuple(wanted.shape[1:]))]
+    for name, have, need in pairs:
+        if len(have) != len(need) or any(
+            a is not None and b is not None and a != b for a, b in zip(have, need, strict=True)
+        ):
+            return f"the data's {name} has shape {_shown(have)} per sample but the model takes {_shown(need)}"
+    return ""
+
+
+def _shown(shape: Any) -> str:
+    if isinstance(shape, Mapping):
+        return "{" + ", ".join(f"{k!r}: {_shown(v)}" for k, v in shape.items()) + "}"
+    if hasattr(shape, "shape"):
+        return _shown(tuple(shape.shape[1:]))
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+
+
 def _as_arrays(x: Any) -> Any:
     if isinstance(x, Mapping):
         return {str(k): np.asarray(v) for k, v in x.items()}
