@@ -39,7 +39,7 @@ import numpy as np
 
 from rlnas import data
 from rlnas.config import SearchConfig
-from rlnas.data import saved
+from rlnas.data import given, saved
 from rlnas.data.saved import SavedDataset
 from rlnas.errors import ChildError, ConfigError, DataError, RunError
 from rlnas.exec.evaluator import BaseEvaluator, Evaluator
@@ -317,7 +317,7 @@ class ReinforceSearch:
         except Exception:  # a function that fails here fails as a trial, with its reason
             return
         for name, (ds, layout) in splits.items():
-            reason = saved.input_mismatch(model, ds.element_spec, layout == "batches")
+            reason = given.input_mismatch(model, ds.element_spec, layout == "batches")
             if reason:
                 what = "x" if name == "train" else "validation_data"
                 raise DataError(f"{what} does not fit the model's input: {reason}")

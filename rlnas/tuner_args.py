@@ -20,7 +20,7 @@ import numpy as np
 
 from rlnas import data
 from rlnas.config import FIELD_TYPES
-from rlnas.data import saved
+from rlnas.data import given
 from rlnas.errors import ConfigError, did_you_mean
 from rlnas.models.objectives import ALIASES, infer_direction, parse_objective
 from rlnas.space.discovery import load_function
@@ -178,8 +178,8 @@ def split_arrays(x: Any, y: Any, validation_data: Any, validation_split: float |
 def arrays_only(x: Any, validation_data: Any) -> bool:
     """Whether the data is plain arrays (saved as ``data.npz``), not datasets or dicts of arrays."""
     pair = isinstance(validation_data, tuple | list) and len(validation_data) == 2
-    return saved.is_arrays(x) and (
-        validation_data is None or (pair and all(map(saved.is_arrays, validation_data)))
+    return given.is_arrays(x) and (
+        validation_data is None or (pair and all(map(given.is_arrays, validation_data)))
     )
 
 
@@ -191,8 +191,8 @@ def dataset_splits(x: Any, y: Any, validation_data: Any, validation_split: float
         ConfigError: ``y`` or ``validation_split`` given with a dataset, or no validation data.
         DataError: what cannot be saved (a generator) or elements that are not ``(x, y)`` pairs.
     """
-    saved.check_shippable(x, "x")
-    is_dataset = not (saved.is_arrays(x) or isinstance(x, Mapping))
+    given.check_shippable(x, "x")
+    is_dataset = not (given.is_arrays(x) or isinstance(x, Mapping))
     if is_dataset and y is not None:
         raise ConfigError("y was given with a dataset x; a dataset yields its own (x, y) pairs: drop y")
     if validation_data is not None and validation_split is not None:
@@ -211,14 +211,14 @@ def dataset_splits(x: Any, y: Any, validation_data: Any, validation_split: float
         x, validation_data, y = _rows(x, head), (_rows(x, tail), np.asarray(y)[tail]), np.asarray(y)[head]
     if validation_data is None:
         raise ConfigError("the reward is the validation accuracy: give validation_data or validation_split")
-    saved.check_shippable(validation_data, "validation_data")
-    train = saved.to_tf_dataset(x, None if is_dataset else y, what="x")
+    given.check_shippable(validation_data, "validation_data")
+    train = given.to_tf_dataset(x, None if is_dataset else y, what="x")
     if isinstance(validation_data, tuple | list):
         if len(validation_data) != 2:
             raise ConfigError("validation_data must be a pair (x_val, y_val) or a dataset")
-        val = saved.to_tf_dataset(*validation_data, what="validation_data")
+        val = given.to_tf_dataset(*validation_data, what="validation_data")
     else:
-        val = saved.to_tf_dataset(validation_data, None, what="validation_data")
+        val = given.to_tf_dataset(validation_data, None, what="validation_data")
     return {"train": train, "val": val}
 
 

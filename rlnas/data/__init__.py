@@ -274,10 +274,14 @@ def _check_pair(x: Any, y: Any, what: str) -> Pair:
         y = y.astype(np.int64)  # float 0/1 labels (a sigmoid's binary cross-entropy) are two classes
     if np.issubdtype(y.dtype, np.floating):
         if y.ndim not in (1, 2):
-            raise DataError(f"{what}: y is {y.dtype} {y.shape}; need one regression target per sample (or a row)")
+            raise DataError(
+                f"{what}: y is {y.dtype} {y.shape}; need one regression target per sample (or a row)"
+            )
         if not np.isfinite(y).all():
             bad = int(np.flatnonzero(~np.isfinite(y.reshape(len(y), -1)).all(axis=1))[0])
-            raise DataError(f"{what}: y has a NaN or infinite target (sample {bad}); drop or fill those samples")
+            raise DataError(
+                f"{what}: y has a NaN or infinite target (sample {bad}); drop or fill those samples"
+            )
         return x, y
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise DataError(
