@@ -10,6 +10,7 @@ Under it is the ordinary machinery: the model function's space (:func:`space_fro
 controller and loop of :func:`rlnas.search.loop.run_search`, and a :class:`RunStore` at
 ``directory/project_name``, so ``rlnas show``, ``rlnas report`` and TensorBoard read the run like any
 other. The arrays are saved there once as a pre-split ``data.npz`` (used as given, never re-split),
+a ``tf.data.Dataset``, PyDataset or dicts of arrays once under ``data/`` (:mod:`rlnas.data.saved`),
 and the children train in worker processes on it like any search's (``workers=N`` trains N at once;
 this process's memory does not grow with the trials); ``rlnas replay`` retrains the best from it.
 The workers start from rlnas's own entry point (never re-running the script) and receive the model
@@ -25,7 +26,9 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import shutil
 import sys
+import types
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -36,7 +39,9 @@ import numpy as np
 
 from rlnas import data
 from rlnas.config import SearchConfig
-from rlnas.errors import ChildError, ConfigError, RunError
+from rlnas.data import given, saved
+from rlnas.data.saved import SavedDataset
+from rlnas.errors import ChildError, ConfigError, DataError, RunError
 from rlnas.exec.evaluator import BaseEvaluator, Evaluator
 from rlnas.exec.executions import Executions
 from rlnas.exec.factory import make_evaluators
@@ -50,8 +55,10 @@ from rlnas.space.keras_tuner import MAX_RUNS, HyperParameters
 from rlnas.text import format_arch, format_value
 from rlnas.tuner_args import (
     FAILED_LOSS,
+    arrays_only,
     check_keywords,
     check_place,
+    dataset_splits,
     model_function,
     objective_text,
     split_arrays,
@@ -71,7 +78,7 @@ class FunctionEvaluator(BaseEvaluator):
     def __init__(
         self,
         fn: Callable[[HyperParameters], Any],
-        dataset: data.Dataset,
+        dataset: data.Dataset | SavedDataset,
         train: TrainSpec,
         *,
         fit_kwargs: Mapping[str, Any] | None = None,
@@ -196,8 +203,8 @@ class ReinforceSearch:
     # -- searching -------------------------------------------------------------------------------
     def search(
         self,
-        x: Any,
-        y: Any,
+        x: Any = None,
+        y: Any = None,
         *,
         epochs: int = 1,
         validation_data: tuple[Any, Any] | None = None,
@@ -212,12 +219,21 @@ class ReinforceSearch:
         ``shuffle``) go to ``fit`` in the workers; only a function or keyword that cloudpickle
         cannot send makes the children train in this process, with a warning.
 
+        ``x`` is what ``model.fit`` takes: arrays (saved once as the run's ``data.npz``), dicts of
+        arrays for a model with several named inputs, a ``tf.data.Dataset`` of ``(x, y)`` batches
+        or a ``keras.utils.PyDataset`` with a length (``y`` then omitted, ``validation_data`` a
+        dataset or a pair). Everything but plain arrays is read once and saved with
+        ``tf.data.Dataset.save`` under the run's ``data/`` (:mod:`rlnas.data.saved`), where every
+        child reads it from disk; an unbatched dataset is batched with ``batch_size``.
+
         Raises:
-            ConfigError: no validation data, bad ``epochs`` or ``batch_size``, search() already
-                ran on this tuner, or it runs while a process of the user's own multiprocessing
-                pool starts (a script that searches without ``if __name__ == "__main__":``).
+            ConfigError: no validation data, ``validation_split`` with a dataset, bad ``epochs``
+                or ``batch_size``, search() already ran on this tuner, or it runs while a process
+                of the user's own multiprocessing pool starts (a script that searches without
+                ``if __name__ == "__main__":``).
             RunError: ``directory/project_name`` holds a run and ``overwrite`` is False.
-            DataError: the arrays do not fit together.
+            DataError: the arrays do not fit together, a Python generator (which cannot be read
+                twice), elements that are not ``(x, y)`` pairs, NaN or infinite labels.
         """
         from rlnas.search.loop import run_search
 
@@ -226,14 +242,27 @@ class ReinforceSearch:
             raise ConfigError(
                 "search() already ran on this tuner; make a new one (overwrite=True) to search again"
             )
-        self.config = self._search_config(whole("epochs", epochs), whole("batch_size", batch_size))
-        train, val = split_arrays(x, y, validation_data, validation_split)
-        # The arrays checked (and scaled) once, before the project directory exists.
-        dataset = data.from_splits(train, val, name="x, y", train_fraction=self.config.train_fraction)
-        self.config = fit_to_data(self.config, dataset)  # regression: its objective and failed reward
-        self.objective = parse_objective(self.config.objective)
-        store = self._create_store()
-        dataset = self._save_data(store, train, val, dataset)
+        epochs, batch_size = whole("epochs", epochs), whole("batch_size", batch_size)
+        if x is None:
+            raise TypeError("search() needs the training data: search(x, y, ...) or search(dataset, ...)")
+        dataset: data.Dataset | SavedDataset
+        if arrays_only(x, validation_data):
+            self.config = self._search_config(epochs, batch_size, "data.npz")
+            train, val = split_arrays(x, y, validation_data, validation_split)
+            # The arrays checked (and scaled) once, before the project directory exists.
+            dataset = data.from_splits(train, val, name="x, y", train_fraction=self.config.train_fraction)
+            self.config = fit_to_data(self.config, dataset)  # regression: its objective and failed reward
+            self.objective = parse_objective(self.config.objective)
+            store = self._create_store()
+            dataset = self._save_data(store, train, val, dataset)
+        else:
+            self.config = self._search_config(epochs, batch_size, "data")
+            if self.config.train_fraction != 1:
+                raise ConfigError("train_fraction is for arrays; give a dataset of the size to train on")
+            splits = dataset_splits(x, y, validation_data, validation_split)  # checked before writing
+            self._check_inputs(splits)
+            store = self._create_store()
+            dataset = self._save_dataset(store, splits)
         self._evaluator = FunctionEvaluator(
             self._fn, dataset, train_spec(self.config, self.space.model), fit_kwargs=fit_kwargs
         )
@@ -244,10 +273,10 @@ class ReinforceSearch:
             run_search(self.config, self.space, store, evaluator=evaluators, on_trial=show)
         self._trials = store.trials()
 
-    def _search_config(self, epochs: int, batch_size: int) -> SearchConfig:
-        """The settings of this search, resolved at once with the tuner's own: the data file the
-        search writes (the run's ``data.npz``), ``epochs`` and ``batch_size``."""
-        data_file = str((self.project_dir / "data.npz").resolve())
+    def _search_config(self, epochs: int, batch_size: int, data_name: str) -> SearchConfig:
+        """The settings of this search, resolved at once with the tuner's own: the data the search
+        writes (the run's ``data.npz`` or ``data/`` directory), ``epochs`` and ``batch_size``."""
+        data_file = str((self.project_dir / data_name).resolve())
         flags = self._flags | {"dataset": data_file, "epochs": epochs, "batch_size": batch_size}
         return resolve(flags=flags).config
 
@@ -271,6 +300,46 @@ class ReinforceSearch:
         np.savez(self.config.dataset, x_train=train[0], y_train=train[1], x_val=val[0], y_val=val[1])
         dataset = dataclasses.replace(dataset, name=self.config.dataset)
         warn_unseen_classes(dataset)
+        store.write_config(self.config, self.space)
+        return dataset
+
+    def _check_inputs(self, splits: Mapping[str, tuple[Any, str]]) -> None:
+        """One line now, not a failed trial per child, when the data cannot feed the model the
+        function builds with its default hyperparameters (a wrong shape, a missing input name).
+
+        Raises:
+            DataError: the inputs do not fit.
+        """
+        import keras
+
+        try:
+            model = self._fn(HyperParameters())
+        except Exception:  # a function that fails here fails as a trial, with its reason
+            return
+        for name, (ds, layout) in splits.items():
+            reason = given.input_mismatch(model, ds.element_spec, layout == "batches")
+            if reason:
+                what = "x" if name == "train" else "validation_data"
+                raise DataError(f"{what} does not fit the model's input: {reason}")
+        keras.backend.clear_session(free_memory=False)
+
+    def _save_dataset(self, store: RunStore, splits: Mapping[str, tuple[Any, str]]) -> SavedDataset:
+        """Save the splits once under the run's ``data/`` (the directory ``config.dataset`` names),
+        then the config; a dataset that cannot be saved leaves no run behind."""
+        try:
+            dataset, labels = saved.save(self.config.dataset, splits, batch_size=self.config.batch_size)
+            # regression: its objective and failed reward, from the labels the save scanned
+            seen = types.SimpleNamespace(
+                task=dataset.task,
+                num_classes=dataset.num_classes,
+                y_train=labels.get("train"),
+                y_val=labels.get("val"),
+            )
+            self.config = fit_to_data(self.config, seen)
+        except (DataError, ConfigError):
+            shutil.rmtree(store.path, ignore_errors=True)
+            raise
+        self.objective = parse_objective(self.config.objective)
         store.write_config(self.config, self.space)
         return dataset
 

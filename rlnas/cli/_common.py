@@ -186,7 +186,7 @@ def check_before_tensorflow(
     elif ":" not in space.model:  # a built-in image model given flat vectors: one line, not N failed children
         from rlnas.models import check_input_shape
 
-        check_input_shape(space.model, ds.x_train.shape[1:])
+        check_input_shape(space.model, ds.input_shape)
     return fit_to_data(config, ds), ds
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from rlnas.data import saved
 from rlnas.data.splits import kept_train, split_rows
 from rlnas.errors import DataError, did_you_mean
 
@@ -178,7 +179,12 @@ def _locate(spec: DataSpec) -> tuple[str, Any]:
     if spec.data_dir is not None and name not in ("mnist", "fashion_mnist"):
         raise DataError(f"data_dir is only used by mnist and fashion_mnist, not {name!r}; drop it")
     is_table = name.lower().endswith(".csv")
-    is_folder = not is_table and name not in DATASETS and Path(name).expanduser().is_dir()
+    is_folder = (
+        not is_table
+        and name not in DATASETS
+        and not saved.is_saved(name)
+        and Path(name).expanduser().is_dir()
+    )  # a run's saved tf.data directory is no folder of images
     if not is_table:
         _only_for(spec, "target", "a .csv table (--data table.csv --target COLUMN)")
     if not is_folder:
@@ -194,6 +200,8 @@ def _locate(spec: DataSpec) -> tuple[str, Any]:
         return "folder", folder.locate(spec)
     if name == "mnist_5k":
         return "npz", importlib.resources.files("rlnas") / "bundled" / "mnist_5k.npz"
+    if saved.is_saved(name):
+        return "saved", Path(name)
     if name.lower().endswith(".npz"):
         path = Path(name).expanduser()
         if not path.is_file():
@@ -467,14 +475,19 @@ def _read_presplit(source: Any) -> dict[str, np.ndarray] | None:
         return None  # _load_npz reports what is wrong with the file
 
 
-def load(spec: DataSpec) -> Dataset:
+def load(spec: DataSpec) -> Dataset | saved.SavedDataset:
     """Locate, read and split the dataset ``spec`` names (never downloads; TensorFlow only to decode
-    a folder of images the first time, :mod:`rlnas.data.folder`).
+    a folder of images the first time, :mod:`rlnas.data.folder`, or to open a saved dataset).
+
+    A directory a tuner search saved a tf.data dataset into (``<run>/data``) gives its
+    :class:`rlnas.data.saved.SavedDataset`, which each child reads lazily from disk.
 
     A pre-split .npz (``x_train``, ``y_train``, ``x_val``, ``y_val``, optionally ``x_test``,
     ``y_test``) is used as given: val_fraction and test_fraction do not apply to it.
     """
     kind, source = _locate(spec)
+    if kind == "saved":
+        return saved.read(source)
     if kind == "table":
         from rlnas.data import table
 

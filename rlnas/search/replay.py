@@ -134,7 +134,7 @@ def _replay_one(
         ds,
         spec,
         seed=seed,
-        on_model=lambda model: _save_atomically(exported(model, ds.raw_input), path),
+        on_model=lambda model: _save_atomically(exported(model, getattr(ds, "raw_input", None)), path),
     )
     return ReplayResult(
         rank,
