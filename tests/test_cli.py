@@ -96,7 +96,7 @@ def _error(capsys, *argv: str) -> str:
         (["search", "--seed", "-1"], r"seed must be a whole number in \[0, 4294967296\), got -1"),
         (["search", "--seed", "99999999999999999999"], r"seed must be a whole number in \[0, 4294967296\)"),
         (["search", "--objective", "val_acc:upward"], "objective"),
-        (["search", "--objective", "val_loss"], r"a failed child's reward 0 would beat every child.*-10"),
+        (["search", "--objective", "params"], r"a failed child's reward 0 would beat every child.*-10"),
         (["search", "--model", "no_such_mod:f"], "cannot import module 'no_such_mod'"),
         (["search", "--model", "nocolon"], "module:function"),
         (["bench", "--table", "nope.csv"], "table 'nope.csv' does not exist"),
