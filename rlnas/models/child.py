@@ -23,7 +23,7 @@ import enum
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -73,6 +73,7 @@ class ChildResult:
     child_seconds: float = 0.0  # everything the child cost: build, fit, evaluate, clean-up
     error: str = ""
     epochs_run: int = 0  # epochs actually trained: fewer than asked when early stopping ended the fit
+    metrics: dict[str, float] = field(default_factory=dict)  # every other value the child logged
 
     def __post_init__(self) -> None:
         # a status given as its journal string becomes the enum: ``is Status.OK`` holds for every result
@@ -83,7 +84,8 @@ class ChildResult:
         return self.status is Status.OK
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        return {**out.pop("metrics"), **out}
 
 
 def check_space(space: SearchSpace) -> None:

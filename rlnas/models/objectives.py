@@ -109,7 +109,7 @@ def parse_objective(text: str) -> Objective:
         if sep:
             raise ConfigError(f"objective {text!r}: accuracy_cubed takes no options; write accuracy_cubed")
         return Objective(kind="accuracy_cubed")
-    if name not in METRICS:
+    if name not in METRICS and not sep:
         raise ConfigError(
             f"unknown objective {text!r}; allowed: {SYNTAX}, with <metric> one of {', '.join(METRICS)}"
             + did_you_mean(name, (*METRICS, "accuracy_cubed", "mnas"))
