@@ -32,7 +32,13 @@ from rlnas.data import Dataset
 from rlnas.errors import ChildError, ConfigError
 from rlnas.models import MODELS, check_input_shape, get_model, is_function
 from rlnas.models.common import DROPOUT_RATE
-from rlnas.models.function_model import build_from_function, fit_labels, loss_and_accuracy
+from rlnas.models.function_model import (
+    Fitted,
+    build_from_function,
+    fit_labels,
+    fit_model,
+    loss_and_accuracy,
+)
 from rlnas.models.mlp import DEFAULTS as MLP_DEFAULTS
 from rlnas.space import SearchSpace
 from rlnas.space.discovery import load_function
@@ -324,8 +330,21 @@ def _fit_and_score(
     if spec.schedule == "cosine":
         kwargs["callbacks"].append(cosine_callback(spec.epochs))
     t0 = time.perf_counter()
-    hist = net.fit(x_train, y_train, epochs=spec.epochs, batch_size=spec.batch_size, verbose=0, **kwargs)
+    fitted = fit_model(
+        spec.model,
+        net,
+        x_train,
+        y_train,
+        eval_data=None if spec.final else (x_eval, y_eval),
+        epochs=spec.epochs,
+        batch_size=spec.batch_size,
+        verbose=0,
+        **kwargs,
+    )
     t1 = time.perf_counter()
+    if fitted.reported is not None:  # the user's fit scored itself: on its own inputs, not the raw split
+        return net, _reported(fitted, params, t1 - t0)
+    hist = fitted.history
     val_loss, val_acc = loss_and_accuracy(net, x_eval, y_eval)  # a function may add metrics
     t2 = time.perf_counter()
     train_loss = float(hist.history["loss"][-1])
@@ -334,6 +353,25 @@ def _fit_and_score(
     epochs_run = len(hist.history["loss"])
     return net, ChildResult(
         Status.OK, val_acc, val_loss, train_loss, params, t1 - t0, t2 - t1, epochs_run=epochs_run
+    )
+
+
+def _reported(fitted: Fitted, params: int, seconds: float) -> ChildResult:
+    """The result of a child whose own fit (``HyperModel.fit``) returned its metrics."""
+    metrics = dict(fitted.reported or {})
+    bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+    if bad:
+        raise ChildError(f"non-finite metrics {bad}")
+    losses = (getattr(fitted.history, "history", None) or {}).get("loss", [])
+    return ChildResult(
+        Status.OK,
+        val_accuracy=metrics.get("val_accuracy", 0.0),
+        val_loss=metrics.get("val_loss", math.nan),
+        train_loss=metrics.get("loss", math.nan),
+        params=params,
+        fit_seconds=seconds,
+        epochs_run=len(losses),
+        metrics=metrics,
     )
 
 

@@ -153,6 +153,8 @@ def space_from_function(
         model = fn if isinstance(fn, str) else function_name(fn)
         if not isinstance(fn, str) and not importable(fn):
             _UNIMPORTABLE[model] = fn
+    elif model not in _UNIMPORTABLE and not isinstance(fn, str):  # this process finds it by that name
+        _UNIMPORTABLE[model] = fn
     explorer = _Explorer(load_function(fn) if isinstance(fn, str) else fn, grid, max_runs, preset, label)
     try:
         explorer.explore()

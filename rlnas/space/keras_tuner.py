@@ -356,3 +356,46 @@ def _choice_kind(name: str, values: Any) -> tuple[str, tuple[Value, ...]]:
                 raise ConfigError(f"Choice {name!r}: values {list(values)} repeat a value")
             return kind, vals
     raise ConfigError(f"Choice {name!r}: values {list(values)} mix types; use all str, int, float or bool")
+
+
+# -- keras-tuner's other classes, so that keras-tuner need not be installed --------------------------
+class HyperModel:
+    """keras-tuner's ``HyperModel``: subclass it with ``build(self, hp)`` returning a compiled Keras
+    model, and optionally ``fit(self, hp, model, *args, **kwargs)`` to train it your way (tune fit
+    arguments, preprocess the data with ``hp``, return your own score). ``keras_tuner.HyperModel``
+    subclasses are accepted the same way."""
+
+    def __init__(self, name: str | None = None, tunable: bool = True) -> None:
+        self.name, self.tunable = name, tunable
+
+    def build(self, hp: HyperParameters) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}.build(hp) must build and return a model")
+
+    def fit(self, hp: HyperParameters, model: Any, *args: Any, **kwargs: Any) -> Any:
+        """``model.fit(*args, **kwargs)``: override it to train your way. Return the History, a
+        float (the objective's value) or a dict of metrics that holds the objective."""
+        return model.fit(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """keras-tuner's ``Objective``: a metric's name and whether it is minimised or maximised,
+    ``Objective("val_mean_absolute_error", "min")``."""
+
+    name: str
+    direction: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError(f"Objective name must be a non-empty string, got {self.name!r}")
+        if self.direction not in ("min", "max"):
+            raise ConfigError(f"Objective {self.name!r}: direction must be 'min' or 'max', got {self.direction!r}")
+
+
+def overridden_fit(hypermodel: Any) -> Any:
+    """``hypermodel`` if its class overrides ``fit`` (rlnas's or keras-tuner's HyperModel base
+    fits with ``model.fit``), else None."""
+    fit = getattr(type(hypermodel), "fit", None)
+    if fit is None or isinstance(hypermodel, type) or fit is HyperModel.fit:
+        return None
+    return None if getattr(fit, "__module__", "").startswith("keras_tuner") else hypermodel
