@@ -141,7 +141,12 @@ class _UntrainedModel:
         return history
 
     def evaluate(self, *args: Any, **kwargs: Any) -> Any:
-        return {} if kwargs.get("return_dict") else 0.0
+        """Zeros shaped as Keras's answer: a dict, the loss alone, or the loss and each metric."""
+        config = getattr(getattr(self._model, "_compile_config", None), "config", None) or {}
+        names = ["loss", *(config.get("metrics") or [])]
+        if kwargs.get("return_dict"):
+            return {str(getattr(n, "name", n)): 0.0 for n in names}
+        return 0.0 if len(names) == 1 else [0.0] * len(names)
 
     def predict(self, x: Any, *args: Any, **kwargs: Any) -> Any:
         return self._model(x[:1] if hasattr(x, "__getitem__") else x)
@@ -504,6 +509,9 @@ class ReinforceSearch:
     # -- results ---------------------------------------------------------------------------------
     def search_space_summary(self) -> None:
         """Print the discovered space: each decision, its values, its condition, the space's size."""
+        if self.space is None:
+            print("Search space summary\nrun_trial's hyperparameters are discovered when search() starts")
+            return
         print(f"Search space summary\n{self.space.summary()}")
 
     def results_summary(self, num_trials: int = 10) -> None:
