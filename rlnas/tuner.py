@@ -40,9 +40,9 @@ from rlnas.errors import ChildError, ConfigError, RunError
 from rlnas.exec.evaluator import BaseEvaluator, Evaluator
 from rlnas.exec.executions import Executions
 from rlnas.exec.factory import make_evaluators
+from rlnas.models import objectives
 from rlnas.models.child import ChildResult, Status, TrainSpec, train_and_evaluate, train_spec
 from rlnas.models.function_model import UserCode, fit_labels
-from rlnas.models import objectives
 from rlnas.models.objectives import parse_objective
 from rlnas.resolve import resolve
 from rlnas.run.store import RunStore
@@ -60,13 +60,13 @@ from rlnas.text import format_arch, format_value
 from rlnas.tuner_args import (
     FAILED_LOSS,
     PROBE_SAMPLES,
-    compile_overrides,
-    custom_trial,
-    probe_arguments,
     check_keywords,
     check_place,
+    compile_overrides,
+    custom_trial,
     model_function,
     objective_text,
+    probe_arguments,
     split_arrays,
     trial_seed,
     warn_unseen_classes,
@@ -186,12 +186,11 @@ class TrialEvaluator(BaseEvaluator):
         hp = HyperParameters(arch, preset=self.tuner._code.preset)
         try:
             returned = self.tuner.run_trial(_Trial(hp, str(seed)), *self.args, **self.kwargs)
-            fitted = to_fitted(returned, self.tuner.config.objective, f"{type(self.tuner).__name__}.run_trial")
+            fitted = to_fitted(returned, self.tuner._code.objective, f"{type(self.tuner).__name__}.run_trial")
             metrics = fitted.reported
             if metrics is None:
-                raise ChildError(
-                    f"run_trial returned a History without the objective {objective_name(self.tuner.objective)!r}"
-                )
+                name = objective_name(self.tuner.objective)
+                raise ChildError(f"run_trial returned a History without the objective {name!r}")
             if not all(np.isfinite(v) for v in metrics.values()):
                 raise ChildError(f"non-finite metrics {metrics}")
             result = ChildResult(
@@ -290,7 +289,8 @@ class ReinforceSearch:
             )
         fits = None if hypermodel is None or isinstance(hypermodel, str) else overridden_fit(hypermodel)
         if objective is None:  # keras-tuner's default: what the user's own code returns, minimised
-            objective = Objective("default_objective", "min") if self._custom_trial or fits else "val_accuracy"
+            own = self._custom_trial or fits is not None
+            objective = Objective("default_objective", "min") if own else "val_accuracy"
         self.executions = whole("executions_per_trial", executions_per_trial)
         self.retries = whole("max_retries_per_trial", max_retries_per_trial, low=0)
         keras_tuner = {
@@ -309,8 +309,9 @@ class ReinforceSearch:
         preset = Preset.of(hyperparameters, tune_new=tune_new_entries, allow_new=allow_new_entries)
         overrides = compile_overrides(optimizer, loss, metrics)
         fn = None if hypermodel is None else model_function(hypermodel)
+        target = f"{self.objective.metric}:{self.objective.direction}"
         self._code = UserCode(
-            fn or _no_build, hypermodel=fits, preset=preset, compile=overrides, objective=self.config.objective
+            fn or _no_build, hypermodel=fits, preset=preset, compile=overrides, objective=target
         )
         plain = fits is None and not overrides and preset == Preset()
         self._fn = fn if plain and fn is not None else self._code  # a plain function stays importable by name
@@ -419,7 +420,8 @@ class ReinforceSearch:
         build, not a training."""
         hypermodel, code, n = self._code.hypermodel, self._code, dataset.num_classes
         cut = slice(0, PROBE_SAMPLES)
-        x, y, x_val, y_val = (a[cut] for a in (dataset.x_train, dataset.y_train, dataset.x_val, dataset.y_val))
+        x, y = dataset.x_train[cut], dataset.y_train[cut]
+        x_val, y_val = dataset.x_val[cut], dataset.y_val[cut]
         _, kwargs = probe_arguments((), {**code.passed, **fit_kwargs, "callbacks": []})
 
         def build_and_fit(hp: HyperParameters) -> None:

@@ -9,6 +9,7 @@ its loss expects, and scoring it by its own accuracy metric. The function's sear
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import weakref
@@ -49,7 +50,7 @@ class UserCode:
     hypermodel: Any = None
     preset: Preset | None = None
     compile: Mapping[str, Any] = field(default_factory=dict)
-    objective: str = "val_accuracy"  # as rlnas writes it: name[:min|max]
+    objective: str = "val_accuracy:max"  # name:min|max
     passed: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -91,10 +92,8 @@ def build_from_function(fn: Callable[[HyperParameters], Any] | str, arch: Mappin
     model = function(hp)
     if not (hasattr(model, "fit") and hasattr(model, "evaluate")):
         raise ChildError(f"the model function returned {type(model).__name__}, not a compiled keras Model")
-    try:
+    with contextlib.suppress(TypeError):  # not weakly referable: a fit then gets a fresh hp
         _HP_OF[model] = hp
-    except TypeError:  # not weakly referable: a fit then gets a fresh hp of the architecture
-        pass
     return model
 
 
@@ -201,10 +200,9 @@ def _alias(objective: str) -> str:
 
 
 def _direction(objective: str) -> str:
-    from rlnas.models.objectives import default_direction  # it imports the child layer: at call time
-
-    name, _, direction = objective.partition(":")
-    return direction or default_direction(name)
+    """``min`` or ``max``: the caller writes the objective with its direction (``val_loss:min``)."""
+    direction = objective.partition(":")[2]
+    return direction if direction in ("min", "max") else "max"
 
 
 def _number(value: Any, key: Any, where: str) -> float:

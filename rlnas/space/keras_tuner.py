@@ -389,7 +389,9 @@ class Objective:
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError(f"Objective name must be a non-empty string, got {self.name!r}")
         if self.direction not in ("min", "max"):
-            raise ConfigError(f"Objective {self.name!r}: direction must be 'min' or 'max', got {self.direction!r}")
+            raise ConfigError(
+                f"Objective {self.name!r}: direction must be 'min' or 'max', got {self.direction!r}"
+            )
 
 
 def overridden_fit(hypermodel: Any) -> Any:
