@@ -86,7 +86,7 @@ CHECKS: dict[str, Callable[[dict, str], None]] = {
         and _scores(out)[0] == pytest.approx(r["value"], abs=1e-4)
     ),
     "failed_trial": lambda r, out: r["best"]["units"] != 64,
-    "tensorboard": lambda r, out: r["event_files"] > 0,
+    "tensorboard_callback": lambda r, out: r["event_files"] > 0,
     "regression_mae": lambda r, out: 0 <= r["mae"] < 10,
     "custom_metric": lambda r, out: "units" in r["best"],
     "tf_data": lambda r, out: 0 <= r["accuracy"] <= 1,

@@ -31,10 +31,13 @@ else:
 
 
 def mnist(n_train=300, n_val=100, flat=False):
-    """The first samples of rlnas's bundled MNIST subset, scaled to [0, 1]."""
+    """A seeded sample of rlnas's bundled MNIST subset, scaled to [0, 1]."""
     data = np.load(Path(__file__).resolve().parents[2] / "rlnas" / "bundled" / "mnist_5k.npz")
-    x = data["x"][: n_train + n_val].astype("float32") / 255.0
-    y = data["y"][: n_train + n_val].astype("int64")
+    pick = np.random.default_rng(0).permutation(len(data["y"]))[
+        : n_train + n_val
+    ]  # the file is sorted by class
+    x = data["x"][pick].astype("float32") / 255.0
+    y = data["y"][pick].astype("int64")
     if flat:
         x = x.reshape(len(x), -1)
     return (x[:n_train], y[:n_train]), (x[n_train:], y[n_train:])
