@@ -128,7 +128,8 @@ class _HyperModel(HyperModel):
 class _UntrainedModel:
     """The built model as a discovery run of ``HyperModel.fit`` sees it: everything is the model's
     own (calling it, its weights, its optimizer: a custom training loop still runs, on a few
-    samples), except ``fit``, ``evaluate`` and ``predict``, which return at once."""
+    samples), except ``fit`` and ``evaluate``, which return at once, and ``predict``, which is
+    one call of the untrained model."""
 
     def __init__(self, model: Any) -> None:
         self._model = model
@@ -149,7 +150,10 @@ class _UntrainedModel:
         return 0.0 if len(names) == 1 else [0.0] * len(names)
 
     def predict(self, x: Any, *args: Any, **kwargs: Any) -> Any:
-        return self._model(x[:1] if hasattr(x, "__getitem__") else x)
+        """The untrained model's outputs, as numpy like Keras's (the probe's inputs are few)."""
+        if isinstance(x, np.ndarray):
+            return np.asarray(self._model(x))
+        return self._model.predict(x, verbose=0)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._model(*args, **kwargs)
