@@ -195,7 +195,7 @@ class NasEnv(gym.Env):
             "key": last.key,
             "tokens": list(last.tokens),
             "child_seed": child_seed,
-            "metrics": result.to_dict(),
+            "metrics": result.reported(),
         }
         return last.reward, True, False, info
 

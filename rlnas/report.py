@@ -19,9 +19,10 @@ from typing import Any
 from rlnas.config import space_from_dict
 from rlnas.errors import RlnasError, RunError
 from rlnas.models.child import Status
+from rlnas.models.objectives import parse_objective
 from rlnas.run.monitor import leaderboard_markdown
 from rlnas.run.store import RunStore
-from rlnas.run.trial import Trial, objective_name, objective_value, rank
+from rlnas.run.trial import Trial, objective_name, objective_value, rank, scores
 from rlnas.space import SearchSpace
 from rlnas.text import format_arch, format_markdown_table, format_value
 
@@ -113,11 +114,24 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
-def flatten(trial: Trial, names: Sequence[str]) -> dict[str, Any]:
-    """One export row: the trial fields, then one column per decision (None when inactive)."""
+def logged_metrics(trials: Sequence[Trial]) -> list[str]:
+    """The metrics the children's models logged beyond :data:`EXPORT_COLUMNS` (``val_mae``,
+    ``val_auc``, ``mae``), in the order they first appear: an export has a column for each."""
+    seen: dict[str, None] = {}
+    for t in trials:
+        for name in t.metrics:
+            if name not in EXPORT_COLUMNS and name not in ("train_loss", "epochs_run"):
+                seen.setdefault(name, None)
+    return list(seen)
+
+
+def flatten(trial: Trial, names: Sequence[str], metrics: Sequence[str] = ()) -> dict[str, Any]:
+    """One export row: the trial fields, the logged ``metrics``, then one column per decision
+    (None when inactive or not logged)."""
     reported = trial.reported()
     row = {c: getattr(trial, c) if c in _TRIAL_FIELDS else reported.get(c) for c in EXPORT_COLUMNS}
     row["status"] = trial.status.value
+    row |= {m: reported.get(m) for m in metrics}
     return row | {n: trial.architecture.get(n) for n in names}
 
 
@@ -136,11 +150,12 @@ def load_run(store: RunStore) -> tuple[SearchSpace, list[Trial]]:
 def export_text(store: RunStore, fmt: str) -> str:
     """Every trial of the run as CSV or JSON (a list of flat objects)."""
     space, trials = load_run(store)
-    rows = [flatten(t, space.names) for t in trials]
+    metrics = logged_metrics(trials)
+    rows = [flatten(t, space.names, metrics) for t in trials]
     if fmt == "json":
         return json.dumps(rows, indent=1) + "\n"
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=[*EXPORT_COLUMNS, *space.names], lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=[*EXPORT_COLUMNS, *metrics, *space.names], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)  # None is written as an empty cell
     return buf.getvalue()
@@ -156,7 +171,8 @@ def write_report(store: RunStore) -> list[Path]:
     out.mkdir(exist_ok=True)
     replayed = _replay_results(store)
     plots = [("rewards.png", _plot_rewards, (trials,)), ("policy.png", _plot_policy, (trials, space))]
-    plots += [("pareto.png", _plot_pareto, (trials,))]
+    objective = store.read_json("config.json").get("search", {}).get("objective")
+    plots += [("pareto.png", _plot_pareto, (trials, objective))]
     if replayed:
         plots.append(("replay.png", _plot_replay, (replayed,)))
     written = [_save(plot(*data), out / name) for name, plot, data in plots]
@@ -196,15 +212,16 @@ def _summary(
         rows = [
             [
                 str(r["rank"]),
-                f"{r['val_accuracy']:.4f}",
-                f"{r['test_accuracy']:.4f}" if Status(r["status"]) is Status.OK else "failed",
+                f"{scores(r)[1]:.4f}",
+                f"{scores(r)[2]:.4f}" if Status(r["status"]) is Status.OK else "failed",
                 f"{r['params']:,}",
                 f"`{format_arch(r['architecture'])}`",
             ]
             for r in replayed
         ]
         lines += ["", "## Replay (retrained on train+validation, scored once on test)", ""]
-        header = ("rank", "val_acc (search)", "test_acc", "params", "architecture")
+        metric = scores(replayed[0])[0]
+        header = ("rank", f"val_{metric} (search)", f"test_{metric}", "params", "architecture")
         lines.append(format_markdown_table(header, rows))
     return "\n".join(lines) + "\n"
 
@@ -290,36 +307,50 @@ def _value_colours(n: int) -> list[Any]:
     return [matplotlib.colormaps["viridis"](i / (n - 1)) for i in range(n)]
 
 
-def _plot_pareto(trials: list[Trial]) -> Any:
+def _plot_pareto(trials: list[Trial], objective: str | None = None) -> Any:
+    """Size against the objective's own value, in its own units; a minimised one (a loss) on an
+    inverted axis, so that up is always better and the front is the same upper-left staircase."""
     fig, ax = _figure(figsize=(7, 4.5))
     ok = [t for t in trials if t.ok]
-    points = [(t.metrics["params"], t.metrics["val_accuracy"]) for t in ok]
+    name = objective_name(objective)
+    sign = -1.0 if _minimised(objective) else 1.0
+    points = [(t.metrics["params"], objective_value(t, objective)) for t in ok]
     ax.scatter([p for p, _ in points], [a for _, a in points], s=14, alpha=0.5, label="children")
-    front = [points[i] for i in pareto_front(points)]
+    front = [points[i] for i in pareto_front([(p, sign * v) for p, v in points])]
     if front:
         ax.step([p for p, _ in front], [a for _, a in front], "o-", where="post", color="tab:red",
                 ms=5, label="Pareto front")  # fmt: skip
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter("")  # the minor labels of a log axis overlap
-    ax.set(xlabel="parameters", ylabel="validation accuracy", title="Size vs accuracy")
+    shown = name.replace("val_accuracy", "validation accuracy")
+    if sign < 0:
+        ax.invert_yaxis()
+        shown += " (lower is better: axis inverted)"
+    ax.set(xlabel="parameters", ylabel=shown, title=f"Size vs {name}")
     ax.legend(loc="lower right", fontsize="small")
     ax.grid(alpha=0.3)
     return fig
 
 
+def _minimised(objective: str | None) -> bool:
+    o = parse_objective(objective or "val_accuracy")
+    return o.kind == "metric" and o.direction == "min"
+
+
 def _plot_replay(replayed: list[dict[str, Any]]) -> Any:
     fig, ax = _figure(figsize=(5, 5))
     ok = [r for r in replayed if Status(r["status"]) is Status.OK]
-    xs, ys = [r["val_accuracy"] for r in ok], [r["test_accuracy"] for r in ok]
+    metric = scores(ok[0])[0] if ok else "accuracy"
+    xs, ys = [scores(r)[1] for r in ok], [scores(r)[2] for r in ok]
     ax.scatter(xs, ys, color="tab:green")
-    for r in ok:
-        ax.annotate(f"#{r['rank']}", (r["val_accuracy"], r["test_accuracy"]), xytext=(4, 4),
-                    textcoords="offset points", fontsize="small")  # fmt: skip
+    for r, x, y in zip(ok, xs, ys, strict=True):
+        ax.annotate(f"#{r['rank']}", (x, y), xytext=(4, 4), textcoords="offset points", fontsize="small")
     if ok:
-        lo, hi = min(xs + ys) - 0.02, max(xs + ys) + 0.02
+        pad = 0.02 * max(1.0, max(xs + ys) - min(xs + ys))
+        lo, hi = min(xs + ys) - pad, max(xs + ys) + pad
         ax.plot([lo, hi], [lo, hi], "--", color="gray", label="test = validation")
         ax.set(xlim=(lo, hi), ylim=(lo, hi))
         ax.legend(loc="lower right", fontsize="small")
-    ax.set(xlabel="search-time validation accuracy", ylabel="retrained test accuracy", title="Replay")
+    ax.set(xlabel=f"search-time validation {metric}", ylabel=f"retrained test {metric}", title="Replay")
     ax.grid(alpha=0.3)
     return fig

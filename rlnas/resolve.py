@@ -104,19 +104,73 @@ def _new(
     return Resolved(config, space)
 
 
-def _check_failed_reward(config: SearchConfig) -> None:
+BASELINED = ("val_loss", "val_mse", "val_mean_squared_error", "val_mae", "val_mean_absolute_error")
+"""Minimised metrics whose scale the data tells (:func:`fit_to_data`): a failed child's reward is then
+derived from it when none is given."""
+FAILED_TIMES_BASELINE = 10
+"""A failed child is rewarded as a child ten times worse than the trivial predictor: below any child
+that learned anything, yet on the scale of the metric (a fixed -10 is no penalty for an MSE of 3,000)."""
+
+
+def _check_failed_reward(config: SearchConfig, *, data_known: bool = False) -> None:
     """A minimised objective rewards ``-metric`` (at most 0 for a loss, a time or a size), so a failed
     child's reward must be below 0, or every failure would beat every child. Checked for new runs only:
-    a run journaled before this check still resumes as it was."""
+    a run journaled before this check still resumes as it was. A validation loss or error is left to
+    :func:`fit_to_data`, which knows its scale once the data is read (``data_known``: it has been)."""
     from rlnas.models.objectives import parse_objective
 
     objective = parse_objective(config.objective)
+    if objective.metric in BASELINED and not data_known:
+        return
     if objective.kind == "metric" and objective.direction == "min" and config.failed_reward >= 0:
         raise ConfigError(
             f"objective {objective} is minimised (reward = -{objective.metric}): a failed child's reward "
             f"{config.failed_reward:g} would beat every child; give failed_reward below the rewards you "
             "expect, e.g. --failed-reward -10"
         )
+
+
+def fit_to_data(config: SearchConfig, dataset: Any) -> SearchConfig:
+    """The new run's config made to fit its data (an :class:`rlnas.data.Dataset`, read once checked):
+
+    - regression targets with the default objective (validation accuracy, which they have none of)
+      are searched for the lowest ``val_loss``; an accuracy objective given explicitly is an error;
+    - a minimised validation loss or error without a ``failed_reward`` of its own rewards a failed
+      child :data:`FAILED_TIMES_BASELINE` times the trivial predictor's value: the mean target's
+      MSE or MAE for regression, the uniform guess's cross-entropy (ln k) for classification.
+
+    Raises:
+        ConfigError: an accuracy objective on regression targets, or a minimised objective whose
+            failed reward cannot be derived (the message says how to give one).
+    """
+    import math
+
+    import numpy as np
+
+    from rlnas.models.objectives import parse_objective
+
+    task = getattr(dataset, "task", "classification")
+    objective = parse_objective(config.objective)
+    if task == "regression" and (objective.kind != "metric" or "accuracy" in objective.metric):
+        if config.objective != SearchConfig.objective:
+            raise ConfigError(
+                f"objective {objective} needs class labels, but the targets are floats (regression); "
+                "use val_loss, val_mae or another metric the children log"
+            )
+        config = replace(config, objective="val_loss")
+        objective = parse_objective("val_loss")
+    if objective.metric in BASELINED and objective.direction == "min" and config.failed_reward == 0:
+        if task == "regression":
+            y_train, y_val = np.asarray(dataset.y_train, float), np.asarray(dataset.y_val, float)
+            error = y_val - y_train.mean(axis=0)
+            absolute = objective.metric in ("val_mae", "val_mean_absolute_error")
+            baseline = float(np.mean(np.abs(error)) if absolute else np.mean(error**2))
+        else:
+            baseline = math.log(max(int(dataset.num_classes), 2))
+        failed = -float(f"{FAILED_TIMES_BASELINE * max(baseline, 1e-6):.3g}")
+        config = replace(config, failed_reward=failed)
+    _check_failed_reward(config, data_known=True)
+    return config
 
 
 def _resumed(stored: Mapping[str, Any], flags: dict[str, Any], run: str) -> Resolved:

@@ -44,7 +44,7 @@ from rlnas.models import objectives
 from rlnas.models.child import ChildResult, Status, TrainSpec, train_and_evaluate, train_spec
 from rlnas.models.function_model import UserCode, fit_labels
 from rlnas.models.objectives import parse_objective
-from rlnas.resolve import resolve
+from rlnas.resolve import BASELINED, fit_to_data, resolve
 from rlnas.run.store import RunStore
 from rlnas.run.trial import Trial, objective_name, objective_value, rank
 from rlnas.space.discovery import function_name, space_from_function
@@ -197,12 +197,13 @@ class TrialEvaluator(BaseEvaluator):
                 raise ChildError(f"run_trial returned a History without the objective {name!r}")
             if not all(np.isfinite(v) for v in metrics.values()):
                 raise ChildError(f"non-finite metrics {metrics}")
+            named = {"val_accuracy", "val_loss", "loss"}  # named as a trained child's result names them
             result = ChildResult(
                 Status.OK,
-                val_accuracy=metrics.get("val_accuracy", 0.0),
+                val_accuracy=metrics.get("val_accuracy", float("nan")),
                 val_loss=metrics.get("val_loss", float("nan")),
                 train_loss=metrics.get("loss", float("nan")),
-                metrics=metrics,
+                metrics={k: v for k, v in metrics.items() if k not in named},
             )
         except Exception as exc:  # a failed trial, with its reason, as any child's
             result = ChildResult(Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:500])
@@ -223,10 +224,12 @@ class ReinforceSearch:
             its overridden ``fit(hp, model, *args, **kwargs)`` trains each child, and the
             hyperparameters it asks are searched too. None only for a subclass that overrides
             :meth:`run_trial`.
-        objective: a metric's name (``"val_accuracy"``, ``"val_loss"``, ...) or an object with
-            ``.name`` and ``.direction`` like ``rlnas.Objective("val_loss", "min")``. None:
-            ``val_accuracy``, or, for an overridden ``fit`` or ``run_trial``, the float it returns,
-            minimised (keras-tuner's default).
+        objective: any metric the children log, by name (``"val_accuracy"``, ``"val_loss"``,
+            ``"val_mean_absolute_error"``, a custom metric's ``"val_<name>"``, a key of the dict
+            a user's ``fit`` returns), its direction inferred as keras-tuner infers it, or
+            ``Objective(name, direction)`` (rlnas's or keras-tuner's). None: ``val_accuracy``
+            (``val_loss`` on regression targets), or, for an overridden ``fit`` or ``run_trial``,
+            the float it returns, minimised (keras-tuner's default).
         hyperparameters, tune_new_entries, allow_new_entries: keras-tuner's: a
             :class:`HyperParameters` declared beforehand wins over the code's definitions of the
             same names (``hp.Fixed`` fixes one); names it lacks are searched only with
@@ -304,7 +307,8 @@ class ReinforceSearch:
             "max_params": whole("max_model_size", max_model_size, optional=True),
             "seed": trial_seed(seed),
         }
-        if parse_objective(keras_tuner["objective"]).direction == "min":
+        chosen = parse_objective(keras_tuner["objective"])
+        if chosen.direction == "min" and chosen.metric not in BASELINED and "failed_reward" not in settings:
             keras_tuner["failed_reward"] = -FAILED_LOSS  # a failure must not beat every loss
         self._flags = {"replay_top": 0, **keras_tuner, **settings}
         self.config = resolve(flags=self._flags).config
@@ -403,6 +407,9 @@ class ReinforceSearch:
         train, val = split_arrays(x, y, validation_data, validation_split)
         # The arrays checked (and scaled) once, before the project directory exists.
         dataset = data.from_splits(train, val, name="x, y", train_fraction=self.config.train_fraction)
+        self.config = fit_to_data(self.config, dataset)  # regression: its objective and failed reward
+        self.objective = parse_objective(self.config.objective)
+        self._code.objective = f"{self.objective.metric}:{self.objective.direction}"
         if self._code.hypermodel is not None:  # fit's own hyperparameters join the space
             self.space = self._discover_fit(dataset, fit_kwargs)
         store = self._create_store()

@@ -21,7 +21,7 @@ import numpy as np
 from rlnas import data
 from rlnas.config import FIELD_TYPES
 from rlnas.errors import ConfigError, did_you_mean
-from rlnas.models.objectives import default_direction
+from rlnas.models.objectives import ALIASES, infer_direction, parse_objective
 from rlnas.space.discovery import load_function
 
 KERAS_TUNER_KEYWORDS = (
@@ -62,9 +62,6 @@ SET_BY_SEARCH = {
     "batch_size": "search(batch_size=...)",
 }
 """SearchConfig fields a tuner sets from keras-tuner's own arguments: named the keras-tuner way."""
-OBJECTIVE_NAMES = {"val_accuracy": "val_accuracy", "val_acc": "val_accuracy", "val_loss": "val_loss"}
-OBJECTIVE_NAMES |= {"loss": "train_loss", "train_loss": "train_loss"}
-"""keras-tuner objective name -> the metric every child reports."""
 FAILED_LOSS = 10.0
 """A failed child's reward under a minimised objective is -FAILED_LOSS (0 would beat every loss)."""
 
@@ -131,31 +128,35 @@ def trial_seed(seed: Any) -> int:
 
 
 def objective_text(objective: Any) -> str:
-    """rlnas's objective for keras-tuner's ``objective``: ``"val_accuracy"``, ``"val_loss"``,
-    ``"loss"``, or an object with ``.name`` and ``.direction`` (``kt.Objective("val_loss", "min")``).
+    """rlnas's objective for keras-tuner's ``objective``: a metric name (``"val_accuracy"``,
+    ``"val_mean_absolute_error"``, a custom metric's ``"val_<name>"``, a key of the dict a user's
+    ``fit`` returns), or an object with ``.name`` and ``.direction`` (``rlnas.Objective`` or
+    ``kt.Objective("val_loss", "min")``). Without a direction it is inferred as keras-tuner infers it.
 
     Raises:
         TypeError: not a string nor an Objective-like object (a list: several objectives).
-        ConfigError: a metric the children do not report, or a direction other than min/max.
+        ConfigError: a name whose direction cannot be inferred (the message asks for
+            ``Objective(name, direction)``), or a direction other than min/max.
     """
     if isinstance(objective, list | tuple):
         raise TypeError("ReinforceSearch takes one objective, not a list")
     name = getattr(objective, "name", objective)
-    if not isinstance(name, str):
-        raise TypeError(f"objective must be a str or a keras_tuner.Objective, got {objective!r}")
-    metric = OBJECTIVE_NAMES.get(name)
-    if metric is None and getattr(objective, "direction", None) in ("min", "max"):
-        return f"{name}:{objective.direction}"  # a metric the user's own code reports
-    if metric is None:
-        raise ConfigError(
-            f"objective {name!r} is not supported; allowed: {', '.join(OBJECTIVE_NAMES)}"
-            + did_you_mean(name, OBJECTIVE_NAMES)
-        )
-    default = default_direction(metric)
-    direction = getattr(objective, "direction", default)
+    if not isinstance(name, str) or not name.strip():
+        raise TypeError(f"objective must be a str or an Objective(name, direction), got {objective!r}")
+    metric = ALIASES.get(name, name)
+    direction = getattr(objective, "direction", None)
+    if direction is None:
+        if infer_direction(metric) is None:
+            raise ConfigError(
+                f"objective {name!r}: cannot tell whether it is minimised or maximised; "
+                f"pass Objective({name!r}, direction='min') or direction='max'"
+            )
+        direction = infer_direction(metric)
     if direction not in ("min", "max"):
         raise ConfigError(f"objective {name!r}: direction must be 'min' or 'max', got {direction!r}")
-    return metric if direction == default else f"{metric}:{direction}"
+    text = metric if direction == infer_direction(metric) else f"{metric}:{direction}"
+    parse_objective(text)  # a name that is no metric name at all is said here
+    return text
 
 
 def split_arrays(x: Any, y: Any, validation_data: Any, validation_split: float | None) -> tuple[tuple, tuple]:
@@ -180,6 +181,8 @@ def warn_unseen_classes(dataset: data.Dataset) -> None:
     """Warn when the validation data holds classes the training data never shows: every child then
     scores (near) 0 there, which is right but almost never meant. It happens when a class-sorted
     array is split by position (``x[:-n]``, ``x[-n:]``, ``validation_split``): shuffle it first."""
+    if dataset.task != "classification":
+        return
     unseen = np.setdiff1d(dataset.y_val, dataset.y_train)
     if unseen.size:
         warnings.warn(

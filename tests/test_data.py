@@ -349,7 +349,7 @@ def xy(n: int = 20) -> tuple[np.ndarray, np.ndarray]:
     [
         (xy()[0], np.arange(19) % 2, "x has 20 samples but y has 19; make them equal"),
         (xy()[0], (np.arange(20) % 2).reshape(20, 1), "need 1-D integer class labels"),
-        (xy()[0], np.arange(20) % 2 * 1.0, "y is float64 (20,); need 1-D integer class labels"),
+        (xy()[0], np.where(np.arange(20) == 3, np.nan, 1.0), "y has a NaN or infinite target (sample 3)"),
         (xy()[0], np.arange(20) % 2 - 1, "y has label -1; labels must be 0..num_classes-1"),
         (xy()[0], np.zeros(20, dtype=int), "only 1 class (label 0); need >= 2 classes"),
         (np.zeros(20), xy()[1], "x has shape (20,); need (samples, ...)"),

@@ -10,7 +10,7 @@ import pytest
 from envs.nas_env import NasEnv
 from rlnas.errors import ConfigError
 from rlnas.models.child import ChildResult, Status
-from rlnas.models.objectives import METRICS, Objective, parse_objective
+from rlnas.models.objectives import METRICS, Objective, infer_direction, parse_objective
 from rlnas.policy.penalties import skip_density, skip_penalty, skip_positions
 from rlnas.space import conv_space, skip_space
 
@@ -49,6 +49,40 @@ def test_default_objective_is_validation_accuracy_and_every_metric_parses():
         assert parse_objective(metric).reward(metrics) == sign * metrics[metric]
 
 
+@pytest.mark.parametrize(
+    "name, direction",
+    [
+        ("val_mean_absolute_error", "min"),
+        ("val_mae", "min"),
+        ("val_mean_squared_logarithmic_error", "min"),
+        ("val_binary_crossentropy", "min"),
+        ("val_auc", "max"),
+        ("val_auc_1", "max"),
+        ("val_precision", "max"),
+        ("val_recall", "max"),
+        ("val_f1_score", "max"),
+        ("val_sparse_categorical_accuracy", "max"),
+        ("weighted_accuracy", "max"),
+        ("val_r2_score", "max"),
+        ("fit_seconds", "min"),
+        ("params", "min"),
+    ],
+)
+def test_directions_are_inferred_as_keras_tuner_infers_them(name, direction):
+    assert infer_direction(name) == direction
+    assert parse_objective(name).direction == direction
+
+
+def test_any_logged_metric_is_an_objective_and_a_missing_one_names_what_was_logged():
+    child = ChildResult(Status.OK, val_accuracy=0.5, val_loss=2.0, metrics={"val_mae": 1.5, "mae": 1.2})
+    assert parse_objective("val_mae").reward(child) == -1.5
+    assert parse_objective("val_my_score:max").reward({**child.reported(), "val_my_score": 7}) == 7
+    with pytest.raises(ConfigError, match=r"did not log 'val_auc'; it logged .*val_mae"):
+        parse_objective("val_auc").reward(child)
+    assert parse_objective("val_acc") == parse_objective("val_accuracy")  # keras-tuner's names
+    assert parse_objective("loss") == parse_objective("train_loss")
+
+
 def test_mnas_penalises_larger_children_more():
     mnas = parse_objective("mnas:target=100000")
     small, big = (mnas.reward({"val_accuracy": 0.9, "params": p}) for p in (50_000, 400_000))
@@ -59,8 +93,9 @@ def test_mnas_penalises_larger_children_more():
     "text, message",
     [
         ("", r"objective must be a non-empty string; allowed: val_accuracy, <metric>\[:min\|:max\]"),
-        ("val_acc", r"unknown objective 'val_acc'; allowed: .* \(did you mean 'val_accuracy'\?\)"),
-        ("loss", r"with <metric> one of val_accuracy, val_loss, .*epochs_run"),
+        ("val_acuracy", r"unknown objective 'val_acuracy' \(did you mean 'val_accuracy'\?\); or, for a metric"),
+        ("val_score", r"cannot tell whether it is minimised or maximised; write val_score:min or val_score:max"),
+        ("val loss", r"objective 'val loss' is not a metric name; allowed: .* with <metric> one of val_accuracy"),
         ("val_loss:down", r"objective 'val_loss:down': direction 'down' must be min or max"),
         ("accuracy_cubed:max", r"accuracy_cubed takes no options; write accuracy_cubed"),
         ("mnas", r"objective 'mnas' needs a target parameter count: mnas:target=100000"),
@@ -82,7 +117,7 @@ def test_bad_objectives(text, message):
 def test_mnas_needs_the_childs_params():
     with pytest.raises(ConfigError, match=r"the child reported params=0; it needs > 0"):
         parse_objective("mnas:target=10").reward(ChildResult(Status.OK, val_accuracy=0.5))
-    with pytest.raises(ConfigError, match=r"the child's metrics have no 'params'"):
+    with pytest.raises(ConfigError, match=r"the child did not log 'params'; it logged val_accuracy"):
         parse_objective("mnas:target=10").reward({"val_accuracy": 0.5})
 
 
@@ -126,8 +161,8 @@ def test_env_failed_child_gets_failed_reward_whatever_the_objective(objective):
 
 
 def test_env_rejects_a_bad_objective_at_construction(synthetic_evaluator):
-    with pytest.raises(ConfigError, match="unknown objective 'acc'"):
-        NasEnv(evaluator=synthetic_evaluator, objective="acc")
+    with pytest.raises(ConfigError, match="objective 'val acc' is not a metric name"):
+        NasEnv(evaluator=synthetic_evaluator, objective="val acc")
 
 
 # -- the skip-density penalty --------------------------------------------------------------------

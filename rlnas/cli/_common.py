@@ -121,7 +121,7 @@ def resolve_search(args: argparse.Namespace) -> tuple[SearchConfig, SearchSpace]
         model=getattr(args, "model", None),
         before_model=lambda: _before_model(args),
     )
-    check_before_tensorflow(config, space, args.debug)
+    config = check_before_tensorflow(config, space, args.debug)
     return config, space
 
 
@@ -134,9 +134,12 @@ def _before_model(args: argparse.Namespace) -> None:
     load_tensorflow(args.debug)
 
 
-def check_before_tensorflow(config: SearchConfig, space: SearchSpace, debug: bool) -> None:
+def check_before_tensorflow(config: SearchConfig, space: SearchSpace, debug: bool) -> SearchConfig:
     """The space, Ray and the data, each a one-line error now rather than N failed children later;
-    a downloadable dataset that is missing is fetched here."""
+    a downloadable dataset that is missing is fetched here. Returns the config fitted to the data
+    (:func:`rlnas.resolve.fit_to_data`: a regression target's objective and failed reward)."""
+    from rlnas.resolve import fit_to_data
+
     from rlnas import data
     from rlnas.errors import DataError
     from rlnas.models.child import check_space
@@ -162,6 +165,7 @@ def check_before_tensorflow(config: SearchConfig, space: SearchSpace, debug: boo
         from rlnas.models import check_input_shape
 
         check_input_shape(space.model, ds.x_train.shape[1:])
+    return fit_to_data(config, ds)
 
 
 WORKERS_PER_CORE = 4

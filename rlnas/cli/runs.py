@@ -366,15 +366,20 @@ def _print_replays(store: RunStore) -> None:
     if not replays:
         return
     print(f"\n{len(replays)} replay(s), retrained on train+validation and scored once on test (latest last):")
-    rows = []
+    from rlnas.run.trial import scores
+
+    rows, metrics = [], set()
     for r in replays:
         number = str(r["replay"]) if r["replay"] else "(flat)"  # an older version's single replay
         for x in r["results"]:
-            test = f"{x['test_accuracy']:.4f}" if Status(x["status"]) is Status.OK else "failed"
+            metric, _, test_score = scores(x)
+            metrics.add(metric)
+            test = f"{test_score:.4f}" if Status(x["status"]) is Status.OK else "failed"
             trial = "-" if x.get("trial") is None else str(x["trial"])
             epochs = str(r.get("epochs", "-"))
             rows.append((number, epochs, str(x["rank"]), trial, test, x["model_path"] or "-"))
-    print(format_table(("replay", "epochs", "rank", "trial", "test_acc", "model"), rows))
+    shown = f"test_{metrics.pop()}" if len(metrics) == 1 else "test"
+    print(format_table(("replay", "epochs", "rank", "trial", shown, "model"), rows))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -421,7 +426,7 @@ def _replay_and_print(store: Any, top: int, epochs: int | None, *, overwrite: bo
     start = time.monotonic()
 
     def done(r: Any) -> None:  # one line per model: replays are few and long
-        outcome = f"test_acc {r.test_accuracy:.4f}" if r.ok else f"FAILED {r.error[:60]}"
+        outcome = f"test_{r.metric} {r.test_score:.4f}" if r.ok else f"FAILED {r.error[:60]}"
         print(
             f"[{r.rank}/{top}] {outcome}  {time.monotonic() - start:.0f}s  {format_arch(r.architecture)}",
             flush=True,
@@ -432,14 +437,16 @@ def _replay_and_print(store: Any, top: int, epochs: int | None, *, overwrite: bo
         (
             str(r.rank),
             str(r.trial),
-            f"{r.val_accuracy:.4f}",
-            f"{r.test_accuracy:.4f}" if r.ok else "failed",
+            f"{r.val_score:.4f}",
+            f"{r.test_score:.4f}" if r.ok else "failed",
             f"{r.params:,}",
             format_arch(r.architecture),
         )
         for r in results
     ]
-    print(format_table(("rank", "trial", "val_acc (search)", "test_acc", "params", "architecture"), rows))
+    metric = results[0].metric if results else "accuracy"
+    header = ("rank", "trial", f"val_{metric} (search)", f"test_{metric}", "params", "architecture")
+    print(format_table(header, rows))
     saved = [r.model_path for r in results if r.model_path]
     if saved:
         where = Path(saved[0]).parent

@@ -80,7 +80,8 @@ class DataSpec:
 
 @dataclass(frozen=True, eq=False)  # eq=False: `==` on array fields would be ambiguous
 class Dataset:
-    """The three splits, already scaled: x float32 in [0, 1], y int64 class labels."""
+    """The three splits, already scaled: x float32 (uint8 images in [0, 1]); y int64 class labels
+    (classification) or float32 targets (regression: ``num_classes`` is then 0)."""
 
     name: str
     x_train: np.ndarray
@@ -92,6 +93,12 @@ class Dataset:
     num_classes: int
 
     @property
+    def task(self) -> str:
+        """``"regression"`` for float targets, else ``"classification"``: what decides a built-in
+        child's head (softmax or linear), its loss and which metrics it logs."""
+        return "regression" if np.issubdtype(self.y_train.dtype, np.floating) else "classification"
+
+    @property
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one sample, which the child network's input layer needs."""
         return tuple(self.x_train.shape[1:])
@@ -99,9 +106,10 @@ class Dataset:
     def summary(self) -> str:
         """One line for logs, e.g. 'mnist_5k: 3000 train / 1000 val / 1000 test, 28x28, ...'."""
         shape = "x".join(str(d) for d in self.input_shape)
+        task = f"{self.num_classes} classes" if self.task == "classification" else "regression"
         return (
             f"{self.name}: {len(self.x_train)} train / {len(self.x_val)} val / "
-            f"{len(self.x_test)} test, {shape}, {self.num_classes} classes"
+            f"{len(self.x_test)} test, {shape}, {task}"
         )
 
 
@@ -251,17 +259,49 @@ def _load_npz(source: Any) -> tuple[Pair, Pair | None]:
 
 
 def _check_pair(x: Any, y: Any, what: str) -> Pair:
-    """Arrays of equal length, x at least 2-D, y 1-D non-negative integer labels."""
+    """Arrays of equal length, x at least 2-D; y 1-D non-negative integer class labels, or finite
+    float regression targets (one per sample, or a row of them)."""
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim < 2 or len(x) == 0:
         raise DataError(f"{what}: x has shape {x.shape}; need (samples, ...) with >= 1 sample")
     if len(x) != len(y):
         raise DataError(f"{what}: x has {len(x)} samples but y has {len(y)}; make them equal")
+    if np.issubdtype(y.dtype, np.floating):
+        if y.ndim not in (1, 2):
+            raise DataError(f"{what}: y is {y.dtype} {y.shape}; need one regression target per sample (or a row)")
+        if not np.isfinite(y).all():
+            bad = int(np.flatnonzero(~np.isfinite(y.reshape(len(y), -1)).all(axis=1))[0])
+            raise DataError(f"{what}: y has a NaN or infinite target (sample {bad}); drop or fill those samples")
+        return x, y
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-        raise DataError(f"{what}: y is {y.dtype} {y.shape}; need 1-D integer class labels")
+        raise DataError(
+            f"{what}: y is {y.dtype} {y.shape}; need 1-D integer class labels or float regression targets"
+        )
     if y.min() < 0:
         raise DataError(f"{what}: y has label {y.min()}; labels must be 0..num_classes-1")
     return x, y
+
+
+def _targets(y: np.ndarray) -> np.ndarray:
+    """Labels as int64, regression targets as float32."""
+    return y.astype(np.float32) if np.issubdtype(y.dtype, np.floating) else y.astype(np.int64)
+
+
+def _num_classes(what: str, *ys: np.ndarray) -> int:
+    """The number of classes the labels show (0 for regression targets).
+
+    Raises:
+        DataError: labels of one class only, or splits that mix labels and regression targets.
+    """
+    floats = {np.issubdtype(y.dtype, np.floating) for y in ys}
+    if len(floats) > 1:
+        raise DataError(f"{what}: some splits hold integer labels and others float targets; use one kind")
+    if floats == {True}:
+        return 0
+    num_classes = int(max(y.max() for y in ys)) + 1
+    if num_classes < 2:
+        raise DataError(f"{what}: only {num_classes} class (label 0); need >= 2 classes")
+    return num_classes
 
 
 def _scale(x: np.ndarray, what: str) -> np.ndarray:
@@ -298,9 +338,7 @@ def make_splits(x: Any, y: Any, *, spec: DataSpec, test: Pair | None = None) -> 
     x_test, y_test = _check_pair(*test, f"{spec.name} test") if test is not None else (x, y)
     if x_test.shape[1:] != x.shape[1:]:
         raise DataError(f"{spec.name}: test samples {x_test.shape[1:]} != train {x.shape[1:]}")
-    num_classes = int(max(y.max(), y_test.max())) + 1
-    if num_classes < 2:
-        raise DataError(f"{spec.name}: only {num_classes} class (label 0); need >= 2 classes")
+    num_classes = _num_classes(spec.name, y, y_test)
     order = np.random.default_rng(spec.split_seed).permutation(len(y))
     n_test = 0 if test is not None else _count(len(y), spec.test_fraction, "test", spec)
     n_val = _count(len(y), spec.val_fraction, "val", spec)
@@ -311,21 +349,22 @@ def make_splits(x: Any, y: Any, *, spec: DataSpec, test: Pair | None = None) -> 
     return Dataset(
         name=spec.name,
         x_train=_scale(x[train_idx], spec.name),
-        y_train=y[train_idx].astype(np.int64),
+        y_train=_targets(y[train_idx]),
         x_val=_scale(x[val_idx], spec.name),
-        y_val=y[val_idx].astype(np.int64),
+        y_val=_targets(y[val_idx]),
         x_test=_scale(x_test, spec.name),
-        y_test=y_test.astype(np.int64),
+        y_test=_targets(y_test),
         num_classes=num_classes,
     )
 
 
 def _labels(y: Any, what: str) -> tuple[np.ndarray, int | None]:
-    """Integer labels from integer or one-hot ``y``; the one-hot width is the number of classes."""
+    """Integer labels from integer or one-hot ``y``; the one-hot width is the number of classes.
+    Float ``y`` that is not one-hot is a regression target and stays as it is."""
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] >= 2 and np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all():
         return y.argmax(axis=1).astype(np.int64), int(y.shape[1])
-    if y.ndim == 2:
+    if y.ndim == 2 and not np.issubdtype(y.dtype, np.floating):
         raise DataError(f"{what}: y is {y.dtype} {y.shape} but not one-hot; give 1-D labels or one-hot rows")
     return y, None
 
@@ -348,8 +387,9 @@ def from_splits(
     shapes = {split: x.shape[1:] for split, (x, _) in pairs.items()}
     if len(set(shapes.values())) > 1 or len(widths) > 1:
         raise DataError(f"{name}: splits disagree on sample shape {shapes} or one-hot width {sorted(widths)}")
-    num_classes = widths.pop() if widths else int(max(y.max() for _, y in pairs.values())) + 1
-    if num_classes < 2 or max(y.max() for _, y in pairs.values()) >= num_classes:
+    ys = [y for _, y in pairs.values()]
+    num_classes = widths.pop() if widths else _num_classes(name, *ys)
+    if num_classes and (num_classes < 2 or max(y.max() for y in ys) >= num_classes):
         raise DataError(f"{name}: need >= 2 classes with labels below {num_classes}")
     x_train, y_train = pairs["train"]
     keep = np.sort(
@@ -358,11 +398,11 @@ def from_splits(
     return Dataset(
         name=name,
         x_train=_scale(x_train[keep], name),
-        y_train=y_train[keep].astype(np.int64),
+        y_train=_targets(y_train[keep]),
         x_val=_scale(pairs["val"][0], name),
-        y_val=pairs["val"][1].astype(np.int64),
+        y_val=_targets(pairs["val"][1]),
         x_test=_scale(pairs["test"][0], name),
-        y_test=pairs["test"][1].astype(np.int64),
+        y_test=_targets(pairs["test"][1]),
         num_classes=num_classes,
     )
 

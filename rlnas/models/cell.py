@@ -89,8 +89,7 @@ def build(arch: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: in
     rate = common.dropout_rate(a["dropout"])
     if rate > 0:
         x = keras.layers.Dropout(rate)(x)
-    # float32 even under mixed precision (as rlnas.models.common.classifier does)
-    return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax", dtype="float32")(x))
+    return keras.Model(inputs, common.output(x, num_classes))
 
 
 def _cell(prev: Any, prev_prev: Any, a: Mapping[str, Any], filters: int) -> Any:

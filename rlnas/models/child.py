@@ -23,7 +23,7 @@ import enum
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -35,9 +35,10 @@ from rlnas.models.common import DROPOUT_RATE
 from rlnas.models.function_model import (
     Fitted,
     build_from_function,
+    evaluation,
     fit_labels,
     fit_model,
-    loss_and_accuracy,
+    scalars,
 )
 from rlnas.models.mlp import DEFAULTS as MLP_DEFAULTS
 from rlnas.space import SearchSpace
@@ -67,7 +68,14 @@ class Status(enum.StrEnum):
 
 @dataclass(frozen=True)
 class ChildResult:
-    """What one child's training produced; ``reward`` is filled in by the caller's objective."""
+    """What one child's training produced; ``reward`` is filled in by the caller's objective.
+
+    The named fields are what every child reports; ``metrics`` holds everything else its model
+    logged, so that any of it can be the objective: each value of the evaluation on the eval split
+    as ``val_<name>`` (``val_mean_absolute_error``, ``val_auc``, a custom metric's ``val_<name>``),
+    each training metric of the last epoch as ``<name>``, and what a user's own ``fit`` returned.
+    ``val_accuracy`` is NaN for a regression child: it has no accuracy.
+    """
 
     status: Status
     val_accuracy: float = 0.0
@@ -79,7 +87,7 @@ class ChildResult:
     child_seconds: float = 0.0  # everything the child cost: build, fit, evaluate, clean-up
     error: str = ""
     epochs_run: int = 0  # epochs actually trained: fewer than asked when early stopping ended the fit
-    metrics: dict[str, float] = field(default_factory=dict)  # every other value the child logged
+    metrics: dict[str, float] = field(default_factory=dict)  # everything else the child logged
 
     def __post_init__(self) -> None:
         # a status given as its journal string becomes the enum: ``is Status.OK`` holds for every result
@@ -90,8 +98,13 @@ class ChildResult:
         return self.status is Status.OK
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        return {**out.pop("metrics"), **out}
+        return asdict(self)
+
+    def reported(self) -> dict[str, Any]:
+        """Every value this child reported, in one flat dict (what an objective reads): the named
+        fields first, then the logged metrics that do not repeat one of them."""
+        flat = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "metrics"}
+        return flat | {k: v for k, v in self.metrics.items() if k not in flat}
 
 
 def check_space(space: SearchSpace) -> None:
@@ -104,9 +117,21 @@ def check_space(space: SearchSpace) -> None:
 
 
 def build_model(
-    arch: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int, *, model: str = "mlp"
+    arch: Mapping[str, Any],
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    *,
+    model: str = "mlp",
+    target: tuple[float, float] | None = None,
 ):
-    """The compiled child: ``model``'s network, Adam(``lr``), sparse categorical cross-entropy, accuracy.
+    """The compiled child: ``model``'s network and Adam(``lr``); a classifier (``num_classes`` >= 2)
+    with sparse categorical cross-entropy and accuracy, a regressor (``num_classes`` 0) with mean
+    squared error and mean absolute error (logged as ``mae``: ``val_mae`` on the validation split).
+
+    ``target`` (a regressor's training targets' mean and standard deviation): the network's linear
+    unit is followed by a fixed ``Rescaling`` to the target's units, so it learns a standardised
+    target (weights near their initial scale reach it; a house price of 300,000 in two epochs does
+    not) while its loss, metrics and predictions, and the saved model's, are in the data's units.
 
     Raises:
         ConfigError: unknown ``model``, inputs it cannot read (a conv model given flat vectors), or a
@@ -120,10 +145,14 @@ def build_model(
             "use rlnas.models.function_model.build_from_function(model, arch)"
         )
     net = get_model(model).build(arch, tuple(input_shape), num_classes)
+    regression = num_classes == 0
+    if regression and target is not None:
+        mean, std = target
+        net = keras.Model(net.inputs, keras.layers.Rescaling(scale=std, offset=mean, dtype="float32")(net.outputs[0]))
     net.compile(
         optimizer=keras.optimizers.Adam(learning_rate=float(arch.get("lr", 1e-3))),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        loss="mse" if regression else "sparse_categorical_crossentropy",
+        metrics=[keras.metrics.MeanAbsoluteError(name="mae")] if regression else ["accuracy"],
     )
     return net
 
@@ -314,7 +343,7 @@ def _fit_and_score(
 ) -> tuple[Any, ChildResult]:
     """(trained model, its result); raises for a bad child, which the caller records as failed."""
     (x_train, y_train), (x_eval, y_eval) = _splits(dataset, final=spec.final)
-    net = _compiled(spec.model, arch, x_train.shape[1:], dataset.num_classes)
+    net = _compiled(spec.model, arch, x_train.shape[1:], dataset.num_classes, _target(y_train))
     params = int(net.count_params())
     if spec.max_params is not None and params > spec.max_params:
         raise ChildError(f"{params:,} parameters exceed max_params={spec.max_params:,}")
@@ -345,33 +374,63 @@ def _fit_and_score(
     if fitted.reported is not None:  # the user's fit scored itself: on its own inputs, not the raw split
         return net, _reported(fitted, params, t1 - t0)
     hist = fitted.history
-    val_loss, val_acc = loss_and_accuracy(net, x_eval, y_eval)  # a function may add metrics
+    classification = dataset.task == "classification"
+    scores = evaluation(net, x_eval, y_eval, classification=classification)  # a function may add metrics
     t2 = time.perf_counter()
-    train_loss = float(hist.history["loss"][-1])
-    if not all(math.isfinite(v) for v in (train_loss, val_loss, val_acc)):
+    return net, _result(hist.history, scores, params=params, fit_seconds=t1 - t0, eval_seconds=t2 - t1)
+
+
+def _result(
+    history: Mapping[str, list[Any]], scores: Mapping[str, float], *, params: int, fit_seconds: float, eval_seconds: float
+) -> ChildResult:
+    """A trained child's result: its named fields and every metric it logged, ``val_<name>`` for
+    the eval split's and ``<name>`` for the last training epoch's (a value ``fit`` also scored on
+    the validation data, ``val_<name>`` in the history, is the evaluation's, which is final).
+
+    Raises:
+        ChildError: a non-finite loss or accuracy (a diverged child).
+    """
+    train = scalars({k: v[-1] for k, v in history.items() if v and not k.startswith("val_")})
+    train_loss = train.pop("loss", math.nan)  # reported as train_loss
+    logged = train | {f"val_{k}": v for k, v in scores.items()}
+    val_loss = scores["loss"]
+    val_acc = scores.get("accuracy", math.nan)  # a regression child has none
+    checked = (train_loss, val_loss) + ((val_acc,) if "accuracy" in scores else ())
+    if not all(math.isfinite(v) for v in checked):
         raise ChildError(f"non-finite loss (train {train_loss}, val {val_loss})")
-    epochs_run = len(hist.history["loss"])
-    return net, ChildResult(
-        Status.OK, val_acc, val_loss, train_loss, params, t1 - t0, t2 - t1, epochs_run=epochs_run
+    epochs_run = len(history.get("loss", ()))
+    named = {"val_accuracy", "val_loss"}
+    return ChildResult(
+        Status.OK,
+        val_acc,
+        val_loss,
+        train_loss,
+        params,
+        fit_seconds,
+        eval_seconds,
+        epochs_run=epochs_run,
+        metrics={k: v for k, v in logged.items() if k not in named},
     )
 
 
 def _reported(fitted: Fitted, params: int, seconds: float) -> ChildResult:
-    """The result of a child whose own fit (``HyperModel.fit``) returned its metrics."""
+    """The result of a child whose own fit (``HyperModel.fit``) returned its metrics: named as
+    :func:`_result` names a trained child's (``loss`` is ``train_loss``)."""
     metrics = dict(fitted.reported or {})
     bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
     if bad:
         raise ChildError(f"non-finite metrics {bad}")
     losses = (getattr(fitted.history, "history", None) or {}).get("loss", [])
+    named = {"val_accuracy", "val_loss", "loss"}
     return ChildResult(
         Status.OK,
-        val_accuracy=metrics.get("val_accuracy", 0.0),
+        val_accuracy=metrics.get("val_accuracy", math.nan),
         val_loss=metrics.get("val_loss", math.nan),
         train_loss=metrics.get("loss", math.nan),
         params=params,
         fit_seconds=seconds,
         epochs_run=len(losses),
-        metrics=metrics,
+        metrics={k: v for k, v in metrics.items() if k not in named},
     )
 
 
@@ -384,13 +443,26 @@ def _splits(dataset: Dataset, *, final: bool) -> tuple[tuple[np.ndarray, np.ndar
     return fit, (dataset.x_test, dataset.y_test)
 
 
+def _target(y: np.ndarray) -> tuple[float, float] | None:
+    """Mean and standard deviation of one regression target (None for class labels, several
+    targets, or a constant one), from the split the child fits: never from the data it is scored on."""
+    if not np.issubdtype(y.dtype, np.floating) or (y.ndim == 2 and y.shape[1] != 1):
+        return None
+    std = float(np.std(y))
+    return (float(np.mean(y)), std) if std > 0 else None
+
+
 def _compiled(
-    model: str | Callable[..., Any], arch: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int
+    model: str | Callable[..., Any],
+    arch: Mapping[str, Any],
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    target: tuple[float, float] | None = None,
 ) -> Any:
     """The child ready to fit: a builder's network compiled here, or what the model function built
     and compiled, built on ``input_shape`` if it has no Input yet (count_params needs the weights)."""
     if not callable(model) and not is_function(model):
-        return build_model(arch, input_shape, num_classes, model=model)
+        return build_model(arch, input_shape, num_classes, model=model, target=target)
     net = build_from_function(model if callable(model) else load_function(model), arch)
     if not net.built:
         net.build((None, *input_shape))

@@ -1,4 +1,4 @@
-"""What every child builder shares: decision rules for ``check_space``, image inputs, the classifier head.
+"""What every child builder shares: decision rules for ``check_space``, image inputs, the head.
 
 A model reads decisions by name. Each model declares its names as :class:`Rule` s (a pattern and the
 values it accepts), so a misspelt or ill-valued decision is a one-line ConfigError when the config
@@ -137,7 +137,8 @@ def image_input(input_shape: tuple[int, ...], model: str) -> tuple[Any, Any]:
 
 
 def classifier(x: Any, a: Mapping[str, Any], num_classes: int) -> Any:
-    """Head: global average pooling (or flatten), optional Dense(head_units), dropout, softmax."""
+    """Head: global average pooling (or flatten), optional Dense(head_units), dropout, then
+    :func:`output` (a softmax, or a linear unit for regression)."""
     import keras
 
     x = keras.layers.Flatten()(x) if a.get("head") == "flatten" else keras.layers.GlobalAveragePooling2D()(x)
@@ -146,7 +147,20 @@ def classifier(x: Any, a: Mapping[str, Any], num_classes: int) -> Any:
     rate = dropout_rate(a["dropout"])
     if rate > 0:
         x = keras.layers.Dropout(rate)(x)
-    # float32 even under mixed precision: a float16 softmax over-/underflows (Keras's own advice).
+    return output(x, num_classes)
+
+
+def output(x: Any, num_classes: int) -> Any:
+    """The last layer: a softmax over ``num_classes``, or, for a regression dataset (``num_classes``
+    0), one linear unit (the built-in models predict one target; several are a model function's).
+
+    float32 even under mixed precision: a float16 softmax over-/underflows (Keras's own advice), and
+    a float16 regression output loses the target's precision.
+    """
+    import keras
+
+    if num_classes == 0:
+        return keras.layers.Dense(1, dtype="float32")(x)
     return keras.layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
 
 

@@ -248,17 +248,40 @@ def _output_width(model: Any) -> int:
 ACCURACY_KEYS = ("accuracy", "acc", "categorical_accuracy", "sparse_categorical_accuracy")
 
 
+def scalars(logs: Mapping[str, Any]) -> dict[str, float]:
+    """The scalar values of Keras logs (``evaluate(return_dict=True)``, one epoch of a History), as
+    floats; a metric that returns a vector (an un-averaged F1 score per class) is left out."""
+    out = {}
+    for name, value in logs.items():
+        array = np.asarray(value)
+        if array.size == 1 and np.issubdtype(array.dtype, np.number):
+            out[str(name)] = float(array.reshape(()))
+    return out
+
+
+def evaluation(
+    model: Any, x: Any, y: Any, *, classification: bool, batch_size: int = 1024
+) -> dict[str, float]:
+    """Every scalar the model logs on ``(x, y)`` (``y`` as :func:`fit_labels` gave it), by its own
+    name: ``loss`` and each compiled metric (``mean_absolute_error``, ``auc``, a custom metric's name).
+
+    A classifier also gets ``accuracy``: the model's own accuracy metric when it has one, else the
+    argmax agreement of its predictions, so every classification child is ranked by the same measure.
+    """
+    logs = scalars(model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True))
+    if classification and "accuracy" not in logs:
+        accuracy = next((logs[k] for k in ACCURACY_KEYS if k in logs), None)
+        if accuracy is None:
+            predicted = np.asarray(model.predict(x, batch_size=batch_size, verbose=0)).argmax(axis=-1)
+            labels = y.argmax(axis=1) if np.ndim(y) == 2 else np.asarray(y)
+            accuracy = float(np.mean(predicted == labels))
+        logs["accuracy"] = accuracy
+    return logs
+
+
 def loss_and_accuracy(
     model: Any, x: np.ndarray, y: np.ndarray, *, batch_size: int = 1024
 ) -> tuple[float, float]:
-    """(loss, accuracy) of a user-compiled model on ``(x, y)`` (``y`` as :func:`fit_labels` gave it).
-
-    The accuracy is the model's own metric when it has one, else argmax agreement of its predictions.
-    """
-    scores = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
-    accuracy = next((scores[k] for k in ACCURACY_KEYS if k in scores), None)
-    if accuracy is None:
-        predicted = np.asarray(model.predict(x, batch_size=batch_size, verbose=0)).argmax(axis=-1)
-        labels = y.argmax(axis=1) if np.ndim(y) == 2 else np.asarray(y)
-        accuracy = float(np.mean(predicted == labels))
-    return float(scores["loss"]), float(accuracy)
+    """(loss, accuracy) of a user-compiled classifier on ``(x, y)`` (see :func:`evaluation`)."""
+    logs = evaluation(model, x, y, classification=True, batch_size=batch_size)
+    return logs["loss"], logs["accuracy"]

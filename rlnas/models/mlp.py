@@ -1,4 +1,5 @@
-"""The multilayer perceptron: Flatten, ``num_layers`` Dense layers, optional Dropout, softmax."""
+"""The multilayer perceptron: Flatten, ``num_layers`` Dense layers, optional Dropout, softmax (or a
+linear unit for regression)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rlnas.errors import ConfigError
-from rlnas.models.common import DROPOUT_RATE
+from rlnas.models.common import DROPOUT_RATE, output
 from rlnas.space import SearchSpace
 
 DEFAULTS: dict[str, Any] = {"num_layers": 1, "activation": "relu", "dropout": False, "lr": 1e-3}
@@ -41,5 +42,4 @@ def build(arch: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: in
         x = keras.layers.Dense(int(a[f"units_{i}"]), activation=a["activation"])(x)
     if a["dropout"]:
         x = keras.layers.Dropout(DROPOUT_RATE)(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax")(x)
-    return keras.Model(inputs, outputs)
+    return keras.Model(inputs, output(x, num_classes))

@@ -142,6 +142,13 @@ def custom_scalars_layout(space: SearchSpace) -> Any:
     )
 
 
+def hparams_metrics(objective: Objective | str | None) -> tuple[str, ...]:
+    """The metrics of the HParams table: the objective's own (``val_mae``) first, then :data:`METRICS`."""
+    o = objective if isinstance(objective, Objective) else parse_objective(objective or "val_accuracy")
+    first = (o.metric,) if o.kind == "metric" and o.metric not in METRICS else ()
+    return (*first, *METRICS)
+
+
 def best_tag(objective: Objective | str | None = None) -> str:
     """``charts/best_<objective>``: the best value so far under the objective's own name
     (``charts/best_val_accuracy`` by default, ``charts/best_val_loss`` for ``val_loss:min``,
@@ -249,9 +256,11 @@ class Monitor:
     ) -> None:
         self.text("leaderboard", leaderboard_markdown(trials, objective), step)
 
-    def hparams_config(self, space: SearchSpace) -> None:
+    def hparams_config(self, space: SearchSpace, objective: Objective | str | None = None) -> None:
         """The dashboards' configuration, written once: the HParams experiment (every decision with its
-        domain, the architecture as text, the child metrics) and the custom-scalars layout."""
+        domain, the architecture as text, the child metrics: the objective's own metric first, e.g.
+        ``val_mae``, then :data:`METRICS`) and the custom-scalars layout."""
+        self.metrics = hparams_metrics(objective)
         from tensorboard.plugins.custom_scalar import summary as custom_scalar
 
         hp = self._hp
@@ -262,7 +271,7 @@ class Monitor:
             hparams.append(hp.HParam(family, description=f"{', '.join(members)} (the active ones)"))
         with self._writing():
             with self._writer.as_default(step=0):
-                hp.hparams_config(hparams=hparams, metrics=[hp.Metric(m) for m in METRICS])
+                hp.hparams_config(hparams=hparams, metrics=[hp.Metric(m) for m in self.metrics])
                 layout = custom_scalar.pb(custom_scalars_layout(space))
                 self._tf.summary.experimental.write_raw_pb(layout.SerializeToString())
             self._writer.flush()
@@ -279,8 +288,10 @@ class Monitor:
                     self._hp.hparams(session_hparams(t), trial_id=f"{t.index:05d}")
                     if t.ok:
                         reported = t.reported()
-                        for m in METRICS:
-                            self._tf.summary.scalar(m, float(reported[m]))
+                        for m in getattr(self, "metrics", METRICS):
+                            value = reported.get(m)
+                            if isinstance(value, int | float) and math.isfinite(value):  # no accuracy: regression
+                                self._tf.summary.scalar(m, float(value))
                 writer.flush()  # the error, if any, here rather than lost in close
             finally:
                 with contextlib.suppress(self._tf.errors.OpError):

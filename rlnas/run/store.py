@@ -180,7 +180,8 @@ class RunStore:
         self.write_json("config.json", {"search": config.to_dict(), "space": space.to_dict()})
 
     def write_json(self, name: str, data: Any) -> None:
-        atomic_write_text(self.path / name, json.dumps(data, indent=2, sort_keys=False) + "\n")
+        text = json.dumps(_finite(data), indent=2, sort_keys=False, allow_nan=False)
+        atomic_write_text(self.path / name, text + "\n")
 
     def read_json(self, name: str) -> Any:
         return self._read(self.path / name)

@@ -27,7 +27,7 @@ from rlnas.models.objectives import Objective, parse_objective
 
 TIMINGS = ("fit_seconds", "eval_seconds", "child_seconds")
 """The child's own seconds; a repeat answered from the cache costs none of them."""
-_CHILD_ORDER = tuple(f.name for f in fields(ChildResult))
+_CHILD_ORDER = tuple(f.name for f in fields(ChildResult) if f.name != "metrics")
 """Where each child field sits in a journal line: in ChildResult's order, as the env reports them."""
 _HEAD = ("index", "update", "tokens", "key", "architecture", "reward", "log_prob")
 _OWN = frozenset(_HEAD) | {"status", "error", "seed", "elapsed", *TIMINGS}
@@ -46,7 +46,8 @@ class Trial:
             the mean over evaluations with ``reevaluate_repeats``).
         log_prob: the sampling log-probability under the policy that proposed it (REINFORCE), or None.
         metrics: the child's other reported values (val_accuracy, val_loss, train_loss, params,
-            epochs_run, ...), in the order the child reported them.
+            epochs_run, ...), in the order the child reported them, then every other metric its
+            model logged (``val_mean_absolute_error``, ...), flat.
         fit_seconds, eval_seconds, child_seconds: the child's own cost (0 for a cached repeat).
         elapsed: seconds since the search started, when it finished.
         cached_from: the index of the trial whose result a repeat reused (``cached`` is then True).
@@ -152,7 +153,7 @@ def build_trial(
     evaluation_reward: float | None = None,
 ) -> Trial:
     """The trial of a child that was trained, from the result it reported."""
-    metrics = {k: v for k, v in child.to_dict().items() if k not in _OWN}
+    metrics = {k: v for k, v in child.reported().items() if k not in _OWN}
     return Trial(
         index=index,
         update=update,
@@ -246,3 +247,18 @@ def best(trials: Iterable[Trial], objective: Objective | str | None = None) -> T
     """The best successful trial, or None."""
     top = rank(trials, objective, 1)
     return top[0] if top else None
+
+
+# -- replay rows ------------------------------------------------------------------------------------
+def scores(row: Mapping[str, Any]) -> tuple[str, float, float]:
+    """(metric, search-time validation value, test value) of a ``replay.json`` row, as every view
+    shows them (``mae``, 41.2, 43.0); a row of an older rlnas, which scored accuracy only, too."""
+    metric = row.get("metric", "accuracy")
+    if "val_score" not in row:
+        return metric, number(row.get("val_accuracy")), number(row.get("test_accuracy"))
+    return metric, number(row.get("val_score")), number(row.get("test_score"))
+
+
+def number(value: Any) -> float:
+    """A journal's number; null (a NaN when it was written: a regression child's accuracy) is NaN."""
+    return math.nan if value is None else float(value)

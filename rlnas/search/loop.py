@@ -305,7 +305,7 @@ class _Loop:
     def _begin(self) -> list[tuple[Proposal, bool]]:
         """A new run: the config once as text, the HParams experiment, the policy before any update."""
         self.monitor.text("config", f"```\n{self.config.to_text()}\n```")
-        self.monitor.hparams_config(self.space)
+        self.monitor.hparams_config(self.space, self.objective)
         self._log_policy(0)
         return []
 

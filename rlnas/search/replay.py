@@ -12,6 +12,7 @@ the last replay instead of adding one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -20,25 +21,33 @@ from typing import Any
 
 from rlnas import data
 from rlnas.errors import RunError
+from rlnas.models.objectives import parse_objective
 from rlnas.models.child import Status, TrainSpec, train_and_evaluate, train_spec
 from rlnas.resolve import resolve
 from rlnas.run.store import RunStore, atomic_path
-from rlnas.run.trial import Trial
+from rlnas.run.trial import Trial, number
 from rlnas.run.trial import rank as rank_trials
 
 
 @dataclass(frozen=True)
 class ReplayResult:
+    """One replayed architecture. ``metric`` is what it is scored by: the objective's own validation
+    metric (``mae`` for ``val_mae``) or, for any other objective, ``accuracy``; ``val_score`` is its
+    search-time value and ``test_score`` the retrained model's value on the test split."""
+
     rank: int
     key: str
     architecture: dict[str, Any]
-    val_accuracy: float  # search-time validation accuracy
+    val_accuracy: float  # search-time validation accuracy (NaN for regression)
     test_accuracy: float
     params: int
     status: Status
     model_path: str
     error: str = ""
     trial: int | None = None  # the replayed trial's index, the number every view shows
+    metric: str = "accuracy"
+    val_score: float = math.nan
+    test_score: float = math.nan
 
     @property
     def ok(self) -> bool:
@@ -82,9 +91,9 @@ def replay(
         "epochs": spec.epochs,
         "seed": seed,
     }
-    results = []
+    results, metric = [], scored_metric(search.get("objective"))
     for rank, trial in enumerate(chosen, start=1):
-        result = _replay_one(where, trial, rank, ds, spec, seed)
+        result = _replay_one(where, trial, rank, ds, spec, seed, metric)
         results.append(result)
         if on_result is not None:
             on_result(result)
@@ -105,8 +114,19 @@ def _final_training(
     return ds, replace(spec, epochs=epochs) if epochs else spec
 
 
-def _replay_one(where: Path, trial: Trial, rank: int, ds: data.Dataset, spec: Any, seed: int) -> ReplayResult:
-    """Retrain one architecture, save its model as it finishes, and score it once on test."""
+def scored_metric(objective: str | None) -> str:
+    """The metric replay scores on test, without its ``val_`` prefix: the objective's own when it
+    is a validation metric (``val_mae`` -> ``mae``), else ``accuracy`` (a composite objective, a
+    time, a size: test accuracy is then what says how good the network is)."""
+    o = parse_objective(objective or "val_accuracy")
+    return o.metric.removeprefix("val_") if o.kind == "metric" and o.metric.startswith("val_") else "accuracy"
+
+
+def _replay_one(
+    where: Path, trial: Trial, rank: int, ds: data.Dataset, spec: Any, seed: int, metric: str
+) -> ReplayResult:
+    """Retrain one architecture, save its model as it finishes, and score it once on test (the final
+    training's eval split: its ``val_<metric>`` is the test value)."""
     path = where / f"rank{rank}-{trial.key}.keras"
     r = train_and_evaluate(
         trial.architecture, ds, spec, seed=seed, on_model=lambda model: _save_atomically(model, path)
@@ -115,11 +135,14 @@ def _replay_one(where: Path, trial: Trial, rank: int, ds: data.Dataset, spec: An
         rank,
         trial.key,
         dict(trial.architecture),
-        trial.metrics["val_accuracy"],
+        number(trial.metrics.get("val_accuracy")),
         r.val_accuracy,
         r.params,
         r.status,
         str(path) if r.ok else "",
         r.error,
         trial.index,
+        metric,
+        number(trial.metrics.get(f"val_{metric}")),
+        float(r.reported().get(f"val_{metric}", math.nan)) if r.ok else math.nan,
     )
