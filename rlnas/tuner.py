@@ -15,6 +15,9 @@ this process's memory does not grow with the trials); ``rlnas replay`` retrains 
 The workers start from rlnas's own entry point (never re-running the script) and receive the model
 function and fit keywords (``callbacks``) by value, so a function defined in the script, a notebook
 cell or a closure trains there too; ``in_process=True`` trains the children in this process instead.
+A HyperModel's overridden ``fit`` travels with it and trains each child there; a subclass's
+``run_trial`` runs its trials in this process. Either one's own hyperparameters are found when
+``search()`` starts, by running it on the first few samples (:meth:`ReinforceSearch.search`).
 
 (About 370 lines: keras-tuner's whole surface, the choice of what trains the children and the data
 hand-over to them, kept in one face so that a keras-tuner user reads one module; the argument
