@@ -4,6 +4,7 @@ run_trial subclass, rlnas.HyperModel and rlnas.Objective; in a notebook and with
 
 from __future__ import annotations
 
+import json
 import types
 from pathlib import Path
 
@@ -186,3 +187,69 @@ def test_own_fit_and_run_trial_work_in_a_notebook_with_workers(tmp_path: Path, m
     out = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
     assert "NOTEBOOK ['shuffle', 'units'] False" in out, out[-2000:]
     assert out.rstrip()[-1] in "01234", out[-500:]  # run_trial's best k, found in this process
+
+
+def _tiny_build(hp):
+    import keras
+
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(hp.Int("units", 2, 8, step=2)),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _tiny_data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(48, 4)).astype("float32")
+    return x, (x[:, 0] > 0).astype("int64")
+
+
+def test_compile_overrides_and_a_fixed_value_reach_every_child(tmp_path: Path) -> None:
+    import keras
+
+    hp = HyperParameters()
+    hp.Fixed("units", 6)
+    tuner = rlnas.ReinforceSearch(
+        lambda hp: (_tiny_build(hp), hp.Boolean("flag"))[0],
+        hyperparameters=hp,
+        optimizer=keras.optimizers.SGD(0.1),
+        metrics=["accuracy"],
+        max_trials=2,
+        archs_per_update=2,
+        directory=tmp_path,
+        in_process=True,
+    )
+    x, y = _tiny_data()
+    tuner.search(x, y, validation_split=0.25, verbose=0)
+    model = tuner.get_best_models()[0]
+    assert tuner.space.names == ("flag",) and model.layers[0].units == 6
+    assert type(model.optimizer).__name__ == "SGD"
+    assert tuner.get_best_hyperparameters()[0].values["units"] == 6
+
+
+def test_a_fit_that_returns_something_else_is_a_failed_trial_saying_what_to_return(tmp_path: Path) -> None:
+    class Junk(rlnas.HyperModel):
+        def build(self, hp):
+            return _tiny_build(hp)
+
+        def fit(self, hp, model, *args, **kwargs):
+            return "done"
+
+    tuner = rlnas.ReinforceSearch(
+        Junk(),
+        objective="val_accuracy",
+        max_trials=2,
+        archs_per_update=2,
+        directory=tmp_path,
+        in_process=True,
+    )
+    x, y = _tiny_data()
+    tuner.search(x, y, validation_split=0.25, verbose=0)
+    trials = [json.loads(line) for line in (tuner.project_dir / "trials.jsonl").read_text().splitlines()]
+    assert trials and all(t["status"] == "failed" for t in trials)
+    assert "HyperModel.fit returned str; it must return model.fit's History, a float" in trials[0]["error"]
