@@ -20,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDES = Path(__file__).resolve().parent / "keras_tuner_guides"
-QUICK = {"run_trial", "fit_dict", "fit_normalize"}
+QUICK = {"run_trial", "fit_dict"}
 """Cases in the default suite (rlnas in this process); every case runs under -m slow."""
 NOT_YET = {"tf_data": "tf.data input comes with the tf.data work"}
 """Cases rlnas does not pass yet, and what brings them."""
