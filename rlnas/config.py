@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from rlnas.data import DataSpec
+from rlnas.data.folder import parse_image_size
 from rlnas.devices import check_gpus_setting
 from rlnas.errors import ConfigError, did_you_mean
 from rlnas.models import standard_space
@@ -77,8 +78,19 @@ class SearchConfig:
     search``, and each strategy's own settings object (``reinforce``, ``evolution``), whose fields
     are flags too. Build one from flat names or tables with :func:`make_config`."""
 
-    dataset: str = _f("mnist_5k", "mnist_5k (bundled), mnist, fashion_mnist, or a path to a .npz file")
+    dataset: str = _f(
+        "mnist_5k",
+        "mnist_5k (bundled), mnist, fashion_mnist, a path to a .npz file, a folder of class subfolders "
+        "of images, or a .csv table (with --target); --data is the same flag",
+    )
     data_dir: str | None = _f(None, "directory holding MNIST-format IDX files (e.g. Debian's fashion-mnist)")
+    target: str | None = _f(
+        None, "a .csv table's column to predict: integers or text are classes, other numbers regression"
+    )
+    image_size: str | None = _f(
+        None, "a folder of images: HEIGHTxWIDTH every image is resized to (default: 64x64)"
+    )
+    color_mode: str | None = _f(None, "a folder of images: grayscale, rgb or rgba (default: rgb)")
     trials: int = _f(96, "architectures the controller samples; a repeat is answered from the cache")
     max_minutes: float | None = _f(None, "time budget of the search phase; stops after the current batch")
     epochs: int = _f(2, "training epochs of each child during the search")
@@ -170,9 +182,13 @@ class SearchConfig:
 
     def data_spec(self) -> DataSpec:
         """The dataset description shared by the search, its workers and replay."""
+        size = self.image_size
         return DataSpec(
             name=self.dataset,
             data_dir=self.data_dir,
+            target=self.target,
+            image_size=parse_image_size(size) if size is not None else None,
+            color_mode=self.color_mode,
             val_fraction=self.val_fraction,
             test_fraction=self.test_fraction,
             train_fraction=self.train_fraction,

@@ -10,6 +10,7 @@ Under it is the ordinary machinery: the model function's space (:func:`space_fro
 controller and loop of :func:`rlnas.search.loop.run_search`, and a :class:`RunStore` at
 ``directory/project_name``, so ``rlnas show``, ``rlnas report`` and TensorBoard read the run like any
 other. The arrays are saved there once as a pre-split ``data.npz`` (used as given, never re-split),
+a ``tf.data.Dataset``, PyDataset or dicts of arrays once under ``data/`` (:mod:`rlnas.data.saved`),
 and the children train in worker processes on it like any search's (``workers=N`` trains N at once;
 this process's memory does not grow with the trials); ``rlnas replay`` retrains the best from it.
 The workers start from rlnas's own entry point (never re-running the script) and receive the model
@@ -28,7 +29,9 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import shutil
 import sys
+import types
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -39,7 +42,9 @@ import numpy as np
 
 from rlnas import data
 from rlnas.config import SearchConfig
-from rlnas.errors import ChildError, ConfigError, RunError
+from rlnas.data import given, saved
+from rlnas.data.saved import SavedDataset
+from rlnas.errors import ChildError, ConfigError, DataError, RunError
 from rlnas.exec.evaluator import BaseEvaluator, Evaluator
 from rlnas.exec.executions import Executions
 from rlnas.exec.factory import make_evaluators
@@ -63,10 +68,12 @@ from rlnas.text import format_arch, format_value
 from rlnas.tuner_args import (
     FAILED_LOSS,
     PROBE_SAMPLES,
+    arrays_only,
     check_keywords,
     check_place,
     compile_overrides,
     custom_trial,
+    dataset_splits,
     model_function,
     objective_text,
     probe_arguments,
@@ -87,7 +94,7 @@ class FunctionEvaluator(BaseEvaluator):
     def __init__(
         self,
         fn: Callable[[HyperParameters], Any],
-        dataset: data.Dataset,
+        dataset: data.Dataset | SavedDataset,
         train: TrainSpec,
         *,
         fit_kwargs: Mapping[str, Any] | None = None,
@@ -381,12 +388,21 @@ class ReinforceSearch:
         process; its hyperparameters are discovered by running it on the first few samples (or
         batch) for one epoch.
 
+        ``x`` is what ``model.fit`` takes: arrays (saved once as the run's ``data.npz``), dicts of
+        arrays for a model with several named inputs, a ``tf.data.Dataset`` of ``(x, y)`` batches
+        or a ``keras.utils.PyDataset`` with a length (``y`` then omitted, ``validation_data`` a
+        dataset or a pair). Everything but plain arrays is read once and saved with
+        ``tf.data.Dataset.save`` under the run's ``data/`` (:mod:`rlnas.data.saved`), where every
+        child reads it from disk; an unbatched dataset is batched with ``batch_size``.
+
         Raises:
-            ConfigError: no validation data, bad ``epochs`` or ``batch_size``, search() already
-                ran on this tuner, or it runs while a process of the user's own multiprocessing
-                pool starts (a script that searches without ``if __name__ == "__main__":``).
+            ConfigError: no validation data, ``validation_split`` with a dataset, bad ``epochs``
+                or ``batch_size``, search() already ran on this tuner, or it runs while a process
+                of the user's own multiprocessing pool starts (a script that searches without
+                ``if __name__ == "__main__":``).
             RunError: ``directory/project_name`` holds a run and ``overwrite`` is False.
-            DataError: the arrays do not fit together.
+            DataError: the arrays do not fit together, a Python generator (which cannot be read
+                twice), elements that are not ``(x, y)`` pairs, NaN or infinite labels.
         """
         from rlnas.search.loop import run_search
 
@@ -397,26 +413,46 @@ class ReinforceSearch:
             )
         given = {"epochs": epochs, "batch_size": batch_size}
         self._code.passed = {k: v for k, v in given.items() if v is not None}
-        self.config = self._search_config(whole("epochs", epochs or 1), whole("batch_size", batch_size or 32))
-        show = _print_trial(self.config.trials, self.objective) if verbose else None
+        epochs, batch_size = whole("epochs", epochs or 1), whole("batch_size", batch_size or 32)
         if self._custom_trial:
+            self.config = self._search_config(epochs, batch_size, "data.npz")
             positional = (*(v for v in (x, y) if v is not None), *args)
             keywords = {"validation_data": validation_data, "validation_split": validation_split, **given}
             keywords = {k: v for k, v in keywords.items() if v is not None} | fit_kwargs
+            show = _print_trial(self.config.trials, self.objective) if verbose else None
             self._search_trials(positional, keywords, show)
             return
         if args:
             raise TypeError(f"search() takes x and y positionally, got {2 + len(args)} positional arguments")
-        train, val = split_arrays(x, y, validation_data, validation_split)
-        # The arrays checked (and scaled) once, before the project directory exists.
-        dataset = data.from_splits(train, val, name="x, y", train_fraction=self.config.train_fraction)
-        self.config = fit_to_data(self.config, dataset)  # regression: its objective and failed reward
-        self.objective = parse_objective(self.config.objective)
-        self._code.objective = f"{self.objective.metric}:{self.objective.direction}"
-        if self._code.hypermodel is not None:  # fit's own hyperparameters join the space
-            self.space = self._discover_fit(dataset, fit_kwargs)
-        store = self._create_store()
-        dataset = self._save_data(store, train, val, dataset)
+        if x is None:
+            raise TypeError("search() needs the training data: search(x, y, ...) or search(dataset, ...)")
+        dataset: data.Dataset | SavedDataset
+        if arrays_only(x, validation_data):
+            self.config = self._search_config(epochs, batch_size, "data.npz")
+            train, val = split_arrays(x, y, validation_data, validation_split)
+            # The arrays checked (and scaled) once, before the project directory exists.
+            dataset = data.from_splits(train, val, name="x, y", train_fraction=self.config.train_fraction)
+            self.config = fit_to_data(self.config, dataset)  # regression: its objective and failed reward
+            self.objective = parse_objective(self.config.objective)
+            self._code.objective = f"{self.objective.metric}:{self.objective.direction}"
+            if self._code.hypermodel is not None:  # fit's own hyperparameters join the space
+                cut = slice(0, PROBE_SAMPLES)
+                probe = (dataset.x_train[cut], dataset.y_train[cut]), (dataset.x_val[cut], dataset.y_val[cut])
+                self.space = self._discover_fit(*probe, dataset.num_classes, fit_kwargs)
+            store = self._create_store()
+            dataset = self._save_data(store, train, val, dataset)
+        else:
+            self.config = self._search_config(epochs, batch_size, "data")
+            if self.config.train_fraction != 1:
+                raise ConfigError("train_fraction is for arrays; give a dataset of the size to train on")
+            splits = dataset_splits(x, y, validation_data, validation_split)  # checked before writing
+            self._check_inputs(splits)
+            if self._code.hypermodel is not None:  # fit's own hyperparameters join the space
+                (x_probe, y_probe), kwargs = probe_arguments((x, y), {"validation_data": validation_data})
+                self.space = self._discover_fit((x_probe, y_probe), kwargs["validation_data"], 0, fit_kwargs)
+            store = self._create_store()
+            dataset = self._save_dataset(store, splits)
+        show = _print_trial(self.config.trials, self.objective) if verbose else None
         self._evaluator = FunctionEvaluator(
             self._fn, dataset, train_spec(self.config, self.space.model), fit_kwargs=fit_kwargs
         )
@@ -426,23 +462,27 @@ class ReinforceSearch:
             run_search(self.config, self.space, store, evaluator=evaluators, on_trial=show)
         self._trials = store.trials()
 
-    def _discover_fit(self, dataset: data.Dataset, fit_kwargs: Mapping[str, Any]) -> Any:
+    def _discover_fit(
+        self, train: tuple[Any, Any], val_data: Any, num_classes: int, fit_kwargs: Mapping[str, Any]
+    ) -> Any:
         """The space of ``build`` and the overridden ``fit`` together: both run with a recording
-        ``hp`` on the first few samples (see :func:`space_from_function`), so that a hyperparameter
-        ``fit`` asks (``hp.Boolean("shuffle")``) is searched like the build's. The model ``fit``
-        gets there does not train (its ``fit`` and ``evaluate`` return at once): a probe costs a
-        build, not a training."""
-        hypermodel, code, n = self._code.hypermodel, self._code, dataset.num_classes
-        cut = slice(0, PROBE_SAMPLES)
-        x, y = dataset.x_train[cut], dataset.y_train[cut]
-        x_val, y_val = dataset.x_val[cut], dataset.y_val[cut]
+        ``hp`` (see :func:`space_from_function`) on the first few samples or batch (``train``,
+        ``val_data``; labels as the model's loss wants them when ``num_classes`` is known), so
+        that a hyperparameter ``fit`` asks (``hp.Boolean("shuffle")``) is searched like the
+        build's. The model ``fit`` gets there does not train (its ``fit`` and ``evaluate`` return
+        at once): a probe costs a build, not a training."""
+        hypermodel, code = self._code.hypermodel, self._code
         _, kwargs = probe_arguments((), {**code.passed, **fit_kwargs, "callbacks": []})
+
+        def labels(model: Any, y: Any) -> Any:
+            return y if y is None or not num_classes else fit_labels(model, y, num_classes)
 
         def build_and_fit(hp: HyperParameters) -> None:
             model = code(hp)
-            val = (x_val, fit_labels(model, y_val, n))
-            probe = _UntrainedModel(model)
-            hypermodel.fit(hp, probe, x, fit_labels(model, y, n), **{"validation_data": val, **kwargs})
+            val = val_data if not isinstance(val_data, tuple) else (val_data[0], labels(model, val_data[1]))
+            x, y = train[0], labels(model, train[1])
+            args = (x,) if y is None else (x, y)
+            hypermodel.fit(hp, _UntrainedModel(model), *args, **{"validation_data": val, **kwargs})
 
         return space_from_function(
             build_and_fit,
@@ -484,10 +524,10 @@ class ReinforceSearch:
             run_search(self.config, self.space, store, evaluator=evaluators, on_trial=show)
         self._trials = store.trials()
 
-    def _search_config(self, epochs: int, batch_size: int) -> SearchConfig:
-        """The settings of this search, resolved at once with the tuner's own: the data file the
-        search writes (the run's ``data.npz``), ``epochs`` and ``batch_size``."""
-        data_file = str((self.project_dir / "data.npz").resolve())
+    def _search_config(self, epochs: int, batch_size: int, data_name: str) -> SearchConfig:
+        """The settings of this search, resolved at once with the tuner's own: the data the search
+        writes (the run's ``data.npz`` or ``data/`` directory), ``epochs`` and ``batch_size``."""
+        data_file = str((self.project_dir / data_name).resolve())
         flags = self._flags | {"dataset": data_file, "epochs": epochs, "batch_size": batch_size}
         return resolve(flags=flags).config
 
@@ -511,6 +551,46 @@ class ReinforceSearch:
         np.savez(self.config.dataset, x_train=train[0], y_train=train[1], x_val=val[0], y_val=val[1])
         dataset = dataclasses.replace(dataset, name=self.config.dataset)
         warn_unseen_classes(dataset)
+        store.write_config(self.config, self.space)
+        return dataset
+
+    def _check_inputs(self, splits: Mapping[str, tuple[Any, str]]) -> None:
+        """One line now, not a failed trial per child, when the data cannot feed the model the
+        function builds with its default hyperparameters (a wrong shape, a missing input name).
+
+        Raises:
+            DataError: the inputs do not fit.
+        """
+        import keras
+
+        try:
+            model = self._fn(HyperParameters())
+        except Exception:  # a function that fails here fails as a trial, with its reason
+            return
+        for name, (ds, layout) in splits.items():
+            reason = given.input_mismatch(model, ds.element_spec, layout == "batches")
+            if reason:
+                what = "x" if name == "train" else "validation_data"
+                raise DataError(f"{what} does not fit the model's input: {reason}")
+        keras.backend.clear_session(free_memory=False)
+
+    def _save_dataset(self, store: RunStore, splits: Mapping[str, tuple[Any, str]]) -> SavedDataset:
+        """Save the splits once under the run's ``data/`` (the directory ``config.dataset`` names),
+        then the config; a dataset that cannot be saved leaves no run behind."""
+        try:
+            dataset, labels = saved.save(self.config.dataset, splits, batch_size=self.config.batch_size)
+            # regression: its objective and failed reward, from the labels the save scanned
+            seen = types.SimpleNamespace(
+                task=dataset.task,
+                num_classes=dataset.num_classes,
+                y_train=labels.get("train"),
+                y_val=labels.get("val"),
+            )
+            self.config = fit_to_data(self.config, seen)
+        except (DataError, ConfigError):
+            shutil.rmtree(store.path, ignore_errors=True)
+            raise
+        self.objective = parse_objective(self.config.objective)
         store.write_config(self.config, self.space)
         return dataset
 

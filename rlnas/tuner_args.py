@@ -20,6 +20,7 @@ import numpy as np
 
 from rlnas import data
 from rlnas.config import FIELD_TYPES
+from rlnas.data import given
 from rlnas.errors import ConfigError, did_you_mean
 from rlnas.models.objectives import ALIASES, infer_direction, parse_objective
 from rlnas.space.discovery import load_function
@@ -175,6 +176,60 @@ def split_arrays(x: Any, y: Any, validation_data: Any, validation_split: float |
         raise ConfigError(f"validation_split must be a float in (0, 1), got {validation_split!r}")
     cut = len(x) - max(1, round(len(x) * validation_split))
     return (x[:cut], y[:cut]), (x[cut:], y[cut:])
+
+
+def arrays_only(x: Any, validation_data: Any) -> bool:
+    """Whether the data is plain arrays (saved as ``data.npz``), not datasets or dicts of arrays."""
+    pair = isinstance(validation_data, tuple | list) and len(validation_data) == 2
+    return given.is_arrays(x) and (
+        validation_data is None or (pair and all(map(given.is_arrays, validation_data)))
+    )
+
+
+def dataset_splits(x: Any, y: Any, validation_data: Any, validation_split: float | None) -> dict[str, tuple]:
+    """``{"train": ..., "val": ...}``, each a ``(tf.data.Dataset, layout)`` ready to save, from a
+    dataset, a PyDataset or dicts of arrays, checked as ``model.fit`` would before anything is written.
+
+    Raises:
+        ConfigError: ``y`` or ``validation_split`` given with a dataset, or no validation data.
+        DataError: what cannot be saved (a generator) or elements that are not ``(x, y)`` pairs.
+    """
+    given.check_shippable(x, "x")
+    is_dataset = not (given.is_arrays(x) or isinstance(x, Mapping))
+    if is_dataset and y is not None:
+        raise ConfigError("y was given with a dataset x; a dataset yields its own (x, y) pairs: drop y")
+    if validation_data is not None and validation_split is not None:
+        raise ConfigError("give validation_data or validation_split, not both")
+    if validation_split is not None:
+        if is_dataset:
+            raise ConfigError(
+                "validation_split is not supported when x is a dataset (as in Keras): it cannot be split "
+                "without reading it; pass validation_data=val_ds (e.g. ds.take(n) and ds.skip(n))"
+            )
+        if not (isinstance(validation_split, float) and 0 < validation_split < 1):
+            raise ConfigError(f"validation_split must be a float in (0, 1), got {validation_split!r}")
+        n = len(np.asarray(y))
+        cut = n - max(1, round(n * validation_split))
+        head, tail = slice(None, cut), slice(cut, None)
+        x, validation_data, y = _rows(x, head), (_rows(x, tail), np.asarray(y)[tail]), np.asarray(y)[head]
+    if validation_data is None:
+        raise ConfigError("the reward is the validation accuracy: give validation_data or validation_split")
+    given.check_shippable(validation_data, "validation_data")
+    train = given.to_tf_dataset(x, None if is_dataset else y, what="x")
+    if isinstance(validation_data, tuple | list):
+        if len(validation_data) != 2:
+            raise ConfigError("validation_data must be a pair (x_val, y_val) or a dataset")
+        val = given.to_tf_dataset(*validation_data, what="validation_data")
+    else:
+        val = given.to_tf_dataset(validation_data, None, what="validation_data")
+    return {"train": train, "val": val}
+
+
+def _rows(x: Any, rows: slice) -> Any:
+    """These rows of an array or of each array of a dict (a model's named inputs)."""
+    if isinstance(x, Mapping):
+        return {k: np.asarray(v)[rows] for k, v in x.items()}
+    return np.asarray(x)[rows]
 
 
 def warn_unseen_classes(dataset: data.Dataset) -> None:

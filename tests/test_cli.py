@@ -96,7 +96,7 @@ def _error(capsys, *argv: str) -> str:
         (["search", "--seed", "-1"], r"seed must be a whole number in \[0, 4294967296\), got -1"),
         (["search", "--seed", "99999999999999999999"], r"seed must be a whole number in \[0, 4294967296\)"),
         (["search", "--objective", "val_acc:upward"], "objective"),
-        (["search", "--objective", "val_loss"], r"a failed child's reward 0 would beat every child.*-10"),
+        (["search", "--objective", "params"], r"a failed child's reward 0 would beat every child.*-10"),
         (["search", "--model", "no_such_mod:f"], "cannot import module 'no_such_mod'"),
         (["search", "--model", "nocolon"], "module:function"),
         (["bench", "--table", "nope.csv"], "table 'nope.csv' does not exist"),
@@ -324,7 +324,7 @@ SWEEP = {
         ["bench", "--table", "t.csv", "--budget", "2.5"],
         ["bench", "--table", "t.csv", "--strategies", "greedy"],
     )),
-    "empty": _settings("", [*NUMBERS, *CHOICES, "data_dir"], 8, more=(
+    "empty": _settings("", [*NUMBERS, *CHOICES, "data_dir", "target", "image_size", "color_mode"], 8, more=(
         ["search", "--name", ""], ["search", "--runs-dir", ""], ["search", "--config", ""],
         ["search", "--model", ""], ["search", "--resume", ""], ["replay", ""], ["show", ""], ["report", ""],
         ["export", "r", "--out", ""], ["tabulate", "--out", ""], ["bench", "--table", ""],
@@ -333,6 +333,7 @@ SWEEP = {
     )),
     "no-such-path": [
         ["search", "--config", "/no/such/c.toml"], ["search", "--dataset", "/no/such/d.npz"],
+        ["search", "--data", "/no/such/folder"], ["search", "--data", "/no/such/t.csv", "--target", "y"],
         ["search", "--data-dir", "/no/such/dir"], ["search", "--model", "/no/such/m.py"],
         ["search", "--resume", "/no/such/run"], ["replay", "/no/such/run"], ["show", "/no/such/run"],
         ["export", "/no/such/run"], ["report", "/no/such/run"], ["replay", "r", "--runs-dir", "/no/such"],
@@ -381,7 +382,7 @@ def test_flag_sweep_each_class_of_bad_value_is_one_line_before_anything_is_writt
     one line ``rlnas: error: ...``, no traceback and nothing written (no run directory, no file)."""
     monkeypatch.chdir(sweep_dir)
     before = _listing(sweep_dir)
-    if argv[0] == "search" and "--dataset" not in argv and "--resume" not in argv:
+    if argv[0] == "search" and not {"--dataset", "--data", "--resume"} & set(argv):
         argv = [*argv, "--dataset", "tiny.npz"]  # the data is fine: the flag is the fault
     try:
         code = main(argv)

@@ -540,7 +540,7 @@ def test_child_logs_is_a_boolean_switch() -> None:
         ({"gpus_per_child": -1}, r"^gpus_per_child must be >= 0"),
         ({"skip_weight": -0.1}, r"^skip_weight must be >= 0"),
         ({"skip_target": 1.0}, r"^skip_target must be in \(0, 1\)"),
-        ({"objective": "val_acc:upward"}, r"unknown objective 'val_acc:upward'"),
+        ({"objective": "val_acc:upward"}, r"objective 'val_acc:upward': direction 'upward' must be min or max"),
     ],
 )
 def test_strategy_worker_executor_and_objective_settings_are_validated(settings, message) -> None:
@@ -655,12 +655,14 @@ def test_resolve_a_stored_config_from_an_incompatible_rlnas_is_one_line() -> Non
 
 
 def test_a_minimised_objective_needs_a_failed_reward_below_zero() -> None:
-    """reward = -val_loss <= 0: the default failed reward 0 would make every failure the best child."""
+    """reward = -fit_seconds <= 0: the default failed reward 0 would make every failure the best child.
+    A validation loss or error gets one derived from the data instead (tests/test_task.py)."""
     from rlnas.resolve import resolve
 
-    with pytest.raises(ConfigError, match=r"objective val_loss is minimised .* failed child's reward 0"):
-        resolve(flags={"objective": "val_loss"})
-    assert resolve(flags={"objective": "val_loss", "failed_reward": -10.0}).config.failed_reward == -10.0
+    with pytest.raises(ConfigError, match=r"objective fit_seconds is minimised .* failed child's reward 0"):
+        resolve(flags={"objective": "fit_seconds"})
+    assert resolve(flags={"objective": "fit_seconds", "failed_reward": -10.0}).config.failed_reward == -10.0
+    assert resolve(flags={"objective": "val_loss"}).config.failed_reward == 0.0  # derived from the data later
     assert resolve(flags={"objective": "mnas:target=100000"}).config.failed_reward == 0.0  # maximised
 
 

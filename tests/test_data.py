@@ -282,7 +282,7 @@ def test_unknown_name_lists_choices_and_suggests() -> None:
     with pytest.raises(DataError, match="did you mean 'mnist'") as info:
         check_spec(DataSpec(name="mnsit"))
     assert all(name in str(info.value) for name in DATASETS)
-    assert "or a path to a .npz file" in str(info.value)
+    assert "a .npz file, a folder of class subfolders or a .csv table" in str(info.value)
 
 
 def test_missing_npz_path(tmp_path: Path) -> None:

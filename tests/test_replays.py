@@ -89,8 +89,10 @@ def test_replay_keeps_each_replay_and_overwrite_replaces_the_last(store, monkeyp
         return ChildResult(Status.OK, val_accuracy=next(tests), params=10)
 
     monkeypatch.setattr(
-        rlnas.search.replay, "_final_training", lambda s, c, e: (None, SimpleNamespace(epochs=e or 10))
-    )
+        rlnas.search.replay,
+        "_final_training",
+        lambda s, c, e: (SimpleNamespace(raw_input=None), SimpleNamespace(epochs=e or 10)),
+    )  # arrays used as given: the child itself is saved
     monkeypatch.setattr(rlnas.search.replay, "train_and_evaluate", fake_train)
     rlnas.search.replay.replay(store)
     rlnas.search.replay.replay(store, epochs=2)

@@ -6,7 +6,8 @@ sparse or one-hot loss, a loss object, no accuracy metric, with or without an ``
 plain Keras gives for the same function, architecture, arrays and seed: ``set_random_seed(seed)``,
 ``build_model(hp)``, ``fit(x, y, epochs, batch_size)``, then argmax agreement on the validation
 arrays. In this process by default (cheap); in a worker process and in a Ray task under the slow
-marker.
+marker. The same holds for a ``tf.data`` pipeline given to ``search``: the child fitted on the
+run's saved copy scores as ``fit`` on the user's own pipeline does.
 """
 
 from __future__ import annotations
@@ -151,6 +152,45 @@ def test_worker_process_scores_equal_plain_keras(tmp_path: Path) -> None:
     print("worker vs plain keras:", scores)
 
 
+def _pipelines():
+    """The digits as a user's tf.data pipeline: batches of BATCH, train and validation."""
+    import tensorflow as tf
+
+    x, y = _data()
+    return tuple(
+        tf.data.Dataset.from_tensor_slices((x[s], y[s])).batch(BATCH)
+        for s in (slice(0, 600), slice(600, None))
+    )
+
+
+def check_tf_data(directory: Path, **kwargs) -> tuple[float, float]:
+    """A one-trial search on tf.data against seed, build, ``fit(train_ds)``, ``evaluate(val_ds)``."""
+    import keras
+
+    build = CASES["int labels, sparse, Input"][0]
+    train, val = _pipelines()
+    tuner = ReinforceSearch(build, max_trials=1, directory=directory, seed=4, archs_per_update=1, **kwargs)
+    tuner.search(train, validation_data=val, epochs=EPOCHS, verbose=0)
+    (trial,) = tuner._trials
+    assert trial.ok, trial.error
+    keras.utils.set_random_seed(trial.seed)
+    model = build(HyperParameters(trial.architecture))
+    model.fit(train, epochs=EPOCHS, verbose=0)
+    plain = model.evaluate(val, verbose=0, return_dict=True)["accuracy"]
+    assert 0.3 < plain < 0.97
+    assert trial.metrics["val_accuracy"] == pytest.approx(plain, abs=0.01)
+    return trial.metrics["val_accuracy"], plain
+
+
+def test_tf_data_in_process_scores_equal_plain_keras(tmp_path: Path) -> None:
+    print("tf.data in process vs plain keras:", check_tf_data(tmp_path, in_process=True))
+
+
+@pytest.mark.slow
+def test_tf_data_in_a_worker_scores_equal_plain_keras(tmp_path: Path) -> None:
+    print("tf.data in a worker vs plain keras:", check_tf_data(tmp_path, workers=1))
+
+
 @pytest.mark.slow
 def test_ray_scores_equal_plain_keras(tmp_path: Path) -> None:
     pytest.importorskip("ray")
@@ -160,6 +200,7 @@ def test_ray_scores_equal_plain_keras(tmp_path: Path) -> None:
     try:
         names = (*CHEAP, "int labels, sparse, Input")
         scores = {n: check_case(n, tmp_path / str(i), executor="ray", workers=1) for i, n in enumerate(names)}
+        scores["tf.data"] = check_tf_data(tmp_path / "tf.data", executor="ray", workers=1)
     finally:
         ray.shutdown()
     print("ray vs plain keras:", scores)

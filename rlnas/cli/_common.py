@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:  # annotations only: the CLI imports modules lazily to start fast
     from rlnas.config import SearchConfig
+    from rlnas.data import Dataset
     from rlnas.space import SearchSpace
 
 EXIT_ERROR = 2
@@ -58,6 +59,10 @@ def typed(kind: type) -> Any:
     return parse
 
 
+FLAG_ALIASES = {"dataset": ("--data",)}
+"""Other spellings of a setting's flag: ``--data DIR`` reads as keras-tuner users say it."""
+
+
 def add_config_flags(p: argparse.ArgumentParser) -> None:
     """One ``--flag`` per setting (CleanRL's single-dataclass style): the shared ones, then each
     strategy's own in a group of its own, with ``--plain-reinforce`` among reinforce's."""
@@ -88,6 +93,7 @@ def _add_fields(group: Any, settings: Any) -> None:
         kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
         group.add_argument(
             "--" + f.name.replace("_", "-"),
+            *FLAG_ALIASES.get(f.name, ()),
             dest=f.name,
             type=typed(kind),
             default=None,
@@ -113,6 +119,12 @@ def flag_values(args: argparse.Namespace) -> dict[str, Any]:
 
 def resolve_search(args: argparse.Namespace) -> tuple[SearchConfig, SearchSpace]:
     """Config file, then flags; the space and the dataset are checked before TensorFlow loads."""
+    config, space, _ = resolve_search_data(args)
+    return config, space
+
+
+def resolve_search_data(args: argparse.Namespace) -> tuple[SearchConfig, SearchSpace, Dataset]:
+    """:func:`resolve_search`, and the dataset it read and checked."""
     from rlnas.resolve import resolve
 
     config, space = resolve(
@@ -121,8 +133,8 @@ def resolve_search(args: argparse.Namespace) -> tuple[SearchConfig, SearchSpace]
         model=getattr(args, "model", None),
         before_model=lambda: _before_model(args),
     )
-    config = check_before_tensorflow(config, space, args.debug)
-    return config, space
+    config, ds = check_before_tensorflow(config, space, args.debug)
+    return config, space, ds
 
 
 def _before_model(args: argparse.Namespace) -> None:
@@ -134,15 +146,18 @@ def _before_model(args: argparse.Namespace) -> None:
     load_tensorflow(args.debug)
 
 
-def check_before_tensorflow(config: SearchConfig, space: SearchSpace, debug: bool) -> SearchConfig:
+def check_before_tensorflow(
+    config: SearchConfig, space: SearchSpace, debug: bool
+) -> tuple[SearchConfig, Dataset]:
     """The space, Ray and the data, each a one-line error now rather than N failed children later;
-    a downloadable dataset that is missing is fetched here. Returns the config fitted to the data
-    (:func:`rlnas.resolve.fit_to_data`: a regression target's objective and failed reward)."""
-    from rlnas.resolve import fit_to_data
-
+    a downloadable dataset that is missing is fetched here, and a folder of images decoded (once:
+    :mod:`rlnas.data.folder` caches it for the workers). Returns the config fitted to the data
+    (:func:`rlnas.resolve.fit_to_data`: a regression target's objective and failed reward) and the
+    dataset."""
     from rlnas import data
     from rlnas.errors import DataError
     from rlnas.models.child import check_space
+    from rlnas.resolve import fit_to_data
 
     check_space(space)
     _check_workers(config)
@@ -153,19 +168,26 @@ def check_before_tensorflow(config: SearchConfig, space: SearchSpace, debug: boo
         require_ray()
     spec = config.data_spec()
     try:
-        data.check_spec(spec)
+        kind = data.check_spec(spec)
     except DataError:
         if not data.is_downloadable(spec):
             raise
         print(f"{spec.name} is not on this machine; fetching it with keras.datasets ...", file=sys.stderr)
         load_tensorflow(debug)
         data.download(spec)
+        kind = data.check_spec(spec)
+    if kind == "folder":
+        load_tensorflow(debug)  # the first read decodes the images with Keras
     ds = data.load(spec)  # reads and checks the arrays (shapes, labels, splits) here, not in every worker
-    if ":" not in space.model:  # a built-in image model given flat vectors: one line, not N failed children
+    if kind == "table":  # only the mlp reads a table's columns: one line, not N failed children
+        from rlnas.models.table import check_table_model
+
+        check_table_model(space.model)
+    elif ":" not in space.model:  # a built-in image model given flat vectors: one line, not N failed children
         from rlnas.models import check_input_shape
 
-        check_input_shape(space.model, ds.x_train.shape[1:])
-    return fit_to_data(config, ds)
+        check_input_shape(space.model, ds.input_shape)
+    return fit_to_data(config, ds), ds
 
 
 WORKERS_PER_CORE = 4

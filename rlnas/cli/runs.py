@@ -17,7 +17,7 @@ from rlnas.cli._common import (
     add_config_flags,
     flag_values,
     load_tensorflow,
-    resolve_search,
+    resolve_search_data,
     typed,
 )
 from rlnas.errors import ConfigError, RlnasError, RunError
@@ -246,10 +246,14 @@ def _new_run(
         raise ConfigError(f"run name {name!r} must be a plain directory name")
     if not args.runs_dir:
         raise ConfigError("--runs-dir is empty; give a directory (default: runs)")
-    config, space = resolve_search(args)
+    config, space, dataset = resolve_search_data(args)
     store = RunStore.create(Path(args.runs_dir) / name, overwrite=args.overwrite)
     held.enter_context(store.locked())
     store.write_config(config, space)
+    if dataset.raw_input is not None:  # a folder's classes, a table's columns and encoders: the record
+        from rlnas.data import describe
+
+        store.write_json("data.json", describe(dataset))
     return store, config, space
 
 

@@ -1,8 +1,9 @@
 """Named datasets -> one :class:`Dataset` with fixed train/val/test splits.
 
 Children are scored on val and reported on test, so splits are fixed by ``split_seed``. Nothing here
-imports TensorFlow/Keras (the CLI validates before TF loads): even the Keras cache files
-(``mnist.npz``, ``fashion-mnist/*.gz``) are read with numpy, so loading never downloads.
+imports TensorFlow/Keras at import (the CLI validates before TF loads): even the Keras cache files
+(``mnist.npz``, ``fashion-mnist/*.gz``) are read with numpy, so loading never downloads. A folder of
+images (:mod:`rlnas.data.folder`) and a CSV table (:mod:`rlnas.data.table`) have readers of their own.
 
 (About 390 lines, over the usual 300: locating a named dataset, its three file formats and the split
 rules belong together, since every reader must hand :func:`make_splits` the same checked arrays; the
@@ -11,6 +12,7 @@ readers are private and tested through :func:`load`.)
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import importlib.resources
 import math
@@ -24,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from rlnas.data import saved
+from rlnas.data.splits import kept_train, split_rows
 from rlnas.errors import DataError, did_you_mean
 
 DATASETS = ("mnist_5k", "mnist", "fashion_mnist")
@@ -38,7 +42,8 @@ _IDX_DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x
 _NPZ_KEYS = "`x`,`y` or `x_train`,`y_train`,`x_test`,`y_test` or `x_train`,`y_train`,`x_val`,`y_val`"
 PRESPLIT_KEYS = ("x_train", "y_train", "x_val", "y_val")
 """A .npz holding these (and optionally ``x_test``, ``y_test``) is used as split, never re-split."""
-_CHOICES = "use one of " + ", ".join(DATASETS) + " or a path to a .npz file"
+_CHOICES = "use one of " + ", ".join(DATASETS) + ", a .npz file, a folder of class subfolders or a .csv table"
+COLOR_MODES = ("grayscale", "rgb", "rgba")
 Pair = tuple[np.ndarray, np.ndarray]
 
 
@@ -60,11 +65,23 @@ class DataSpec:
     test_fraction: float = 0.2
     split_seed: int = 0
     train_fraction: float = 1.0
+    target: str | None = None
+    """A .csv table's column to predict (:mod:`rlnas.data.table`)."""
+    image_size: tuple[int, int] | None = None
+    """A folder of images: (height, width) every image is resized to (:mod:`rlnas.data.folder`)."""
+    color_mode: str | None = None
+    """A folder of images: grayscale, rgb (the default) or rgba."""
 
     def __post_init__(self) -> None:
         """Fail at construction, so a bad spec never reaches a worker process."""
         if not isinstance(self.name, str) or not self.name.strip():
             raise DataError(f"dataset name {self.name!r} is empty; {_CHOICES}")
+        if self.color_mode is not None and self.color_mode not in COLOR_MODES:
+            allowed = ", ".join(COLOR_MODES)
+            raise DataError(f"color_mode={self.color_mode!r} is invalid; use one of {allowed}")
+        size = self.image_size
+        if size is not None and (len(size) != 2 or not all(type(v) is int and v > 0 for v in size)):
+            raise DataError(f"image_size={size!r} is invalid; give HEIGHTxWIDTH in pixels, e.g. 28x28")
         _fraction("val_fraction", self.val_fraction)
         _fraction("test_fraction", self.test_fraction)
         _fraction("train_fraction", self.train_fraction, allow_one=True)
@@ -91,6 +108,13 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     num_classes: int
+    class_names: tuple[str, ...] = ()
+    """Names of classes 0..num_classes-1 where the data has them (a folder's subfolders, a table's
+    target values); empty for arrays labelled by number."""
+    raw_input: Any = None
+    """How a user's raw sample maps to a row of x, for data read from a folder
+    (:class:`rlnas.data.folder.ImageInput`) or a table (:class:`rlnas.data.table.TableInput`): a
+    replayed model is saved to take the raw sample. None for arrays used as given."""
 
     @property
     def task(self) -> str:
@@ -149,17 +173,44 @@ def _missing_message(name: str) -> str:
 
 
 def _locate(spec: DataSpec) -> tuple[str, Any]:
-    """Resolve a spec to ('npz', file) or ('idx', directory) without reading any arrays."""
+    """Resolve a spec to ('npz', file), ('idx', directory), ('folder', its image files) or ('table',
+    file) without reading any arrays (a folder is listed, a table's header read)."""
     name = spec.name
     if spec.data_dir is not None and name not in ("mnist", "fashion_mnist"):
         raise DataError(f"data_dir is only used by mnist and fashion_mnist, not {name!r}; drop it")
+    is_table = name.lower().endswith(".csv")
+    is_folder = (
+        not is_table
+        and name not in DATASETS
+        and not saved.is_saved(name)
+        and Path(name).expanduser().is_dir()
+    )  # a run's saved tf.data directory is no folder of images
+    if not is_table:
+        _only_for(spec, "target", "a .csv table (--data table.csv --target COLUMN)")
+    if not is_folder:
+        _only_for(spec, "image_size", "a folder of images (--data DIR)")
+        _only_for(spec, "color_mode", "a folder of images (--data DIR)")
+    if is_table:
+        from rlnas.data import table
+
+        return "table", table.locate(spec)
+    if is_folder:
+        from rlnas.data import folder
+
+        return "folder", folder.locate(spec)
     if name == "mnist_5k":
         return "npz", importlib.resources.files("rlnas") / "bundled" / "mnist_5k.npz"
+    if saved.is_saved(name):
+        return "saved", Path(name)
     if name.lower().endswith(".npz"):
         path = Path(name).expanduser()
         if not path.is_file():
             raise DataError(f"dataset file {name} does not exist; give an existing .npz path")
         return "npz", path
+    if os.sep in name or name.startswith("."):
+        raise DataError(
+            f"dataset {name} does not exist; give a folder of class subfolders or an existing file"
+        )
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}{did_you_mean(name, DATASETS)}; {_CHOICES}")
     if spec.data_dir is not None:
@@ -178,9 +229,19 @@ def _locate(spec: DataSpec) -> tuple[str, Any]:
     raise DataError(_missing_message(name))
 
 
-def check_spec(spec: DataSpec) -> None:
-    """Validate cheaply (no arrays read), so the CLI can fail before starting TF or workers."""
-    _locate(spec)
+def _only_for(spec: DataSpec, field: str, kind: str) -> None:
+    """A setting of one kind of data given with another is a mistake worth one line, not a no-op."""
+    if getattr(spec, field) is not None:
+        raise DataError(f"{field} is only used with {kind}, not with dataset {spec.name!r}; drop it")
+
+
+def check_spec(spec: DataSpec) -> str:
+    """Validate cheaply (no arrays read), so the CLI can fail before starting TF or workers.
+
+    Returns:
+        the kind of data: "npz", "idx", "folder" or "table".
+    """
+    return _locate(spec)[0]
 
 
 def is_downloadable(spec: DataSpec) -> bool:
@@ -271,10 +332,14 @@ def _check_pair(x: Any, y: Any, what: str) -> Pair:
         y = y.astype(np.int64)  # float 0/1 labels (a sigmoid's binary cross-entropy) are two classes
     if np.issubdtype(y.dtype, np.floating):
         if y.ndim not in (1, 2):
-            raise DataError(f"{what}: y is {y.dtype} {y.shape}; need one regression target per sample (or a row)")
+            raise DataError(
+                f"{what}: y is {y.dtype} {y.shape}; need one regression target per sample (or a row)"
+            )
         if not np.isfinite(y).all():
             bad = int(np.flatnonzero(~np.isfinite(y.reshape(len(y), -1)).all(axis=1))[0])
-            raise DataError(f"{what}: y has a NaN or infinite target (sample {bad}); drop or fill those samples")
+            raise DataError(
+                f"{what}: y has a NaN or infinite target (sample {bad}); drop or fill those samples"
+            )
         return x, y
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise DataError(
@@ -318,18 +383,6 @@ def _scale(x: np.ndarray, what: str) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def _count(n: int, fraction: float, split: str, spec: DataSpec) -> int:
-    """round(n * fraction), or DataError naming the empty split and the fractions to change."""
-    size = round(n * fraction)
-    if size < 1:
-        fix = "lower val_fraction/test_fraction or raise" if split == "train" else "raise"
-        raise DataError(
-            f"{split} split is empty: {n} samples x {split}_fraction={fraction} rounds to 0; "
-            f"{fix} {split}_fraction, or use more data"
-        )
-    return size
-
-
 def make_splits(x: Any, y: Any, *, spec: DataSpec, test: Pair | None = None) -> Dataset:
     """Shuffle with ``spec.split_seed`` and split; pure, so the same spec gives the same split.
 
@@ -342,11 +395,8 @@ def make_splits(x: Any, y: Any, *, spec: DataSpec, test: Pair | None = None) -> 
     if x_test.shape[1:] != x.shape[1:]:
         raise DataError(f"{spec.name}: test samples {x_test.shape[1:]} != train {x.shape[1:]}")
     num_classes = _num_classes(spec.name, y, y_test)
-    order = np.random.default_rng(spec.split_seed).permutation(len(y))
-    n_test = 0 if test is not None else _count(len(y), spec.test_fraction, "test", spec)
-    n_val = _count(len(y), spec.val_fraction, "val", spec)
-    test_idx, val_idx, rest = np.split(order, [n_test, n_test + n_val])
-    train_idx = rest[: _count(len(rest), spec.train_fraction, "train", spec)]
+    test_idx, val_idx, rest = split_rows(len(y), spec, with_test=test is None)
+    train_idx = kept_train(rest, spec)
     if test is None:
         x_test, y_test = x[test_idx], y[test_idx]
     return Dataset(
@@ -425,13 +475,28 @@ def _read_presplit(source: Any) -> dict[str, np.ndarray] | None:
         return None  # _load_npz reports what is wrong with the file
 
 
-def load(spec: DataSpec) -> Dataset:
-    """Locate, read and split the dataset ``spec`` names (never downloads, never imports TF).
+def load(spec: DataSpec) -> Dataset | saved.SavedDataset:
+    """Locate, read and split the dataset ``spec`` names (never downloads; TensorFlow only to decode
+    a folder of images the first time, :mod:`rlnas.data.folder`, or to open a saved dataset).
+
+    A directory a tuner search saved a tf.data dataset into (``<run>/data``) gives its
+    :class:`rlnas.data.saved.SavedDataset`, which each child reads lazily from disk.
 
     A pre-split .npz (``x_train``, ``y_train``, ``x_val``, ``y_val``, optionally ``x_test``,
     ``y_test``) is used as given: val_fraction and test_fraction do not apply to it.
     """
     kind, source = _locate(spec)
+    if kind == "saved":
+        return saved.read(source)
+    if kind == "table":
+        from rlnas.data import table
+
+        return Dataset(name=spec.name, **table.load(source, spec))
+    if kind == "folder":
+        from rlnas.data import folder
+
+        x, y, class_names, image = folder.read(source, spec)
+        return dataclasses.replace(make_splits(x, y, spec=spec), class_names=class_names, raw_input=image)
     arrays = _read_presplit(source) if kind == "npz" else None
     if arrays is not None:
         test = (arrays["x_test"], arrays["y_test"]) if "x_test" in arrays and "y_test" in arrays else None
@@ -439,3 +504,22 @@ def load(spec: DataSpec) -> Dataset:
         return from_splits(train, val, test, name=spec.name, train_fraction=spec.train_fraction)
     train, test = _read_idx_dir(source) if kind == "idx" else _load_npz(source)
     return make_splits(*train, spec=spec, test=test)
+
+
+def describe(ds: Dataset) -> dict[str, Any]:
+    """JSON-ready record of a dataset: its splits' sizes, class names and, for a folder or a table,
+    the raw input (image size and colour mode; columns with their encoders' statistics)."""
+    record: dict[str, Any] = {
+        "name": ds.name,
+        "train": len(ds.x_train),
+        "val": len(ds.x_val),
+        "test": len(ds.x_test),
+        "num_classes": ds.num_classes,
+        "class_names": list(ds.class_names),
+    }
+    raw = ds.raw_input
+    if hasattr(raw, "to_dict"):
+        record["table"] = raw.to_dict()
+    elif raw is not None:
+        record["image"] = {"image_size": list(raw.image_size), "color_mode": raw.color_mode}
+    return record

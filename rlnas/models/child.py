@@ -29,6 +29,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from rlnas.data import Dataset
+from rlnas.data.saved import SavedDataset
+from rlnas.data.table import TableInput
 from rlnas.errors import ChildError, ConfigError
 from rlnas.models import MODELS, check_input_shape, get_model, is_function
 from rlnas.models.common import DROPOUT_RATE
@@ -41,6 +43,8 @@ from rlnas.models.function_model import (
     scalars,
 )
 from rlnas.models.mlp import DEFAULTS as MLP_DEFAULTS
+from rlnas.models.table import build as table_child
+from rlnas.models.table import check_table_model
 from rlnas.space import SearchSpace
 from rlnas.space.discovery import load_function
 
@@ -122,6 +126,7 @@ def build_model(
     num_classes: int,
     *,
     model: str = "mlp",
+    raw_input: Any = None,
     target: tuple[float, float] | None = None,
 ):
     """The compiled child: ``model``'s network and Adam(``lr``); a classifier (``num_classes`` >= 2)
@@ -132,6 +137,8 @@ def build_model(
     unit is followed by a fixed ``Rescaling`` to the target's units, so it learns a standardised
     target (weights near their initial scale reach it; a house price of 300,000 in two epochs does
     not) while its loss, metrics and predictions, and the saved model's, are in the data's units.
+
+    ``raw_input``: the Dataset's; a table's child starts with its column encoder (:mod:`rlnas.models.table`).
 
     Raises:
         ConfigError: unknown ``model``, inputs it cannot read (a conv model given flat vectors), or a
@@ -144,7 +151,11 @@ def build_model(
             f"build_model cannot build model function {model!r}: it compiles its own model; "
             "use rlnas.models.function_model.build_from_function(model, arch)"
         )
-    net = get_model(model).build(arch, tuple(input_shape), num_classes)
+    if isinstance(raw_input, TableInput):
+        check_table_model(model)
+        net = table_child(arch, raw_input, num_classes, get_model(model).build)
+    else:
+        net = get_model(model).build(arch, tuple(input_shape), num_classes)
     regression = num_classes == 0
     if regression and target is not None:
         mean, std = target
@@ -343,31 +354,37 @@ def _fit_and_score(
 ) -> tuple[Any, ChildResult]:
     """(trained model, its result); raises for a bad child, which the caller records as failed."""
     (x_train, y_train), (x_eval, y_eval) = _splits(dataset, final=spec.final)
-    net = _compiled(spec.model, arch, x_train.shape[1:], dataset.num_classes, _target(y_train))
+    target = None if y_train is None else _target(y_train)  # a built-in regressor's (arrays only)
+    raw_input = getattr(dataset, "raw_input", None)  # a folder's or a table's (arrays only)
+    net = _compiled(spec.model, arch, dataset.input_shape, dataset.num_classes, target, raw_input)
     params = int(net.count_params())
     if spec.max_params is not None and params > spec.max_params:
         raise ChildError(f"{params:,} parameters exceed max_params={spec.max_params:,}")
-    # Labels as the loss wants them: a model function may compile a one-hot loss.
-    y_train = fit_labels(net, y_train, dataset.num_classes)
-    y_eval = fit_labels(net, y_eval, dataset.num_classes)
-    extras = _fit_extras(x_eval, y_eval, log_dir, spec.early_stopping)
+    if y_train is not None:  # arrays; a saved dataset yields its labels as the user made them
+        # Labels as the loss wants them: a model function may compile a one-hot loss.
+        y_train = fit_labels(net, y_train, dataset.num_classes)
+        y_eval = fit_labels(net, y_eval, dataset.num_classes)
+    eval_data = x_eval if y_eval is None else (x_eval, y_eval)
+    extras = _fit_extras(eval_data, log_dir, spec.early_stopping)
     if (fit_kwargs or {}).get("callbacks") and not spec.final:
         # A keras-tuner user's EarlyStopping watches val_loss: fit must see the validation split.
-        extras.setdefault("validation_data", (x_eval, y_eval))
+        extras.setdefault("validation_data", eval_data)
     kwargs = {**(fit_kwargs or {}), **extras}
     kwargs["callbacks"] = [*(fit_kwargs or {}).get("callbacks", []), *extras.get("callbacks", [])]
     if spec.schedule == "cosine":
         kwargs["callbacks"].append(cosine_callback(spec.epochs))
     t0 = time.perf_counter()
+    # A dataset yields its own batches (and Keras ignores, with a warning, shuffle for it).
+    batch = {"shuffle": False} if y_train is None else {"batch_size": spec.batch_size}
     fitted = fit_model(
         spec.model,
         net,
         x_train,
         y_train,
-        eval_data=None if spec.final else (x_eval, y_eval),
+        eval_data=None if spec.final else (x_eval if y_eval is None else (x_eval, y_eval)),
         epochs=spec.epochs,
-        batch_size=spec.batch_size,
         verbose=0,
+        batch=batch,
         **kwargs,
     )
     t1 = time.perf_counter()
@@ -434,9 +451,13 @@ def _reported(fitted: Fitted, params: int, seconds: float) -> ChildResult:
     )
 
 
-def _splits(dataset: Dataset, *, final: bool) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+def _splits(dataset: Dataset | SavedDataset, *, final: bool) -> tuple[tuple[Any, Any], ...]:
     """(fit split, eval split): train and validation during the search; train+validation and test
-    for the final training, the only place the test split is touched."""
+    for the final training, the only place the test split is touched. Each is ``(x, y)``, or
+    ``(tf.data.Dataset, None)`` for a saved dataset, read from disk as it trains."""
+    if isinstance(dataset, SavedDataset):
+        fit_data, eval_data = dataset.fit_and_eval(final=final)
+        return (fit_data, None), (eval_data, None)
     if not final:
         return (dataset.x_train, dataset.y_train), (dataset.x_val, dataset.y_val)
     fit = (np.concatenate([dataset.x_train, dataset.x_val]), np.concatenate([dataset.y_train, dataset.y_val]))
@@ -458,18 +479,19 @@ def _compiled(
     input_shape: tuple[int, ...],
     num_classes: int,
     target: tuple[float, float] | None = None,
+    raw_input: Any = None,
 ) -> Any:
     """The child ready to fit: a builder's network compiled here, or what the model function built
     and compiled, built on ``input_shape`` if it has no Input yet (count_params needs the weights)."""
     if not callable(model) and not is_function(model):
-        return build_model(arch, input_shape, num_classes, model=model, target=target)
+        return build_model(arch, input_shape, num_classes, model=model, target=target, raw_input=raw_input)
     net = build_from_function(model if callable(model) else load_function(model), arch)
-    if not net.built:
+    if not net.built and isinstance(input_shape, tuple):
         net.build((None, *input_shape))
     return net
 
 
-def _fit_extras(x_eval: np.ndarray, y_eval: np.ndarray, log_dir: str | None, patience: int | None) -> dict:
+def _fit_extras(eval_data: Any, log_dir: str | None, patience: int | None) -> dict:
     """Validation data and callbacks for ``fit``: only when curves or early stopping need them, since
     scoring the eval data after every epoch costs time."""
     import keras
@@ -481,4 +503,4 @@ def _fit_extras(x_eval: np.ndarray, y_eval: np.ndarray, log_dir: str | None, pat
         callbacks.append(
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
         )
-    return {"validation_data": (x_eval, y_eval), "callbacks": callbacks} if callbacks else {}
+    return {"validation_data": eval_data, "callbacks": callbacks} if callbacks else {}

@@ -118,14 +118,15 @@ def fit_model(
     x: Any,
     y: Any,
     *,
-    eval_data: tuple[Any, Any] | None,
+    eval_data: Any,
     epochs: int,
-    batch_size: int,
     verbose: Any = 0,
+    batch: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> Fitted:
-    """Fit a child: ``net.fit`` as rlnas always did, or the user's ``HyperModel.fit(hp, net, x, y,
-    **kwargs)`` when the :class:`UserCode` has one. That fit gets what keras-tuner's would: the
+    """Fit a child: ``net.fit`` (with ``epochs`` and ``batch``: the batch size, or no shuffle for
+    a dataset), or the user's ``HyperModel.fit(hp, net, x, y, **kwargs)`` (``y`` left out for a
+    dataset) when the :class:`UserCode` has one. That fit gets what keras-tuner's would: the
     search's keywords (``epochs`` and ``batch_size`` only where the user gave them to ``search``),
     ``validation_data`` (the validation split), and ``callbacks`` (the user's and rlnas's own).
 
@@ -134,13 +135,13 @@ def fit_model(
     """
     hypermodel = getattr(code, "hypermodel", None)
     if hypermodel is None:
-        return Fitted(net.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose, **kwargs))
+        return Fitted(net.fit(x, y, epochs=epochs, verbose=verbose, **{**(batch or {}), **kwargs}))
     hp = _HP_OF.get(net) or HyperParameters({}, preset=getattr(code, "preset", None))
     kwargs = {**dict(getattr(code, "passed", {})), **kwargs}
     kwargs.setdefault("callbacks", [])
     if eval_data is not None:
         kwargs.setdefault("validation_data", eval_data)
-    returned = hypermodel.fit(hp, net, x, y, **kwargs)
+    returned = hypermodel.fit(hp, net, *((x,) if y is None else (x, y)), **kwargs)
     return to_fitted(returned, getattr(code, "objective", "val_accuracy"), "HyperModel.fit")
 
 
@@ -262,17 +263,21 @@ def scalars(logs: Mapping[str, Any]) -> dict[str, float]:
 def evaluation(
     model: Any, x: Any, y: Any, *, classification: bool, batch_size: int = 1024
 ) -> dict[str, float]:
-    """Every scalar the model logs on ``(x, y)`` (``y`` as :func:`fit_labels` gave it), by its own
-    name: ``loss`` and each compiled metric (``mean_absolute_error``, ``auc``, a custom metric's name).
+    """Every scalar the model logs on ``(x, y)`` (``y`` as :func:`fit_labels` gave it), or on a
+    ``tf.data.Dataset`` of ``(x, y)`` batches ``x`` (``y`` None), by its own name: ``loss`` and each
+    compiled metric (``mean_absolute_error``, ``auc``, a custom metric's name).
 
     A classifier also gets ``accuracy``: the model's own accuracy metric when it has one, else the
     argmax agreement of its predictions, so every classification child is ranked by the same measure.
     """
-    logs = scalars(model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True))
+    batch = {} if y is None else {"batch_size": batch_size}  # a dataset yields its own batches
+    logs = scalars(model.evaluate(x, y, verbose=0, return_dict=True, **batch))
     if classification and "accuracy" not in logs:
         accuracy = next((logs[k] for k in ACCURACY_KEYS if k in logs), None)
         if accuracy is None:
-            predicted = np.asarray(model.predict(x, batch_size=batch_size, verbose=0)).argmax(axis=-1)
+            predicted = np.asarray(model.predict(x, verbose=0, **batch)).argmax(axis=-1)
+            if y is None:  # the dataset's labels, in its (unshuffled) order
+                y = np.concatenate([np.asarray(element[1]) for element in x.as_numpy_iterator()])
             labels = y.argmax(axis=1) if np.ndim(y) == 2 else np.asarray(y)
             accuracy = float(np.mean(predicted == labels))
         logs["accuracy"] = accuracy
@@ -280,7 +285,7 @@ def evaluation(
 
 
 def loss_and_accuracy(
-    model: Any, x: np.ndarray, y: np.ndarray, *, batch_size: int = 1024
+    model: Any, x: Any, y: np.ndarray | None, *, batch_size: int = 1024
 ) -> tuple[float, float]:
     """(loss, accuracy) of a user-compiled classifier on ``(x, y)`` (see :func:`evaluation`)."""
     logs = evaluation(model, x, y, classification=True, batch_size=batch_size)

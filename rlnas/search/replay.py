@@ -21,8 +21,9 @@ from typing import Any
 
 from rlnas import data
 from rlnas.errors import RunError
-from rlnas.models.objectives import parse_objective
 from rlnas.models.child import Status, TrainSpec, train_and_evaluate, train_spec
+from rlnas.models.objectives import parse_objective
+from rlnas.models.table import exported
 from rlnas.resolve import resolve
 from rlnas.run.store import RunStore, atomic_path
 from rlnas.run.trial import Trial, number
@@ -129,7 +130,11 @@ def _replay_one(
     training's eval split: its ``val_<metric>`` is the test value)."""
     path = where / f"rank{rank}-{trial.key}.keras"
     r = train_and_evaluate(
-        trial.architecture, ds, spec, seed=seed, on_model=lambda model: _save_atomically(model, path)
+        trial.architecture,
+        ds,
+        spec,
+        seed=seed,
+        on_model=lambda model: _save_atomically(exported(model, getattr(ds, "raw_input", None)), path),
     )
     return ReplayResult(
         rank,
