@@ -22,8 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 GUIDES = Path(__file__).resolve().parent / "keras_tuner_guides"
 QUICK = {"run_trial", "fit_dict"}
 """Cases in the default suite (rlnas in this process); every case runs under -m slow."""
-NOT_YET = {"tf_data": "tf.data input comes with the tf.data work"}
-"""Cases rlnas does not pass yet, and what brings them."""
 
 
 def _run(case: str, mode: str, tmp_path: Path) -> tuple[dict, str]:
@@ -97,8 +95,6 @@ def _params() -> list:
     for case in CHECKS:
         for mode in ("rlnas", "workers", "kt"):
             marks = [] if (mode == "rlnas" and case in QUICK) else [pytest.mark.slow]
-            if mode != "kt" and case in NOT_YET:
-                marks.append(pytest.mark.xfail(reason=NOT_YET[case], strict=False))
             params.append(pytest.param(case, mode, marks=marks, id=f"{case}-{mode}"))
     return params
 
