@@ -11,7 +11,7 @@ from rlnas.config import SearchConfig, load_config, make_config
 from rlnas.errors import ChildError, ConfigError, DataError, RlnasError, RunError
 from rlnas.space import Decision, SearchSpace, default_space
 from rlnas.space.discovery import space_from_function
-from rlnas.space.keras_tuner import HyperParameters
+from rlnas.space.keras_tuner import HyperModel, HyperParameters, Objective
 
 __version__ = "0.1.0"
 
@@ -20,7 +20,9 @@ __all__ = [
     "ConfigError",
     "DataError",
     "Decision",
+    "HyperModel",
     "HyperParameters",
+    "Objective",
     "ReinforceSearch",
     "RlnasError",
     "RunError",

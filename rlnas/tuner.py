@@ -16,6 +16,9 @@ this process's memory does not grow with the trials); ``rlnas replay`` retrains 
 The workers start from rlnas's own entry point (never re-running the script) and receive the model
 function and fit keywords (``callbacks``) by value, so a function defined in the script, a notebook
 cell or a closure trains there too; ``in_process=True`` trains the children in this process instead.
+A HyperModel's overridden ``fit`` travels with it and trains each child there; a subclass's
+``run_trial`` runs its trials in this process. Either one's own hyperparameters are found when
+``search()`` starts, by running it on the first few samples (:meth:`ReinforceSearch.search`).
 
 (About 370 lines: keras-tuner's whole surface, the choice of what trains the children and the data
 hand-over to them, kept in one face so that a keras-tuner user reads one module; the argument
@@ -45,22 +48,35 @@ from rlnas.errors import ChildError, ConfigError, DataError, RunError
 from rlnas.exec.evaluator import BaseEvaluator, Evaluator
 from rlnas.exec.executions import Executions
 from rlnas.exec.factory import make_evaluators
-from rlnas.models.child import ChildResult, TrainSpec, train_and_evaluate, train_spec
-from rlnas.models.objectives import Objective, parse_objective
+from rlnas.models import objectives
+from rlnas.models.child import ChildResult, Status, TrainSpec, train_and_evaluate, train_spec
+from rlnas.models.function_model import UserCode, fit_labels
+from rlnas.models.objectives import parse_objective
 from rlnas.resolve import BASELINED, fit_to_data, resolve
 from rlnas.run.store import RunStore
 from rlnas.run.trial import Trial, objective_name, objective_value, rank
-from rlnas.space.discovery import space_from_function
-from rlnas.space.keras_tuner import MAX_RUNS, HyperParameters
+from rlnas.space.discovery import function_name, space_from_function
+from rlnas.space.keras_tuner import (
+    MAX_RUNS,
+    HyperModel,
+    HyperParameters,
+    Objective,
+    Preset,
+    overridden_fit,
+)
 from rlnas.text import format_arch, format_value
 from rlnas.tuner_args import (
     FAILED_LOSS,
+    PROBE_SAMPLES,
     arrays_only,
     check_keywords,
     check_place,
+    compile_overrides,
+    custom_trial,
     dataset_splits,
     model_function,
     objective_text,
+    probe_arguments,
     split_arrays,
     trial_seed,
     warn_unseen_classes,
@@ -107,14 +123,106 @@ class FunctionEvaluator(BaseEvaluator):
         return (kept[0] if kept else None), result
 
 
-class _HyperModel:
-    """keras-tuner's ``tuner.hypermodel``: ``tuner.hypermodel.build(best_hp)`` builds a model."""
+class _HyperModel(HyperModel):
+    """keras-tuner's ``tuner.hypermodel`` of a model function: ``tuner.hypermodel.build(best_hp)``
+    builds a model, ``fit`` is ``model.fit``."""
 
     def __init__(self, fn: Callable[[HyperParameters], Any]) -> None:
+        super().__init__()
         self.fn = fn
 
     def build(self, hp: HyperParameters) -> Any:
         return self.fn(hp)
+
+
+class _UntrainedModel:
+    """The built model as a discovery run of ``HyperModel.fit`` sees it: everything is the model's
+    own (calling it, its weights, its optimizer: a custom training loop still runs, on a few
+    samples), except ``fit`` and ``evaluate``, which return at once, and ``predict``, which is
+    one call of the untrained model."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+
+    def fit(self, *args: Any, **kwargs: Any) -> Any:
+        import keras
+
+        history = keras.callbacks.History()
+        history.history = {}
+        return history
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> Any:
+        """Zeros shaped as Keras's answer: a dict, the loss alone, or the loss and each metric."""
+        config = getattr(getattr(self._model, "_compile_config", None), "config", None) or {}
+        names = ["loss", *(config.get("metrics") or [])]
+        if kwargs.get("return_dict"):
+            return {str(getattr(n, "name", n)): 0.0 for n in names}
+        return 0.0 if len(names) == 1 else [0.0] * len(names)
+
+    def predict(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        """The untrained model's outputs, as numpy like Keras's (the probe's inputs are few)."""
+        if isinstance(x, np.ndarray):
+            return np.asarray(self._model(x))
+        return self._model.predict(x, verbose=0)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._model(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
+class _Trial:
+    """The ``trial`` a ``run_trial`` override receives: ``trial.hyperparameters`` (and its id)."""
+
+    def __init__(self, hp: HyperParameters, trial_id: str = "probe") -> None:
+        self.hyperparameters, self.trial_id = hp, trial_id
+
+
+class TrialEvaluator(BaseEvaluator):
+    """Runs a tuner subclass's ``run_trial`` in this process (it may use the tuner itself, so it
+    is not sent to workers): seeded and on a fresh Keras session like any child; what it returns
+    is read as keras-tuner reads it (:func:`rlnas.models.function_model.to_fitted`)."""
+
+    def __init__(self, tuner: ReinforceSearch, args: tuple, kwargs: Mapping[str, Any]) -> None:
+        self.tuner, self.args, self.kwargs = tuner, args, dict(kwargs)
+
+    def evaluate(self, arch: Mapping[str, Any], seed: int, log_dir: str | None = None) -> ChildResult:
+        import time
+
+        import keras
+
+        from rlnas.models.function_model import to_fitted
+
+        start = time.perf_counter()
+        keras.backend.clear_session(free_memory=False)
+        keras.utils.set_random_seed(seed)
+        hp = HyperParameters(arch, preset=self.tuner._code.preset)
+        try:
+            returned = self.tuner.run_trial(_Trial(hp, str(seed)), *self.args, **self.kwargs)
+            fitted = to_fitted(returned, self.tuner._code.objective, f"{type(self.tuner).__name__}.run_trial")
+            metrics = fitted.reported
+            if metrics is None:
+                name = objective_name(self.tuner.objective)
+                raise ChildError(f"run_trial returned a History without the objective {name!r}")
+            if not all(np.isfinite(v) for v in metrics.values()):
+                raise ChildError(f"non-finite metrics {metrics}")
+            named = {"val_accuracy", "val_loss", "loss"}  # named as a trained child's result names them
+            result = ChildResult(
+                Status.OK,
+                val_accuracy=metrics.get("val_accuracy", float("nan")),
+                val_loss=metrics.get("val_loss", float("nan")),
+                train_loss=metrics.get("loss", float("nan")),
+                metrics={k: v for k, v in metrics.items() if k not in named},
+            )
+        except Exception as exc:  # a failed trial, with its reason, as any child's
+            result = ChildResult(Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:500])
+        return dataclasses.replace(result, child_seconds=time.perf_counter() - start)
+
+
+def _no_build(hp: HyperParameters) -> Any:
+    """The build of a tuner whose run_trial override has no hypermodel: never called for a model."""
+    raise ConfigError("this tuner has no hypermodel; its run_trial builds what it needs")
 
 
 class ReinforceSearch:
@@ -122,11 +230,23 @@ class ReinforceSearch:
 
     Args:
         hypermodel: ``def build_model(hp)`` returning a compiled Keras model, ``"module:function"``,
-            or a ``kt.HyperModel`` whose ``build(hp)`` does (one that overrides ``fit`` is refused).
+            or a HyperModel (``rlnas.HyperModel`` or ``kt.HyperModel``) whose ``build(hp)`` does;
+            its overridden ``fit(hp, model, *args, **kwargs)`` trains each child, and the
+            hyperparameters it asks are searched too. None only for a subclass that overrides
+            :meth:`run_trial`.
         objective: any metric the children log, by name (``"val_accuracy"``, ``"val_loss"``,
-            ``"val_mean_absolute_error"``, a custom metric's ``"val_<name>"``), its direction
-            inferred as keras-tuner infers it, or ``Objective(name, direction)`` (rlnas's or
-            keras-tuner's). On regression targets the default becomes ``val_loss``.
+            ``"val_mean_absolute_error"``, a custom metric's ``"val_<name>"``, a key of the dict
+            a user's ``fit`` returns), its direction inferred as keras-tuner infers it, or
+            ``Objective(name, direction)`` (rlnas's or keras-tuner's). None: ``val_accuracy``
+            (``val_loss`` on regression targets), or, for an overridden ``fit`` or ``run_trial``,
+            the float it returns, minimised (keras-tuner's default).
+        hyperparameters, tune_new_entries, allow_new_entries: keras-tuner's: a
+            :class:`HyperParameters` declared beforehand wins over the code's definitions of the
+            same names (``hp.Fixed`` fixes one); names it lacks are searched only with
+            ``tune_new_entries`` (otherwise they take their ``default=``), and are an error
+            without ``allow_new_entries``.
+        optimizer, loss, metrics: compile the model the function built again with these instead
+            of its own (keras-tuner's overrides).
         max_trials: architectures to sample (a repeat is answered from the cache, not retrained).
         executions_per_trial: train each architecture this many times, from the trial's seed and
             seeds derived from it; its score is the mean (as keras-tuner's).
@@ -153,10 +273,16 @@ class ReinforceSearch:
 
     def __init__(
         self,
-        hypermodel: Callable[[HyperParameters], Any] | str,
-        objective: Any = "val_accuracy",
+        hypermodel: Callable[[HyperParameters], Any] | str | None = None,
+        objective: Any = None,
         max_trials: int = 10,
         *,
+        hyperparameters: HyperParameters | None = None,
+        tune_new_entries: bool = True,
+        allow_new_entries: bool = True,
+        optimizer: Any = None,
+        loss: Any = None,
+        metrics: Any = None,
         executions_per_trial: int = 1,
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
@@ -172,6 +298,16 @@ class ReinforceSearch:
     ) -> None:
         check_keywords(settings)
         check_place(directory, project_name, overwrite)
+        self._custom_trial = custom_trial(type(self), ReinforceSearch)
+        if hypermodel is None and not self._custom_trial:
+            raise TypeError(
+                "ReinforceSearch() needs a hypermodel (a build_model(hp) function or a HyperModel), "
+                "unless a subclass overrides run_trial(self, trial, *args, **kwargs)"
+            )
+        fits = None if hypermodel is None or isinstance(hypermodel, str) else overridden_fit(hypermodel)
+        if objective is None:  # keras-tuner's default: what the user's own code returns, minimised
+            own = self._custom_trial or fits is not None
+            objective = Objective("default_objective", "min") if own else "val_accuracy"
         self.executions = whole("executions_per_trial", executions_per_trial)
         self.retries = whole("max_retries_per_trial", max_retries_per_trial, low=0)
         keras_tuner = {
@@ -187,37 +323,70 @@ class ReinforceSearch:
         self._flags = {"replay_top": 0, **keras_tuner, **settings}
         self.config = resolve(flags=self._flags).config
         self.objective = parse_objective(self.config.objective)
-        self._fn = model_function(hypermodel)
-        self.hypermodel = _HyperModel(self._fn)
-        whole("grid", grid)
-        whole("max_runs", max_runs)  # the model function has to run at least once
-        self.space = space_from_function(
-            hypermodel if isinstance(hypermodel, str) else self._fn, grid=grid, max_runs=max_runs
+        self.grid, self.max_runs = whole("grid", grid), whole("max_runs", max_runs)  # >= 1 run
+        preset = Preset.of(hyperparameters, tune_new=tune_new_entries, allow_new=allow_new_entries)
+        overrides = compile_overrides(optimizer, loss, metrics)
+        fn = None if hypermodel is None else model_function(hypermodel)
+        target = f"{self.objective.metric}:{self.objective.direction}"
+        self._code = UserCode(
+            fn or _no_build, hypermodel=fits, preset=preset, compile=overrides, objective=target
         )
+        plain = fits is None and not overrides and preset == Preset()
+        self._fn = fn if plain and fn is not None else self._code  # a plain function stays importable by name
+        if hypermodel is None:
+            self.hypermodel: Any = None
+        elif isinstance(hypermodel, str) or callable(hypermodel):
+            self.hypermodel = _HyperModel(self._fn)
+        else:
+            self.hypermodel = hypermodel  # the user's own object: run_trial may call its build and fit
+        self.space: Any = None  # a run_trial's space shows when search() probes it
+        if fn is not None:
+            self.space = space_from_function(
+                hypermodel if isinstance(hypermodel, str) and plain else self._fn,
+                grid=self.grid,
+                max_runs=self.max_runs,
+                preset=preset,
+            )
         self.project_dir = Path(directory) / project_name
         self.overwrite = overwrite
         self.in_process = bool(in_process)
         self._evaluator: FunctionEvaluator | None = None
         self._trials: list[Trial] = []
 
+    def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
+        """keras-tuner's hook: override it to run a trial your way (build and fit, or any function
+        of ``trial.hyperparameters``) and return a History, a float (the objective) or a dict.
+        Without an override, each trial builds the hypermodel's model and fits it (in workers)."""
+        hp = trial.hyperparameters
+        model = self.hypermodel.build(hp)
+        return self.hypermodel.fit(hp, model, *args, **kwargs)
+
     # -- searching -------------------------------------------------------------------------------
     def search(
         self,
         x: Any = None,
         y: Any = None,
-        *,
-        epochs: int = 1,
+        *args: Any,
+        epochs: int | None = None,
         validation_data: tuple[Any, Any] | None = None,
         validation_split: float | None = None,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         verbose: int = 1,
         **fit_kwargs: Any,
     ) -> None:
         """Search: each child is built by the model function, trained on ``(x, y)`` for ``epochs``
-        and scored on the validation data, in ``workers`` worker processes (a setting; default:
-        one per two cores), ``executions_per_trial`` times each. Other keywords (``callbacks``,
-        ``shuffle``) go to ``fit`` in the workers; only a function or keyword that cloudpickle
-        cannot send makes the children train in this process, with a warning.
+        (default 1) and scored on the validation data, in ``workers`` worker processes (a setting;
+        default: one per two cores), ``executions_per_trial`` times each. Other keywords
+        (``callbacks``, ``shuffle``) go to ``fit`` in the workers; only a function or keyword that
+        cloudpickle cannot send makes the children train in this process, with a warning.
+
+        A HyperModel's overridden ``fit`` receives what keras-tuner's would: the training split,
+        ``validation_data`` (the validation split), ``callbacks``, and ``epochs``, ``batch_size``
+        and the other keywords as given here. Its own hyperparameters are discovered first, by
+        running ``build`` and ``fit`` on the first few samples for one epoch.
+        A subclass's :meth:`run_trial` receives this call's arguments as given, and runs in this
+        process; its hyperparameters are discovered by running it on the first few samples (or
+        batch) for one epoch.
 
         ``x`` is what ``model.fit`` takes: arrays (saved once as the run's ``data.npz``), dicts of
         arrays for a model with several named inputs, a ``tf.data.Dataset`` of ``(x, y)`` batches
@@ -238,11 +407,23 @@ class ReinforceSearch:
         from rlnas.search.loop import run_search
 
         _refuse_in_starting_worker()
-        if self._evaluator is not None:
+        if self._evaluator is not None or self._trials:
             raise ConfigError(
                 "search() already ran on this tuner; make a new one (overwrite=True) to search again"
             )
-        epochs, batch_size = whole("epochs", epochs), whole("batch_size", batch_size)
+        given = {"epochs": epochs, "batch_size": batch_size}
+        self._code.passed = {k: v for k, v in given.items() if v is not None}
+        epochs, batch_size = whole("epochs", epochs or 1), whole("batch_size", batch_size or 32)
+        if self._custom_trial:
+            self.config = self._search_config(epochs, batch_size, "data.npz")
+            positional = (*(v for v in (x, y) if v is not None), *args)
+            keywords = {"validation_data": validation_data, "validation_split": validation_split, **given}
+            keywords = {k: v for k, v in keywords.items() if v is not None} | fit_kwargs
+            show = _print_trial(self.config.trials, self.objective) if verbose else None
+            self._search_trials(positional, keywords, show)
+            return
+        if args:
+            raise TypeError(f"search() takes x and y positionally, got {2 + len(args)} positional arguments")
         if x is None:
             raise TypeError("search() needs the training data: search(x, y, ...) or search(dataset, ...)")
         dataset: data.Dataset | SavedDataset
@@ -253,6 +434,11 @@ class ReinforceSearch:
             dataset = data.from_splits(train, val, name="x, y", train_fraction=self.config.train_fraction)
             self.config = fit_to_data(self.config, dataset)  # regression: its objective and failed reward
             self.objective = parse_objective(self.config.objective)
+            self._code.objective = f"{self.objective.metric}:{self.objective.direction}"
+            if self._code.hypermodel is not None:  # fit's own hyperparameters join the space
+                cut = slice(0, PROBE_SAMPLES)
+                probe = (dataset.x_train[cut], dataset.y_train[cut]), (dataset.x_val[cut], dataset.y_val[cut])
+                self.space = self._discover_fit(*probe, dataset.num_classes, fit_kwargs)
             store = self._create_store()
             dataset = self._save_data(store, train, val, dataset)
         else:
@@ -261,15 +447,80 @@ class ReinforceSearch:
                 raise ConfigError("train_fraction is for arrays; give a dataset of the size to train on")
             splits = dataset_splits(x, y, validation_data, validation_split)  # checked before writing
             self._check_inputs(splits)
+            if self._code.hypermodel is not None:  # fit's own hyperparameters join the space
+                (x_probe, y_probe), kwargs = probe_arguments((x, y), {"validation_data": validation_data})
+                self.space = self._discover_fit((x_probe, y_probe), kwargs["validation_data"], 0, fit_kwargs)
             store = self._create_store()
             dataset = self._save_dataset(store, splits)
+        show = _print_trial(self.config.trials, self.objective) if verbose else None
         self._evaluator = FunctionEvaluator(
             self._fn, dataset, train_spec(self.config, self.space.model), fit_kwargs=fit_kwargs
         )
         self.in_process = self.in_process or _needs_this_process(self._fn, fit_kwargs)
-        show = _print_trial(self.config.trials, self.objective) if verbose else None
         with store.locked():
             evaluators = self._evaluators(store, fit_kwargs)
+            run_search(self.config, self.space, store, evaluator=evaluators, on_trial=show)
+        self._trials = store.trials()
+
+    def _discover_fit(
+        self, train: tuple[Any, Any], val_data: Any, num_classes: int, fit_kwargs: Mapping[str, Any]
+    ) -> Any:
+        """The space of ``build`` and the overridden ``fit`` together: both run with a recording
+        ``hp`` (see :func:`space_from_function`) on the first few samples or batch (``train``,
+        ``val_data``; labels as the model's loss wants them when ``num_classes`` is known), so
+        that a hyperparameter ``fit`` asks (``hp.Boolean("shuffle")``) is searched like the
+        build's. The model ``fit`` gets there does not train (its ``fit`` and ``evaluate`` return
+        at once): a probe costs a build, not a training."""
+        hypermodel, code = self._code.hypermodel, self._code
+        _, kwargs = probe_arguments((), {**code.passed, **fit_kwargs, "callbacks": []})
+
+        def labels(model: Any, y: Any) -> Any:
+            return y if y is None or not num_classes else fit_labels(model, y, num_classes)
+
+        def build_and_fit(hp: HyperParameters) -> None:
+            model = code(hp)
+            val = val_data if not isinstance(val_data, tuple) else (val_data[0], labels(model, val_data[1]))
+            x, y = train[0], labels(model, train[1])
+            args = (x,) if y is None else (x, y)
+            hypermodel.fit(hp, _UntrainedModel(model), *args, **{"validation_data": val, **kwargs})
+
+        return space_from_function(
+            build_and_fit,
+            grid=self.grid,
+            max_runs=self.max_runs,
+            preset=code.preset,
+            model=self.space.model,
+            label=f"{type(hypermodel).__name__}.fit",
+        )
+
+    def _search_trials(
+        self, args: tuple, kwargs: Mapping[str, Any], show: Callable[[Trial], None] | None
+    ) -> None:
+        """The search of a subclass whose :meth:`run_trial` is the trial: its space discovered by
+        running it on the arguments cut down (:func:`probe_arguments`), then every trial run in
+        this process (the override may use the tuner itself)."""
+        from rlnas.search.loop import run_search
+
+        probe_args, probe_kwargs = probe_arguments(args, kwargs)
+        label = f"{type(self).__name__}.run_trial"
+
+        def probe(hp: HyperParameters) -> None:
+            self.run_trial(_Trial(hp), *probe_args, **probe_kwargs)
+
+        self.space = space_from_function(
+            probe,
+            grid=self.grid,
+            max_runs=self.max_runs,
+            preset=self._code.preset,
+            model=function_name(type(self).run_trial),
+            label=label,
+        )
+        store = self._create_store()
+        store.write_config(self.config, self.space)
+        self.in_process = True
+        trials = TrialEvaluator(self, args, kwargs)
+        evaluators = [Executions(trials, executions=self.executions, retries=self.retries)]
+        with store.locked():
             run_search(self.config, self.space, store, evaluator=evaluators, on_trial=show)
         self._trials = store.trials()
 
@@ -354,6 +605,9 @@ class ReinforceSearch:
     # -- results ---------------------------------------------------------------------------------
     def search_space_summary(self) -> None:
         """Print the discovered space: each decision, its values, its condition, the space's size."""
+        if self.space is None:
+            print("Search space summary\nrun_trial's hyperparameters are discovered when search() starts")
+            return
         print(f"Search space summary\n{self.space.summary()}")
 
     def results_summary(self, num_trials: int = 10) -> None:
@@ -369,11 +623,11 @@ class ReinforceSearch:
             print(f"Score: {objective_value(t, self.objective):.4f}")
 
     def get_best_hyperparameters(self, num_trials: int = 1) -> list[HyperParameters]:
-        """The best architectures as ``hp`` objects: ``.values`` is the dict, ``build_model(hp)``
-        builds the model."""
+        """The best architectures as ``hp`` objects: ``.values`` is the dict (``hp.Fixed`` values
+        of ``hyperparameters=`` included), ``build_model(hp)`` builds the model."""
         out = []
         for t in self._best(num_trials):
-            hp = HyperParameters(t.architecture)
+            hp = HyperParameters(t.architecture, preset=self._code.preset)
             hp.values.update(t.architecture)
             out.append(hp)
         return out
@@ -381,6 +635,10 @@ class ReinforceSearch:
     def get_best_models(self, num_models: int = 1) -> list[Any]:
         """The best architectures, trained: each is retrained on the search's train split with the
         seed of its search trial, which gives the model the search scored (same data, same seed)."""
+        if self._custom_trial:
+            raise ConfigError(
+                "this tuner's run_trial trains its own models; build one from get_best_hyperparameters()"
+            )
         if self._evaluator is None:
             raise ConfigError("no search has run on this tuner yet; call search() first")
         models = []
@@ -397,7 +655,7 @@ class ReinforceSearch:
         return rank(self._trials, self.config.objective, k)
 
 
-def _print_trial(total: int, objective: Objective) -> Callable[[Trial], None]:
+def _print_trial(total: int, objective: objectives.Objective) -> Callable[[Trial], None]:
     """One line per finished trial, like keras-tuner's progress but short."""
     name, best = objective_name(objective), [None]
 

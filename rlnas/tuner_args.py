@@ -37,13 +37,16 @@ KERAS_TUNER_KEYWORDS = (
     "overwrite",
     "directory",
     "project_name",
+    "hyperparameters",
+    "tune_new_entries",
+    "allow_new_entries",
+    "optimizer",
+    "loss",
+    "metrics",
 )
 """keras-tuner's tuner keywords that ReinforceSearch takes, with keras-tuner's meaning."""
 RLNAS_KEYWORDS = ("grid", "max_runs", "in_process")
 UNSUPPORTED = {
-    "hyperparameters": "the space is what the model function asks for; fix a value with hp.Fixed",
-    "tune_new_entries": "every hyperparameter the function asks for is searched",
-    "allow_new_entries": "every hyperparameter the function asks for is searched",
     "oracle": "the REINFORCE controller is the oracle (strategy= picks random, evolution or tpe)",
     "distribution_strategy": "each child trains in its own worker process (workers=N trains N at once)",
     "logger": "the run directory and TensorBoard (rlnas tensorboard) record the search",
@@ -246,24 +249,63 @@ def warn_unseen_classes(dataset: data.Dataset) -> None:
 
 def model_function(hypermodel: Any) -> Callable[..., Any]:
     """The function that builds a child: ``hypermodel`` itself, the one ``"module:function"`` names,
-    or a ``kt.HyperModel``'s bound ``build`` (cloudpickle sends the object with it).
+    or a HyperModel's bound ``build`` (cloudpickle sends the object with it; an overridden ``fit``
+    is the tuner's business: :func:`rlnas.space.keras_tuner.overridden_fit`).
 
     Raises:
         TypeError: none of these.
-        ConfigError: a HyperModel that overrides ``fit`` (each child is fitted by rlnas), or a
-            ``"module:function"`` that cannot be loaded.
+        ConfigError: a ``"module:function"`` that cannot be loaded.
     """
     if isinstance(hypermodel, str):
         return load_function(hypermodel)
     build = getattr(hypermodel, "build", None)
     if not isinstance(hypermodel, type) and callable(build) and not callable(hypermodel):
-        fit = getattr(type(hypermodel), "fit", None)
-        if fit is not None and not getattr(fit, "__module__", "").startswith("keras_tuner"):
-            raise ConfigError(
-                f"{type(hypermodel).__name__}.fit is not supported: rlnas fits each child itself "
-                "(pass fit keywords such as batch_size or callbacks to search() instead)"
-            )
         return build
-    if not callable(hypermodel):
-        raise TypeError(f"hypermodel must be a function build_model(hp), got {hypermodel!r}")
+    if not callable(hypermodel) or isinstance(hypermodel, type):
+        raise TypeError(
+            f"hypermodel must be a function build_model(hp) or a HyperModel instance, got {hypermodel!r}"
+        )
     return hypermodel
+
+
+def custom_trial(cls: type, base: type) -> bool:
+    """Whether the tuner class ``cls`` overrides ``base.run_trial`` (keras-tuner's "tune any
+    function": no hypermodel needed, the trial is the user's code)."""
+    return getattr(cls, "run_trial", None) is not getattr(base, "run_trial", None)
+
+
+def compile_overrides(optimizer: Any, loss: Any, metrics: Any) -> dict[str, Any]:
+    """keras-tuner's ``optimizer=``, ``loss=``, ``metrics=``: the given ones, by compile keyword.
+
+    Raises:
+        TypeError: ``metrics`` that is not a list (or tuple) of metrics.
+    """
+    if metrics is not None and not isinstance(metrics, list | tuple):
+        raise TypeError(f"metrics must be a list, got {type(metrics).__name__} {metrics!r}")
+    given = {"optimizer": optimizer, "loss": loss, "metrics": list(metrics) if metrics is not None else None}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+PROBE_SAMPLES = 8
+"""Samples of each array (or batches of a dataset) the discovery of ``fit``/``run_trial`` runs on."""
+
+
+def probe_arguments(args: tuple, kwargs: Mapping[str, Any]) -> tuple[tuple, dict[str, Any]]:
+    """The search's arguments cut down for a discovery run of the user's ``fit`` or ``run_trial``:
+    every array to its first :data:`PROBE_SAMPLES` samples (in a tuple, list or dict too), a
+    ``tf.data`` dataset to its first batch, ``epochs`` to 1 and no callbacks (a probe must not
+    write the user's TensorBoard logs); anything else as given."""
+    cut = {k: (1 if k == "epochs" else _probe(v)) for k, v in kwargs.items() if k != "callbacks"}
+    return tuple(_probe(a) for a in args), cut | {"callbacks": []} if "callbacks" in kwargs else cut
+
+
+def _probe(value: Any) -> Any:
+    if isinstance(value, np.ndarray) and value.ndim >= 1:
+        return value[:PROBE_SAMPLES]
+    if isinstance(value, tuple | list):
+        return type(value)(_probe(v) for v in value)
+    if isinstance(value, Mapping):
+        return {k: _probe(v) for k, v in value.items()}
+    if callable(getattr(value, "take", None)) and hasattr(value, "element_spec"):  # tf.data.Dataset
+        return value.take(1)
+    return value

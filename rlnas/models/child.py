@@ -34,7 +34,14 @@ from rlnas.data.table import TableInput
 from rlnas.errors import ChildError, ConfigError
 from rlnas.models import MODELS, check_input_shape, get_model, is_function
 from rlnas.models.common import DROPOUT_RATE
-from rlnas.models.function_model import build_from_function, evaluation, fit_labels, scalars
+from rlnas.models.function_model import (
+    Fitted,
+    build_from_function,
+    evaluation,
+    fit_labels,
+    fit_model,
+    scalars,
+)
 from rlnas.models.mlp import DEFAULTS as MLP_DEFAULTS
 from rlnas.models.table import build as table_child
 from rlnas.models.table import check_table_model
@@ -369,8 +376,21 @@ def _fit_and_score(
     t0 = time.perf_counter()
     # A dataset yields its own batches (and Keras ignores, with a warning, shuffle for it).
     batch = {"shuffle": False} if y_train is None else {"batch_size": spec.batch_size}
-    hist = net.fit(x_train, y_train, epochs=spec.epochs, verbose=0, **{**batch, **kwargs})
+    fitted = fit_model(
+        spec.model,
+        net,
+        x_train,
+        y_train,
+        eval_data=None if spec.final else (x_eval if y_eval is None else (x_eval, y_eval)),
+        epochs=spec.epochs,
+        verbose=0,
+        batch=batch,
+        **kwargs,
+    )
     t1 = time.perf_counter()
+    if fitted.reported is not None:  # the user's fit scored itself: on its own inputs, not the raw split
+        return net, _reported(fitted, params, t1 - t0)
+    hist = fitted.history
     classification = dataset.task == "classification"
     scores = evaluation(net, x_eval, y_eval, classification=classification)  # a function may add metrics
     t2 = time.perf_counter()
@@ -407,6 +427,27 @@ def _result(
         eval_seconds,
         epochs_run=epochs_run,
         metrics={k: v for k, v in logged.items() if k not in named},
+    )
+
+
+def _reported(fitted: Fitted, params: int, seconds: float) -> ChildResult:
+    """The result of a child whose own fit (``HyperModel.fit``) returned its metrics: named as
+    :func:`_result` names a trained child's (``loss`` is ``train_loss``)."""
+    metrics = dict(fitted.reported or {})
+    bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+    if bad:
+        raise ChildError(f"non-finite metrics {bad}")
+    losses = (getattr(fitted.history, "history", None) or {}).get("loss", [])
+    named = {"val_accuracy", "val_loss", "loss"}
+    return ChildResult(
+        Status.OK,
+        val_accuracy=metrics.get("val_accuracy", math.nan),
+        val_loss=metrics.get("val_loss", math.nan),
+        train_loss=metrics.get("loss", math.nan),
+        params=params,
+        fit_seconds=seconds,
+        epochs_run=len(losses),
+        metrics={k: v for k, v in metrics.items() if k not in named},
     )
 
 

@@ -9,14 +9,75 @@ its loss expects, and scoring it by its own accuracy metric. The function's sear
 
 from __future__ import annotations
 
+import contextlib
+import math
+import numbers
+import weakref
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from rlnas.errors import ChildError
 from rlnas.space.discovery import load_function
-from rlnas.space.keras_tuner import HyperParameters
+from rlnas.space.keras_tuner import HyperParameters, Preset
+
+_HP_OF: weakref.WeakKeyDictionary[Any, HyperParameters] = weakref.WeakKeyDictionary()
+"""The ``hp`` each model was built with, so that ``HyperModel.fit`` gets the same one (its
+``hp.get`` then finds the build's values, its own calls the architecture's)."""
+
+
+@dataclass
+class UserCode:
+    """The user's code one child runs, beyond a plain model function: sent to the worker processes
+    by value (cloudpickle), so a HyperModel of a script's ``__main__`` or a notebook trains there.
+
+    Calling it builds a model as the model function does (with the compile overrides applied).
+
+    Args:
+        build: ``build_model(hp)`` or a HyperModel's bound ``build``.
+        hypermodel: the HyperModel whose overridden ``fit(hp, model, *args, **kwargs)`` trains
+            the child; None: ``model.fit``.
+        preset: keras-tuner's ``hyperparameters=`` and ``tune_new_entries=``.
+        compile: the tuner's ``optimizer=``, ``loss=``, ``metrics=`` overrides (given ones only).
+        objective: the objective's name: what a float returned by ``fit`` is.
+        passed: the ``search()`` keywords the user gave among ``epochs``, ``batch_size`` and
+            ``verbose``, which ``fit`` receives as keras-tuner's does (rlnas's own defaults do not).
+    """
+
+    build: Callable[[HyperParameters], Any]
+    hypermodel: Any = None
+    preset: Preset | None = None
+    compile: Mapping[str, Any] = field(default_factory=dict)
+    objective: str = "val_accuracy:max"  # name:min|max
+    passed: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Named as the user's build: a run's config.json and worker errors say whose code it is.
+        self.__module__ = getattr(self.build, "__module__", None) or __name__
+        self.__qualname__ = getattr(self.build, "__qualname__", type(self.build).__name__)
+
+    def __call__(self, hp: HyperParameters) -> Any:
+        model = self.build(hp)
+        if self.compile and hasattr(model, "compile"):
+            recompile(model, self.compile)
+        return model
+
+
+def recompile(model: Any, overrides: Mapping[str, Any]) -> None:
+    """Compile ``model`` again with the tuner's ``optimizer``/``loss``/``metrics`` in place of its
+    own (what it was compiled with stays for the others), as keras-tuner's compile overrides do.
+    An optimizer object is copied from its config: each child needs fresh slots."""
+    import keras
+
+    config = dict(getattr(getattr(model, "_compile_config", None), "config", None) or {})
+    kwargs = {k: config.get(k) for k in ("optimizer", "loss", "metrics") if config.get(k) is not None}
+    kwargs.update(overrides)
+    optimizer = kwargs.get("optimizer")
+    if optimizer is not None and not isinstance(optimizer, str):
+        kwargs["optimizer"] = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    model.compile(**kwargs)
 
 
 def build_from_function(fn: Callable[[HyperParameters], Any] | str, arch: Mapping[str, Any]) -> Any:
@@ -27,10 +88,129 @@ def build_from_function(fn: Callable[[HyperParameters], Any] | str, arch: Mappin
         ChildError: the function returned something that is not a Keras model.
     """
     function = load_function(fn) if isinstance(fn, str) else fn
-    model = function(HyperParameters(arch))
+    hp = HyperParameters(arch, preset=getattr(function, "preset", None))
+    model = function(hp)
     if not (hasattr(model, "fit") and hasattr(model, "evaluate")):
         raise ChildError(f"the model function returned {type(model).__name__}, not a compiled keras Model")
+    with contextlib.suppress(TypeError):  # not weakly referable: a fit then gets a fresh hp
+        _HP_OF[model] = hp
     return model
+
+
+# -- fitting: model.fit, or the user's HyperModel.fit ----------------------------------------------
+@dataclass(frozen=True)
+class Fitted:
+    """What fitting a child gave: the History (``model.fit``'s, or the one a user's fit returned)
+    and, when the user's code reported the objective itself, its metrics (then nothing more is
+    evaluated: the code may have trained on cropped or normalized inputs the raw split would not fit)."""
+
+    history: Any = None
+    reported: dict[str, float] | None = None
+
+    @property
+    def scored(self) -> bool:
+        return self.reported is not None
+
+
+def fit_model(
+    code: Any,
+    net: Any,
+    x: Any,
+    y: Any,
+    *,
+    eval_data: Any,
+    epochs: int,
+    verbose: Any = 0,
+    batch: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> Fitted:
+    """Fit a child: ``net.fit`` (with ``epochs`` and ``batch``: the batch size, or no shuffle for
+    a dataset), or the user's ``HyperModel.fit(hp, net, x, y, **kwargs)`` (``y`` left out for a
+    dataset) when the :class:`UserCode` has one. That fit gets what keras-tuner's would: the
+    search's keywords (``epochs`` and ``batch_size`` only where the user gave them to ``search``),
+    ``validation_data`` (the validation split), and ``callbacks`` (the user's and rlnas's own).
+
+    Raises:
+        ChildError: the user's fit returned neither a History, a float nor a dict (with the objective).
+    """
+    hypermodel = getattr(code, "hypermodel", None)
+    if hypermodel is None:
+        return Fitted(net.fit(x, y, epochs=epochs, verbose=verbose, **{**(batch or {}), **kwargs}))
+    hp = _HP_OF.get(net) or HyperParameters({}, preset=getattr(code, "preset", None))
+    kwargs = {**dict(getattr(code, "passed", {})), **kwargs}
+    kwargs.setdefault("callbacks", [])
+    if eval_data is not None:
+        kwargs.setdefault("validation_data", eval_data)
+    returned = hypermodel.fit(hp, net, *((x,) if y is None else (x, y)), **kwargs)
+    return to_fitted(returned, getattr(code, "objective", "val_accuracy"), "HyperModel.fit")
+
+
+def to_fitted(returned: Any, objective: str, where: str) -> Fitted:
+    """keras-tuner's reading of what ``HyperModel.fit`` or ``run_trial`` returned: a History (its
+    epoch best by the objective, as keras-tuner's; without the objective, the model is evaluated
+    as usual), a number (the objective's value), a dict of metrics (holding the objective), or a
+    list of these (executions: averaged).
+
+    Raises:
+        ChildError: anything else, or a dict without the objective: the reason says what to return.
+    """
+    if isinstance(returned, list | tuple) and returned:
+        parts = [to_fitted(r, objective, where) for r in returned]
+        if all(p.scored for p in parts):
+            keys = set.intersection(*(set(p.reported or {}) for p in parts))
+            mean = {k: float(np.mean([p.reported[k] for p in parts])) for k in keys}  # type: ignore[index]
+            return Fitted(parts[-1].history, mean)
+        return parts[-1]
+    name = _alias(objective)
+    if isinstance(returned, numbers.Real) and not isinstance(returned, bool):
+        return Fitted(None, {name: float(returned)})
+    if isinstance(returned, Mapping):
+        metrics = {str(k): _number(v, k, where) for k, v in returned.items()}
+        if name not in metrics:
+            raise ChildError(
+                f"{where} returned a dict without the objective {name!r} (keys: "
+                f"{', '.join(map(repr, metrics)) or 'none'}); return a dict that holds it, or a float"
+            )
+        return Fitted(None, metrics)
+    history = getattr(returned, "history", None)
+    if isinstance(history, Mapping):
+        return Fitted(returned, best_epoch(history, objective))
+    raise ChildError(
+        f"{where} returned {type(returned).__name__}; it must return model.fit's History, a float "
+        f"(the objective {name!r}) or a dict of metrics holding {name!r}"
+    )
+
+
+def best_epoch(history: Mapping[str, Sequence[float]], objective: str) -> dict[str, float] | None:
+    """Every metric at the epoch where the objective was best (keras-tuner's reading of a History);
+    None when the History never logged the objective."""
+    key = _alias(objective)
+    values = [float(v) for v in history.get(key) or []]
+    finite = [v for v in values if math.isfinite(v)]
+    if not values:
+        return None
+    epoch = values.index((min if _direction(objective) == "min" else max)(finite)) if finite else -1
+    return {k: float(v[epoch]) for k, v in history.items() if len(v) == len(values)}
+
+
+def _alias(objective: str) -> str:
+    """The History/dict key of an objective text (``name[:min|max]``): rlnas calls the training
+    loss ``train_loss``, keras ``loss``."""
+    name = objective.partition(":")[0]
+    return "loss" if name == "train_loss" else name
+
+
+def _direction(objective: str) -> str:
+    """``min`` or ``max``: the caller writes the objective with its direction (``val_loss:min``)."""
+    direction = objective.partition(":")[2]
+    return direction if direction in ("min", "max") else "max"
+
+
+def _number(value: Any, key: Any, where: str) -> float:
+    try:
+        return float(np.asarray(value).reshape(()))
+    except (TypeError, ValueError):
+        raise ChildError(f"{where} returned {key!r}: {value!r}, which is not a number") from None
 
 
 def loss_name(model: Any) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 from rlnas.errors import ConfigError, did_you_mean
 from rlnas.space.decisions import Decision, SearchSpace, Value
-from rlnas.space.keras_tuner import MAX_RUNS, HyperParameters, Param
+from rlnas.space.keras_tuner import MAX_RUNS, HyperParameters, Param, Preset
 from rlnas.text import with_article
 
 
@@ -37,8 +37,16 @@ class _Run:
 class _Explorer:
     """Runs the model function with chosen values and merges what each run reveals."""
 
-    def __init__(self, fn: Callable[[HyperParameters], Any], grid: int, max_runs: int) -> None:
+    def __init__(
+        self,
+        fn: Callable[[HyperParameters], Any],
+        grid: int,
+        max_runs: int,
+        preset: Preset | None = None,
+        label: str = "the model function",
+    ) -> None:
         self.fn, self.grid, self.max_runs = fn, grid, max_runs
+        self.preset, self.label = preset, label
         self.params: dict[str, Param] = {}
         self.order: list[str] = []
         self.gates: dict[str, dict[str, tuple[Value, ...]]] = {}
@@ -53,14 +61,14 @@ class _Explorer:
         if len(self.runs) >= self.max_runs:
             self.truncated = True
             return None
-        hp = HyperParameters(assign, grid=self.grid)
+        hp = HyperParameters(assign, grid=self.grid, preset=self.preset)
         try:
             self.fn(hp)
         except ConfigError:
             raise
         except Exception as exc:
             if not self.runs:  # the defaults themselves fail: the user must see why
-                raise ConfigError(f"the model function raised {type(exc).__name__}: {exc}") from exc
+                raise ConfigError(f"{self.label} raised {type(exc).__name__}: {exc}") from exc
             # A probe that breaks the function still tells what it asked before breaking.
         for name, param in hp._params.items():
             known = self.params.setdefault(name, param)
@@ -109,7 +117,13 @@ def _merge_order(order: list[str], names: list[str]) -> None:
 
 
 def space_from_function(
-    fn: Callable[[HyperParameters], Any] | str, *, grid: int = 8, max_runs: int = MAX_RUNS
+    fn: Callable[[HyperParameters], Any] | str,
+    *,
+    grid: int = 8,
+    max_runs: int = MAX_RUNS,
+    preset: Preset | None = None,
+    model: str | None = None,
+    label: str = "the model function",
 ) -> SearchSpace:
     """The search space a keras-tuner model function declares.
 
@@ -123,6 +137,10 @@ def space_from_function(
     Args:
         fn: the model function, or ``"module:function"``.
         grid: points of a continuous range without a step (log-spaced for ``sampling="log"``).
+        preset: keras-tuner's ``hyperparameters=`` and ``tune_new_entries=`` (:class:`Preset`).
+        model: the space's ``model`` name instead of ``fn``'s own (the tuner's discovery of
+            ``HyperModel.fit`` or ``run_trial`` runs a stand-in that calls the user's code).
+        label: how an error names the code (``"HyperModel.fit"``).
 
     Returns:
         A SearchSpace whose ``model`` is ``"module:function"``, for ``rlnas search`` and replay.
@@ -131,10 +149,13 @@ def space_from_function(
         ConfigError: a bad hyperparameter definition, a function that fails with its defaults, or
             one that asks no hyperparameter.
     """
-    model = fn if isinstance(fn, str) else function_name(fn)
-    if not isinstance(fn, str) and not importable(fn):
+    if model is None:
+        model = fn if isinstance(fn, str) else function_name(fn)
+        if not isinstance(fn, str) and not importable(fn):
+            _UNIMPORTABLE[model] = fn
+    elif model not in _UNIMPORTABLE and not isinstance(fn, str):  # this process finds it by that name
         _UNIMPORTABLE[model] = fn
-    explorer = _Explorer(load_function(fn) if isinstance(fn, str) else fn, grid, max_runs)
+    explorer = _Explorer(load_function(fn) if isinstance(fn, str) else fn, grid, max_runs, preset, label)
     try:
         explorer.explore()
     finally:
@@ -146,7 +167,7 @@ def space_from_function(
             stacklevel=2,
         )
     if not explorer.order:
-        raise ConfigError(f"model function {model} asks no hyperparameter; use hp.Int, hp.Choice, ...")
+        raise ConfigError(f"{label} {model} asks no hyperparameter; use hp.Int, hp.Choice, ...")
     decisions = [
         Decision(
             n,

@@ -17,6 +17,7 @@ metrics) is :mod:`rlnas.models.function_model`, next to :mod:`rlnas.models.child
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,61 @@ class Param:
     when: dict[str, tuple[Value, ...]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Preset:
+    """keras-tuner's ``hyperparameters=``, ``tune_new_entries=`` and ``allow_new_entries=``: a space
+    the user declared before the code runs, which wins over what the code asks.
+
+    ``params``: the declared decisions (searched even if the code never asks them, as keras-tuner's
+    oracle does); ``fixed``: ``hp.Fixed`` constants, returned whatever the code's definition says;
+    ``tune_new``: whether a name the code asks that is not declared is searched (False: it takes its
+    ``default=``); ``allow_new``: False makes such a name an error.
+    """
+
+    params: Mapping[str, Param] = field(default_factory=dict)
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    tune_new: bool = True
+    allow_new: bool = True
+
+    @classmethod
+    def of(cls, hp: Any, *, tune_new: Any = True, allow_new: Any = True) -> Preset:
+        """The preset a user's ``HyperParameters`` declares (rlnas's or keras-tuner's).
+
+        Raises:
+            TypeError: ``hp`` is not a HyperParameters, or a flag is not a bool.
+        """
+        for name, flag in (("tune_new_entries", tune_new), ("allow_new_entries", allow_new)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be True or False, got {flag!r}")
+        if hp is None:
+            return cls(tune_new=tune_new, allow_new=allow_new)
+        if isinstance(hp, HyperParameters):
+            params = {n: p for n, p in hp._params.items() if n not in hp._fixed}
+            return cls(params, dict(hp._fixed), tune_new, allow_new)
+        if hasattr(hp, "space") and hasattr(hp, "values"):  # keras_tuner.HyperParameters
+            return _from_keras_tuner(hp, tune_new, allow_new)
+        raise TypeError(f"hyperparameters must be a HyperParameters, got {type(hp).__name__}")
+
+
+def _from_keras_tuner(hp: Any, tune_new: bool, allow_new: bool) -> Preset:
+    """A keras_tuner.HyperParameters' declarations, replayed into rlnas's (same grids and defaults)."""
+    ours = HyperParameters()
+    for p in hp.space:
+        kind = type(p).__name__
+        if kind == "Fixed":
+            ours.Fixed(p.name, p.value)
+        elif kind == "Boolean":
+            ours.Boolean(p.name, default=p.default)
+        elif kind == "Choice":
+            ours.Choice(p.name, list(p.values), default=p.default)
+        elif kind in ("Int", "Float"):
+            method = ours.Int if kind == "Int" else ours.Float
+            method(p.name, p.min_value, p.max_value, p.step, p.sampling or "linear", p.default)
+        else:
+            raise TypeError(f"hyperparameters: {kind} {p.name!r} is not supported")
+    return Preset.of(ours, tune_new=tune_new, allow_new=allow_new)
+
+
 class HyperParameters:
     """The ``hp`` object a keras-tuner model function receives.
 
@@ -50,19 +106,32 @@ class HyperParameters:
         values: decision name -> value to return (replaying an architecture); a name not given
             returns its default, so ``HyperParameters()`` records the defaults.
         grid: how many points a continuous range without a step is discretized into.
+        preset: a space declared before the code runs (:class:`Preset`): its decisions are
+            active from the start (so ``hp.get`` finds them), and it decides what a call asks.
     """
 
-    def __init__(self, values: Mapping[str, Any] | None = None, *, grid: int = 8) -> None:
+    def __init__(
+        self, values: Mapping[str, Any] | None = None, *, grid: int = 8, preset: Preset | None = None
+    ) -> None:
         if isinstance(grid, bool) or not isinstance(grid, int) or grid < 2:
             raise ConfigError(f"grid must be a whole number >= 2, got {grid!r}")
         self.grid = grid
         self._given = dict(values or {})
         self._params: dict[str, Param] = {}  # in order of first appearance
+        self._fixed: dict[str, Any] = {}  # hp.Fixed constants, by name
         self._scopes: list[tuple[str, tuple[Value, ...]]] = []
         self.values: dict[str, Any] = {}
         """Name -> value of every active hyperparameter asked so far (``hp.Fixed`` ones included)."""
         self.trace: list[str] = []
         """Decision names in the order this run asked them (repeats left out)."""
+        self.preset = preset or Preset()
+        self._fixed.update(self.preset.fixed)
+        self.values.update(self.preset.fixed)
+        for name, param in self.preset.params.items():
+            if not param.when:
+                self._params[name] = param
+                self.trace.append(name)
+                self.values[name] = self._given.get(name, param.default)
 
     # -- the keras-tuner API ---------------------------------------------------------------------
     def Int(
@@ -126,6 +195,8 @@ class HyperParameters:
         _check_name(name)
         with self._scope(parent_name, parent_values):
             if self._active(self._conditions()):
+                value = self.preset.fixed.get(name, value)
+                self._fixed[name] = value
                 self.values[name] = value
                 return value
         return None
@@ -177,8 +248,23 @@ class HyperParameters:
         self, name: str, kind: str, values: tuple, default: Any, parent_name: str | None, parent_values: Any
     ) -> Any:
         _check_name(name)
+        if name in self.preset.fixed:
+            return self.preset.fixed[name]
         with self._scope(parent_name, parent_values):
             param = Param(name, kind, values, default, self._conditions())
+        if name in self.preset.params:  # the declared definition wins over the code's
+            declared = self.preset.params[name]
+            param = dataclasses.replace(declared, when=param.when or declared.when)
+            kind, values, default = param.kind, param.values, param.default
+        elif not self.preset.allow_new:
+            raise ConfigError(
+                f"hyperparameter {name!r} is not in hyperparameters= and allow_new_entries is False"
+            )
+        elif not self.preset.tune_new:  # not searched: the code's default, as keras-tuner's
+            if self._active(param.when):
+                self.values.setdefault(name, default)
+                return self.values[name]
+            return None
         known = self._params.get(name)
         if known is None:
             self._params[name] = param
@@ -270,3 +356,48 @@ def _choice_kind(name: str, values: Any) -> tuple[str, tuple[Value, ...]]:
                 raise ConfigError(f"Choice {name!r}: values {list(values)} repeat a value")
             return kind, vals
     raise ConfigError(f"Choice {name!r}: values {list(values)} mix types; use all str, int, float or bool")
+
+
+# -- keras-tuner's other classes, so that keras-tuner need not be installed --------------------------
+class HyperModel:
+    """keras-tuner's ``HyperModel``: subclass it with ``build(self, hp)`` returning a compiled Keras
+    model, and optionally ``fit(self, hp, model, *args, **kwargs)`` to train it your way (tune fit
+    arguments, preprocess the data with ``hp``, return your own score). ``keras_tuner.HyperModel``
+    subclasses are accepted the same way."""
+
+    def __init__(self, name: str | None = None, tunable: bool = True) -> None:
+        self.name, self.tunable = name, tunable
+
+    def build(self, hp: HyperParameters) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}.build(hp) must build and return a model")
+
+    def fit(self, hp: HyperParameters, model: Any, *args: Any, **kwargs: Any) -> Any:
+        """``model.fit(*args, **kwargs)``: override it to train your way. Return the History, a
+        float (the objective's value) or a dict of metrics that holds the objective."""
+        return model.fit(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """keras-tuner's ``Objective``: a metric's name and whether it is minimised or maximised,
+    ``Objective("val_mean_absolute_error", "min")``."""
+
+    name: str
+    direction: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError(f"Objective name must be a non-empty string, got {self.name!r}")
+        if self.direction not in ("min", "max"):
+            raise ConfigError(
+                f"Objective {self.name!r}: direction must be 'min' or 'max', got {self.direction!r}"
+            )
+
+
+def overridden_fit(hypermodel: Any) -> Any:
+    """``hypermodel`` if its class overrides ``fit`` (rlnas's or keras-tuner's HyperModel base
+    fits with ``model.fit``), else None."""
+    fit = getattr(type(hypermodel), "fit", None)
+    if fit is None or isinstance(hypermodel, type) or fit is HyperModel.fit:
+        return None
+    return None if getattr(fit, "__module__", "").startswith("keras_tuner") else hypermodel
