@@ -25,7 +25,11 @@ train, val, test = np.split(order, [300, 370])
 def build_model(hp):
     model = keras.Sequential([keras.Input((10,))])
     for i in range(hp.Int("layers", 1, 2)):
-        model.add(keras.layers.Dense(hp.Int(f"units_{i}", 16, 128, step=16), activation=hp.Choice("act", ["relu", "tanh"])))
+        model.add(
+            keras.layers.Dense(
+                hp.Int(f"units_{i}", 16, 128, step=16), activation=hp.Choice("act", ["relu", "tanh"])
+            )
+        )
     model.add(keras.layers.Dense(1))
     model.compile(
         optimizer=keras.optimizers.Adam(hp.Float("lr", 3e-3, 3e-2, sampling="log")),
@@ -48,5 +52,7 @@ tuner.search(x[train], y[train], epochs=30, batch_size=32, validation_data=(x[va
 tuner.results_summary(3)
 best = tuner.get_best_models(1)[0]
 scores = best.evaluate(x[test], y[test], verbose=0, return_dict=True)
-print(f"test MAE of the best model: {scores['mean_absolute_error']:.1f} (the mean predictor's: "
-      f"{np.mean(np.abs(y[test] - y[train].mean())):.1f})")
+print(
+    f"test MAE of the best model: {scores['mean_absolute_error']:.1f} (the mean predictor's: "
+    f"{np.mean(np.abs(y[test] - y[train].mean())):.1f})"
+)

@@ -540,7 +540,10 @@ def test_child_logs_is_a_boolean_switch() -> None:
         ({"gpus_per_child": -1}, r"^gpus_per_child must be >= 0"),
         ({"skip_weight": -0.1}, r"^skip_weight must be >= 0"),
         ({"skip_target": 1.0}, r"^skip_target must be in \(0, 1\)"),
-        ({"objective": "val_acc:upward"}, r"objective 'val_acc:upward': direction 'upward' must be min or max"),
+        (
+            {"objective": "val_acc:upward"},
+            r"objective 'val_acc:upward': direction 'upward' must be min or max",
+        ),
     ],
 )
 def test_strategy_worker_executor_and_objective_settings_are_validated(settings, message) -> None:

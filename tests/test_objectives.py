@@ -93,9 +93,18 @@ def test_mnas_penalises_larger_children_more():
     "text, message",
     [
         ("", r"objective must be a non-empty string; allowed: val_accuracy, <metric>\[:min\|:max\]"),
-        ("val_acuracy", r"unknown objective 'val_acuracy' \(did you mean 'val_accuracy'\?\); or, for a metric"),
-        ("val_score", r"cannot tell whether it is minimised or maximised; write val_score:min or val_score:max"),
-        ("val loss", r"objective 'val loss' is not a metric name; allowed: .* with <metric> one of val_accuracy"),
+        (
+            "val_acuracy",
+            r"unknown objective 'val_acuracy' \(did you mean 'val_accuracy'\?\); or, for a metric",
+        ),
+        (
+            "val_score",
+            r"cannot tell whether it is minimised or maximised; write val_score:min or val_score:max",
+        ),
+        (
+            "val loss",
+            r"objective 'val loss' is not a metric name; allowed: .* with <metric> one of val_accuracy",
+        ),
         ("val_loss:down", r"objective 'val_loss:down': direction 'down' must be min or max"),
         ("accuracy_cubed:max", r"accuracy_cubed takes no options; write accuracy_cubed"),
         ("mnas", r"objective 'mnas' needs a target parameter count: mnas:target=100000"),

@@ -38,7 +38,11 @@ def build(hp):
             keras.layers.Dense(1),
         ]
     )
-    model.compile(keras.optimizers.Adam(hp.Float("lr", 1e-2, 3e-2, sampling="log")), "mse", metrics=["mean_absolute_error"])
+    model.compile(
+        keras.optimizers.Adam(hp.Float("lr", 1e-2, 3e-2, sampling="log")),
+        "mse",
+        metrics=["mean_absolute_error"],
+    )
     return model
 
 
@@ -55,12 +59,21 @@ def plain_keras(arch: dict, seed: int) -> float:
 def check(directory: Path, **kwargs) -> tuple[float, float]:
     (x, y), val = _data()
     tuner = ReinforceSearch(
-        build, "val_mean_absolute_error", max_trials=1, directory=directory, seed=4, archs_per_update=1, **kwargs
+        build,
+        "val_mean_absolute_error",
+        max_trials=1,
+        directory=directory,
+        seed=4,
+        archs_per_update=1,
+        **kwargs,
     )
     tuner.search(x, y, epochs=EPOCHS, batch_size=BATCH, validation_data=val, verbose=0)
     (trial,) = tuner._trials
     assert trial.ok, trial.error
-    searched, plain = trial.metrics["val_mean_absolute_error"], plain_keras(dict(trial.architecture), trial.seed)
+    searched, plain = (
+        trial.metrics["val_mean_absolute_error"],
+        plain_keras(dict(trial.architecture), trial.seed),
+    )
     baseline = float(np.mean(np.abs(val[1] - y.mean())))
     assert searched < baseline  # learnt, not trivially
     assert trial.reward == pytest.approx(-searched)

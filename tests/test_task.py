@@ -81,7 +81,9 @@ def test_classification_val_loss_fails_below_a_uniform_guess() -> None:
 
 
 def test_an_accuracy_objective_on_regression_targets_is_one_line() -> None:
-    with pytest.raises(ConfigError, match=r"objective accuracy_cubed needs class labels.*use val_loss, val_mae"):
+    with pytest.raises(
+        ConfigError, match=r"objective accuracy_cubed needs class labels.*use val_loss, val_mae"
+    ):
         fit_to_data(make_config(objective="accuracy_cubed"), regression_dataset())
     with pytest.raises(ConfigError, match=r"objective val_my_error is minimised.*give failed_reward below"):
         fit_to_data(make_config(objective="val_my_error"), regression_dataset())
@@ -107,10 +109,14 @@ def test_a_custom_metric_is_logged_under_its_own_name() -> None:
 
     class WithinOne(keras.metrics.MeanMetricWrapper):
         def __init__(self, name: str = "within_one", **kwargs) -> None:
-            super().__init__(lambda y, p: keras.ops.cast(keras.ops.abs(y - p) < 1.0, "float32"), name=name, **kwargs)
+            super().__init__(
+                lambda y, p: keras.ops.cast(keras.ops.abs(y - p) < 1.0, "float32"), name=name, **kwargs
+            )
 
     def build(hp):
-        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(hp.Int("units", 4, 8, step=4)), keras.layers.Dense(1)])
+        model = keras.Sequential(
+            [keras.Input((6,)), keras.layers.Dense(hp.Int("units", 4, 8, step=4)), keras.layers.Dense(1)]
+        )
         model.compile("adam", "mse", metrics=[WithinOne(), keras.metrics.RootMeanSquaredError()])
         return model
 
@@ -128,8 +134,21 @@ def regression_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_cli_regression_search_show_and_replay_name_the_objective(tmp_path: Path, regression_npz: Path) -> None:
-    flags = ["--trials", "2", "--archs-per-update", "2", "--epochs", "1", "--replay-epochs", "1", "--workers", "1"]
+def test_cli_regression_search_show_and_replay_name_the_objective(
+    tmp_path: Path, regression_npz: Path
+) -> None:
+    flags = [
+        "--trials",
+        "2",
+        "--archs-per-update",
+        "2",
+        "--epochs",
+        "1",
+        "--replay-epochs",
+        "1",
+        "--workers",
+        "1",
+    ]
     done = subprocess.run(
         [*RLNAS, "search", "--dataset", str(regression_npz), *flags, "--objective", "val_mae",
          "--replay-top", "1", "--runs-dir", str(tmp_path), "--name", "reg"],
@@ -150,10 +169,13 @@ def test_cli_regression_search_show_and_replay_name_the_objective(tmp_path: Path
     assert "val_mae" in shown and "test_mae" in shown and "val_acc" not in shown
 
 
-def test_an_objective_the_first_child_did_not_log_stops_the_search(tmp_path: Path, regression_npz: Path) -> None:
+def test_an_objective_the_first_child_did_not_log_stops_the_search(
+    tmp_path: Path, regression_npz: Path
+) -> None:
     done = subprocess.run(
         [*RLNAS, "search", "--dataset", str(regression_npz), "--trials", "2", "--archs-per-update", "2",
-         "--epochs", "1", "--workers", "1", "--objective", "val_auc", "--runs-dir", str(tmp_path), "--name", "x"],
+         "--epochs", "1", "--workers", "1", "--objective", "val_auc",
+         "--runs-dir", str(tmp_path), "--name", "x"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode != 0
@@ -175,13 +197,20 @@ def test_the_controller_learns_on_a_regression_table() -> None:
 
     table = load_table("hpolib:naval_propulsion")
     results = bench_table(table, make_config(), ["reinforce", "random"], 3, 100)
-    final = {name: np.log10(regret_at_evals(table, runs, [100])[:, 0] + 1e-12) for name, runs in results.items()}
+    final = {
+        name: np.log10(regret_at_evals(table, runs, [100])[:, 0] + 1e-12) for name, runs in results.items()
+    }
     assert (final["reinforce"] < final["random"]).all(), final
 
 
 @pytest.mark.slow
 def test_the_python_regression_example_runs_as_a_plain_script(tmp_path: Path) -> None:
     example = Path(__file__).parents[1] / "examples" / "regression.py"
-    done = subprocess.run([sys.executable, str(example), "2"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, str(example), "2"], cwd=tmp_path, capture_output=True, text=True, timeout=900
+    )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "test MAE of the best model" in done.stdout and (tmp_path / "runs" / "diabetes" / "trials.jsonl").exists()
+    assert (
+        "test MAE of the best model" in done.stdout
+        and (tmp_path / "runs" / "diabetes" / "trials.jsonl").exists()
+    )

@@ -37,7 +37,10 @@ def _trial(index: int, key: str, acc: float, *, ok: bool = True, reward: float |
 def test_a_trial_serializes_to_the_record_the_search_has_always_written() -> None:
     t = _trial(3, "k", 0.5)
     expected_keys = ["index", "update", "tokens", "key", "architecture", "reward", "log_prob"]
-    expected_keys += [f.name for f in dataclasses.fields(ChildResult) if f.name != "metrics"] + ["seed", "elapsed"]
+    expected_keys += [f.name for f in dataclasses.fields(ChildResult) if f.name != "metrics"] + [
+        "seed",
+        "elapsed",
+    ]
     assert list(t.to_dict()) == expected_keys
     assert t.to_dict()["status"] == "ok" and t.to_dict()["tokens"] == [3, 1]
     assert Trial.from_dict(json.loads(json.dumps(t.to_dict()))) == t

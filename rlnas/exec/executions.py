@@ -64,7 +64,11 @@ def mean_result(results: Sequence[ChildResult], attempts: int = 1) -> ChildResul
         eval_seconds=total("eval_seconds"),
         child_seconds=total("child_seconds"),
         epochs_run=round(mean("epochs_run")),
-        metrics={k: float(np.mean([r.metrics[k] for r in results])) for k in first.metrics if all(k in r.metrics for r in results)},
+        metrics={
+            k: float(np.mean([r.metrics[k] for r in results]))
+            for k in first.metrics
+            if all(k in r.metrics for r in results)
+        },
         execution_val_accuracy=tuple(r.val_accuracy for r in results),
         execution_val_loss=tuple(r.val_loss for r in results),
         attempts=attempts,

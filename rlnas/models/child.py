@@ -159,7 +159,9 @@ def build_model(
     regression = num_classes == 0
     if regression and target is not None:
         mean, std = target
-        net = keras.Model(net.inputs, keras.layers.Rescaling(scale=std, offset=mean, dtype="float32")(net.outputs[0]))
+        net = keras.Model(
+            net.inputs, keras.layers.Rescaling(scale=std, offset=mean, dtype="float32")(net.outputs[0])
+        )
     net.compile(
         optimizer=keras.optimizers.Adam(learning_rate=float(arch.get("lr", 1e-3))),
         loss="mse" if regression else "sparse_categorical_crossentropy",
@@ -398,7 +400,12 @@ def _fit_and_score(
 
 
 def _result(
-    history: Mapping[str, list[Any]], scores: Mapping[str, float], *, params: int, fit_seconds: float, eval_seconds: float
+    history: Mapping[str, list[Any]],
+    scores: Mapping[str, float],
+    *,
+    params: int,
+    fit_seconds: float,
+    eval_seconds: float,
 ) -> ChildResult:
     """A trained child's result: its named fields and every metric it logged, ``val_<name>`` for
     the eval split's and ``<name>`` for the last training epoch's (a value ``fit`` also scored on

@@ -151,7 +151,9 @@ class Objective:
 def _get(m: Mapping[str, Any], name: str, objective: Objective) -> Any:
     if name not in m:
         logged = ", ".join(
-            sorted(k for k, v in m.items() if isinstance(v, int | float) and math.isfinite(v) and k != "reward")
+            sorted(
+                k for k, v in m.items() if isinstance(v, int | float) and math.isfinite(v) and k != "reward"
+            )
         )
         raise ConfigError(
             f"objective {objective}: the child did not log {name!r}; it logged {logged}"

@@ -290,7 +290,9 @@ class Monitor:
                         reported = t.reported()
                         for m in getattr(self, "metrics", METRICS):
                             value = reported.get(m)
-                            if isinstance(value, int | float) and math.isfinite(value):  # no accuracy: regression
+                            if isinstance(value, int | float) and math.isfinite(
+                                value
+                            ):  # no accuracy: regression
                                 self._tf.summary.scalar(m, float(value))
                 writer.flush()  # the error, if any, here rather than lost in close
             finally:
