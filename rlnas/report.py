@@ -22,7 +22,7 @@ from rlnas.models.child import Status
 from rlnas.models.objectives import parse_objective
 from rlnas.run.monitor import leaderboard_markdown
 from rlnas.run.store import RunStore
-from rlnas.run.trial import Trial, objective_name, objective_value, rank, scores
+from rlnas.run.trial import Trial, objective_name, objective_value, rank, scores, short
 from rlnas.space import SearchSpace
 from rlnas.text import format_arch, format_markdown_table, format_value
 
@@ -220,7 +220,7 @@ def _summary(
             for r in replayed
         ]
         lines += ["", "## Replay (retrained on train+validation, scored once on test)", ""]
-        metric = scores(replayed[0])[0]
+        metric = short(scores(replayed[0])[0])
         header = ("rank", f"val_{metric} (search)", f"test_{metric}", "params", "architecture")
         lines.append(format_markdown_table(header, rows))
     return "\n".join(lines) + "\n"

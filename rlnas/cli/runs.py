@@ -370,7 +370,7 @@ def _print_replays(store: RunStore) -> None:
     if not replays:
         return
     print(f"\n{len(replays)} replay(s), retrained on train+validation and scored once on test (latest last):")
-    from rlnas.run.trial import scores
+    from rlnas.run.trial import scores, short
 
     rows, metrics = [], set()
     for r in replays:
@@ -382,7 +382,7 @@ def _print_replays(store: RunStore) -> None:
             trial = "-" if x.get("trial") is None else str(x["trial"])
             epochs = str(r.get("epochs", "-"))
             rows.append((number, epochs, str(x["rank"]), trial, test, x["model_path"] or "-"))
-    shown = f"test_{metrics.pop()}" if len(metrics) == 1 else "test"
+    shown = f"test_{short(metrics.pop())}" if len(metrics) == 1 else "test"
     print(format_table(("replay", "epochs", "rank", "trial", shown, "model"), rows))
 
 
@@ -424,13 +424,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _replay_and_print(store: Any, top: int, epochs: int | None, *, overwrite: bool = False) -> int:
+    from rlnas.run.trial import short
     from rlnas.search.replay import replay
 
     print(f"retraining the top {top} on train+validation, scoring once on test ...", flush=True)
     start = time.monotonic()
 
     def done(r: Any) -> None:  # one line per model: replays are few and long
-        outcome = f"test_{r.metric} {r.test_score:.4f}" if r.ok else f"FAILED {r.error[:60]}"
+        outcome = f"test_{short(r.metric)} {r.test_score:.4f}" if r.ok else f"FAILED {r.error[:60]}"
         print(
             f"[{r.rank}/{top}] {outcome}  {time.monotonic() - start:.0f}s  {format_arch(r.architecture)}",
             flush=True,
@@ -448,7 +449,7 @@ def _replay_and_print(store: Any, top: int, epochs: int | None, *, overwrite: bo
         )
         for r in results
     ]
-    metric = results[0].metric if results else "accuracy"
+    metric = short(results[0].metric if results else "accuracy")
     header = ("rank", "trial", f"val_{metric} (search)", f"test_{metric}", "params", "architecture")
     print(format_table(header, rows))
     saved = [r.model_path for r in results if r.model_path]

@@ -259,6 +259,12 @@ def scores(row: Mapping[str, Any]) -> tuple[str, float, float]:
     return metric, number(row.get("val_score")), number(row.get("test_score"))
 
 
+def short(metric: str) -> str:
+    """A metric's name in a table header: ``acc`` for accuracy (as every view has always shown it),
+    any other as it is (``mae``)."""
+    return "acc" if metric == "accuracy" else metric
+
+
 def number(value: Any) -> float:
     """A journal's number; null (a NaN when it was written: a regression child's accuracy) is NaN."""
     return math.nan if value is None else float(value)
