@@ -4,9 +4,11 @@ share of a child's time that is data loading.
 What it measures
     A 60,000-image training pipeline (Fashion-MNIST's train set when it is on the machine, else
     60,000 synthetic 28x28 uint8 images of 10 classes: the JSON says which) plus 10,000 for
-    validation, given as ``tf.data`` pipelines of batches of 128, two ways: scaled to float32 in a
-    ``map``, and left uint8 for a model that scales them itself (``Rescaling``; the saved copy is
-    then a quarter of the bytes). The pipeline is a generator of batches that counts its passes,
+    validation, given as ``tf.data`` pipelines of batches of 128, three ways: scaled to float32 in
+    [0, 1] in a ``map``; cast to float32 pixels 0-255, as ``image_dataset_from_directory`` yields
+    them (rlnas stores whole-number pixels as bytes and casts them back as a child reads them); and
+    left uint8 (both for a model that scales them itself, ``Rescaling``: the saved copy is then a
+    quarter of the bytes of the first). The pipeline is a generator of batches that counts its passes,
     so the count of times the user's pipeline ran is exact. A search of ``--trials`` children (1
     epoch each, ``--workers`` worker processes) runs on it; afterwards the run's files are counted.
 
@@ -68,9 +70,10 @@ def images() -> tuple[str, tuple]:
         return "synthetic", ((x[:N_TRAIN], y[:N_TRAIN]), (x[N_TRAIN:], y[N_TRAIN:]))
 
 
-def pipeline(x, y, passes: list[int], *, scale: bool):
-    """The user's pipeline: batches from a generator (counting its passes), scaled to float32 in a
-    map when ``scale`` (else uint8, for a model that scales itself)."""
+def pipeline(x, y, passes: list[int], *, scale: str):
+    """The user's pipeline: batches from a generator (counting its passes), as ``scale`` says:
+    ``"scaled"`` to float32 in [0, 1] in a map, ``"pixels"`` cast to float32 0-255 (what
+    ``image_dataset_from_directory`` yields), ``"uint8"`` left as bytes."""
     import tensorflow as tf
 
     def batches():
@@ -84,13 +87,16 @@ def pipeline(x, y, passes: list[int], *, scale: bool):
     def scaled(a, b):
         return tf.cast(a, tf.float32) / 255, b
 
-    if scale:
-        ds = ds.map(scaled)
+    def pixels(a, b):
+        return tf.cast(a, tf.float32), b
+
+    if scale != "uint8":
+        ds = ds.map(scaled if scale == "scaled" else pixels)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def model_function(rescale: bool):
-    """A small MLP; ``rescale``: it scales uint8 pixels itself (``Rescaling``)."""
+    """A small MLP; ``rescale``: it scales 0-255 pixels itself (``Rescaling``)."""
 
     def build(hp):
         import keras
@@ -126,7 +132,7 @@ def fit_seconds(build, arch: dict, seed: int, train) -> tuple[float, float]:
     return time.perf_counter() - t, time.process_time() - c
 
 
-def measure(name: str, scale: bool, arrays: tuple, trials: int, workers: int) -> dict:
+def measure(name: str, scale: str, arrays: tuple, trials: int, workers: int) -> dict:
     """One variant: search on its pipeline, count the run's data files, time the fits."""
     import tensorflow as tf
 
@@ -134,7 +140,7 @@ def measure(name: str, scale: bool, arrays: tuple, trials: int, workers: int) ->
     from rlnas.data import saved
 
     (x, y), (xv, yv) = arrays
-    build = model_function(rescale=not scale)
+    build = model_function(rescale=scale != "scaled")
     passes, val_passes = [0], [0]
     with tempfile.TemporaryDirectory(prefix="rlnas-tfdata-") as tmp:
         tuner = ReinforceSearch(
@@ -156,7 +162,8 @@ def measure(name: str, scale: bool, arrays: tuple, trials: int, workers: int) ->
         trials_done = tuner._trials
         best = max((t for t in trials_done if t.ok), key=lambda t: t.metrics["val_accuracy"])
         dataset = saved.read(run / "data")
-        memory = tf.data.Dataset.from_tensor_slices((x.astype("float32") / 255 if scale else x, y))
+        in_memory = {"scaled": x.astype("float32") / 255, "pixels": x.astype("float32"), "uint8": x}[scale]
+        memory = tf.data.Dataset.from_tensor_slices((in_memory, y))
         memory = memory.batch(BATCH).cache()
         for _ in memory:  # warm the cache: no loading left in this fit
             pass
@@ -192,7 +199,11 @@ def measure(name: str, scale: bool, arrays: tuple, trials: int, workers: int) ->
         }
 
 
-VARIANTS = {"float32 (scaled in a map)": True, "uint8 (scaled in the model)": False}
+VARIANTS = {
+    "float32 scaled to [0, 1] in a map": "scaled",
+    "float32 pixels 0-255 (as image_dataset_from_directory yields them; stored as bytes)": "pixels",
+    "uint8 (scaled in the model)": "uint8",
+}
 
 
 def main() -> None:

@@ -214,3 +214,23 @@ def test_the_python_regression_example_runs_as_a_plain_script(tmp_path: Path) ->
         "test MAE of the best model" in done.stdout
         and (tmp_path / "runs" / "diabetes" / "trials.jsonl").exists()
     )
+
+
+def test_float_targets_given_to_a_classifier_are_a_failed_trial_that_says_so() -> None:
+    import keras
+
+    def classifier(hp):
+        model = keras.Sequential(
+            [keras.Input((6,)), keras.layers.Dense(hp.Choice("units", [4])), keras.layers.Dense(3, "softmax")]
+        )
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    result = train_and_evaluate(
+        {"units": 4}, regression_dataset(), TrainSpec(epochs=1, model=classifier), seed=0
+    )
+    assert not result.ok
+    assert (
+        "the targets are floats (a regression) but the model compiles 'sparse_categorical_crossentropy'"
+        in result.error
+    )

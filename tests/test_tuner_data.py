@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rlnas import data as rlnas_data
 from rlnas.errors import ConfigError, DataError
 from rlnas.tuner import ReinforceSearch
 
@@ -190,6 +191,12 @@ def test_image_dataset_from_directory(tmp_path: Path) -> None:
     record = json.loads((tuner.project_dir / "data" / "rlnas-dataset.json").read_text())
     assert record["input_shape"] == [8, 8, 1] and record["num_classes"] == 2
     assert all(t.ok for t in tuner._trials), [t.error for t in tuner._trials]
+    # its float32 pixels (whole numbers 0-255) are stored as bytes, and read back as the same floats
+    assert record["splits"]["train"]["pixels"] == "float32"
+    saved = rlnas_data.load(rlnas_data.DataSpec(str(tuner.project_dir / "data")))
+    given = np.concatenate([x for x, _ in train.as_numpy_iterator()])
+    back = np.concatenate([x for x, _ in saved.split("train").as_numpy_iterator()])
+    assert back.dtype == np.float32 and np.array_equal(np.sort(back.ravel()), np.sort(given.ravel()))
 
 
 def test_float_targets_in_a_dataset_are_a_regression_searched_for_val_loss(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ from rlnas.models.function_model import (
     evaluation,
     fit_labels,
     fit_model,
+    loss_name,
     scalars,
 )
 from rlnas.models.mlp import DEFAULTS as MLP_DEFAULTS
@@ -362,6 +363,13 @@ def _fit_and_score(
     params = int(net.count_params())
     if spec.max_params is not None and params > spec.max_params:
         raise ChildError(f"{params:,} parameters exceed max_params={spec.max_params:,}")
+    loss = loss_name(net)
+    if dataset.task == "regression" and ("crossentropy" in loss or "hinge" in loss):
+        # Keras would cast the float targets to classes without a word: 3.7 would train as class 3
+        raise ChildError(
+            f"the targets are floats (a regression) but the model compiles {loss!r}, a classification "
+            "loss: give integer class labels, or compile a regression loss such as 'mse'"
+        )
     if y_train is not None:  # arrays; a saved dataset yields its labels as the user made them
         # Labels as the loss wants them: a model function may compile a one-hot loss.
         y_train = fit_labels(net, y_train, dataset.num_classes)
