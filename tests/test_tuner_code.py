@@ -16,7 +16,7 @@ from rlnas.errors import ChildError, ConfigError
 from rlnas.models.function_model import UserCode, best_epoch, to_fitted
 from rlnas.space.discovery import space_from_function
 from rlnas.space.keras_tuner import HyperParameters, Preset, overridden_fit
-from rlnas.tuner_args import probe_arguments
+from rlnas.tuner.args import probe_arguments
 
 ROOT = Path(__file__).resolve().parents[1]
 

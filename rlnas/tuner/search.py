@@ -1,29 +1,5 @@
-"""A keras-tuner-like face over the REINFORCE search: change ``kt.RandomSearch(`` to
-``rlnas.ReinforceSearch(`` and keep the model function, ``search(...)`` and the result calls.
-
-    tuner = rlnas.ReinforceSearch(hypermodel=build_model, objective="val_accuracy", max_trials=32,
-                                  directory="runs", project_name="mnist")
-    tuner.search(x, y, epochs=2, validation_data=(x_val, y_val))
-    best_model = tuner.get_best_models(1)[0]
-
-Under it is the ordinary machinery: the model function's space (:func:`space_from_function`), the
-controller and loop of :func:`rlnas.search.loop.run_search`, and a :class:`RunStore` at
-``directory/project_name``, so ``rlnas show``, ``rlnas report`` and TensorBoard read the run like any
-other. The arrays are saved there once as a pre-split ``data.npz`` (used as given, never re-split),
-a ``tf.data.Dataset``, PyDataset or dicts of arrays once under ``data/`` (:mod:`rlnas.data.saved`),
-and the children train in worker processes on it like any search's (``workers=N`` trains N at once;
-this process's memory does not grow with the trials); ``rlnas replay`` retrains the best from it.
-The workers start from rlnas's own entry point (never re-running the script) and receive the model
-function and fit keywords (``callbacks``) by value, so a function defined in the script, a notebook
-cell or a closure trains there too; ``in_process=True`` trains the children in this process instead.
-A HyperModel's overridden ``fit`` travels with it and trains each child there; a subclass's
-``run_trial`` runs its trials in this process. Either one's own hyperparameters are found when
-``search()`` starts, by running it on the first few samples (:meth:`ReinforceSearch.search`).
-
-(About 370 lines: keras-tuner's whole surface, the choice of what trains the children and the data
-hand-over to them, kept in one face so that a keras-tuner user reads one module; the argument
-checks are :mod:`rlnas.tuner_args`, the executions and retries :mod:`rlnas.exec.executions`.)
-"""
+"""The tuner itself, :class:`ReinforceSearch`: keras-tuner's constructor, ``search`` and result calls
+over rlnas's run, its data hand-over and the machinery of :mod:`rlnas.search.loop`."""
 
 from __future__ import annotations
 
@@ -45,11 +21,11 @@ from rlnas.config import SearchConfig
 from rlnas.data import given, saved
 from rlnas.data.saved import SavedDataset
 from rlnas.errors import ChildError, ConfigError, DataError, RunError
-from rlnas.exec.evaluator import BaseEvaluator, Evaluator
+from rlnas.exec.evaluator import Evaluator
 from rlnas.exec.executions import Executions
 from rlnas.exec.factory import make_evaluators
 from rlnas.models import objectives
-from rlnas.models.child import ChildResult, Status, TrainSpec, train_and_evaluate, train_spec
+from rlnas.models.child import train_spec
 from rlnas.models.function_model import UserCode, fit_labels
 from rlnas.models.objectives import parse_objective
 from rlnas.resolve import BASELINED, fit_to_data, resolve
@@ -58,14 +34,13 @@ from rlnas.run.trial import Trial, objective_name, objective_value, rank
 from rlnas.space.discovery import function_name, space_from_function
 from rlnas.space.keras_tuner import (
     MAX_RUNS,
-    HyperModel,
     HyperParameters,
     Objective,
     Preset,
     overridden_fit,
 )
 from rlnas.text import format_arch, format_value
-from rlnas.tuner_args import (
+from rlnas.tuner.args import (
     FAILED_LOSS,
     PROBE_SAMPLES,
     arrays_only,
@@ -82,147 +57,14 @@ from rlnas.tuner_args import (
     warn_unseen_classes,
     whole,
 )
-
-
-class FunctionEvaluator(BaseEvaluator):
-    """Trains what the model function builds in this process, as a worker would
-    (:func:`rlnas.models.child.train_and_evaluate` on the same splits), and can hand back the trained model.
-
-    The search's evaluator with ``in_process``; always the one that retrains for ``get_best_models``.
-    """
-
-    def __init__(
-        self,
-        fn: Callable[[HyperParameters], Any],
-        dataset: data.Dataset | SavedDataset,
-        train: TrainSpec,
-        *,
-        fit_kwargs: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.fn, self.dataset, self.spec = fn, dataset, train
-        self.fit_kwargs = dict(fit_kwargs or {})
-
-    def evaluate(self, arch: Mapping[str, Any], seed: int, log_dir: str | None = None) -> ChildResult:
-        return self.train(arch, seed, log_dir)[1]
-
-    def train(
-        self, arch: Mapping[str, Any], seed: int, log_dir: str | None = None
-    ) -> tuple[Any, ChildResult]:
-        """(trained model or None, result); the same ``arch`` and ``seed`` give the same model."""
-        kept: list[Any] = []
-        spec = dataclasses.replace(self.spec, model=self.fn)  # the function itself: no import by name
-        result = train_and_evaluate(
-            arch,
-            self.dataset,
-            spec,
-            seed=seed,
-            log_dir=log_dir,
-            on_model=kept.append,
-            fit_kwargs=self.fit_kwargs,
-        )
-        return (kept[0] if kept else None), result
-
-
-class _HyperModel(HyperModel):
-    """keras-tuner's ``tuner.hypermodel`` of a model function: ``tuner.hypermodel.build(best_hp)``
-    builds a model, ``fit`` is ``model.fit``."""
-
-    def __init__(self, fn: Callable[[HyperParameters], Any]) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def build(self, hp: HyperParameters) -> Any:
-        return self.fn(hp)
-
-
-class _UntrainedModel:
-    """The built model as a discovery run of ``HyperModel.fit`` sees it: everything is the model's
-    own (calling it, its weights, its optimizer: a custom training loop still runs, on a few
-    samples), except ``fit`` and ``evaluate``, which return at once, and ``predict``, which is
-    one call of the untrained model."""
-
-    def __init__(self, model: Any) -> None:
-        self._model = model
-
-    def fit(self, *args: Any, **kwargs: Any) -> Any:
-        import keras
-
-        history = keras.callbacks.History()
-        history.history = {}
-        return history
-
-    def evaluate(self, *args: Any, **kwargs: Any) -> Any:
-        """Zeros shaped as Keras's answer: a dict, the loss alone, or the loss and each metric."""
-        config = getattr(getattr(self._model, "_compile_config", None), "config", None) or {}
-        names = ["loss", *(config.get("metrics") or [])]
-        if kwargs.get("return_dict"):
-            return {str(getattr(n, "name", n)): 0.0 for n in names}
-        return 0.0 if len(names) == 1 else [0.0] * len(names)
-
-    def predict(self, x: Any, *args: Any, **kwargs: Any) -> Any:
-        """The untrained model's outputs, as numpy like Keras's (the probe's inputs are few)."""
-        if isinstance(x, np.ndarray):
-            return np.asarray(self._model(x))
-        return self._model.predict(x, verbose=0)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._model(*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._model, name)
-
-
-class _Trial:
-    """The ``trial`` a ``run_trial`` override receives: ``trial.hyperparameters`` (and its id)."""
-
-    def __init__(self, hp: HyperParameters, trial_id: str = "probe") -> None:
-        self.hyperparameters, self.trial_id = hp, trial_id
-
-
-class TrialEvaluator(BaseEvaluator):
-    """Runs a tuner subclass's ``run_trial`` in this process (it may use the tuner itself, so it
-    is not sent to workers): seeded and on a fresh Keras session like any child; what it returns
-    is read as keras-tuner reads it (:func:`rlnas.models.function_model.to_fitted`)."""
-
-    def __init__(self, tuner: ReinforceSearch, args: tuple, kwargs: Mapping[str, Any]) -> None:
-        self.tuner, self.args, self.kwargs = tuner, args, dict(kwargs)
-
-    def evaluate(self, arch: Mapping[str, Any], seed: int, log_dir: str | None = None) -> ChildResult:
-        import time
-
-        import keras
-
-        from rlnas.models.function_model import to_fitted
-
-        start = time.perf_counter()
-        keras.backend.clear_session(free_memory=False)
-        keras.utils.set_random_seed(seed)
-        hp = HyperParameters(arch, preset=self.tuner._code.preset)
-        try:
-            returned = self.tuner.run_trial(_Trial(hp, str(seed)), *self.args, **self.kwargs)
-            fitted = to_fitted(returned, self.tuner._code.objective, f"{type(self.tuner).__name__}.run_trial")
-            metrics = fitted.reported
-            if metrics is None:
-                name = objective_name(self.tuner.objective)
-                raise ChildError(f"run_trial returned a History without the objective {name!r}")
-            if not all(np.isfinite(v) for v in metrics.values()):
-                raise ChildError(f"non-finite metrics {metrics}")
-            named = {"val_accuracy", "val_loss", "loss"}  # named as a trained child's result names them
-            result = ChildResult(
-                Status.OK,
-                val_accuracy=metrics.get("val_accuracy", float("nan")),
-                val_loss=metrics.get("val_loss", float("nan")),
-                train_loss=metrics.get("loss", float("nan")),
-                metrics={k: v for k, v in metrics.items() if k not in named},
-            )
-        except Exception as exc:  # a failed trial, with its reason, as any child's
-            result = ChildResult(Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:500])
-        return dataclasses.replace(result, child_seconds=time.perf_counter() - start)
-
-
-def _no_build(hp: HyperParameters) -> Any:
-    """The build of a tuner whose run_trial override has no hypermodel: never called for a model."""
-    raise ConfigError("this tuner has no hypermodel; its run_trial builds what it needs")
+from rlnas.tuner.evaluators import (
+    FunctionEvaluator,
+    FunctionHyperModel,
+    ProbeTrial,
+    TrialEvaluator,
+    UntrainedModel,
+    no_build,
+)
 
 
 class ReinforceSearch:
@@ -329,14 +171,14 @@ class ReinforceSearch:
         fn = None if hypermodel is None else model_function(hypermodel)
         target = f"{self.objective.metric}:{self.objective.direction}"
         self._code = UserCode(
-            fn or _no_build, hypermodel=fits, preset=preset, compile=overrides, objective=target
+            fn or no_build, hypermodel=fits, preset=preset, compile=overrides, objective=target
         )
         plain = fits is None and not overrides and preset == Preset()
         self._fn = fn if plain and fn is not None else self._code  # a plain function stays importable by name
         if hypermodel is None:
             self.hypermodel: Any = None
         elif isinstance(hypermodel, str) or callable(hypermodel):
-            self.hypermodel = _HyperModel(self._fn)
+            self.hypermodel = FunctionHyperModel(self._fn)
         else:
             self.hypermodel = hypermodel  # the user's own object: run_trial may call its build and fit
         self.space: Any = None  # a run_trial's space shows when search() probes it
@@ -482,7 +324,7 @@ class ReinforceSearch:
             val = val_data if not isinstance(val_data, tuple) else (val_data[0], labels(model, val_data[1]))
             x, y = train[0], labels(model, train[1])
             args = (x,) if y is None else (x, y)
-            hypermodel.fit(hp, _UntrainedModel(model), *args, **{"validation_data": val, **kwargs})
+            hypermodel.fit(hp, UntrainedModel(model), *args, **{"validation_data": val, **kwargs})
 
         return space_from_function(
             build_and_fit,
@@ -505,7 +347,7 @@ class ReinforceSearch:
         label = f"{type(self).__name__}.run_trial"
 
         def probe(hp: HyperParameters) -> None:
-            self.run_trial(_Trial(hp), *probe_args, **probe_kwargs)
+            self.run_trial(ProbeTrial(hp), *probe_args, **probe_kwargs)
 
         self.space = space_from_function(
             probe,
