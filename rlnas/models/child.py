@@ -399,7 +399,7 @@ def _fit_and_score(
     )
     t1 = time.perf_counter()
     if fitted.reported is not None:  # the user's fit scored itself: on its own inputs, not the raw split
-        return net, _reported(fitted, params, t1 - t0)
+        return net, reported_result(fitted, params, t1 - t0)
     hist = fitted.history
     classification = dataset.task == "classification"
     scores = evaluation(net, x_eval, y_eval, classification=classification)  # a function may add metrics
@@ -445,9 +445,13 @@ def _result(
     )
 
 
-def _reported(fitted: Fitted, params: int, seconds: float) -> ChildResult:
-    """The result of a child whose own fit (``HyperModel.fit``) returned its metrics: named as
-    :func:`_result` names a trained child's (``loss`` is ``train_loss``)."""
+def reported_result(fitted: Fitted, params: int = 0, seconds: float = 0.0) -> ChildResult:
+    """The result of a child whose own code (``HyperModel.fit``, a tuner's ``run_trial``) returned
+    its metrics: named as :func:`_result` names a trained child's (``loss`` is ``train_loss``).
+
+    Raises:
+        ChildError: a non-finite metric.
+    """
     metrics = dict(fitted.reported or {})
     bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
     if bad:

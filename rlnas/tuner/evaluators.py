@@ -14,7 +14,7 @@ from rlnas import data
 from rlnas.data.saved import SavedDataset
 from rlnas.errors import ChildError, ConfigError
 from rlnas.exec.evaluator import BaseEvaluator
-from rlnas.models.child import ChildResult, Status, TrainSpec, train_and_evaluate
+from rlnas.models.child import ChildResult, Status, TrainSpec, reported_result, train_and_evaluate
 from rlnas.run.trial import objective_name
 from rlnas.space.keras_tuner import (
     HyperModel,
@@ -140,20 +140,10 @@ class TrialEvaluator(BaseEvaluator):
         try:
             returned = self.tuner.run_trial(ProbeTrial(hp, str(seed)), *self.args, **self.kwargs)
             fitted = to_fitted(returned, self.tuner._code.objective, f"{type(self.tuner).__name__}.run_trial")
-            metrics = fitted.reported
-            if metrics is None:
+            if fitted.reported is None:
                 name = objective_name(self.tuner.objective)
                 raise ChildError(f"run_trial returned a History without the objective {name!r}")
-            if not all(np.isfinite(v) for v in metrics.values()):
-                raise ChildError(f"non-finite metrics {metrics}")
-            named = {"val_accuracy", "val_loss", "loss"}  # named as a trained child's result names them
-            result = ChildResult(
-                Status.OK,
-                val_accuracy=metrics.get("val_accuracy", float("nan")),
-                val_loss=metrics.get("val_loss", float("nan")),
-                train_loss=metrics.get("loss", float("nan")),
-                metrics={k: v for k, v in metrics.items() if k not in named},
-            )
+            result = reported_result(fitted)
         except Exception as exc:  # a failed trial, with its reason, as any child's
             result = ChildResult(Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:500])
         return dataclasses.replace(result, child_seconds=time.perf_counter() - start)
