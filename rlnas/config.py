@@ -36,7 +36,15 @@ from rlnas.devices import check_gpus_setting
 from rlnas.errors import ConfigError, did_you_mean
 from rlnas.models import standard_space
 from rlnas.policy.controller_kinds import CONTROLLER_LR, CONTROLLERS
-from rlnas.settings import OWNER, PLAIN_REINFORCE, SETTINGS, STRATEGIES, EvolutionSettings, ReinforceSettings
+from rlnas.settings import (
+    OWNER,
+    PLAIN_REINFORCE,
+    SETTINGS,
+    STRATEGIES,
+    EnasSettings,
+    EvolutionSettings,
+    ReinforceSettings,
+)
 from rlnas.settings.bounds import check_bounds
 from rlnas.settings.rules import (
     Check,
@@ -103,7 +111,8 @@ class SearchConfig:
         "reinforce",
         "search strategy: reinforce (the LSTM REINFORCE controller plus a reward model), random, "
         "evolution, "
-        "or tpe (Optuna's TPE sampler; needs the bench extra)",
+        "tpe (Optuna's TPE sampler; needs the bench extra), "
+        "or the one-shot enas and darts (one shared-weight supernet; docs/weight-sharing.md)",
     )
     workers: int | None = _f(None, "children trained at once, each in its own worker process (default: auto)")
     archs_per_update: int = _f(4, "architectures sampled per REINFORCE update (m)")
@@ -144,6 +153,7 @@ class SearchConfig:
     evolution: EvolutionSettings = field(
         default_factory=EvolutionSettings, metadata={"help": "the evolution strategy's own settings"}
     )
+    enas: EnasSettings = field(default_factory=EnasSettings, metadata={"help": "ENAS's own settings"})
 
     def __post_init__(self) -> None:
         check_all(self, _RULES)

@@ -15,21 +15,31 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
+from rlnas.settings.enas import EnasSettings
 from rlnas.settings.evolution import EvolutionSettings
 from rlnas.settings.reinforce import MODEL_SELECTS, PLAIN_REINFORCE, ReinforceSettings
 
-STRATEGIES = ("reinforce", "random", "evolution", "tpe")
-SETTINGS: dict[str, Any] = {"reinforce": ReinforceSettings, "evolution": EvolutionSettings}
+STRATEGIES = ("reinforce", "random", "evolution", "tpe", "enas", "darts")
+ONESHOT = ("enas", "darts")
+"""The strategies that train one shared supernet instead of one network per child: the one-shot
+search loop runs them (:mod:`rlnas.search.oneshot`), not the loop of children."""
+SETTINGS: dict[str, Any] = {
+    "reinforce": ReinforceSettings,
+    "evolution": EvolutionSettings,
+    "enas": EnasSettings,
+}
 """Strategy name -> the class of its settings; random search and TPE have none of their own."""
 OWNER: dict[str, str] = {f.name: name for name, kind in SETTINGS.items() for f in fields(kind)}
 """Setting name -> the strategy that owns it."""
 
 __all__ = [
     "MODEL_SELECTS",
+    "ONESHOT",
     "OWNER",
     "PLAIN_REINFORCE",
     "SETTINGS",
     "STRATEGIES",
+    "EnasSettings",
     "EvolutionSettings",
     "ReinforceSettings",
 ]

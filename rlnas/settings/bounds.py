@@ -32,6 +32,9 @@ SIZE_LIMITS = {
     "population_size": 2**20,
     "tournament_size": 2**20,
     "init_range": 1.0,
+    "enas_paths": 2**16,
+    "enas_candidates": 2**16,
+    "enas_top_k": 2**16,
     "bench_runs": 2**20,  # rlnas bench's --budget and --seeds (not a setting: each run's rewards)
     "seed": 2**32 - 1,  # numpy's seeds (rlnas.config.SEED_LIMIT checks it with its own message)
 }
