@@ -21,6 +21,7 @@ from rlnas.cli._common import (
     typed,
 )
 from rlnas.errors import ConfigError, RlnasError, RunError
+from rlnas.settings import ONESHOT
 from rlnas.text import format_arch, format_table
 
 if TYPE_CHECKING:  # annotations only: the CLI imports modules lazily to start fast
@@ -112,6 +113,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         if opened is None:  # a finished run: said so, nothing to do
             return 0
         store, config, space = opened
+        if config.strategy in ONESHOT:  # one supernet in this process: no workers to start
+            from rlnas.cli.oneshot import search_and_replay
+
+            return search_and_replay(args, store, config, space, _replay_and_print)
         from rlnas.exec.factory import make_evaluators
 
         # Workers first: their TensorFlow import and data load overlap ours and the controller's trace
@@ -247,6 +252,10 @@ def _new_run(
     if not args.runs_dir:
         raise ConfigError("--runs-dir is empty; give a directory (default: runs)")
     config, space, dataset = resolve_search_data(args)
+    if config.strategy in ONESHOT:
+        from rlnas.search.oneshot import check_oneshot
+
+        check_oneshot(config, space, dataset)
     store = RunStore.create(Path(args.runs_dir) / name, overwrite=args.overwrite)
     held.enter_context(store.locked())
     store.write_config(config, space)
@@ -289,6 +298,13 @@ def _resume_run(
 
 def _finished(store: RunStore, config: SearchConfig) -> bool:
     """Whether the run has all the trials of its budget; if so, say so, and what the user can do."""
+    if config.strategy in ONESHOT:
+        from rlnas.search.oneshot import is_finished
+
+        if is_finished(store):
+            print(f"run {store.path} is finished: its candidates are journaled; `rlnas replay {store.path}` "
+                  "retrains the best")  # fmt: skip
+        return is_finished(store)
     done = len(store.trials())
     if done < config.trials:
         return False
@@ -357,6 +373,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         for i, t in enumerate(rank(trials, objective, args.top), start=1)
     ]
     name = "val_acc" if objective_name(objective) == "val_accuracy" else objective_name(objective)
+    if any(t.metrics.get("shared_weights") for t in trials):  # a one-shot run: no child trained alone
+        name = f"shared-weight {name}"
     print(format_table(("rank", name, "params", "trial", "architecture"), rows))
     _print_replays(store)
     return 0
@@ -450,7 +468,9 @@ def _replay_and_print(store: Any, top: int, epochs: int | None, *, overwrite: bo
         for r in results
     ]
     metric = short(results[0].metric if results else "accuracy")
-    header = ("rank", "trial", f"val_{metric} (search)", f"test_{metric}", "params", "architecture")
+    oneshot = store.read_json("config.json").get("search", {}).get("strategy") in ONESHOT
+    searched = f"val_{metric} (shared weights)" if oneshot else f"val_{metric} (search)"
+    header = ("rank", "trial", searched, f"test_{metric}", "params", "architecture")
     print(format_table(header, rows))
     saved = [r.model_path for r in results if r.model_path]
     if saved:

@@ -117,9 +117,20 @@ def _check_space(name: str, space: SearchSpace) -> None:
                 'operations: use model = "cell" or --strategy enas'
             )
         return
-    from rlnas.policy.supernet import check_supported
-
+    try:
+        from rlnas.policy.supernet import check_supported
+    except ImportError:  # without the supernets package installed: the same refusal, by model name
+        check_supported = _check_model
     check_supported(space)
+
+
+def _check_model(space: SearchSpace) -> None:
+    supported = ("conv", "skip", "cell", "mlp")
+    if space.model not in supported:
+        raise ConfigError(
+            f"enas shares weights among the children of the built-in models {', '.join(supported)}; "
+            f"model {space.model!r} is not one of them"
+        )
 
 
 def load_arrays(config: SearchConfig) -> data.Dataset:
