@@ -146,7 +146,9 @@ def test_save_and_restore_continue_exactly(tmp_path):
     s.save(tmp_path / "ck", {"epoch": 1})
     s.save(tmp_path / "ck", {"epoch": 2})  # replaces the first: one checkpoint kept
     assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["2", "latest"]
-    restored = _strategy(seed=5, enas_path_dropout=0.3)  # other weights and generators: all replaced by the checkpoint
+    restored = _strategy(
+        seed=5, enas_path_dropout=0.3
+    )  # other weights and generators: all replaced by the checkpoint
     assert restored.restore(tmp_path / "ck") == {"epoch": 2}
     assert _steps(restored, 6) == _steps(s, 6)
     ours, theirs = s.candidates(3, XV, YV), restored.candidates(3, XV, YV)

@@ -12,13 +12,15 @@ from rlnas.config import PLAIN_REINFORCE, SearchConfig, make_config
 from rlnas.config import STRATEGIES as ALL_STRATEGIES
 from rlnas.errors import ConfigError, RunError
 from rlnas.models.child import Status
-from rlnas.settings import EvolutionSettings
+from rlnas.settings import ONESHOT, EvolutionSettings
 from rlnas.space import Decision, SearchSpace, default_space
 from rlnas.strategies import make_strategy
 from rlnas.strategies.evolution import EvolutionStrategy, mutate
 
 SMALL = {"lstm_units": 8, "lstm_layers": 1}
-STRATEGIES = tuple(s for s in ALL_STRATEGIES if s != "tpe" or find_spec("optuna"))  # tpe: the bench extra
+STRATEGIES = tuple(  # tpe: the bench extra; enas and darts train a supernet (tests/test_oneshot.py)
+    s for s in ALL_STRATEGIES if (s != "tpe" or find_spec("optuna")) and s not in ONESHOT
+)
 
 
 def tiny_space() -> SearchSpace:
@@ -349,3 +351,9 @@ def test_a_process_that_exits_while_the_update_traces_exits_cleanly(tmp_path):
     env = {**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3", "RLNAS_EAGER_CONTROLLER": "0"}  # traced
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("name", ONESHOT)
+def test_a_one_shot_strategy_is_not_made_as_an_ask_tell_one(name):
+    with pytest.raises(ConfigError, match=rf"^{name} is a one-shot strategy: it trains one supernet"):
+        make_strategy(make_config(strategy=name), default_space())

@@ -227,6 +227,7 @@ def _strategies(args: argparse.Namespace) -> list[str]:
     """The strategies of ``--strategies``, with ``--budget`` and ``--seeds`` checked."""
     from rlnas.config import STRATEGIES
     from rlnas.errors import did_you_mean
+    from rlnas.settings import ONESHOT
 
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     for name in strategies:
@@ -234,6 +235,11 @@ def _strategies(args: argparse.Namespace) -> list[str]:
             raise ConfigError(
                 f"unknown strategy {name!r} in --strategies; allowed: {', '.join(STRATEGIES)}"
                 + did_you_mean(name, STRATEGIES)
+            )
+        if name in ONESHOT:
+            raise ConfigError(
+                f"{name} trains one supernet, not children one by one: bench compares strategies that "
+                "propose children; search with `rlnas search --strategy {name}`"
             )
     if not strategies:
         raise ConfigError("--strategies is empty; name at least one of " + ", ".join(STRATEGIES))
