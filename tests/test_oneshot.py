@@ -211,3 +211,64 @@ def _double(config, space) -> EnasStrategy:
     net = DoubleSupernet(space, ds.input_shape, ds.num_classes, seed=config.seed)
     steps = steps_per_epoch(len(ds.x_train), config.batch_size)
     return EnasStrategy(space, config.enas, net, steps_per_epoch=steps, seed=config.seed)
+
+
+DRIVER = """
+import sys, time
+from pathlib import Path
+from rlnas.cli import main
+from rlnas.search import oneshot
+from tests.supernet_double import DoubleSupernet
+from tests.test_oneshot import _double
+
+marker = Path(sys.argv[1])
+
+class Slow(DoubleSupernet):
+    def train_step(self, x, y, tokens):
+        if self.steps == 3:
+            marker.write_text("training")
+        time.sleep(0.3)
+        return super().train_step(x, y, tokens)
+
+def slow(config, space, shape, classes, **k):
+    strategy = _double(config, space)
+    strategy.supernet.__class__ = Slow
+    return strategy
+
+oneshot.make_oneshot = slow
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_ctrl_c_checkpoints_at_the_minibatch_and_resume_finishes(tmp_path, mlp_config, monkeypatch, capsys):
+    import os
+    import signal
+    import time
+
+    (tmp_path / "driver.py").write_text(DRIVER)
+    marker, run = tmp_path / "training", tmp_path / "runs" / "c"
+    argv = ["search", "--config", str(mlp_config), "--strategy", "enas", "--enas-epochs", "6"]
+    argv += ["--enas-controller-steps", "2"]
+    argv += ["--name", "c", "--runs-dir", str(tmp_path / "runs")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent), *sys.path])}
+    proc = subprocess.Popen(
+        [sys.executable, str(tmp_path / "driver.py"), str(marker), *argv],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    while not marker.exists() and proc.poll() is None:
+        time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 130, err
+    assert "stopping after the current minibatch, with a checkpoint" in err and "--resume" in err
+    state = json.loads((run / "state.json").read_text())
+    assert state["finished"] is False and state["global_step"] >= 4 and (run / "supernet" / "latest").exists()
+    from rlnas.cli import main
+
+    monkeypatch.setattr(
+        oneshot, "make_oneshot", lambda config, space, shape, classes, **k: _double(config, space)
+    )
+    assert main(["search", "--resume", str(run), "--replay-top", "0"]) == 0
+    assert json.loads((run / "state.json").read_text())["epoch"] == 6 and RunStore(run).trials()

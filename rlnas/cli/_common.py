@@ -227,8 +227,9 @@ class StopOnCtrlC:
     ``--resume`` continues; the first way also keeps the child that was training.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, after: str = "the child in training") -> None:
         self.requested = False
+        self.after = after
 
     def __call__(self) -> bool:
         return self.requested
@@ -238,7 +239,7 @@ class StopOnCtrlC:
             raise KeyboardInterrupt
         self.requested = True
         print(
-            "\nstopping after the child in training (Ctrl-C again to stop now) ...",
+            f"\nstopping after {self.after} (Ctrl-C again to stop now) ...",
             file=sys.stderr,
             flush=True,
         )

@@ -25,11 +25,12 @@ def search_and_replay(
     """The one-shot search with its Ctrl-C, then ``replay(store, top, epochs)`` (the CLI's own)."""
     from rlnas.search.oneshot import EPOCHS, run_oneshot
 
+    _gpus_back()
     load_tensorflow(args.debug)
     epochs = config.setting(EPOCHS[config.strategy])
     resuming = " (resuming)" if args.resume is not None else ""
     print(f"run {store.path}: {config.strategy}, {epochs} supernet epochs on {config.dataset}{resuming}")
-    stop = StopOnCtrlC()
+    stop = StopOnCtrlC(after="the current minibatch, with a checkpoint")
     try:
         with stop.installed():
             result = run_oneshot(
@@ -55,6 +56,18 @@ def search_and_replay(
     best = result.best
     print(f"best shared-weight validation accuracy {best.reward:.4f}: {format_arch(best.architecture)}")
     return replay(store, config.replay_top, None) if config.replay_top else 0
+
+
+def _gpus_back() -> None:
+    """The supernet trains in this process: give it back the GPUs that ``rlnas search`` hid from itself
+    for the controller (nothing has touched a device yet, so CUDA reads the user's setting)."""
+    import os
+
+    from rlnas.devices import VISIBLE, original_visible
+
+    os.environ.pop(VISIBLE, None)
+    if (visible := original_visible()) is not None:
+        os.environ[VISIBLE] = visible
 
 
 def _show(trial: Trial) -> None:
