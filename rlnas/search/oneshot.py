@@ -99,7 +99,7 @@ def check_oneshot(config: SearchConfig, space: SearchSpace, dataset: Any) -> Non
         raise ConfigError(
             f"{name} trains one supernet in this process; --executor {config.executor} does not apply"
         )
-    _check_space(name, space)
+    _check_space(name, space, dataset, config.batch_size)
     defaults = SearchConfig()
     ignored = [k for k in IGNORED if getattr(config, k) != getattr(defaults, k)]
     if ignored:
@@ -107,21 +107,31 @@ def check_oneshot(config: SearchConfig, space: SearchSpace, dataset: Any) -> Non
         print(f"rlnas: note: {name} trains no children one by one; ignoring {flags}", file=sys.stderr)
 
 
-def _check_space(name: str, space: SearchSpace) -> None:
-    """The supernet's own check (:func:`rlnas.policy.supernet.check_supported`) for ENAS; the cell
-    space's per-edge operations for DARTS."""
+def _check_space(name: str, space: SearchSpace, dataset: data.Dataset, batch_size: int) -> None:
+    """DARTS's check of per-edge operations; for ENAS the supernets' own: the space, then the memory
+    estimate of its widest path at ``batch_size`` (the error names --batch-size)."""
     if name == "darts":
-        if space.model != "cell":
-            raise ConfigError(
-                f"darts mixes the operations of each edge of a cell; model {space.model!r} has no per-edge "
-                'operations: use model = "cell" or --strategy enas'
-            )
+        try:
+            from rlnas.settings.darts import check_darts_space  # type: ignore[import-not-found]
+        except ImportError:  # without DARTS installed: the same refusal, by model name
+            check_darts_space = _check_cell
+        check_darts_space(space)
         return
     try:
-        from rlnas.policy.supernet import check_supported
+        from rlnas.policy.supernet import check_memory, check_supported  # type: ignore[attr-defined]
     except ImportError:  # without the supernets package installed: the same refusal, by model name
-        check_supported = _check_model
+        _check_model(space)
+        return
     check_supported(space)
+    check_memory(space, dataset.input_shape, dataset.num_classes, batch_size)
+
+
+def _check_cell(space: SearchSpace) -> None:
+    if space.model != "cell":
+        raise ConfigError(
+            f"darts mixes the operations of each edge of a cell; model {space.model!r} has no per-edge "
+            'operations: use model = "cell" or --strategy enas'
+        )
 
 
 def _check_model(space: SearchSpace) -> None:

@@ -83,13 +83,16 @@ def make_oneshot(
             seed=config.seed,
             learning_rate=s.enas_lr,
             momentum=s.enas_momentum,
+            batch_size=config.batch_size,  # the memory estimate is checked first
         )
         return EnasStrategy(space, s, supernet, steps_per_epoch=steps_per_epoch, seed=config.seed)
     if config.strategy == "darts":
         from rlnas.strategies.darts import DartsStrategy  # type: ignore[import-not-found]
 
         settings = config.darts  # type: ignore[attr-defined]
-        return DartsStrategy(space, settings, input_shape, num_classes, seed=config.seed)
+        return DartsStrategy(
+            space, settings, input_shape, num_classes, seed=config.seed, steps_per_epoch=steps_per_epoch
+        )
     raise ConfigError(
         f"{config.strategy!r} is not a one-shot strategy; one-shot strategies: {', '.join(ONESHOT)}"
     )
