@@ -29,7 +29,10 @@ def search_and_replay(
     load_tensorflow(args.debug)
     epochs = config.setting(EPOCHS[config.strategy])
     resuming = " (resuming)" if args.resume is not None else ""
-    print(f"run {store.path}: {config.strategy}, {epochs} supernet epochs on {config.dataset}{resuming}")
+    plural = "" if epochs == 1 else "s"
+    print(
+        f"run {store.path}: {config.strategy}, {epochs} supernet epoch{plural} on {config.dataset}{resuming}"
+    )
     stop = StopOnCtrlC(after="the current minibatch, with a checkpoint")
     try:
         with stop.installed():
