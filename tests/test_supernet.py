@@ -8,7 +8,7 @@ import pytest
 
 from rlnas.errors import ConfigError
 from rlnas.policy.supernet import SUPPORTED_MODELS, check_memory, check_supported, estimate_bytes, make_supernet
-from rlnas.space import Decision, SearchSpace, conv_space, default_space, skip_space
+from rlnas.space import Decision, SearchSpace, cell_space, conv_space, default_space, skip_space
 
 
 def small_conv(**kw) -> SearchSpace:
@@ -161,3 +161,18 @@ def test_tokens_of_the_wrong_length_are_refused():
     x, y = halves(8)
     with pytest.raises(ConfigError, match="needs 14 tokens"):
         net.train_step(x, y, np.zeros(3, int))
+
+
+def test_cell_supernet_trains_every_path_in_one_trace_and_learns():
+    space = cell_space(num_nodes=2, filters=(4, 8), num_cells=(1, 2), lr_grid=3)
+    net = make_supernet(space, (8, 8), 2, seed=0)
+    assert set(net.shared) == set(space.names) - {"lr", "dropout"}
+    x, y = halves(256)
+    rng = np.random.default_rng(0)
+    for step in range(40):
+        i = (step * 32) % 224
+        loss, _ = net.train_step(x[i : i + 32], y[i : i + 32], random_tokens(space, rng))
+        assert np.isfinite(loss)
+    assert net.traces == 1
+    xv, yv = halves(200, seed=3)
+    assert max(net.accuracy(xv, yv, random_tokens(space, rng)) for _ in range(3)) > 0.8
