@@ -28,7 +28,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100, help="train steps to time")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--child", action=argparse.BooleanOptionalAction, default=True, help="time a child epoch too")
+    parser.add_argument(
+        "--child", action=argparse.BooleanOptionalAction, default=True, help="time a child epoch too"
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
 
@@ -44,7 +46,7 @@ def main() -> None:
     paths = [np.array([rng.integers(d.size) for d in space.decisions]) for _ in range(args.steps + 1)]
     net.train_step(x[: args.batch_size], y[: args.batch_size], paths[0])  # trace once, outside the timing
     start, wall = time.process_time(), time.perf_counter()
-    for step, tokens in enumerate(paths[1:]):
+    for tokens in paths[1:]:
         i = rng.integers(0, len(x) - args.batch_size)
         net.train_step(x[i : i + args.batch_size], y[i : i + args.batch_size], tokens)
     result = {
@@ -58,7 +60,9 @@ def main() -> None:
     }
     net.accuracy(x[:512], y[:512], paths[0])  # trace the scoring graph
     start = time.process_time()
-    result["score_10k_cpu_s"] = round(time.process_time() - start + _score(net, x[:10000], y[:10000], paths[0]), 2)
+    result["score_10k_cpu_s"] = round(
+        time.process_time() - start + _score(net, x[:10000], y[:10000], paths[0]), 2
+    )
     result["peak_rss_mb_supernet"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     if args.child:
         result |= _child_epoch(space, x[:12000], y[:12000], args.batch_size, rng)
@@ -81,11 +85,16 @@ def _child_epoch(space, x, y, batch_size, rng) -> dict:
 
     arch = space.decode([int(rng.integers(d.size)) for d in space.decisions])
     model = conv.build(arch, (28, 28, 1), 10)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     model.fit(x[:batch_size], y[:batch_size], batch_size=batch_size, epochs=1, verbose=0)  # trace
     start = time.process_time()
     model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
-    return {"child_arch": {k: v for k, v in arch.items()}, "child_epoch_12k_cpu_s": round(time.process_time() - start, 2)}
+    return {
+        "child_arch": {k: v for k, v in arch.items()},
+        "child_epoch_12k_cpu_s": round(time.process_time() - start, 2),
+    }
 
 
 if __name__ == "__main__":

@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 from rlnas.errors import ConfigError
-from rlnas.policy.supernet import SUPPORTED_MODELS, check_memory, check_supported, estimate_bytes, make_supernet
+from rlnas.policy.supernet import (
+    SUPPORTED_MODELS,
+    check_memory,
+    check_supported,
+    estimate_bytes,
+    make_supernet,
+)
 from rlnas.space import Decision, SearchSpace, cell_space, conv_space, default_space, skip_space
 
 
@@ -31,7 +37,9 @@ def random_tokens(space: SearchSpace, rng: np.random.Generator) -> np.ndarray:
 
 def test_refuses_spaces_it_cannot_share_in_one_line():
     table = SearchSpace([Decision("row", (0, 1), "int")], model="table")
-    with pytest.raises(ConfigError, match=r"model 'table'; it supports the built-in spaces conv, skip, cell, mlp"):
+    with pytest.raises(
+        ConfigError, match=r"model 'table'; it supports the built-in spaces conv, skip, cell, mlp"
+    ):
         check_supported(table)
     function = SearchSpace([Decision("units", (8, 16), "int")], model="my_models:build")
     with pytest.raises(ConfigError, match=r"model function builds its own network; it supports the built-in"):
@@ -109,7 +117,10 @@ def test_same_seed_and_steps_give_the_same_weights():
     for name, w in nets[0].weights.items():
         np.testing.assert_allclose(w.numpy(), nets[1].weights[name].numpy(), atol=1e-5, err_msg=name)
     other = make_supernet(space, (8, 8), 2, seed=8)
-    assert not np.allclose(other.weights["conv0/k-1"].numpy(), make_supernet(space, (8, 8), 2, seed=7).weights["conv0/k-1"].numpy())
+    assert not np.allclose(
+        other.weights["conv0/k-1"].numpy(),
+        make_supernet(space, (8, 8), 2, seed=7).weights["conv0/k-1"].numpy(),
+    )
 
 
 def test_save_then_load_continues_exactly(tmp_path):
@@ -134,7 +145,9 @@ def test_memory_estimate_and_its_one_line_refusal():
     need = estimate_bytes(fashion_like, (28, 28), 10, 128)
     assert 10 * 2**20 < need < 2 * 2**30
     huge = conv_space(max_layers=8, filters=(1024,), kernels=(7,), lr_grid=3)
-    with pytest.raises(ConfigError, match=r"needs about .* GB at batch size 128 .*lower --batch-size or use a smaller space"):
+    with pytest.raises(
+        ConfigError, match=r"needs about .* GB at batch size 128 .*lower --batch-size or use a smaller"
+    ):
         check_memory(huge, (64, 64, 3), 10, 128)
     with pytest.raises(ConfigError, match="lower --batch-size"):
         make_supernet(huge, (64, 64, 3), 10, seed=0, batch_size=128)

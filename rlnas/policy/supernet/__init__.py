@@ -43,7 +43,9 @@ class Supernet(Protocol):
 
     def train_step(self, x: np.ndarray, y: np.ndarray, tokens: np.ndarray) -> tuple[float, float]: ...
 
-    def accuracy(self, x: np.ndarray, y: np.ndarray, tokens: np.ndarray, *, batch_size: int = 512) -> float: ...
+    def accuracy(
+        self, x: np.ndarray, y: np.ndarray, tokens: np.ndarray, *, batch_size: int = 512
+    ) -> float: ...
 
     def save(self, path: Path) -> None: ...
 
@@ -64,11 +66,16 @@ def check_supported(space: SearchSpace) -> None:
             f"it supports the built-in spaces {supported}"
         )
     if model not in SUPPORTED_MODELS:
-        raise ConfigError(f"weight sharing cannot cover model {model!r}; it supports the built-in spaces {supported}")
+        raise ConfigError(
+            f"weight sharing cannot cover model {model!r}; it supports the built-in spaces {supported}"
+        )
     try:
         get_model(model).check(space)
     except ConfigError as e:
-        raise ConfigError(f"weight sharing cannot cover this {model} space ({e}); it supports the built-in spaces {supported}") from None
+        raise ConfigError(
+            f"weight sharing cannot cover this {model} space ({e}); "
+            f"it supports the built-in spaces {supported}"
+        ) from None
 
 
 def supernet_class(space: SearchSpace) -> Any:

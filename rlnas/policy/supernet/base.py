@@ -90,19 +90,25 @@ class SharedNet:
         rng = np.random.default_rng(seed)
         shapes = self.plan(space, self.input_shape, self.num_classes)
         self.weights = {n: tf.Variable(_init(n, s, rng), name=n) for n, s in shapes.items()}
-        self.slots = {n: tf.Variable(np.zeros(s, np.float32), name=f"{n}/momentum") for n, s in shapes.items()}
+        self.slots = {
+            n: tf.Variable(np.zeros(s, np.float32), name=f"{n}/momentum") for n, s in shapes.items()
+        }
         self.lr = tf.Variable(float(learning_rate), dtype=tf.float32, name="learning_rate")
         self.steps = tf.Variable(0, dtype=tf.int64, name="steps")
         self.traces = 0  # how many times the train step was traced (one for all paths)
         width = len(self.path(self.space.decode(self._any_tokens())))
         x_spec = tf.TensorSpec((None, *self.input_shape), tf.float32)
         p_spec = tf.TensorSpec((width,), tf.int32)
-        self._train = tf.function(self._train_fn, input_signature=[x_spec, tf.TensorSpec((None,), tf.int32), p_spec])
+        self._train = tf.function(
+            self._train_fn, input_signature=[x_spec, tf.TensorSpec((None,), tf.int32), p_spec]
+        )
         self._predict = tf.function(self._predict_fn, input_signature=[x_spec, p_spec])
 
     # -- what subclasses define ------------------------------------------------------------------
     @classmethod
-    def plan(cls, space: SearchSpace, input_shape: tuple[int, ...], num_classes: int) -> dict[str, tuple[int, ...]]:
+    def plan(
+        cls, space: SearchSpace, input_shape: tuple[int, ...], num_classes: int
+    ) -> dict[str, tuple[int, ...]]:
         """Variable name -> shape of every shared weight, without TensorFlow."""
         raise NotImplementedError
 
@@ -151,7 +157,8 @@ class SharedNet:
         self.lr.assign(float(value))
 
     def save(self, path: Path) -> None:
-        """Weights, momentum slots, learning rate and step count as one ``.npz`` (atomicity is the caller's)."""
+        """Weights, momentum slots, learning rate and step count as one ``.npz``; atomicity is the
+        caller's."""
         arrays = {f"w/{n}": v.numpy() for n, v in self.weights.items()}
         arrays |= {f"m/{n}": v.numpy() for n, v in self.slots.items()}
         with open(path, "wb") as f:
@@ -166,7 +173,9 @@ class SharedNet:
             for prefix, table in (("w/", self.weights), ("m/", self.slots)):
                 for n, v in table.items():
                     if tuple(data[prefix + n].shape) != tuple(v.shape):
-                        raise ConfigError(f"{path}: variable {n} has shape {data[prefix + n].shape}, expected {v.shape}")
+                        raise ConfigError(
+                            f"{path}: variable {n} has shape {data[prefix + n].shape}, expected {v.shape}"
+                        )
                     v.assign(data[prefix + n])
             self.lr.assign(float(data["lr"]))
             self.steps.assign(int(data["steps"]))
@@ -184,7 +193,9 @@ class SharedNet:
     def _x(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, np.float32)
         if tuple(x.shape[1:]) != self.input_shape:
-            raise ConfigError(f"inputs of shape {tuple(x.shape[1:])} given to a supernet built for {self.input_shape}")
+            raise ConfigError(
+                f"inputs of shape {tuple(x.shape[1:])} given to a supernet built for {self.input_shape}"
+            )
         return x
 
     def _train_fn(self, x: Any, y: Any, path: Any) -> tuple[Any, Any]:
@@ -196,7 +207,10 @@ class SharedNet:
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
         names = list(self.weights)
         grads = tape.gradient(loss, [self.weights[n] for n in names])
-        grads = [tf.zeros_like(self.weights[n]) if g is None else tf.convert_to_tensor(g) for n, g in zip(names, grads, strict=True)]
+        grads = [
+            tf.zeros_like(self.weights[n]) if g is None else tf.convert_to_tensor(g)
+            for n, g in zip(names, grads, strict=True)
+        ]
         grads, _ = tf.clip_by_global_norm(grads, CLIP_NORM)
         for n, g in zip(names, grads, strict=True):
             w, m = self.weights[n], self.slots[n]

@@ -58,7 +58,9 @@ class Layout:
             for c in range(max(self.cells)):
                 pre = f"s{s}c{c}"
                 for src in ("prev", "prev_prev"):
-                    shapes |= {f"{pre}/{src}/k{b}": (1, 1, f, f) for b in range(blocks)} | _bn(f"{pre}/{src}", f)
+                    shapes |= {f"{pre}/{src}/k{b}": (1, 1, f, f) for b in range(blocks)} | _bn(
+                        f"{pre}/{src}", f
+                    )
                 for (b, k), ops in self.ops.items():
                     for op in ops:
                         shapes |= _op_shapes(f"{pre}/n{b}s{k}/{op}", str(op), f)
@@ -88,7 +90,9 @@ class CellSupernet(SharedNet):
         super().__init__(space, input_shape, num_classes, **kw)
 
     @classmethod
-    def plan(cls, space: SearchSpace, input_shape: tuple[int, ...], num_classes: int) -> dict[str, tuple[int, ...]]:
+    def plan(
+        cls, space: SearchSpace, input_shape: tuple[int, ...], num_classes: int
+    ) -> dict[str, tuple[int, ...]]:
         return Layout(space, input_shape).plan(num_classes)
 
     @classmethod
@@ -128,13 +132,19 @@ class CellSupernet(SharedNet):
                 active = s <= path[2]
                 red = tf.cond(
                     active,
-                    lambda s=s, f=f, p=prev: self._bn(self._blocks(p, f"red{s}/k", f, 2, relu=True), f"red{s}", f),
+                    lambda s=s, f=f, p=prev: self._bn(
+                        self._blocks(p, f"red{s}/k", f, 2, relu=True), f"red{s}", f
+                    ),
                     lambda p=prev: p[0][0],
                 )
                 prev_prev = prev = _choose(active, self._single(red), prev)
             for c in range(max(lay.cells)):
                 on = (c < path[1]) & (s <= path[2])
-                out = tf.cond(on, lambda c=c, s=s, f=f, pp=prev_prev, p=prev: self._cell(f"s{s}c{c}", f, pp, p, path), lambda p=prev: p)
+                out = tf.cond(
+                    on,
+                    lambda c=c, s=s, f=f, pp=prev_prev, p=prev: self._cell(f"s{s}c{c}", f, pp, p, path),
+                    lambda p=prev: p,
+                )
                 prev_prev, prev = _choose(on, prev, prev_prev), out
         logits = w["out/bias"]
         for b, (t, on) in enumerate(prev):
@@ -164,7 +174,11 @@ class CellSupernet(SharedNet):
                 src = path[base + 4 * b + k]
                 x = select(src, len(lay.ins[(b, k)]), lambda i: tf.identity(states[i]))
                 ops = lay.ops[(b, k)]
-                total = total + select(path[base + 4 * b + 2 + k], len(ops), lambda i, x=x, k=k: self._op(x, f"{pre}/n{b}s{k}/{ops[i]}", str(ops[i]), f))
+                total = total + select(
+                    path[base + 4 * b + 2 + k],
+                    len(ops),
+                    lambda i, x=x, n=f"{pre}/n{b}s{k}", ops=ops: self._op(x, f"{n}/{ops[i]}", str(ops[i]), f),
+                )
             states.append(total)
         unused = base + 4 * lay.nodes
         return [(states[2 + b], path[unused + b]) for b in range(lay.nodes)]
@@ -178,7 +192,7 @@ class CellSupernet(SharedNet):
             k = self.weights[f"{name}{b}"]
             k = k[:, :, : tf.shape(t)[-1], :f]
             conv = lambda t=t, k=k: tf.nn.conv2d(tf.nn.relu(t) if relu else t, k, stride, "SAME")  # noqa: E731
-            term = conv() if total is None else tf.cond(on > 0, conv, lambda: tf.zeros_like(total))
+            term = conv() if total is None else tf.cond(on > 0, conv, lambda s=total: tf.zeros_like(s))
             if total is None:
                 term = term * tf.cast(on, term.dtype)
             total = term if total is None else total + term
@@ -196,7 +210,11 @@ class CellSupernet(SharedNet):
         if op == "conv1x1":
             return self._bn(tf.nn.conv2d(tf.nn.relu(x), w[f"{name}/k"][:, :, :f, :f], 1, "SAME"), name, f)
         y = tf.nn.separable_conv2d(
-            tf.nn.relu(x), w[f"{name}/depthwise"][:, :, :f], w[f"{name}/pointwise"][:, :, :f, :f], [1, 1, 1, 1], "SAME"
+            tf.nn.relu(x),
+            w[f"{name}/depthwise"][:, :, :f],
+            w[f"{name}/pointwise"][:, :, :f, :f],
+            [1, 1, 1, 1],
+            "SAME",
         )
         return self._bn(y, name, f)
 
@@ -204,7 +222,9 @@ class CellSupernet(SharedNet):
         import tensorflow as tf
 
         mean, var = tf.nn.moments(x, [0, 1, 2])
-        return tf.nn.batch_normalization(x, mean, var, self.weights[f"{name}/beta"][:f], self.weights[f"{name}/gamma"][:f], BN_EPSILON)
+        return tf.nn.batch_normalization(
+            x, mean, var, self.weights[f"{name}/beta"][:f], self.weights[f"{name}/gamma"][:f], BN_EPSILON
+        )
 
 
 def _choose(on: Any, a: State, b: State) -> State:

@@ -33,6 +33,7 @@ from rlnas.models import common, conv
 from rlnas.policy.supernet.base import BN_EPSILON, SharedNet, offered
 from rlnas.space import SearchSpace, Value
 
+
 def activation(name: str) -> Callable[[Any], Any]:
     import tensorflow as tf
 
@@ -68,16 +69,15 @@ class Layout:
         self.layer_counts = tuple(int(v) for v in offered(space, "num_layers", 1))
         self.max_layers = max(self.layer_counts)
         self.min_layers = min(self.layer_counts)
-        self.values = {
-            n: offered(space, n, conv.DEFAULTS[n]) for n in ("head", "head_units", "activation")
-        }
+        self.values = {n: offered(space, n, conv.DEFAULTS[n]) for n in ("head", "head_units", "activation")}
         self.layer_values = [
             {n: offered(space, f"{n}_{i}", d) for n, d in conv.LAYER_DEFAULTS.items()}
             for i in range(self.max_layers)
         ]
         self.filters = [max(int(v) for v in lv["filters"]) for lv in self.layer_values]
         self.kernel = [
-            (max(int(v) for v in lv["kernel_h"]), max(int(v) for v in lv["kernel_w"])) for lv in self.layer_values
+            (max(int(v) for v in lv["kernel_h"]), max(int(v) for v in lv["kernel_w"]))
+            for lv in self.layer_values
         ]
         self.units = max(int(v) for v in self.values["head_units"])
         self.last_layers = [n - 1 for n in sorted(self.layer_counts)]
@@ -146,7 +146,9 @@ class ChainSupernet(SharedNet):
         super().__init__(space, input_shape, num_classes, **kw)
 
     @classmethod
-    def plan(cls, space: SearchSpace, input_shape: tuple[int, ...], num_classes: int) -> dict[str, tuple[int, ...]]:
+    def plan(
+        cls, space: SearchSpace, input_shape: tuple[int, ...], num_classes: int
+    ) -> dict[str, tuple[int, ...]]:
         return Layout(space, input_shape, cls.SKIPS).plan(num_classes)
 
     @classmethod
@@ -173,7 +175,9 @@ class ChainSupernet(SharedNet):
                 halvings += v["pool"] != "none"
             row = [i < n, v["filters"], v["kernel_h"], v["kernel_w"], int(v["stride"]) == 2]
             rows += [*row, lv["pool"].index(v["pool"]) if v["pool"] in lv["pool"] else 0, halvings]
-        skips = [bool(a.get(f"skip_{i}_{j}", False)) for i in range(lay.max_layers) for j in range(lay.max_layers)]
+        skips = [
+            bool(a.get(f"skip_{i}_{j}", False)) for i in range(lay.max_layers) for j in range(lay.max_layers)
+        ]
         head = a["head"]
         slot = [s for s, _ in lay.slots()].index(f"gap{n - 1}" if head == "gap" else f"flat{halvings}")
         vals = lay.values
@@ -219,7 +223,9 @@ class ChainSupernet(SharedNet):
         strides = sorted({int(s) for s in lv["stride"]})
         if len(strides) == 1:
             return tf.nn.conv2d(x, k, strides[0], "SAME")
-        return tf.cond(stride > 0, lambda: tf.nn.conv2d(x, k, 2, "SAME"), lambda: tf.nn.conv2d(x, k, 1, "SAME"))
+        return tf.cond(
+            stride > 0, lambda: tf.nn.conv2d(x, k, 2, "SAME"), lambda: tf.nn.conv2d(x, k, 1, "SAME")
+        )
 
     def _layer(self, i: int, x: Any, outs: list[Any], path: Any, act: Callable[[Any], Any]) -> Any:
         import tensorflow as tf
@@ -228,8 +234,11 @@ class ChainSupernet(SharedNet):
         y = self._conv(x, f"conv{i}/k-1", i, path, stride)
         for j in self.layout.sources(i)[1:]:
             need = self._get(path, i - 1, "halvings") - self._get(path, j, "halvings")
-            src = lambda j=j, need=need: self._conv(self._shrink(outs[j], need, i), f"conv{i}/k{j}", i, path, stride)  # noqa: E731
-            y = y + tf.cond(self._skip(path, i, j) > 0, src, lambda: tf.zeros_like(y))
+
+            def src(j: int = j, need: Any = need) -> Any:
+                return self._conv(self._shrink(outs[j], need, i), f"conv{i}/k{j}", i, path, stride)
+
+            y = y + tf.cond(self._skip(path, i, j) > 0, src, lambda y=y: tf.zeros_like(y))
         f = self._get(path, i, "filters")
         mean, var = tf.nn.moments(y, [0, 1, 2])
         y = tf.nn.batch_normalization(
@@ -263,7 +272,7 @@ class ChainSupernet(SharedNet):
         units = self._tail(path, 1)
 
         def slot(k: int) -> Any:
-            name, rows = lay.slots()[k]
+            name = lay.slots()[k][0]
             if name.startswith("gap"):
                 feats, take = tf.reduce_mean(x, [1, 2]), lambda m: m[:c]
             else:
@@ -271,7 +280,10 @@ class ChainSupernet(SharedNet):
                 take = lambda m: tf.reshape(m[:, :, :c], [-1, m.shape[-1]])  # noqa: E731
 
             def hidden() -> Any:
-                h = act(feats @ take(w[f"head/{name}/hidden/kernel"])[:, :units] + w[f"head/{name}/hidden/bias"][:units])
+                h = act(
+                    feats @ take(w[f"head/{name}/hidden/kernel"])[:, :units]
+                    + w[f"head/{name}/hidden/bias"][:units]
+                )
                 return h @ w["head/out/kernel"][:units] + w["head/out/bias"]
 
             def direct() -> Any:

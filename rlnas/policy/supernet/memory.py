@@ -15,8 +15,10 @@ DEFAULT_LIMIT = 2 * 1024**3
 """2 GB: what a laptop spares for the supernet next to the data."""
 
 
-def estimate_bytes(space: SearchSpace, input_shape: tuple[int, ...], num_classes: int, batch_size: int) -> int:
-    """Bytes of weights, optimizer slot, gradients and the widest path's activations (see the module docstring)."""
+def estimate_bytes(
+    space: SearchSpace, input_shape: tuple[int, ...], num_classes: int, batch_size: int
+) -> int:
+    """Bytes of weights, optimizer slot, gradients and the widest path's activations (module docstring)."""
     from rlnas.policy.supernet import supernet_class
 
     cls = supernet_class(space)
@@ -26,14 +28,20 @@ def estimate_bytes(space: SearchSpace, input_shape: tuple[int, ...], num_classes
 
 
 def check_memory(
-    space: SearchSpace, input_shape: tuple[int, ...], num_classes: int, batch_size: int, *, limit: int = DEFAULT_LIMIT
+    space: SearchSpace,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    batch_size: int,
+    *,
+    limit: int = DEFAULT_LIMIT,
 ) -> int:
     """The estimate; ConfigError (one line) when it exceeds ``limit`` bytes."""
     need = estimate_bytes(space, input_shape, num_classes, batch_size)
     if need > limit:
         raise ConfigError(
             f"the {space.model} supernet needs about {need / 1024**3:.1f} GB at batch size {batch_size} "
-            f"(limit {limit / 1024**3:.1f} GB); lower --batch-size or use a smaller space (fewer filters or layers)"
+            f"(limit {limit / 1024**3:.1f} GB); lower --batch-size "
+            "or use a smaller space (fewer filters or layers)"
         )
     return need
 

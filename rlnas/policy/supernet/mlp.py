@@ -35,7 +35,9 @@ class MlpSupernet(SharedNet):
         super().__init__(space, input_shape, num_classes, **kw)
 
     @classmethod
-    def plan(cls, space: SearchSpace, input_shape: tuple[int, ...], num_classes: int) -> dict[str, tuple[int, ...]]:
+    def plan(
+        cls, space: SearchSpace, input_shape: tuple[int, ...], num_classes: int
+    ) -> dict[str, tuple[int, ...]]:
         depths, units, flat = _layout(space, input_shape)
         shapes: dict[str, tuple[int, ...]] = {}
         for i, u in enumerate(units):
@@ -63,7 +65,10 @@ class MlpSupernet(SharedNet):
         w = self.weights
         x = tf.reshape(x, [tf.shape(x)[0], self.flat])
         act_index = path[1 + len(self.units)]
-        act = lambda t: select(act_index, len(self.activations), lambda k: activation(str(self.activations[k]))(t))  # noqa: E731
+
+        def act(t: Any) -> Any:
+            return select(act_index, len(self.activations), lambda k: activation(str(self.activations[k]))(t))
+
         outs = []
         for i in range(len(self.units)):
             u = path[1 + i]
