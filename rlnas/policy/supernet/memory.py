@@ -19,7 +19,7 @@ def estimate_bytes(
     space: SearchSpace, input_shape: tuple[int, ...], num_classes: int, batch_size: int
 ) -> int:
     """Bytes of weights, optimizer slot, gradients and the widest path's activations (module docstring)."""
-    from rlnas.policy.supernet import supernet_class
+    from rlnas.policy.supernet.registry import supernet_class
 
     cls = supernet_class(space)
     params = sum(_count(s) for s in cls.plan(space, tuple(input_shape), num_classes).values())
