@@ -154,10 +154,16 @@ class ChainSupernet(SharedNet):
     @classmethod
     def activation_floats(cls, space: SearchSpace, input_shape: tuple[int, ...], num_classes: int) -> int:
         """Full-resolution maps of the widest filters (an upper bound): the input, conv, norm,
-        activation and pool outputs of every layer, and a pooled copy for each skip."""
+        activation and pool outputs of every layer, a pooled copy for each skip, and the largest
+        convolution's patch buffer (height x width x kernel area x input channels: TensorFlow's CPU
+        convolution unfolds its input, which for a 5x5 kernel over 64 channels is the biggest tensor)."""
         lay = Layout(space, input_shape, cls.SKIPS)
         per_layer = [lay.h * lay.w * f * (4 + (i if cls.SKIPS else 0)) for i, f in enumerate(lay.filters)]
-        return lay.h * lay.w * lay.channels + sum(per_layer)
+        patches = max(
+            lay.h * lay.w * kh * kw * sum(lay.in_channels(i, s) for s in lay.sources(i))
+            for i, (kh, kw) in enumerate(lay.kernel)
+        )
+        return lay.h * lay.w * lay.channels + sum(per_layer) + patches
 
     # -- path ------------------------------------------------------------------------------------
     PER_LAYER = ("active", "filters", "kernel_h", "kernel_w", "stride", "pool", "halvings")
