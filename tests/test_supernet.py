@@ -176,6 +176,7 @@ def test_tokens_of_the_wrong_length_are_refused():
         net.train_step(x, y, np.zeros(3, int))
 
 
+@pytest.mark.slow  # the cell graph takes long to trace: minutes on a busy 2-core machine
 def test_cell_supernet_trains_every_path_in_one_trace_and_learns():
     space = cell_space(num_nodes=2, filters=(4, 8), num_cells=(1, 2), lr_grid=3)
     net = make_supernet(space, (8, 8), 2, seed=0)
