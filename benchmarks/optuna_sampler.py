@@ -28,11 +28,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import optuna  # noqa: E402
-from field_tables import _incumbent_index, load_table  # noqa: E402
+import optuna
+from field_tables import PROJECT_TABLES, _incumbent_index, load_table
 
-from rlnas.optuna import ReinforceSampler  # noqa: E402
-from rlnas.tables.hpo import HELD_OUT, TABLES  # noqa: E402
+from rlnas.optuna import ReinforceSampler
+from rlnas.tables.hpo import HELD_OUT, TABLES
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -77,7 +77,7 @@ def run_once(table, sampler_name: str, seed: int, budget: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--table", required=True, choices=TABLES + ("project:mnist_5k_mlp", "project:fashion_mlp_small"))
+    p.add_argument("--table", required=True, choices=(*TABLES, *PROJECT_TABLES))
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--budget", type=int, default=50)
@@ -99,7 +99,10 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
             if args.save_runs:  # after every seed: a killed run keeps what it finished
-                saved = {n: [{k: np.asarray(v).tolist() for k, v in x.items()} for x in rs] for n, rs in runs.items()}
+                saved = {
+                    n: [{k: np.asarray(v).tolist() for k, v in x.items()} for x in rs]
+                    for n, rs in runs.items()
+                }
                 specs = {n: {"strategy": n} for n in runs}
                 args.save_runs.write_text(json.dumps({"table": table.name, "specs": specs, "runs": saved}))
 

@@ -42,7 +42,6 @@ from rlnas.space.grids import DEFAULT_POINTS, choice_decision, numeric_values
 from rlnas.strategies.handout import Handout
 
 try:
-    import optuna
     from optuna.distributions import (
         BaseDistribution,
         CategoricalDistribution,
@@ -70,7 +69,9 @@ def to_decision(name: str, dist: BaseDistribution, points: int = DEFAULT_POINTS)
         return choice_decision(name, tuple(dist.choices)), False
     if isinstance(dist, IntDistribution | FloatDistribution):
         integer = isinstance(dist, IntDistribution)
-        grid = numeric_values(dist.low, dist.high, step=dist.step, log=dist.log, integer=integer, points=points)
+        grid = numeric_values(
+            dist.low, dist.high, step=dist.step, log=dist.log, integer=integer, points=points
+        )
         return Decision(name, grid.values, kind="int" if integer else "float"), grid.discretized
     raise ConfigError(f"parameter {name!r}: ReinforceSampler cannot search {type(dist).__name__}")
 
@@ -199,7 +200,9 @@ class ReinforceSampler(BaseSampler):
         out = {}
         for d, t in zip(self._space.decisions, row, strict=True):  # type: ignore[union-attr]
             dist = self._dists[d.name]
-            out[d.name] = dist.choices[int(t)] if isinstance(dist, CategoricalDistribution) else d.values[int(t)]
+            out[d.name] = (
+                dist.choices[int(t)] if isinstance(dist, CategoricalDistribution) else d.values[int(t)]
+            )
         return out
 
     def _tokens(self, params: dict[str, Any]) -> np.ndarray | None:

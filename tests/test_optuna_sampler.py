@@ -101,7 +101,9 @@ def test_resumed_study_continues_as_the_uninterrupted_one(tmp_path):
         study_name="s", storage=storage, direction="maximize", sampler=ReinforceSampler(seed=1)
     )
     first.optimize(toy, n_trials=7)  # stops inside a batch
-    again = optuna.load_study(study_name="s", storage=_journal(tmp_path / "journal.log"), sampler=ReinforceSampler(seed=1))
+    again = optuna.load_study(
+        study_name="s", storage=_journal(tmp_path / "journal.log"), sampler=ReinforceSampler(seed=1)
+    )
     again.optimize(toy, n_trials=11)
     assert params(again) == params(whole)
 
@@ -125,7 +127,9 @@ def test_two_processes_share_a_journal(tmp_path):
     optuna.create_study(study_name="shared", storage=_journal(path), direction="maximize")
     code = WORKER.format(tests=str(ROOT / "tests"), path=str(path))
     env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE) for _ in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE) for _ in range(2)
+    ]
     for p in procs:
         _, err = p.communicate()
         assert p.returncode == 0, err.decode()[-2000:]
@@ -201,7 +205,10 @@ import {module}
 """
 
 
-@pytest.mark.parametrize(("module", "blocked", "extra"), [("rlnas.optuna", "optuna", "rlnas[optuna]")])
+@pytest.mark.parametrize(
+    ("module", "blocked", "extra"),
+    [("rlnas.optuna", "optuna", "rlnas[optuna]"), ("rlnas.tune", "ray", "rlnas[tune]")],
+)
 def test_missing_extra_names_it_in_one_line(module, blocked, extra):
     code = textwrap.dedent(BLOCKED.format(name=blocked, module=module))
     env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}

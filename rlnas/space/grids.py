@@ -43,7 +43,7 @@ def numeric_values(
         return Grid((int(low) if integer else float(low),), False)
     if integer or step is not None:
         step = step if step is not None else 1
-        count = int(math.floor((high - low) / step + 1e-9)) + 1
+        count = math.floor((high - low) / step + 1e-9) + 1
         allowed = [low + i * step for i in range(count)] if count <= points else None
         if allowed is not None:
             return Grid(tuple(_kind(v, integer, low, high) for v in allowed), False)
@@ -62,7 +62,7 @@ def _spread(low: float, high: float, n: int, log: bool) -> list[float]:
 
 def _kind(value: float, integer: bool, low: float, high: float) -> Value:
     value = min(max(value, low), high)  # float error never leaves the range
-    return int(round(value)) if integer else float(value)
+    return round(value) if integer else min(max(float(f"{value:.12g}"), low), high)  # 0.9, not 0.8999...
 
 
 def _unique(values) -> tuple[Value, ...]:
