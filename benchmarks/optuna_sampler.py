@@ -32,6 +32,7 @@ import optuna
 from field_tables import PROJECT_TABLES, _incumbent_index, load_table
 
 from rlnas.optuna import ReinforceSampler
+from rlnas.stats import diff_ci, mean_ci
 from rlnas.tables.hpo import HELD_OUT, TABLES
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -75,16 +76,47 @@ def run_once(table, sampler_name: str, seed: int, budget: int) -> dict:
     return {"true": true, "train_time": np.cumsum(seconds), "batch_seconds": own, "keys": keys}
 
 
+def report(paths: list[Path], reference: Path, budget: int) -> str:
+    """Regret at ``budget`` of each saved Optuna sampler beside the reference's per-seed scores (a
+    ``field_summary.py --out`` JSON: rlnas bench's default and its TPE), with the differences."""
+    ref = json.loads(reference.read_text())["results"]["tables"]
+    lines = []
+    for path in paths:
+        data = json.loads(path.read_text())
+        table = load_table(data["table"])
+        label, f = ("regret", table.regret) if table.maximize else ("log10 regret", table.log10_regret)
+        scores = {n: [float(f(r["true"][budget - 1])) for r in rs] for n, rs in data["runs"].items()}
+        scores |= {f"bench_{k}": v for k, v in ref[table.name].get(f"{label}@{budget}", {}).items()}
+        lines.append(f"{table.name} {label}@{budget}")
+        for name, x in scores.items():
+            diffs = ""
+            if name == "optuna_reinforce":
+                for other in ("bench_default", "optuna_tpe", "bench_tpe"):
+                    if other in scores:
+                        m, lo, hi = diff_ci(x, scores[other])
+                        diffs += f"  minus {other} {m:+.4g} [{lo:+.4g}, {hi:+.4g}]"
+            m, lo, hi = mean_ci(x)
+            lines.append(f"  {name:<18} {m:.4g} [{lo:.4g}, {hi:.4g}] ({len(x)}){diffs}")
+        own = {n: np.mean([np.mean(r["batch_seconds"][1:]) for r in rs]) for n, rs in data["runs"].items()}
+        lines.append("  sampler s/trial: " + ", ".join(f"{n} {s:.4f}" for n, s in own.items()))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--table", required=True, choices=(*TABLES, *PROJECT_TABLES))
+    p.add_argument("--table", default="nb201:cifar10", choices=(*TABLES, *PROJECT_TABLES))
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--budget", type=int, default=50)
     p.add_argument("--samplers", nargs="+", default=["reinforce", "tpe"])
     p.add_argument("--save-runs", type=Path, help="per-seed runs in field_tables.py's --save-runs format")
     p.add_argument("--held-out", action="store_true")
+    p.add_argument("--report", type=Path, nargs="+", help="report on saved runs instead of running")
+    p.add_argument("--reference", type=Path, default=Path(__file__).parent / "results/field/budget50.json")
     args = p.parse_args(argv)
+    if args.report:
+        print(report(args.report, args.reference, args.budget))
+        return
     if args.table in HELD_OUT and not args.held_out:
         p.error(f"{args.table} is held out: --held-out for a final report")
     table = load_table(args.table)
