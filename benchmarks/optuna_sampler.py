@@ -12,7 +12,10 @@ beside the other strategies' runs; ``batch_seconds`` holds the sampler's own sec
 
     python benchmarks/optuna_sampler.py --table nb201:cifar10 --seeds 10 --budget 50 \
         --samplers reinforce tpe --save-runs runs.json
-    python benchmarks/optuna_sampler.py --timing 500 --table nb201:cifar10   # time per trial
+    python benchmarks/optuna_sampler.py --table nb201:cifar10 --seeds 1 --budget 500 \\
+        --samplers tpe reinforce --save-runs timing.json        # the sampler's time per trial
+    python benchmarks/optuna_sampler.py --table hpolib:naval_propulsion --budget 40 --same-as-bench
+    python benchmarks/optuna_sampler.py --budget 50 --report runs.json   # beside rlnas bench's 100 seeds
 """
 
 from __future__ import annotations
@@ -76,6 +79,27 @@ def run_once(table, sampler_name: str, seed: int, budget: int) -> dict:
     return {"true": true, "train_time": np.cumsum(seconds), "batch_seconds": own, "keys": keys}
 
 
+def same_as_bench(table, seed: int, budget: int) -> tuple[int, int]:
+    """How many of Optuna's loop's first ``budget`` architectures equal ``rlnas bench``'s (the default
+    strategy, batches of 4, the same evaluation noise), with the space given from the first trial."""
+    from field_tables import Runner
+    from field_tables import run_once as bench_once
+
+    bench = bench_once(table, Runner(table.space, "reinforce", {}).make(seed), seed, budget, 4)["keys"]
+    space = {d.name: optuna.distributions.CategoricalDistribution(d.values) for d in table.space.decisions}
+    noise, keys = np.random.default_rng(seed), []
+
+    def objective(trial: optuna.Trial) -> float:
+        arch = {d.name: trial.suggest_categorical(d.name, d.values) for d in table.space.decisions}
+        row = np.array(table.space.encode(arch))
+        keys.append(table.space.key(row))
+        return float(table.evaluate(row[None], noise)[0][0])
+
+    sampler = ReinforceSampler(seed=seed, search_space=space)
+    optuna.create_study(direction=table.direction, sampler=sampler).optimize(objective, n_trials=budget)
+    return sum(a == b for a, b in zip(keys, bench, strict=True)), budget
+
+
 def report(paths: list[Path], reference: Path, budget: int) -> str:
     """Regret at ``budget`` of each saved Optuna sampler beside the reference's per-seed scores (a
     ``field_summary.py --out`` JSON: rlnas bench's default and its TPE), with the differences."""
@@ -111,9 +135,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--samplers", nargs="+", default=["reinforce", "tpe"])
     p.add_argument("--save-runs", type=Path, help="per-seed runs in field_tables.py's --save-runs format")
     p.add_argument("--held-out", action="store_true")
+    p.add_argument("--same-as-bench", action="store_true", help="check the sequence against rlnas bench")
     p.add_argument("--report", type=Path, nargs="+", help="report on saved runs instead of running")
     p.add_argument("--reference", type=Path, default=Path(__file__).parent / "results/field/budget50.json")
     args = p.parse_args(argv)
+    if args.same_as_bench:
+        same, n = same_as_bench(load_table(args.table), args.first_seed, args.budget)
+        print(f"{args.table} seed {args.first_seed}: {same} of {n} architectures equal rlnas bench's")
+        return
     if args.report:
         print(report(args.report, args.reference, args.budget))
         return
