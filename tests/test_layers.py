@@ -33,7 +33,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("strategies", ("rlnas.strategies",)),
     ("execution", ("rlnas.exec",)),
     ("environment", ("envs",)),
-    ("top", ("rlnas.search", "rlnas.bench", "rlnas.report", "rlnas.tuner")),
+    ("top", ("rlnas.search", "rlnas.bench", "rlnas.report", "rlnas.tuner", "rlnas.optuna", "rlnas.tune")),
     ("faces", ("rlnas.cli", "rlnas")),
 )
 """Lowest first. A module may import its own layer and those below; within a layer, no cycle. ``rlnas``
