@@ -3,6 +3,8 @@ derivation into the space's tokens, shared-weight evaluation, checkpoints, and (
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import fields
 
 import numpy as np
@@ -92,6 +94,25 @@ def test_spaces_without_per_edge_operations_are_refused(space: SearchSpace) -> N
         ConfigError, match=r"darts needs the cell space's per-edge operations.*model = \"cell\""
     ):
         make(space)
+
+
+def test_the_refusal_needs_no_tensorflow() -> None:
+    """The config refuses the space before TensorFlow loads and before a run directory exists."""
+    code = (
+        "import sys\n"
+        "from rlnas.errors import ConfigError\n"
+        "from rlnas.settings.darts import check_darts_space\n"
+        "from rlnas.space import skip_space, cell_space\n"
+        "check_darts_space(cell_space())\n"
+        "try:\n    check_darts_space(skip_space())\nexcept ConfigError as e:\n    print(e)\n"
+        "print('tensorflow' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == [
+        "--strategy darts needs the cell space's per-edge operations; the 'skip' space has none: "
+        'use [space] model = "cell" (e.g. --config examples/cell.toml)',
+        "False",
+    ]
 
 
 def test_regression_is_refused() -> None:

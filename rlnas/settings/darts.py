@@ -12,9 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rlnas.errors import ConfigError
+from rlnas.models import cell
 from rlnas.settings.bounds import check_bounds
 from rlnas.settings.rules import Check, check_all, finite_number, must, optional, positive, whole
 from rlnas.settings.rules import setting as _f
+from rlnas.space import SearchSpace
 
 
 @dataclass(frozen=True)
@@ -67,3 +69,16 @@ RULES: dict[str, Check] = {
     "darts_cells": optional(_count(16)),
 }
 """The rule of every field, in field order (the first bad field is the one reported)."""
+
+
+def check_darts_space(space: SearchSpace) -> None:
+    """DARTS relaxes per-edge operations, which only the cell space has: refuse any other in one line.
+
+    Here, not beside the strategy, so that the config can refuse it before TensorFlow loads and before
+    a run directory exists."""
+    if space.model != "cell":
+        raise ConfigError(
+            f"--strategy darts needs the cell space's per-edge operations; the {space.model!r} space has "
+            'none: use [space] model = "cell" (e.g. --config examples/cell.toml)'
+        )
+    cell.check(space)

@@ -23,11 +23,10 @@ import numpy as np
 import tensorflow as tf
 
 from rlnas.errors import ConfigError, RunError
-from rlnas.models import cell
 from rlnas.models.cell import DEFAULTS
 from rlnas.policy.darts_cell import DartsCellNet
 from rlnas.run.durable import atomic_write_bytes
-from rlnas.settings.darts import DartsSettings
+from rlnas.settings.darts import DartsSettings, check_darts_space
 from rlnas.space import SearchSpace
 from rlnas.strategies import darts_derive
 from rlnas.strategies.oneshot import Candidate
@@ -36,16 +35,6 @@ CHECKPOINT = "darts.npz"
 EVAL_BATCH = 256
 """Images per forward pass in :meth:`DartsStrategy.evaluate` (batch statistics need a fair batch)."""
 ADAM_BETAS = (0.5, 0.999)  # DARTS's alpha optimizer
-
-
-def check_darts_space(space: SearchSpace) -> None:
-    """DARTS relaxes per-edge operations, which only the cell space has: refuse any other, in one line."""
-    if space.model != "cell":
-        raise ConfigError(
-            f"--strategy darts needs the cell space's per-edge operations; the {space.model!r} space has "
-            'none: use [space] model = "cell" (e.g. --config examples/cell.toml)'
-        )
-    cell.check(space)
 
 
 def _smallest(space: SearchSpace, name: str) -> int:
