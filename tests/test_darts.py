@@ -115,11 +115,13 @@ def test_the_refusal_needs_no_tensorflow() -> None:
     ]
 
 
-def test_regression_is_refused() -> None:
+def test_regression_and_flat_inputs_are_refused() -> None:
     from rlnas.strategies.darts import DartsStrategy
 
     with pytest.raises(ConfigError, match="searches classifiers"):
         DartsStrategy(cell_space(**TINY), DartsSettings(), (8, 8), 0, seed=0, steps_per_epoch=1)
+    with pytest.raises(ConfigError, match=r"the cell model needs images .*got \(13,\)"):
+        DartsStrategy(cell_space(**TINY), DartsSettings(), (13,), 2, seed=0, steps_per_epoch=1)
 
 
 # -- alpha follows the evidence ---------------------------------------------------------------------

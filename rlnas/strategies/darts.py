@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from rlnas.errors import ConfigError, RunError
 from rlnas.models.cell import DEFAULTS
+from rlnas.models.common import check_image_shape
 from rlnas.policy.darts_cell import DartsCellNet
 from rlnas.run.durable import atomic_write_bytes
 from rlnas.settings.darts import DartsSettings, check_darts_space
@@ -68,8 +69,11 @@ class DartsStrategy:
         check_darts_space(space)
         if num_classes < 2:
             raise ConfigError("--strategy darts searches classifiers; this dataset is a regression task")
+        input_shape = check_image_shape(input_shape, "cell")
+        if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be a whole number >= 1, got {steps_per_epoch!r}")
         self.space, self.settings = space, settings
-        self.steps_per_epoch = int(steps_per_epoch)
+        self.steps_per_epoch = steps_per_epoch
         self.total_steps = settings.darts_epochs * self.steps_per_epoch
         self.warmup_steps = round(settings.darts_warmup_epochs * self.steps_per_epoch)
         reductions = darts_derive.fixed_values(space).get("reductions", DEFAULTS["reductions"])
