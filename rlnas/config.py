@@ -41,6 +41,7 @@ from rlnas.settings import (
     PLAIN_REINFORCE,
     SETTINGS,
     STRATEGIES,
+    DartsSettings,
     EnasSettings,
     EvolutionSettings,
     ReinforceSettings,
@@ -154,6 +155,7 @@ class SearchConfig:
         default_factory=EvolutionSettings, metadata={"help": "the evolution strategy's own settings"}
     )
     enas: EnasSettings = field(default_factory=EnasSettings, metadata={"help": "ENAS's own settings"})
+    darts: DartsSettings = field(default_factory=DartsSettings, metadata={"help": "DARTS's own settings"})
 
     def __post_init__(self) -> None:
         check_all(self, _RULES)

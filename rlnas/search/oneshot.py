@@ -110,37 +110,14 @@ def check_oneshot(config: SearchConfig, space: SearchSpace, dataset: Any) -> Non
 def _check_space(name: str, space: SearchSpace, dataset: data.Dataset, batch_size: int) -> None:
     """DARTS's check of per-edge operations; for ENAS the supernets' own: the space, then the memory
     estimate of its widest path at ``batch_size`` (the error names --batch-size)."""
+    from rlnas.policy.supernet import check_memory, check_supported
+    from rlnas.settings.darts import check_darts_space
+
     if name == "darts":
-        try:
-            from rlnas.settings.darts import check_darts_space  # type: ignore[import-not-found]
-        except ImportError:  # without DARTS installed: the same refusal, by model name
-            check_darts_space = _check_cell
         check_darts_space(space)
-        return
-    try:
-        from rlnas.policy.supernet import check_memory, check_supported  # type: ignore[attr-defined]
-    except ImportError:  # without the supernets package installed: the same refusal, by model name
-        _check_model(space)
         return
     check_supported(space)
     check_memory(space, dataset.input_shape, dataset.num_classes, batch_size)
-
-
-def _check_cell(space: SearchSpace) -> None:
-    if space.model != "cell":
-        raise ConfigError(
-            f"darts mixes the operations of each edge of a cell; model {space.model!r} has no per-edge "
-            'operations: use model = "cell" or --strategy enas'
-        )
-
-
-def _check_model(space: SearchSpace) -> None:
-    supported = ("conv", "skip", "cell", "mlp")
-    if space.model not in supported:
-        raise ConfigError(
-            f"enas shares weights among the children of the built-in models {', '.join(supported)}; "
-            f"model {space.model!r} is not one of them"
-        )
 
 
 def load_arrays(config: SearchConfig) -> data.Dataset:

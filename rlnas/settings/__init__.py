@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
+from rlnas.settings.darts import DartsSettings
 from rlnas.settings.enas import EnasSettings
 from rlnas.settings.evolution import EvolutionSettings
 from rlnas.settings.reinforce import MODEL_SELECTS, PLAIN_REINFORCE, ReinforceSettings
@@ -27,6 +28,7 @@ SETTINGS: dict[str, Any] = {
     "reinforce": ReinforceSettings,
     "evolution": EvolutionSettings,
     "enas": EnasSettings,
+    "darts": DartsSettings,
 }
 """Strategy name -> the class of its settings; random search and TPE have none of their own."""
 OWNER: dict[str, str] = {f.name: name for name, kind in SETTINGS.items() for f in fields(kind)}
@@ -39,6 +41,7 @@ __all__ = [
     "PLAIN_REINFORCE",
     "SETTINGS",
     "STRATEGIES",
+    "DartsSettings",
     "EnasSettings",
     "EvolutionSettings",
     "ReinforceSettings",

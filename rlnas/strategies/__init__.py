@@ -87,9 +87,9 @@ def make_oneshot(
         )
         return EnasStrategy(space, s, supernet, steps_per_epoch=steps_per_epoch, seed=config.seed)
     if config.strategy == "darts":
-        from rlnas.strategies.darts import DartsStrategy  # type: ignore[import-not-found]
+        from rlnas.strategies.darts import DartsStrategy
 
-        settings = config.darts  # type: ignore[attr-defined]
+        settings = config.darts
         return DartsStrategy(
             space, settings, input_shape, num_classes, seed=config.seed, steps_per_epoch=steps_per_epoch
         )
