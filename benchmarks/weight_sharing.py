@@ -17,8 +17,13 @@ waited for, from building the strategy to its pick. Then:
 - regret: the table's best accuracy minus the table accuracy of the strategy's pick
   (``candidates(1)[0]``);
 - random: random search given the same CPU seconds: architectures drawn uniformly from the table,
-  each charged its recorded ``fit_seconds`` (times ``--cost-scale``), until the next would go over
-  the budget; the regret of the best one drawn. Same seeds; the paired difference is per seed.
+  each charged its cost, until the next would go over the budget; the regret of the best one drawn.
+  Same seeds; the paired difference is per seed. The cost (``--child-cpu``): by default the CPU
+  seconds of a stand-alone child, measured here before the seeds by training ``--cpu-probes``
+  architectures of the table as ``rlnas tabulate`` did (same data, epochs, threads), the same for
+  every architecture; ``fit`` charges each its recorded ``fit_seconds`` instead, which are wall
+  seconds and grow with whatever else loaded the machine while the table was built; a number
+  charges that many seconds each.
 
 Each ``--variant "LABEL:key=value,key=value"`` adds settings (names as ``rlnas search`` takes them,
 e.g. the strategy's own) to those of ``--settings``; the summary compares each variant with the
@@ -173,17 +178,20 @@ def measure_seed(
     seed: int,
     steps: int,
     batch_size: int,
-    cost_scale: float = 1.0,
+    cost: np.ndarray | None = None,
     clock: Callable[[], float] = cpu_seconds,
 ) -> dict[str, Any]:
-    """One seed: build and train the strategy, take its pick, then tau and random search at its cost."""
+    """One seed: build and train the strategy, take its pick, then tau and random search at its cost
+    (``cost``: random search's seconds per architecture, default the table's fit_seconds)."""
     cpu0, wall0 = clock(), time.perf_counter()
     strategy = make(seed, settings)
     train(strategy, data, steps, batch_size, np.random.default_rng([seed, 17]))
     pick = np.asarray(strategy.candidates(1, data.x_val, data.y_val)[0].tokens)
     cpu, wall = clock() - cpu0, time.perf_counter() - wall0
     shared = np.asarray(strategy.evaluate(tab.tokens, data.x_val, data.y_val), np.float64)
-    found, evals = random_at_cost(tab.accuracy, tab.cost * cost_scale, cpu, np.random.default_rng([seed, 23]))
+    found, evals = random_at_cost(
+        tab.accuracy, tab.cost if cost is None else cost, cpu, np.random.default_rng([seed, 23])
+    )
     regret = tab.best - tab.accuracy_of(pick)
     return {
         "seed": seed,
@@ -211,15 +219,27 @@ def _ci(values: Sequence[float], digits: int = 4) -> str:
     return f.format(m) if math.isnan(lo) else f"{f.format(m)} [{f.format(lo)}, {f.format(hi)}]"
 
 
-def summarize(strategy: str, tab: TableData, runs: dict[str, list[dict[str, Any]]]) -> str:
+def summarize(
+    strategy: str,
+    tab: TableData,
+    runs: dict[str, list[dict[str, Any]]],
+    *,
+    cost_note: str = "each architecture's recorded fit_seconds",
+    steps: int | None = None,
+    batch_size: int | None = None,
+) -> str:
     """Markdown: per variant, means with 95% Student-t intervals over seeds; then each variant minus
     the first, paired by seed."""
+    budget = f"{steps} steps of minibatch {batch_size}; " if steps else ""
     lines = [
         f"{strategy} on a table of {len(tab.accuracy)} architectures (best stand-alone val accuracy "
-        f"{tab.best:.4f}, median {float(np.nanmedian(tab.accuracy)):.4f}); mean [95% t-interval] over seeds.",
-        "regret: table best minus the stand-alone accuracy of the pick; random: random search charged "
-        "each child's recorded fit seconds, with the strategy's CPU seconds; diff: regret minus random's, "
-        "seed by seed (negative: the strategy's pick is better).",
+        f"{tab.best:.4f}, median {float(np.nanmedian(tab.accuracy)):.4f}); {budget}mean [95% t-interval] "
+        "over seeds.",
+        "tau: Kendall tau-b of shared-weight val accuracy against stand-alone val accuracy, every "
+        "architecture; regret: table best minus the stand-alone accuracy of the pick; random: random "
+        f"search with the strategy's CPU seconds, a child costing {cost_note}; diff: regret minus "
+        "random's, seed by seed (negative: the strategy's pick is better); shared acc range: the lowest "
+        "and highest shared-weight accuracy (a narrow range is a collapsed ranking).",
         "",
     ]
     rows = [
@@ -280,6 +300,45 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
     return label.strip(), parse_settings([s for s in rest.split(",") if s.strip()])
 
 
+def child_cpu_seconds(config: Any, tab: TableData, probes: int, seed: int = 0) -> float:
+    """Mean CPU seconds of training ``probes`` architectures of the table (drawn with ``seed``) in this
+    process, as ``rlnas tabulate``'s one worker trained them: the same data, epochs and threads."""
+    from rlnas.data import load
+    from rlnas.models.child import train_and_evaluate, train_spec
+    from rlnas.resources import threads_per_worker
+
+    ds = load(config.data_spec())
+    spec = train_spec(config, tab.space.model, threads=threads_per_worker(1))
+    rng, spent = np.random.default_rng(seed), []
+    for i in rng.choice(len(tab.tokens), size=probes, replace=False):
+        start = cpu_seconds()
+        train_and_evaluate(tab.space.decode(tab.tokens[i].tolist()), ds, spec, seed=int(i))
+        spent.append(cpu_seconds() - start)
+    return float(np.mean(spent))
+
+
+def _check_child_cpu(text: str) -> None:
+    if text in ("measure", "fit"):
+        return
+    try:
+        ok = float(text) > 0
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(f"--child-cpu {text!r} is invalid; use measure, fit or a number of seconds > 0")
+
+
+def _costs(args: argparse.Namespace, config: Any, tab: TableData) -> tuple[np.ndarray, str]:
+    """Random search's cost per architecture, and how it was obtained (for the summary)."""
+    if args.child_cpu == "fit":
+        return tab.cost, "each architecture's recorded fit_seconds (wall seconds)"
+    if args.child_cpu == "measure":
+        cpu = child_cpu_seconds(config, tab, args.cpu_probes)
+        return np.full(len(tab.cost), cpu), f"{cpu:.1f} CPU s each (mean of {args.cpu_probes} measured)"
+    cpu = float(args.child_cpu)
+    return np.full(len(tab.cost), cpu), f"{cpu:.1f} CPU s each (given)"
+
+
 def _oneshot_factory(
     config: Any, space: SearchSpace, input_shape: tuple[int, ...], classes: int
 ) -> MakeStrategy:
@@ -306,11 +365,11 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--settings", nargs="*", default=[], help="key=value for every variant")
     p.add_argument("--variant", action="append", default=[], help="LABEL[:key=value,...] (repeatable)")
     p.add_argument(
-        "--cost-scale",
-        type=float,
-        default=1.0,
-        help="CPU seconds a stand-alone child costs per recorded fit second (default 1)",
+        "--child-cpu",
+        default="measure",
+        help="random search's cost of a child: measure (default), fit (the table's fit_seconds) or seconds",
     )
+    p.add_argument("--cpu-probes", type=int, default=3, help="children trained to measure (default 3)")
     return p.parse_args(argv)
 
 
@@ -319,8 +378,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     from rlnas.config import load_config
 
     try:
-        if args.seeds < 1 or args.epochs <= 0:
-            raise ConfigError(f"--seeds {args.seeds} and --epochs {args.epochs} must be positive")
+        if args.seeds < 1 or args.epochs <= 0 or args.cpu_probes < 1:
+            raise ConfigError(
+                f"--seeds {args.seeds}, --epochs {args.epochs} and --cpu-probes {args.cpu_probes} "
+                "must be positive"
+            )
+        _check_child_cpu(args.child_cpu)
         config, space, _ = load_config(args.config)
         base = {**parse_settings(args.settings), "strategy": args.strategy}
         variants = dict(parse_variant(v) for v in args.variant) or {"default": {}}
@@ -338,6 +401,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     data = Data(ds.x_train, ds.y_train, ds.x_val, ds.y_val)
     batch = args.batch_size or config.batch_size
     steps = max(1, round(args.epochs * len(ds.y_train) / batch))
+    cost, cost_note = _costs(args, config, tab)
     make = _oneshot_factory(config, space, ds.input_shape, ds.num_classes)
     runs: dict[str, list[dict[str, Any]]] = {}
     partial = args.out.with_suffix(".partial.json")
@@ -352,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 seed=seed,
                 steps=steps,
                 batch_size=batch,
-                cost_scale=args.cost_scale,
+                cost=cost,
             )
             runs.setdefault(label, []).append(r)
             print(
@@ -362,9 +426,17 @@ def main(argv: Sequence[str] | None = None) -> None:
                 flush=True,
             )
             partial.write_text(json.dumps(runs, indent=1, default=str))
-    results = {"steps": steps, "batch_size": batch, "table": str(args.table), "runs": runs}
-    emit(args.out, "weight_sharing", summarize(args.strategy, tab, runs), results)
-    args.out.with_suffix(".md").write_text(summarize(args.strategy, tab, runs) + "\n")
+    results = {
+        "steps": steps,
+        "batch_size": batch,
+        "table": str(args.table),
+        "random_cost": cost_note,
+        "random_cost_seconds": cost.tolist(),
+        "runs": runs,
+    }
+    text = summarize(args.strategy, tab, runs, cost_note=cost_note, steps=steps, batch_size=batch)
+    emit(args.out, "weight_sharing", text, results)
+    args.out.with_suffix(".md").write_text(text + "\n")
     partial.unlink(missing_ok=True)
 
 

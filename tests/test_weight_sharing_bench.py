@@ -200,31 +200,51 @@ def test_settings_and_variants_parse_as_toml_values() -> None:
         ws.parse_variant(":a=1")
 
 
-def test_a_bad_setting_is_one_line_before_anything_is_written(tmp_path: Path) -> None:
+def test_child_cpu_trains_distinct_table_architectures_as_tabulate_did(tab, monkeypatch) -> None:
+    from rlnas import data
+    from rlnas.config import make_config
+    from rlnas.models import child
+
+    trained = []
+    monkeypatch.setattr(data, "load", lambda spec: ("dataset", spec.train_fraction))
+    monkeypatch.setattr(
+        child, "train_and_evaluate", lambda arch, ds, spec, seed: trained.append((arch, ds, spec))
+    )
+    config = make_config(epochs=3, batch_size=16, train_fraction=0.5)
+    seconds = ws.child_cpu_seconds(config, tab, 3)
+    assert seconds >= 0 and len(trained) == 3
+    assert len({tuple(sorted(a.items())) for a, _, _ in trained}) == 3
+    assert all(a in [SPACE.decode(t) for t in tab.tokens.tolist()] for a, _, _ in trained)
+    assert {(ds, spec.epochs, spec.batch_size, spec.final) for _, ds, spec in trained} == {
+        (("dataset", 0.5), 3, 16, False)
+    }
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--settings", "no_such_setting=1"], "weight_sharing: unknown setting 'no_such_setting'"),
+        (
+            ["--child-cpu", "zero"],
+            "weight_sharing: --child-cpu 'zero' is invalid; use measure, fit or a number",
+        ),
+        (["--seeds", "0"], "weight_sharing: --seeds 0, --epochs 4.0 and --cpu-probes 3 must be positive"),
+    ],
+)
+def test_bad_input_is_one_line_before_anything_is_written(
+    tmp_path: Path, flags: list[str], message: str
+) -> None:
     table = _write_table(tmp_path / "t.csv", ROWS)
     config = tmp_path / "c.toml"
-    config.write_text('[space]\nmodel = "mlp"\n[[space.decisions]]\nname = "op"\nvalues = ["a", "b", "c"]\n')
+    config.write_text(
+        '[space]\nmodel = "mlp"\n[[space.decisions]]\nname = "op"\nvalues = ["a", "b", "c"]\n'
+        '[[space.decisions]]\nname = "width"\nvalues = [8, 16]\n'
+    )
     out = tmp_path / "out" / "r.json"
+    cmd = [sys.executable, str(SCRIPT), "--table", str(table), "--config", str(config), "--strategy", "enas"]
     proc = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--table",
-            str(table),
-            "--config",
-            str(config),
-            "--strategy",
-            "enas",
-            "--settings",
-            "no_such_setting=1",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
+        [*cmd, *flags, "--out", str(out)], capture_output=True, text=True, cwd=ROOT, check=False
     )
     assert proc.returncode != 0
-    assert proc.stderr.strip().startswith("weight_sharing: ") and len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.strip().startswith(message) and len(proc.stderr.strip().splitlines()) == 1
     assert not out.parent.exists()
