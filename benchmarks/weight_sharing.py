@@ -8,9 +8,10 @@ validation accuracy and training seconds, so both can be answered exactly.
 For each seed, the strategy is built by ``rlnas.strategies.make_oneshot`` on the table's own data
 (the dataset, fractions and split seed of the table's ``[search]``, loaded as ``rlnas tabulate``
 loads them: the supernet trains on the table's train split and is scored on its val split), then
-trained for ``--epochs`` passes over the train split, one ``step`` per training minibatch with a
-validation minibatch, counting the CPU seconds of this process (every thread) and of any process it
-waited for, from building the strategy to its pick. Then:
+trained as ``rlnas search`` trains it (the strategy's epochs setting, ``enas_epochs`` or
+``darts_epochs``, of full minibatches of ``batch_size``, each with a validation minibatch, in the
+one-shot loop's order), counting the CPU seconds of this process (every thread) and of any process
+it waited for, from building the strategy to its pick. Then:
 
 - tau: Kendall's tau-b between every architecture's accuracy with the shared weights on the whole
   val split (``strategy.evaluate``) and its stand-alone val accuracy in the table;
@@ -31,9 +32,11 @@ first, seed by seed. This is how the mitigations are measured (warm-up of the sh
 controller's entropy bonus, path dropout), without this script knowing their names:
 
     python benchmarks/weight_sharing.py --table benchmarks/tables/cell_small_fashion.csv \\
-        --config benchmarks/tables/cell_small_fashion.toml --strategy enas --seeds 10 --epochs 4
-    python benchmarks/weight_sharing.py ... --strategy enas --variant default \\
-        --variant "no warm-up:warmup_steps=0" --variant "no entropy:entropy_weight=0"
+        --config benchmarks/tables/cell_small_fashion.toml --strategy enas --seeds 10 \\
+        --settings enas_epochs=5
+    python benchmarks/weight_sharing.py ... --strategy enas --settings enas_epochs=5 \\
+        --variant default --variant "warm-up:enas_warmup=200" --variant "no entropy:enas_entropy=0" \\
+        --variant "path dropout:enas_path_dropout=0.3"
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ from rlnas.tables import lookup
 
 Strategy = Any  # an rlnas.strategies.oneshot.OneShotStrategy
 MakeStrategy = Callable[[int, dict[str, Any]], Strategy]  # (seed, settings) -> a fresh strategy
+EPOCHS = {"enas": "enas_epochs", "darts": "darts_epochs"}  # each strategy's budget setting
 
 
 @dataclass(frozen=True)
@@ -157,16 +161,20 @@ class Data:
     y_val: np.ndarray
 
 
-def train(strategy: Strategy, data: Data, steps: int, batch_size: int, rng: np.random.Generator) -> None:
-    """``steps`` strategy steps: training minibatches in a fresh shuffle each pass, each with a
-    validation minibatch drawn at random."""
-    n, order = len(data.y_train), np.empty(0, np.int64)
-    for _ in range(steps):
-        if len(order) < batch_size:
-            order = np.concatenate([order, rng.permutation(n)])
-        idx, order = order[:batch_size], order[batch_size:]
-        vidx = rng.choice(len(data.y_val), size=min(batch_size, len(data.y_val)), replace=False)
-        strategy.step(data.x_train[idx], data.y_train[idx], data.x_val[vidx], data.y_val[vidx])
+def train(
+    strategy: Strategy, data: Data, *, epochs: int, steps_per_epoch: int, batch_size: int, seed: int
+) -> None:
+    """The one-shot search's training (rlnas.search.oneshot): per epoch a shuffle of the train and the
+    validation rows seeded by (seed, epoch), ``steps_per_epoch`` training minibatches in that order,
+    each with the validation minibatch beside it (the validation rows in order, wrapping around)."""
+    b = batch_size
+    for epoch in range(epochs):
+        rng = np.random.default_rng([seed, epoch])
+        order, vorder = rng.permutation(len(data.y_train)), rng.permutation(len(data.y_val))
+        for step in range(steps_per_epoch):
+            rows = order[step * b : (step + 1) * b]
+            v = vorder[np.arange(step * b, step * b + min(b, len(vorder))) % len(vorder)]
+            strategy.step(data.x_train[rows], data.y_train[rows], data.x_val[v], data.y_val[v])
 
 
 def measure_seed(
@@ -176,7 +184,8 @@ def measure_seed(
     tab: TableData,
     *,
     seed: int,
-    steps: int,
+    epochs: int,
+    steps_per_epoch: int,
     batch_size: int,
     cost: np.ndarray | None = None,
     clock: Callable[[], float] = cpu_seconds,
@@ -185,7 +194,7 @@ def measure_seed(
     (``cost``: random search's seconds per architecture, default the table's fit_seconds)."""
     cpu0, wall0 = clock(), time.perf_counter()
     strategy = make(seed, settings)
-    train(strategy, data, steps, batch_size, np.random.default_rng([seed, 17]))
+    train(strategy, data, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, seed=seed)
     pick = np.asarray(strategy.candidates(1, data.x_val, data.y_val)[0].tokens)
     cpu, wall = clock() - cpu0, time.perf_counter() - wall0
     shared = np.asarray(strategy.evaluate(tab.tokens, data.x_val, data.y_val), np.float64)
@@ -225,15 +234,12 @@ def summarize(
     runs: dict[str, list[dict[str, Any]]],
     *,
     cost_note: str = "each architecture's recorded fit_seconds",
-    steps: int | None = None,
-    batch_size: int | None = None,
 ) -> str:
     """Markdown: per variant, means with 95% Student-t intervals over seeds; then each variant minus
     the first, paired by seed."""
-    budget = f"{steps} steps of minibatch {batch_size}; " if steps else ""
     lines = [
         f"{strategy} on a table of {len(tab.accuracy)} architectures (best stand-alone val accuracy "
-        f"{tab.best:.4f}, median {float(np.nanmedian(tab.accuracy)):.4f}); {budget}mean [95% t-interval] "
+        f"{tab.best:.4f}, median {float(np.nanmedian(tab.accuracy)):.4f}); mean [95% t-interval] "
         "over seeds.",
         "tau: Kendall tau-b of shared-weight val accuracy against stand-alone val accuracy, every "
         "architecture; regret: table best minus the stand-alone accuracy of the pick; random: random "
@@ -339,9 +345,13 @@ def _costs(args: argparse.Namespace, config: Any, tab: TableData) -> tuple[np.nd
     return np.full(len(tab.cost), cpu), f"{cpu:.1f} CPU s each (given)"
 
 
-def _oneshot_factory(
-    config: Any, space: SearchSpace, input_shape: tuple[int, ...], classes: int
-) -> MakeStrategy:
+def budget(config: Any, n_train: int) -> tuple[int, int, int]:
+    """(epochs, steps per epoch, minibatch) as the one-shot search takes them from ``config``."""
+    batch = int(config.batch_size)
+    return int(config.setting(EPOCHS[config.strategy])), max(n_train // batch, 1), batch
+
+
+def _oneshot_factory(config: Any, space: SearchSpace, ds: Any) -> MakeStrategy:
     """Strategies made as ``rlnas search`` makes them, from the table's config plus the settings."""
     import keras
 
@@ -349,7 +359,9 @@ def _oneshot_factory(
 
     def make(seed: int, settings: dict[str, Any]) -> Strategy:
         keras.utils.set_random_seed(seed)
-        return make_oneshot(config.with_settings(**settings, seed=seed), space, input_shape, classes)
+        c = config.with_settings(**settings, seed=seed)
+        _, steps, _ = budget(c, len(ds.y_train))
+        return make_oneshot(c, space, ds.input_shape, ds.num_classes, steps_per_epoch=steps)
 
     return make
 
@@ -360,9 +372,12 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--config", type=Path, required=True, help="the table's TOML: its space and data")
     p.add_argument("--strategy", required=True, choices=("enas", "darts"))
     p.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 (default 10)")
-    p.add_argument("--epochs", type=float, default=4.0, help="passes of the shared weights over train")
-    p.add_argument("--batch-size", type=int, default=None, help="minibatch (default: the table's)")
-    p.add_argument("--settings", nargs="*", default=[], help="key=value for every variant")
+    p.add_argument(
+        "--settings",
+        nargs="*",
+        default=[],
+        help="key=value for every variant, as rlnas search takes them (enas_epochs=5, batch_size=64)",
+    )
     p.add_argument("--variant", action="append", default=[], help="LABEL[:key=value,...] (repeatable)")
     p.add_argument(
         "--child-cpu",
@@ -378,17 +393,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     from rlnas.config import load_config
 
     try:
-        if args.seeds < 1 or args.epochs <= 0 or args.cpu_probes < 1:
-            raise ConfigError(
-                f"--seeds {args.seeds}, --epochs {args.epochs} and --cpu-probes {args.cpu_probes} "
-                "must be positive"
-            )
+        if args.seeds < 1 or args.cpu_probes < 1:
+            raise ConfigError(f"--seeds {args.seeds} and --cpu-probes {args.cpu_probes} must be positive")
         _check_child_cpu(args.child_cpu)
         config, space, _ = load_config(args.config)
         base = {**parse_settings(args.settings), "strategy": args.strategy}
         variants = dict(parse_variant(v) for v in args.variant) or {"default": {}}
-        for extra in variants.values():
-            config.with_settings(**base, **extra)  # an unknown name fails here, before any training
+        configs = {label: config.with_settings(**base, **extra) for label, extra in variants.items()}
         tab = read_table(args.table, space)
     except ConfigError as exc:
         raise SystemExit(f"weight_sharing: {exc}") from None
@@ -399,14 +410,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     ds = load(config.data_spec())
     data = Data(ds.x_train, ds.y_train, ds.x_val, ds.y_val)
-    batch = args.batch_size or config.batch_size
-    steps = max(1, round(args.epochs * len(ds.y_train) / batch))
     cost, cost_note = _costs(args, config, tab)
-    make = _oneshot_factory(config, space, ds.input_shape, ds.num_classes)
+    make = _oneshot_factory(config, space, ds)
     runs: dict[str, list[dict[str, Any]]] = {}
     partial = args.out.with_suffix(".partial.json")
     partial.parent.mkdir(parents=True, exist_ok=True)
     for label, extra in variants.items():
+        epochs, steps, batch = budget(configs[label], len(ds.y_train))
         for seed in range(args.seeds):
             r = measure_seed(
                 make,
@@ -414,11 +424,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                 data,
                 tab,
                 seed=seed,
-                steps=steps,
+                epochs=epochs,
+                steps_per_epoch=steps,
                 batch_size=batch,
                 cost=cost,
             )
-            runs.setdefault(label, []).append(r)
+            runs.setdefault(label, []).append(r | {"epochs": epochs, "steps": epochs * steps, "batch": batch})
             print(
                 f"{label} seed {seed}: tau {r['tau']:.3f} regret {r['regret']:.4f} random "
                 f"{r['random_regret']:.4f} cpu {r['cpu_seconds']:.0f}s",
@@ -427,14 +438,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
             partial.write_text(json.dumps(runs, indent=1, default=str))
     results = {
-        "steps": steps,
-        "batch_size": batch,
         "table": str(args.table),
         "random_cost": cost_note,
         "random_cost_seconds": cost.tolist(),
         "runs": runs,
     }
-    text = summarize(args.strategy, tab, runs, cost_note=cost_note, steps=steps, batch_size=batch)
+    text = summarize(args.strategy, tab, runs, cost_note=cost_note)
     emit(args.out, "weight_sharing", text, results)
     args.out.with_suffix(".md").write_text(text + "\n")
     partial.unlink(missing_ok=True)

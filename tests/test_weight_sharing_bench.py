@@ -118,10 +118,12 @@ class FakeOneShot:
 
 
 def _data() -> object:
-    return ws.Data(np.zeros((10, 2)), np.zeros(10, np.int64), np.ones((6, 2)), np.ones(6, np.int64))
+    """Train rows 0..9 and val rows 100..105 (each row's value tells where it came from)."""
+    x_train, x_val = np.arange(10.0)[:, None], 100 + np.arange(6.0)[:, None]
+    return ws.Data(x_train, np.zeros(10, np.int64), x_val, np.ones(6, np.int64))
 
 
-def test_measure_seed_with_a_perfect_supernet(tab) -> None:
+def test_measure_seed_trains_as_the_one_shot_loop_then_scores_a_perfect_supernet(tab) -> None:
     clock, made = [0.0], []
 
     def make(seed, settings):
@@ -129,14 +131,27 @@ def test_measure_seed_with_a_perfect_supernet(tab) -> None:
         made.append(FakeOneShot(tab, tab.accuracy, clock))
         return made[-1]
 
-    r = ws.measure_seed(make, {"x": 1}, _data(), tab, seed=3, steps=5, batch_size=4, clock=lambda: clock[0])
-    strategy = made[1]
-    assert made[0] == (3, {"x": 1})
-    assert len(strategy.batches) == 5
-    assert all(
-        xt.shape == (4, 2) and not xt.any() and xv.shape == (4, 2) and xv.all() for xt, xv in strategy.batches
+    r = ws.measure_seed(
+        make,
+        {"x": 1},
+        _data(),
+        tab,
+        seed=3,
+        epochs=2,
+        steps_per_epoch=2,
+        batch_size=4,
+        cost=np.ones(6),
+        clock=lambda: clock[0],
     )
-    assert r["cpu_seconds"] == 5.0 and r["random_evaluations"] == 4  # costs 1,1,1,1,1,2: 4 or 5 fit
+    batches = made[1].batches
+    assert made[0] == (3, {"x": 1})
+    assert len(batches) == 4 and all(xt.shape == (4, 1) and xv.shape == (4, 1) for xt, xv in batches)
+    for epoch in (batches[:2], batches[2:]):  # each epoch: distinct train rows, val rows beside them
+        rows = np.concatenate([xt[:, 0] for xt, _ in epoch])
+        assert len(set(rows)) == 8 and rows.max() < 10
+        assert all(xv.min() >= 100 for _, xv in epoch)
+    assert [xt[:, 0].tolist() for xt, _ in batches[:2]] != [xt[:, 0].tolist() for xt, _ in batches[2:]]
+    assert r["cpu_seconds"] == 4.0 and r["random_evaluations"] == 4  # one clock second a step, 1 s a child
     assert r["tau"] == pytest.approx(1.0)
     assert r["regret"] == 0.0 and r["pick"] == {"op": "c", "width": 8}
     assert r["regret_minus_random"] == pytest.approx(-r["random_regret"])
@@ -150,12 +165,14 @@ def test_measure_seed_with_a_reversed_supernet_picks_the_worst(tab) -> None:
         _data(),
         tab,
         seed=0,
-        steps=2,
+        epochs=1,
+        steps_per_epoch=2,
         batch_size=4,
         clock=lambda: clock[0],
     )
     assert r["tau"] == pytest.approx(-1.0)
     assert r["regret"] == pytest.approx(0.9 - 0.35)
+    assert r["random_evaluations"] <= 2  # the table's fit_seconds (1 or 2 s) against 2 clock seconds
 
 
 def test_summary_gives_intervals_and_the_paired_difference_per_variant(tab) -> None:
@@ -228,7 +245,7 @@ def test_child_cpu_trains_distinct_table_architectures_as_tabulate_did(tab, monk
             ["--child-cpu", "zero"],
             "weight_sharing: --child-cpu 'zero' is invalid; use measure, fit or a number",
         ),
-        (["--seeds", "0"], "weight_sharing: --seeds 0, --epochs 4.0 and --cpu-probes 3 must be positive"),
+        (["--seeds", "0"], "weight_sharing: --seeds 0 and --cpu-probes 3 must be positive"),
     ],
 )
 def test_bad_input_is_one_line_before_anything_is_written(
