@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ENAS on the Fashion-MNIST conv space: search CPU time, replay CPU time, replayed test accuracy.
 #
-#   BUDGET="--max-minutes 4" bash benchmarks/enas_fashion.sh      # from the repository root
+#   BUDGET="--enas-epochs 1 --enas-candidates 20" bash benchmarks/enas_fashion.sh   # from the repository root
 #
 # The from-scratch reference (benchmarks/results/fashion_mnist/search_and_replay.md): REINFORCE on
 # examples/conv_fashion.toml's space, 43 + ~2 CPU-min of search, top-1 replayed 15 epochs with the
@@ -17,14 +17,14 @@
 #      the picked architecture, its test accuracy, the commands.
 #
 # Env: BUDGET (the supernet's budget flags, passed to `rlnas search`: size them so that step 1 stays
-# <= 4.5 CPU-min), EXTRA (more search flags, e.g. ENAS settings), PYTHON=python3, REPLAY_EPOCHS=15,
+# <= 4.5 CPU-min; the candidates' scoring on 12,000 validation images counts too), EXTRA (more search flags, e.g. ENAS settings), PYTHON=python3, REPLAY_EPOCHS=15,
 # TRAIN_FRACTION=1.0, STRATEGY=enas (another strategy checks the script), OUT=benchmarks/results/weight_sharing, RUNS (default: a temporary folder,
 # removed), SMOKE=1 (mnist_5k, 1 replay epoch, results under /tmp: checks the script, measures nothing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-BUDGET=${BUDGET:?set BUDGET to the supernet budget flags of rlnas search, e.g. BUDGET="--max-minutes 4"}
+BUDGET=${BUDGET:?set BUDGET to the supernet budget flags of rlnas search, e.g. BUDGET="--enas-epochs 1"}
 EXTRA=${EXTRA:-}
 STRATEGY=${STRATEGY:-enas}
 REPLAY_EPOCHS=${REPLAY_EPOCHS:-15}
