@@ -16,10 +16,12 @@
 #   3. writes $OUT/enas_fashion.json and .md: both CPU and wall times, the load average around them,
 #      the picked architecture, its test accuracy, the commands.
 #
-# Env: BUDGET (the supernet's budget flags, passed to `rlnas search`: size them so that step 1 stays
-# <= 4.5 CPU-min; the candidates' scoring on 12,000 validation images counts too), EXTRA (more search flags, e.g. ENAS settings), PYTHON=python3, REPLAY_EPOCHS=15,
-# TRAIN_FRACTION=1.0, STRATEGY=enas (another strategy checks the script), OUT=benchmarks/results/weight_sharing, RUNS (default: a temporary folder,
-# removed), SMOKE=1 (mnist_5k, 1 replay epoch, results under /tmp: checks the script, measures nothing).
+# Env: BUDGET (the supernet's budget flags, passed to `rlnas search`: size them so that step 1
+# stays <= 4.5 CPU-min; scoring the candidates on 12,000 validation images counts too), EXTRA (more
+# search flags, e.g. ENAS settings), PYTHON=python3, REPLAY_EPOCHS=15, TRAIN_FRACTION=1.0,
+# STRATEGY=enas (another strategy checks the script), OUT=benchmarks/results/weight_sharing, RUNS
+# (default: a temporary folder, removed), SMOKE=1 (mnist_5k, 1 replay epoch, results under /tmp:
+# checks the script, measures nothing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
