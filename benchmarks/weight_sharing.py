@@ -14,7 +14,8 @@ one-shot loop's order), counting the CPU seconds of this process (every thread) 
 it waited for, from building the strategy to its pick. Then:
 
 - tau: Kendall's tau-b between every architecture's accuracy with the shared weights on the whole
-  val split (``strategy.evaluate``) and its stand-alone val accuracy in the table;
+  val split (``strategy.evaluate``; ``--tau-rows N``: its first N rows, to save time) and its
+  stand-alone val accuracy in the table;
 - regret: the table's best accuracy minus the table accuracy of the strategy's pick
   (``candidates(1)[0]``);
 - random: random search given the same CPU seconds: architectures drawn uniformly from the table,
@@ -188,16 +189,19 @@ def measure_seed(
     steps_per_epoch: int,
     batch_size: int,
     cost: np.ndarray | None = None,
+    tau_rows: int | None = None,
     clock: Callable[[], float] = cpu_seconds,
 ) -> dict[str, Any]:
     """One seed: build and train the strategy, take its pick, then tau and random search at its cost
-    (``cost``: random search's seconds per architecture, default the table's fit_seconds)."""
+    (``cost``: random search's seconds per architecture, default the table's fit_seconds; ``tau_rows``:
+    score the shared weights for tau on the first that many validation rows only, to save time)."""
     cpu0, wall0 = clock(), time.perf_counter()
     strategy = make(seed, settings)
     train(strategy, data, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, seed=seed)
     pick = np.asarray(strategy.candidates(1, data.x_val, data.y_val)[0].tokens)
     cpu, wall = clock() - cpu0, time.perf_counter() - wall0
-    shared = np.asarray(strategy.evaluate(tab.tokens, data.x_val, data.y_val), np.float64)
+    n = len(data.y_val) if tau_rows is None else tau_rows
+    shared = np.asarray(strategy.evaluate(tab.tokens, data.x_val[:n], data.y_val[:n]), np.float64)
     found, evals = random_at_cost(
         tab.accuracy, tab.cost if cost is None else cost, cpu, np.random.default_rng([seed, 23])
     )
@@ -385,6 +389,12 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="random search's cost of a child: measure (default), fit (the table's fit_seconds) or seconds",
     )
     p.add_argument("--cpu-probes", type=int, default=3, help="children trained to measure (default 3)")
+    p.add_argument(
+        "--tau-rows",
+        type=int,
+        default=None,
+        help="score every architecture for tau on the first N validation rows (default: all)",
+    )
     return p.parse_args(argv)
 
 
@@ -393,8 +403,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     from rlnas.config import load_config
 
     try:
-        if args.seeds < 1 or args.cpu_probes < 1:
-            raise ConfigError(f"--seeds {args.seeds} and --cpu-probes {args.cpu_probes} must be positive")
+        if args.seeds < 1 or args.cpu_probes < 1 or (args.tau_rows is not None and args.tau_rows < 1):
+            raise ConfigError(
+                f"--seeds {args.seeds}, --cpu-probes {args.cpu_probes} and --tau-rows {args.tau_rows} "
+                "must be positive"
+            )
         _check_child_cpu(args.child_cpu)
         config, space, _ = load_config(args.config)
         base = {**parse_settings(args.settings), "strategy": args.strategy}
@@ -428,6 +441,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 steps_per_epoch=steps,
                 batch_size=batch,
                 cost=cost,
+                tau_rows=args.tau_rows,
             )
             runs.setdefault(label, []).append(r | {"epochs": epochs, "steps": epochs * steps, "batch": batch})
             print(

@@ -175,6 +175,29 @@ def test_measure_seed_with_a_reversed_supernet_picks_the_worst(tab) -> None:
     assert r["random_evaluations"] <= 2  # the table's fit_seconds (1 or 2 s) against 2 clock seconds
 
 
+def test_tau_rows_scores_the_shared_weights_on_the_first_validation_rows(tab) -> None:
+    seen = []
+
+    class Spy(FakeOneShot):
+        def evaluate(self, tokens, x, y):
+            seen.append(x[:, 0].tolist())
+            return super().evaluate(tokens, x, y)
+
+    ws.measure_seed(
+        lambda seed, s: Spy(tab, tab.accuracy, [0.0]),
+        {},
+        _data(),
+        tab,
+        seed=0,
+        epochs=1,
+        steps_per_epoch=1,
+        batch_size=4,
+        tau_rows=2,
+    )
+    assert seen[-1] == [100.0, 101.0]  # tau on the first 2 rows; the pick (seen[0]) on all 6
+    assert len(seen[0]) == 6
+
+
 def test_summary_gives_intervals_and_the_paired_difference_per_variant(tab) -> None:
     def run(seed, tau, regret):
         return {
@@ -245,7 +268,7 @@ def test_child_cpu_trains_distinct_table_architectures_as_tabulate_did(tab, monk
             ["--child-cpu", "zero"],
             "weight_sharing: --child-cpu 'zero' is invalid; use measure, fit or a number",
         ),
-        (["--seeds", "0"], "weight_sharing: --seeds 0 and --cpu-probes 3 must be positive"),
+        (["--seeds", "0"], "weight_sharing: --seeds 0, --cpu-probes 3 and --tau-rows None must be positive"),
     ],
 )
 def test_bad_input_is_one_line_before_anything_is_written(
