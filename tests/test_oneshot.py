@@ -145,7 +145,10 @@ def mlp_config(tmp_path_factory) -> Path:
             r"enas scores architectures by validation accuracy with shared weights; objective 'val_loss' is",
         ),
         (["--executor", "ray"], r"enas trains one supernet in this process; --executor ray does not apply"),
-        (["--strategy", "darts"], r"darts mixes the operations of each edge of a cell; model 'mlp' has no"),
+        (
+            ["--strategy", "darts"],
+            r"--strategy darts needs the cell space's per-edge operations; the 'mlp' space has none",
+        ),
     ],
 )
 def test_bad_input_is_one_line_before_any_run_directory(tmp_path, mlp_config, flags, message):
