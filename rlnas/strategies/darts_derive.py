@@ -14,7 +14,6 @@ derivations that :meth:`DartsStrategy.candidates` also scores.
 from __future__ import annotations
 
 import heapq
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +21,7 @@ import numpy as np
 
 from rlnas.models.cell import DEFAULTS
 from rlnas.policy.darts_cell import Edge
+from rlnas.policy.supernet.base import fixed_values as training_only
 from rlnas.space import SearchSpace
 
 Option = tuple[float, tuple[int, int, int, int]]
@@ -35,17 +35,13 @@ def fixed_values(space: SearchSpace) -> dict[str, Any]:
     larger one); ``lr``: the value nearest 1e-3 (log scale); ``dropout``: off (False or 0) where the
     space allows it; ``reductions``: the child's default 1 where allowed. Anything else: the first value.
     """
-    fixed: dict[str, Any] = {}
+    fixed: dict[str, Any] = training_only(space)  # lr and dropout: the supernets' own rule
     for d in space.decisions:
-        if d.name.startswith("node"):
+        if d.name.startswith("node") or d.name in fixed:
             continue
         values = list(d.values)
         if d.name in ("filters", "num_cells"):
             fixed[d.name] = max(values)
-        elif d.name == "lr":
-            fixed[d.name] = min(values, key=lambda v: abs(math.log(float(v) / 1e-3)))
-        elif d.name == "dropout":
-            fixed[d.name] = next((v for v in values if v is False or v == 0), values[0])
         elif d.name == "reductions":
             fixed[d.name] = DEFAULTS["reductions"] if DEFAULTS["reductions"] in values else values[0]
         else:

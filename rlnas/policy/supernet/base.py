@@ -44,8 +44,8 @@ def fixed_values(space: SearchSpace) -> dict[str, Any]:
         values = [float(v) for v in space["lr"].values]
         fixed["lr"] = min(values, key=lambda v: abs(math.log(v) - math.log(1e-3)))
     if "dropout" in space.names:
-        values = space["dropout"].values
-        fixed["dropout"] = False if False in values else values[0]
+        values = space["dropout"].values  # off: False, or 0 in a space of rates; else the first value
+        fixed["dropout"] = next((v for v in values if v is False or v == 0), values[0])
     return fixed
 
 
